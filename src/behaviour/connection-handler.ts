@@ -1,0 +1,123 @@
+/**
+ * The per-connection half of a protocol: one `ConnectionHandler` per connection per behaviour.
+ *
+ * @module
+ */
+import { PeerswarmError } from '../errors.js'
+import type { Context } from './context.js'
+import type { Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/**
+ * The protocols a handler accepts on inbound streams, or asks for on an outbound stream.
+ * Negotiation uses multistream-select; the first protocol both sides support wins.
+ */
+export interface SubstreamProtocol {
+  /** Protocol ids in order of preference, e.g. `['/ipfs/ping/1.0.0']`. */
+  readonly protocols: readonly string[]
+  /** Handed back unchanged in the matching `FullyNegotiated…` or `…UpgradeError` event. */
+  readonly info?: unknown
+  /** Negotiation timeout in ms (default: the swarm's `substreamNegotiationTimeout`, 10 s). */
+  readonly timeout?: number
+}
+
+/** Protocols a side of a connection started or stopped supporting. */
+export interface ProtocolsChange {
+  readonly type: 'Added' | 'Removed'
+  readonly protocols: readonly string[]
+}
+
+/** Why a substream could not be negotiated. */
+export type StreamUpgradeErrorKind = 'Timeout' | 'NegotiationFailed' | 'Io'
+
+/** A substream could not be opened or negotiated. */
+export class StreamUpgradeError extends PeerswarmError {
+  constructor (readonly kind: StreamUpgradeErrorKind, message: string, cause?: unknown) {
+    super(`ERR_STREAM_UPGRADE_${kind.toUpperCase()}`, message, { cause })
+  }
+}
+
+/** What the connection tells its handler. */
+export type ConnectionEvent =
+  | {
+    /** An inbound stream negotiated one of `listenProtocol()`'s protocols. */
+    readonly type: 'FullyNegotiatedInbound'
+    readonly stream: Stream
+    readonly protocol: string
+    readonly info: unknown
+  }
+  | {
+    /** An `OutboundSubstreamRequest` succeeded. */
+    readonly type: 'FullyNegotiatedOutbound'
+    readonly stream: Stream
+    readonly protocol: string
+    readonly info: unknown
+  }
+  | {
+    /** An `OutboundSubstreamRequest` failed (the remote does not support it, timeout, I/O). */
+    readonly type: 'DialUpgradeError'
+    readonly info: unknown
+    readonly error: StreamUpgradeError
+  }
+  | {
+    /** An inbound stream did not finish negotiating in time. */
+    readonly type: 'ListenUpgradeError'
+    readonly info: unknown
+    readonly error: StreamUpgradeError
+  }
+  | { readonly type: 'AddressChange', readonly newAddress: Multiaddr }
+  | { readonly type: 'LocalProtocolsChange', readonly change: ProtocolsChange }
+  | { readonly type: 'RemoteProtocolsChange', readonly change: ProtocolsChange }
+
+/** What a handler asks of its connection, returned from `poll`. */
+export type ConnectionHandlerEvent<TToBehaviour> =
+  | { readonly type: 'OutboundSubstreamRequest', readonly protocol: SubstreamProtocol }
+  | { readonly type: 'NotifyBehaviour', readonly event: TToBehaviour }
+  | { readonly type: 'CloseConnection', readonly error: Error }
+  | { readonly type: 'ReportRemoteProtocols', readonly change: ProtocolsChange }
+
+/**
+ * The per-connection state machine of a protocol. The connection drives it by itself (it does
+ * not wait for the application): it delivers behaviour events and stream events, then calls
+ * `poll` until it returns `undefined`. A handler that has nothing to do keeps `cx.waker` and
+ * calls `wake()` once it has (a timer fired, a stream produced data).
+ *
+ * `TFromBehaviour` is what its behaviour sends it (`ToSwarm.NotifyHandler`); `TToBehaviour` is
+ * what it reports (`NotifyBehaviour`), delivered to `NetworkBehaviour.onConnectionHandlerEvent`.
+ */
+export interface ConnectionHandler<TFromBehaviour = unknown, TToBehaviour = unknown> {
+  /**
+   * Every protocol this handler accepts on inbound streams. Read whenever an inbound stream
+   * starts negotiating; a change is reported to remotes that track our protocols.
+   */
+  listenProtocol(): SubstreamProtocol
+
+  /**
+   * Whether this handler needs the connection kept open. A connection is idle when it has no
+   * negotiating streams, no active streams (except those marked with `ignoreForKeepAlive`),
+   * and every handler returns false here; it then closes after the swarm's
+   * `idleConnectionTimeout` (default 10 s). Return true while the protocol has work that the
+   * remote cannot see as an open stream (e.g. a pending request). Call `wake()` when it changes.
+   */
+  connectionKeepAlive(): boolean
+
+  /** An event from this handler's behaviour. */
+  onBehaviourEvent(event: TFromBehaviour): void
+
+  /** An event from the connection: a negotiated stream, a negotiation failure, a change. */
+  onConnectionEvent(event: ConnectionEvent): void
+
+  /** The next thing this handler asks for, or `undefined` (then keep `cx.waker`). */
+  poll(cx: Context): ConnectionHandlerEvent<TToBehaviour> | undefined
+
+  /**
+   * The connection is gone: release timers and streams. Called exactly once; the handler is
+   * never used again.
+   */
+  close?(): void
+}
+
+/** The event type a handler reports to its behaviour. */
+export type ToBehaviourOf<H> = H extends ConnectionHandler<unknown, infer O> ? O : never
+/** The event type a handler accepts from its behaviour. */
+export type FromBehaviourOf<H> = H extends ConnectionHandler<infer I, unknown> ? I : never

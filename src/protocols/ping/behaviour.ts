@@ -1,0 +1,76 @@
+/**
+ * Ping's behaviour: reports every connection's round-trip times and failures.
+ *
+ * @module
+ */
+import { config as pingConfig } from './config.js'
+import { Handler } from './handler.js'
+import type { Config } from './config.js'
+import type { HandlerEvent, PingFailure } from './handler.js'
+import type { Context, Waker } from '../../behaviour/context.js'
+import type { NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
+import type { ConnectionId } from '../../swarm/ids.js'
+import type { PeerId } from '@libp2p/interface'
+
+/** A ping result for one connection. */
+export type Event =
+  | {
+    readonly type: 'Success'
+    readonly peerId: PeerId
+    readonly connectionId: ConnectionId
+    /** Round-trip time in ms. */
+    readonly rtt: number
+  }
+  | {
+    readonly type: 'Failure'
+    readonly peerId: PeerId
+    readonly connectionId: ConnectionId
+    readonly error: PingFailure
+  }
+
+/**
+ * The `/ipfs/ping/1.0.0` protocol, as rust-libp2p's ping: each connection is pinged right
+ * away and then every `interval`. Ping does not keep connections alive; set the swarm's
+ * `idleConnectionTimeout` (or add a protocol that does) to keep an otherwise idle connection.
+ *
+ * ```ts
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withMemoryTransport()
+ *   .withBehaviour(() => new ping.Behaviour({ interval: 1_000 }))
+ *   .build()
+ * ```
+ */
+export class Behaviour implements NetworkBehaviour<Event, never, HandlerEvent> {
+  /** The complete configuration. */
+  readonly config: Config
+  private readonly events: Event[] = []
+  private waker?: Waker
+
+  constructor (options: Partial<Config> = {}) {
+    this.config = pingConfig(options)
+  }
+
+  handleEstablishedInboundConnection (): Handler {
+    return new Handler(this.config)
+  }
+
+  handleEstablishedOutboundConnection (): Handler {
+    return new Handler(this.config)
+  }
+
+  onSwarmEvent (): void {}
+
+  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: HandlerEvent): void {
+    this.events.push(event.type === 'Success'
+      ? { type: 'Success', peerId, connectionId, rtt: event.rtt }
+      : { type: 'Failure', peerId, connectionId, error: event.error })
+    this.waker?.wake()
+  }
+
+  poll (cx: Context): ToSwarm<Event, never> | undefined {
+    const event = this.events.shift()
+    if (event !== undefined) return { type: 'GenerateEvent', event }
+    this.waker = cx.waker
+    return undefined
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * `SwarmBuilder`: identity, then transports, then the behaviour, then the swarm's config.
+ *
+ * @module
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { TypedEventEmitter } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
+import { generateKeypair, peerIdOf } from '../identity.js'
+import { MemoryTransport } from '../transport/memory.js'
+import { swarmConfig } from './config.js'
+import { Swarm } from './swarm.js'
+import { SwarmUpgrader } from './upgrader.js'
+import type { SwarmConfig } from './config.js'
+import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
+import type { Keypair } from '../identity.js'
+import type { ComponentLogger, Libp2pEvents, Transport, TypedEventTarget } from '@libp2p/interface'
+
+/** What a transport factory receives (what js-libp2p transports expect as components). */
+export interface TransportComponents {
+  readonly logger: ComponentLogger
+  readonly events: TypedEventTarget<Libp2pEvents>
+}
+
+/** Creates a transport, e.g. `tcp()` from `@libp2p/tcp`. */
+export type TransportFactory = (components: TransportComponents) => Transport
+
+/**
+ * Builds a {@link Swarm}, in phases as rust-libp2p's builder:
+ *
+ * ```ts
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withMemoryTransport()
+ *   .withBehaviour(() => new ping.Behaviour())
+ *   .withSwarmConfig({ idleConnectionTimeout: 60_000 })
+ *   .build()
+ * ```
+ *
+ * Every transport's connections are secured with Noise and multiplexed with Yamux.
+ */
+export class SwarmBuilder {
+  private readonly transports: TransportFactory[] = []
+
+  private constructor (private readonly identity: Keypair | undefined) {}
+
+  /** Start with a freshly generated Ed25519 identity. */
+  static withNewIdentity (): SwarmBuilder {
+    return new SwarmBuilder(undefined)
+  }
+
+  /** Start with an existing identity. */
+  static withExistingIdentity (key: Keypair): SwarmBuilder {
+    return new SwarmBuilder(key)
+  }
+
+  /** Add a transport. The first one that can dial (or listen on) an address is used for it. */
+  withTransport (factory: TransportFactory): this {
+    this.transports.push(factory)
+    return this
+  }
+
+  /** Add the in-memory transport (`/memory/<n>`), for tests and simulations. */
+  withMemoryTransport (): this {
+    return this.withTransport(() => new MemoryTransport())
+  }
+
+  /** Set the behaviour; `create` receives the identity (e.g. to sign pubsub messages). */
+  withBehaviour<B extends AnyBehaviour> (create: (key: Keypair) => B): BehaviourSwarmBuilder<B> {
+    return new BehaviourSwarmBuilder(this.identity, [...this.transports], create)
+  }
+}
+
+/** The builder's last phase: swarm options, then `build()`. */
+export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
+  private config: Partial<SwarmConfig> = {}
+
+  /** @internal */
+  constructor (
+    private readonly identity: Keypair | undefined,
+    private readonly transports: readonly TransportFactory[],
+    private readonly create: (key: Keypair) => B
+  ) {}
+
+  /** Swarm options; see {@link SwarmConfig} for each field and its default. */
+  withSwarmConfig (config: Partial<SwarmConfig>): this {
+    this.config = { ...this.config, ...config }
+    return this
+  }
+
+  /** Create the swarm. Throws `ConfigError` for invalid options. */
+  async build (): Promise<Swarm<B>> {
+    const config = swarmConfig(this.config)
+    const key = this.identity ?? await generateKeypair()
+    const peerId = peerIdOf(key)
+    const logger = defaultLogger()
+    const upgrader = new SwarmUpgrader({ localPeer: peerId, logger })
+    upgrader.addEncrypter(noise()({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
+    upgrader.addMuxer(yamux()())
+    const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
+    const transports = this.transports.map(factory => factory(components))
+    return new Swarm({ localPeerId: peerId, behaviour: this.create(key), transports, upgrader, config })
+  }
+}
+
+async function rejectInbound (): Promise<void> {
+  throw new Error('not a listener')
+}

@@ -1,0 +1,81 @@
+/**
+ * `SwarmConfig`: the swarm's knobs, with rust-libp2p's defaults.
+ *
+ * @module
+ */
+import { ConfigError } from '../errors.js'
+
+/** Options of a swarm. Every field is optional in `SwarmBuilder.withSwarmConfig`. */
+export interface SwarmConfig {
+  /**
+   * How long a connection stays open once idle, in ms (default: 10 000). A connection is idle
+   * when it has no negotiating streams, no active streams (except those marked with
+   * `ignoreForKeepAlive`) and no handler's `connectionKeepAlive()` is true. `0` closes idle
+   * connections at once; `Infinity` never closes them.
+   */
+  readonly idleConnectionTimeout: number
+  /** Events buffered from the behaviour to one connection's handler (default: 32). */
+  readonly notifyHandlerBufferSize: number
+  /**
+   * Events buffered from one connection's handler to the behaviour beyond the one guaranteed
+   * slot (default: 7). When full, the connection stops polling its handler until the
+   * application consumes events: memory stays bounded and nothing is lost.
+   */
+  readonly perConnectionEventBufferSize: number
+  /** Addresses dialed concurrently for one dial (default: 8). */
+  readonly dialConcurrencyFactor: number
+  /** Inbound streams negotiating at once per connection; extra ones are reset (default: 128). */
+  readonly maxNegotiatingInboundStreams: number
+  /** Timeout of a substream's protocol negotiation, in ms (default: 10 000). */
+  readonly substreamNegotiationTimeout: number
+  /** Timeout of a connection's dial or upgrade (security + muxer), in ms (default: 10 000). */
+  readonly connectionTimeout: number
+}
+
+/** rust-libp2p's defaults. */
+export const defaultSwarmConfig: SwarmConfig = Object.freeze({
+  idleConnectionTimeout: 10_000,
+  notifyHandlerBufferSize: 32,
+  perConnectionEventBufferSize: 7,
+  dialConcurrencyFactor: 8,
+  maxNegotiatingInboundStreams: 128,
+  substreamNegotiationTimeout: 10_000,
+  connectionTimeout: 10_000
+})
+
+/** Validates `options` over the defaults into a complete frozen config; throws `ConfigError`. */
+export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
+  const config = { ...defaultSwarmConfig, ...options }
+  nonNegative(config, 'idleConnectionTimeout', true)
+  positiveInteger(config, 'notifyHandlerBufferSize')
+  nonNegative(config, 'perConnectionEventBufferSize', false)
+  positiveInteger(config, 'dialConcurrencyFactor')
+  positiveInteger(config, 'maxNegotiatingInboundStreams')
+  positiveFinite(config, 'substreamNegotiationTimeout')
+  positiveFinite(config, 'connectionTimeout')
+  if (!Number.isInteger(config.perConnectionEventBufferSize)) throw new ConfigError('perConnectionEventBufferSize', 'must be an integer')
+  return Object.freeze(config)
+}
+
+type NumericField = keyof SwarmConfig
+
+function nonNegative (config: SwarmConfig, field: NumericField, allowInfinity: boolean): void {
+  const value = config[field]
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
+    throw new ConfigError(field, `must be a non-negative number, got ${String(value)}`)
+  }
+}
+
+function positiveFinite (config: SwarmConfig, field: NumericField): void {
+  const value = config[field]
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(field, `must be a positive number, got ${String(value)}`)
+  }
+}
+
+function positiveInteger (config: SwarmConfig, field: NumericField): void {
+  const value = config[field]
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new ConfigError(field, `must be a positive integer, got ${String(value)}`)
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * One established connection and the handler that serves it.
+ *
+ * A connection runs by itself, event-driven, like a rust-libp2p connection task: it does not
+ * wait for the application. It negotiates inbound and outbound streams, feeds its handler and
+ * polls it, and buffers what the handler reports for the behaviour in a bounded buffer. When
+ * that buffer is full it stops polling the handler until the swarm takes events out, so a
+ * slow application slows the remote down instead of growing memory.
+ *
+ * @module
+ */
+import { logger } from '@libp2p/logger'
+import { handle, select } from '@libp2p/multistream-select'
+import { toError } from '../errors.js'
+import { StreamUpgradeError } from '../behaviour/connection-handler.js'
+import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from './errors.js'
+import type { SwarmConfig } from './config.js'
+import type { ConnectionError } from './errors.js'
+import type { ConnectedPoint, ConnectionId } from './ids.js'
+import type { UpgradedConnection } from './upgrader.js'
+import type { Context } from '../behaviour/context.js'
+import type { ConnectionEvent, ConnectionHandler, SubstreamProtocol } from '../behaviour/connection-handler.js'
+import type { PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
+
+const log = logger('peerswarm:connection')
+
+/** setTimeout's largest delay; longer idle timeouts mean "never". */
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+
+const ignoredForKeepAlive = new WeakSet<Stream>()
+
+/**
+ * Let `stream` stay open without keeping its connection alive (as ping does): the connection
+ * may still close as idle while it is open.
+ */
+export function ignoreForKeepAlive (stream: Stream): void {
+  ignoredForKeepAlive.add(stream)
+}
+
+/** What the swarm gives a connection. */
+export interface ConnectionInit {
+  readonly id: ConnectionId
+  readonly peerId: PeerId
+  readonly endpoint: ConnectedPoint
+  readonly upgraded: UpgradedConnection
+  readonly config: SwarmConfig
+  /** Called when the swarm has something to take: an event, a closure, buffer room. */
+  readonly wakeSwarm: () => void
+}
+
+/** @internal An established connection, owned by the pool. */
+export class Connection {
+  readonly id: ConnectionId
+  readonly peerId: PeerId
+  readonly endpoint: ConnectedPoint
+  readonly upgraded: UpgradedConnection
+  /** Set once closed; `undefined` when we closed it ourselves. */
+  closeCause?: ConnectionError
+
+  private state: 'open' | 'closing' | 'closed' = 'open'
+  private handler?: ConnectionHandler
+  private readonly config: SwarmConfig
+  private readonly wakeSwarm: () => void
+  /** Behaviour → handler, bounded by `notifyHandlerBufferSize`. */
+  private readonly commands: unknown[] = []
+  /** Handler → behaviour, bounded by `perConnectionEventBufferSize + 1`. */
+  private readonly events: unknown[] = []
+  /** Stream outcomes waiting to be told to the handler. */
+  private readonly streamEvents: ConnectionEvent[] = []
+  /** Inbound streams waiting for a negotiation slot (or for the handler to exist). */
+  private readonly waitingInbound: Stream[] = []
+  private negotiatingInbound = 0
+  private negotiatingOutbound = 0
+  private idleTimer?: ReturnType<typeof setTimeout>
+  private scheduled = false
+  private readonly cx: Context
+  private resolveClosed!: () => void
+  /** Resolves once the connection is fully closed. */
+  readonly whenClosed = new Promise<void>((resolve) => { this.resolveClosed = resolve })
+
+  constructor (init: ConnectionInit) {
+    this.id = init.id
+    this.peerId = init.peerId
+    this.endpoint = init.endpoint
+    this.upgraded = init.upgraded
+    this.config = init.config
+    this.wakeSwarm = init.wakeSwarm
+    this.cx = { waker: { wake: () => { this.wake() } } }
+    // Attach at once: the muxer aborts the connection if too many streams arrive unheard.
+    init.upgraded.muxer.addEventListener('stream', (evt) => { this.onInboundStream(evt.detail) })
+    init.upgraded.maConn.addEventListener('close', (evt) => { this.onTransportClosed(evt) })
+  }
+
+  /** True once the connection is fully closed and its closure can be reported. */
+  get closed (): boolean {
+    return this.state === 'closed'
+  }
+
+  /** True while the connection accepts work. */
+  get open (): boolean {
+    return this.state === 'open'
+  }
+
+  /** Start serving with `handler` (the behaviour's established-connection gate returned it). */
+  start (handler: ConnectionHandler): void {
+    if (this.state !== 'open') {
+      handler.close?.()
+      return
+    }
+    this.handler = handler
+    this.wake()
+  }
+
+  /**
+   * Queue an event for the handler. Returns false, queuing nothing, if the buffer is full;
+   * the swarm is woken when there is room again. Events for a closing connection are dropped.
+   */
+  notify (event: unknown): boolean {
+    if (this.state !== 'open') return true
+    if (this.commands.length >= this.config.notifyHandlerBufferSize) return false
+    this.commands.push(event)
+    this.wake()
+    return true
+  }
+
+  /** Whether a handler event is waiting for the behaviour. */
+  get hasEvent (): boolean {
+    return this.events.length > 0
+  }
+
+  /** Take the oldest handler event for the behaviour. */
+  takeEvent (): unknown {
+    const full = this.events.length >= this.eventCapacity
+    const event = this.events.shift()
+    if (full) this.wake()
+    return event
+  }
+
+  /** Close gracefully; `cause` is reported in `ConnectionClosed` (none: closed by us). */
+  close (cause?: ConnectionError): void {
+    if (this.state !== 'open') return
+    this.state = 'closing'
+    this.closeCause = cause
+    this.stopServing()
+    const { muxer, maConn } = this.upgraded
+    const signal = AbortSignal.timeout(this.config.connectionTimeout)
+    void (async () => {
+      try {
+        await muxer.close({ signal })
+        await maConn.close({ signal })
+      } catch (err) {
+        log('closing %s failed, aborting: %s', this.id, err)
+        this.abortTransport(toError(err))
+      } finally {
+        this.markClosed()
+      }
+    })()
+  }
+
+  /** Drop the connection at once, without a graceful close. */
+  abort (cause: ConnectionError): void {
+    if (this.state === 'closed') return
+    if (this.state === 'open') this.closeCause = cause
+    this.state = 'closing'
+    this.stopServing()
+    this.abortTransport(cause)
+    this.markClosed()
+  }
+
+  private get eventCapacity (): number {
+    return this.config.perConnectionEventBufferSize + 1
+  }
+
+  private wake (): void {
+    if (this.scheduled || this.state !== 'open' || this.handler == null) return
+    this.scheduled = true
+    queueMicrotask(() => {
+      this.scheduled = false
+      try {
+        this.run()
+      } catch (err) {
+        log.error('handler of connection %s to %p failed: %e', this.id, this.peerId, err)
+        this.close(new HandlerClosedError(toError(err)))
+      }
+    })
+  }
+
+  /**
+   * The connection's loop. Local work before remote work, as in rust-libp2p:
+   *  1. events from the behaviour, in order;
+   *  2. outcomes of stream negotiations (negotiated streams, failures);
+   *  3. the handler's own requests (`poll`), while the buffer to the behaviour has room;
+   *  4. inbound streams waiting for a negotiation slot;
+   * then the keep-alive decision once nothing moves.
+   */
+  private run (): void {
+    const handler = this.handler
+    if (handler == null) return
+    let progress = true
+    while (progress && this.state === 'open') {
+      progress = false
+      if (this.commands.length > 0) {
+        const wasFull = this.commands.length >= this.config.notifyHandlerBufferSize
+        for (let event = this.commands.shift(); event !== undefined; event = this.commands.shift()) {
+          handler.onBehaviourEvent(event)
+        }
+        if (wasFull) this.wakeSwarm()
+        progress = true
+      }
+      for (let event = this.streamEvents.shift(); event !== undefined; event = this.streamEvents.shift()) {
+        handler.onConnectionEvent(event)
+        progress = true
+      }
+      while (this.state === 'open' && this.events.length < this.eventCapacity) {
+        const request = handler.poll(this.cx)
+        if (request === undefined) break
+        progress = true
+        switch (request.type) {
+          case 'NotifyBehaviour':
+            this.events.push(request.event)
+            this.wakeSwarm()
+            break
+          case 'OutboundSubstreamRequest':
+            this.openOutbound(request.protocol)
+            break
+          case 'CloseConnection':
+            this.close(new HandlerClosedError(request.error))
+            return
+          case 'ReportRemoteProtocols':
+            this.streamEvents.push({ type: 'RemoteProtocolsChange', change: request.change })
+            break
+        }
+      }
+      while (this.waitingInbound.length > 0 && this.negotiatingInbound < this.config.maxNegotiatingInboundStreams) {
+        const stream = this.waitingInbound.shift()
+        if (stream != null) this.negotiateInbound(handler, stream)
+      }
+    }
+    this.updateKeepAlive(handler)
+  }
+
+  private onInboundStream (stream: Stream): void {
+    if (this.state !== 'open') {
+      stream.abort(new Error('connection closing'))
+      return
+    }
+    stream.addEventListener('close', () => { this.wake() })
+    if (this.handler != null && this.negotiatingInbound < this.config.maxNegotiatingInboundStreams) {
+      this.negotiateInbound(this.handler, stream)
+      return
+    }
+    if (this.negotiatingInbound + this.waitingInbound.length >= this.config.maxNegotiatingInboundStreams) {
+      log('connection %s: too many negotiating inbound streams, resetting one', this.id)
+      stream.abort(new Error('too many negotiating inbound streams'))
+      return
+    }
+    this.waitingInbound.push(stream)
+  }
+
+  private negotiateInbound (handler: ConnectionHandler, stream: Stream): void {
+    const listen = handler.listenProtocol()
+    this.negotiatingInbound++
+    // multistream-select answers "na" to protocols we do not speak, so every remote (js-libp2p's
+    // ping and identify included) gets an answer rather than a timeout.
+    handle(stream, [...listen.protocols], { signal: AbortSignal.timeout(this.timeoutOf(listen)) }).then((protocol) => {
+      this.negotiatingInbound--
+      if (this.state !== 'open') {
+        stream.abort(new Error('connection closing'))
+        return
+      }
+      stream.protocol = protocol
+      this.streamEvents.push({ type: 'FullyNegotiatedInbound', stream, protocol, info: listen.info })
+      this.wake()
+    }, (err: unknown) => {
+      this.negotiatingInbound--
+      // As in rust-libp2p, an inbound stream that fails to negotiate is only logged: the remote
+      // sees the reset and we never knew which protocol it wanted.
+      log('connection %s: inbound stream failed to negotiate: %s', this.id, err)
+      stream.abort(toError(err))
+      this.wake()
+    })
+  }
+
+  private openOutbound (protocol: SubstreamProtocol): void {
+    this.negotiatingOutbound++
+    const signal = AbortSignal.timeout(this.timeoutOf(protocol))
+    const { muxer } = this.upgraded
+    void (async () => {
+      let stream: Stream | undefined
+      try {
+        stream = await muxer.createStream({ signal })
+        stream.addEventListener('close', () => { this.wake() })
+        const negotiated = await select(stream, [...protocol.protocols], { signal })
+        stream.protocol = negotiated
+        this.streamEvents.push({ type: 'FullyNegotiatedOutbound', stream, protocol: negotiated, info: protocol.info })
+      } catch (err) {
+        stream?.abort(toError(err))
+        this.streamEvents.push({ type: 'DialUpgradeError', info: protocol.info, error: outboundError(err, signal) })
+      } finally {
+        this.negotiatingOutbound--
+        this.wake()
+      }
+    })()
+  }
+
+  private timeoutOf (protocol: SubstreamProtocol): number {
+    return protocol.timeout ?? this.config.substreamNegotiationTimeout
+  }
+
+  private hasActiveStreams (): boolean {
+    return this.upgraded.muxer.streams.some(stream => !ignoredForKeepAlive.has(stream) && stream.status === 'open')
+  }
+
+  private updateKeepAlive (handler: ConnectionHandler): void {
+    if (this.state !== 'open') return
+    const idle = this.negotiatingInbound === 0 &&
+      this.negotiatingOutbound === 0 &&
+      this.waitingInbound.length === 0 &&
+      !this.hasActiveStreams() &&
+      !handler.connectionKeepAlive()
+    if (!idle) {
+      clearTimeout(this.idleTimer)
+      this.idleTimer = undefined
+      return
+    }
+    if (this.idleTimer != null) return
+    const timeout = this.config.idleConnectionTimeout
+    if (timeout > MAX_TIMER_DELAY) return
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined
+      // Re-check: a handler may have changed its mind without waking us.
+      if (this.state === 'open' && this.handler?.connectionKeepAlive() === false && !this.hasActiveStreams() &&
+        this.negotiatingInbound + this.negotiatingOutbound + this.waitingInbound.length === 0) {
+        log('connection %s to %p idle for %d ms, closing', this.id, this.peerId, timeout)
+        this.close(new KeepAliveTimeoutError())
+      } else {
+        this.wake()
+      }
+    }, timeout)
+  }
+
+  private onTransportClosed (evt: StreamCloseEvent): void {
+    if (this.state === 'open') {
+      this.closeCause = new ConnectionIOError(evt.error == null ? 'connection closed by the remote' : `connection lost: ${evt.error.message}`, evt.error)
+      this.state = 'closing'
+      this.stopServing()
+    }
+    this.markClosed()
+  }
+
+  /** Stop the handler and everything that would wake it; the transport may still be closing. */
+  private stopServing (): void {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    for (const stream of this.waitingInbound.splice(0)) stream.abort(new Error('connection closing'))
+    this.commands.length = 0
+    const handler = this.handler
+    this.handler = undefined
+    try {
+      handler?.close?.()
+    } catch (err) {
+      log.error('handler of connection %s failed to close: %e', this.id, err)
+    }
+  }
+
+  private abortTransport (err: Error): void {
+    this.upgraded.muxer.abort(err)
+    this.upgraded.maConn.abort(err)
+  }
+
+  private markClosed (): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.resolveClosed()
+    this.wakeSwarm()
+  }
+}
+
+function outboundError (err: unknown, signal: AbortSignal): StreamUpgradeError {
+  if (signal.aborted) return new StreamUpgradeError('Timeout', 'outbound stream negotiation timed out', err)
+  if (err instanceof Error && err.name === 'UnsupportedProtocolError') {
+    return new StreamUpgradeError('NegotiationFailed', 'the remote supports none of the protocols', err)
+  }
+  return new StreamUpgradeError('Io', `outbound stream failed: ${toError(err).message}`, err)
+}

@@ -1,0 +1,149 @@
+/**
+ * Errors of dialing, listening and established connections, as in rust-libp2p's `DialError`,
+ * `ListenError` and `ConnectionError`. Each family is a union of classes with a `type`
+ * discriminant, so both `switch (error.type)` and `instanceof` narrow them.
+ *
+ * @module
+ */
+import { PeerswarmError, describe } from '../errors.js'
+import type { ConnectionDenied } from '../errors.js'
+import type { PeerCondition } from './dial-opts.js'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** One address that failed during a dial, with the transport's error. */
+export interface FailedAddress {
+  readonly address: Multiaddr
+  readonly error: Error
+}
+
+/** The dial targeted our own peer id (or reached ourselves). */
+export class LocalPeerIdError extends PeerswarmError {
+  readonly type = 'LocalPeerId'
+  constructor (readonly address?: Multiaddr) {
+    super('ERR_LOCAL_PEER_ID', address == null ? 'refusing to dial the local peer' : `${address.toString()} is the local peer`)
+  }
+}
+
+/** No address was known for the peer: none given, none from a behaviour, all filtered out. */
+export class NoAddressesError extends PeerswarmError {
+  readonly type = 'NoAddresses'
+  constructor (readonly peerId?: PeerId) {
+    super('ERR_NO_ADDRESSES', `no addresses to dial${peerId == null ? '' : ` ${peerId.toString()}`}`)
+  }
+}
+
+/** The dial's {@link PeerCondition} was not met (e.g. already connected); nothing was dialed. */
+export class DialPeerConditionFalseError extends PeerswarmError {
+  readonly type = 'DialPeerConditionFalse'
+  constructor (readonly condition: PeerCondition) {
+    super('ERR_DIAL_CONDITION_FALSE', `dial condition "${condition}" is false`)
+  }
+}
+
+/** The dial was aborted (the swarm closed, or its signal fired). */
+export class DialAbortedError extends PeerswarmError {
+  readonly type = 'Aborted'
+  constructor () {
+    super('ERR_DIAL_ABORTED', 'dial aborted')
+  }
+}
+
+/** The remote authenticated as a different peer than the one we dialed. */
+export class WrongPeerIdError extends PeerswarmError {
+  readonly type = 'WrongPeerId'
+  constructor (readonly obtained: PeerId, readonly address: Multiaddr, readonly expected?: PeerId) {
+    super('ERR_WRONG_PEER_ID', `dialed ${address.toString()}${expected == null ? '' : ` expecting ${expected.toString()}`} but reached ${obtained.toString()}`)
+  }
+}
+
+/** A behaviour refused the outgoing connection; `cause` is its {@link ConnectionDenied}. */
+export class DialDeniedError extends PeerswarmError {
+  readonly type = 'Denied'
+  constructor (override readonly cause: ConnectionDenied) {
+    super('ERR_DIAL_DENIED', `dial denied: ${describe(cause.cause)}`, { cause })
+  }
+}
+
+/**
+ * Every address failed at the transport or upgrade level: connection refused, timeout,
+ * security or muxer handshake failure. `errors` has one entry per address tried.
+ */
+export class DialTransportError extends PeerswarmError {
+  readonly type = 'Transport'
+  constructor (readonly errors: readonly FailedAddress[]) {
+    super('ERR_DIAL_TRANSPORT', `all ${errors.length} address(es) failed: ${errors.map(e => `${e.address.toString()}: ${e.error.message}`).join('; ')}`)
+  }
+}
+
+/** Why a dial failed. */
+export type DialError =
+  | LocalPeerIdError
+  | NoAddressesError
+  | DialPeerConditionFalseError
+  | DialAbortedError
+  | WrongPeerIdError
+  | DialDeniedError
+  | DialTransportError
+
+/** The incoming connection was aborted (e.g. the swarm or listener closed). */
+export class ListenAbortedError extends PeerswarmError {
+  readonly type = 'Aborted'
+  constructor () {
+    super('ERR_LISTEN_ABORTED', 'incoming connection aborted')
+  }
+}
+
+/** A behaviour refused the incoming connection; `cause` is its {@link ConnectionDenied}. */
+export class ListenDeniedError extends PeerswarmError {
+  readonly type = 'Denied'
+  constructor (override readonly cause: ConnectionDenied) {
+    super('ERR_LISTEN_DENIED', `incoming connection denied: ${describe(cause.cause)}`, { cause })
+  }
+}
+
+/** The incoming connection authenticated as our own peer id. */
+export class ListenLocalPeerIdError extends PeerswarmError {
+  readonly type = 'LocalPeerId'
+  constructor (readonly address: Multiaddr) {
+    super('ERR_LOCAL_PEER_ID', `incoming connection from ${address.toString()} is the local peer`)
+  }
+}
+
+/** The incoming connection failed during its upgrade (security, muxer, timeout). */
+export class ListenTransportError extends PeerswarmError {
+  readonly type = 'Transport'
+  constructor (cause: Error) {
+    super('ERR_LISTEN_TRANSPORT', `incoming connection failed: ${cause.message}`, { cause })
+  }
+}
+
+/** Why an incoming connection failed. */
+export type ListenError = ListenAbortedError | ListenDeniedError | ListenLocalPeerIdError | ListenTransportError
+
+/** The connection was idle for `idleConnectionTimeout` and was closed. */
+export class KeepAliveTimeoutError extends PeerswarmError {
+  readonly type = 'KeepAliveTimeout'
+  constructor () {
+    super('ERR_KEEP_ALIVE_TIMEOUT', 'connection closed after being idle')
+  }
+}
+
+/** The connection was closed by the remote or failed at the I/O level. */
+export class ConnectionIOError extends PeerswarmError {
+  readonly type = 'IO'
+  constructor (message: string, cause?: unknown) {
+    super('ERR_CONNECTION_IO', message, { cause })
+  }
+}
+
+/** A handler asked for the connection to be closed, giving this error. */
+export class HandlerClosedError extends PeerswarmError {
+  readonly type = 'Handler'
+  constructor (cause: Error) {
+    super('ERR_HANDLER_CLOSED', `closed by connection handler: ${cause.message}`, { cause })
+  }
+}
+
+/** Why an established connection closed; `undefined` in events means we closed it ourselves. */
+export type ConnectionError = KeepAliveTimeoutError | ConnectionIOError | HandlerClosedError

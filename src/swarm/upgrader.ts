@@ -1,0 +1,113 @@
+/**
+ * Turns a raw transport connection into an authenticated, multiplexed one: multistream-select
+ * the security protocol (Noise), handshake, then multistream-select the muxer (Yamux) on the
+ * encrypted stream. Used the same way by every transport, the in-memory one included.
+ *
+ * js-libp2p transports call an `Upgrader` themselves: `dial()` returns what `upgradeOutbound`
+ * returns, and listeners call `upgradeInbound` and discard the result. `transportUpgrader`
+ * adapts to that: outbound upgrades run here, inbound connections go to a callback.
+ *
+ * @module
+ */
+import { handle, select } from '@libp2p/multistream-select'
+import { LocalPeerIdError } from './errors.js'
+import type { ComponentLogger, Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
+
+/** A connection after its upgrade: authenticated remote and a stream muxer. */
+export interface UpgradedConnection {
+  readonly maConn: MultiaddrConnection
+  readonly muxer: StreamMuxer
+  readonly remotePeer: PeerId
+  /** Negotiated security protocol id, e.g. `/noise`. */
+  readonly encryption: string
+  /** Negotiated muxer protocol id, e.g. `/yamux/1.0.0`. */
+  readonly multiplexer: string
+}
+
+/** What an upgrader needs to know about the local node. */
+export interface UpgraderInit {
+  readonly localPeer: PeerId
+  readonly logger: ComponentLogger
+}
+
+/** The security + muxer upgrade shared by all transports of a swarm. */
+export class SwarmUpgrader {
+  private readonly encrypters = new Map<string, ConnectionEncrypter>()
+  private readonly muxers = new Map<string, StreamMuxerFactory>()
+
+  constructor (private readonly init: UpgraderInit) {}
+
+  /** Offer a security protocol; the first added is preferred. */
+  addEncrypter (encrypter: ConnectionEncrypter): void {
+    this.encrypters.set(encrypter.protocol, encrypter)
+  }
+
+  /** Offer a stream muxer; the first added is preferred. */
+  addMuxer (muxer: StreamMuxerFactory): void {
+    this.muxers.set(muxer.protocol, muxer)
+  }
+
+  /** The muxers on offer (Noise reads them for its optional in-handshake negotiation). */
+  streamMuxers (): Map<string, StreamMuxerFactory> {
+    return this.muxers
+  }
+
+  /** The security protocols on offer. */
+  connectionEncrypters (): Map<string, ConnectionEncrypter> {
+    return this.encrypters
+  }
+
+  /**
+   * Upgrade `maConn`. Aborted by `signal`; the caller owns timeouts and closing `maConn` on
+   * failure. Throws `LocalPeerIdError` when the remote is ourselves.
+   */
+  async upgrade (maConn: MultiaddrConnection, direction: 'inbound' | 'outbound', signal: AbortSignal): Promise<UpgradedConnection> {
+    const initiator = direction === 'outbound'
+    const negotiate = initiator ? select : handle
+    const encryption = await negotiate(maConn, [...this.encrypters.keys()], { signal })
+    const encrypter = this.encrypters.get(encryption)
+    if (encrypter == null) throw new Error(`negotiated unknown security protocol ${encryption}`)
+    // Muxer negotiation inside the Noise handshake is a draft extension; plain multistream-select
+    // is what every implementation speaks, so we always take that path.
+    const options = { signal, skipStreamMuxerNegotiation: true }
+    const secured = initiator ? await encrypter.secureOutbound(maConn, options) : await encrypter.secureInbound(maConn, options)
+    if (secured.remotePeer.equals(this.init.localPeer)) throw new LocalPeerIdError(maConn.remoteAddr)
+    const multiplexer = await negotiate(secured.connection, [...this.muxers.keys()], { signal })
+    const factory = this.muxers.get(multiplexer)
+    if (factory == null) throw new Error(`negotiated unknown muxer ${multiplexer}`)
+    const muxer = factory.createStreamMuxer(secured.connection)
+    return { maConn, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
+  }
+
+  /**
+   * The `Upgrader` handed to a js-libp2p transport. Outbound upgrades resolve `transport.dial()`
+   * with an {@link UpgradedConnection}; inbound connections are passed to `onInbound`, whose
+   * rejection makes the transport drop the socket.
+   */
+  transportUpgrader (onInbound: (maConn: MultiaddrConnection) => Promise<void>): Upgrader {
+    const upgrade = this.upgrade.bind(this)
+    const streamMuxers = this.streamMuxers.bind(this)
+    const connectionEncrypters = this.connectionEncrypters.bind(this)
+    return {
+      async upgradeOutbound (maConn: MultiaddrConnection, opts: UpgraderOptions): Promise<Connection> {
+        const upgraded = await upgrade(maConn, opts.initiator === false ? 'inbound' : 'outbound', opts.signal)
+        // Transports pass this value through `dial()` untouched; the swarm reads it back as
+        // an UpgradedConnection (see `dialUpgraded`).
+        return upgraded as unknown as Connection
+      },
+      async upgradeInbound (maConn: MultiaddrConnection): Promise<void> {
+        await onInbound(maConn)
+      },
+      createInboundAbortSignal (signal: AbortSignal) {
+        return Object.assign(AbortSignal.any([signal]), { clear () {} })
+      },
+      getStreamMuxers: streamMuxers,
+      getConnectionEncrypters: connectionEncrypters
+    }
+  }
+}
+
+/** @internal The value a transport's `dial()` resolves to, through `transportUpgrader`. */
+export function dialUpgraded (value: Connection): UpgradedConnection {
+  return value as unknown as UpgradedConnection
+}
