@@ -17,10 +17,11 @@ import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from './
 import type { SwarmConfig } from './config.js'
 import type { ConnectionError } from './errors.js'
 import type { ConnectedPoint, ConnectionId } from './ids.js'
+import { abortUpgraded } from './upgrader.js'
 import type { UpgradedConnection } from './upgrader.js'
 import type { Context } from '../behaviour/context.js'
 import type { ConnectionEvent, ConnectionHandler, SubstreamProtocol } from '../behaviour/connection-handler.js'
-import type { PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 
 const log = logger('peerswarm:connection')
 
@@ -88,7 +89,10 @@ export class Connection {
     this.cx = { waker: { wake: () => { this.wake() } } }
     // Attach at once: the muxer aborts the connection if too many streams arrive unheard.
     init.upgraded.muxer.addEventListener('stream', (evt) => { this.onInboundStream(evt.detail) })
-    init.upgraded.maConn.addEventListener('close', (evt) => { this.onTransportClosed(evt) })
+    const { maConn } = init.upgraded
+    maConn.addEventListener('close', (evt) => { this.onTransportClosed(evt.error) })
+    // The transport may have closed while the swarm was still running the gates.
+    if (maConn.status !== 'open') this.onTransportClosed()
   }
 
   /** True once the connection is fully closed and its closure can be reported. */
@@ -150,7 +154,7 @@ export class Connection {
         await maConn.close({ signal })
       } catch (err) {
         log('closing %s failed, aborting: %s', this.id, err)
-        this.abortTransport(toError(err))
+        abortUpgraded(this.upgraded, toError(err))
       } finally {
         this.markClosed()
       }
@@ -163,7 +167,7 @@ export class Connection {
     if (this.state === 'open') this.closeCause = cause
     this.state = 'closing'
     this.stopServing()
-    this.abortTransport(cause)
+    abortUpgraded(this.upgraded, cause)
     this.markClosed()
   }
 
@@ -339,9 +343,9 @@ export class Connection {
     }, timeout)
   }
 
-  private onTransportClosed (evt: StreamCloseEvent): void {
+  private onTransportClosed (error?: Error): void {
     if (this.state === 'open') {
-      this.closeCause = new ConnectionIOError(evt.error == null ? 'connection closed by the remote' : `connection lost: ${evt.error.message}`, evt.error)
+      this.closeCause = new ConnectionIOError(error == null ? 'connection closed by the remote' : `connection lost: ${error.message}`, error)
       this.state = 'closing'
       this.stopServing()
     }
@@ -363,10 +367,6 @@ export class Connection {
     }
   }
 
-  private abortTransport (err: Error): void {
-    this.upgraded.muxer.abort(err)
-    this.upgraded.maConn.abort(err)
-  }
 
   private markClosed (): void {
     if (this.state === 'closed') return

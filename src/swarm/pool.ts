@@ -9,7 +9,7 @@ import { logger } from '@libp2p/logger'
 import { toError } from '../errors.js'
 import { Connection } from './connection.js'
 import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPeerIdError, ListenTransportError, LocalPeerIdError, WrongPeerIdError } from './errors.js'
-import { dialUpgraded } from './upgrader.js'
+import { abortUpgraded, dialUpgraded } from './upgrader.js'
 import type { SwarmConfig } from './config.js'
 import type { DialError, FailedAddress, ListenError } from './errors.js'
 import type { ConnectedPoint, ConnectionId, ListenerId } from './ids.js'
@@ -233,7 +233,7 @@ export class Pool {
             attempts.delete(attempt)
             inFlight--
             if (done) {
-              closeQuietly(upgraded)
+              abortUpgraded(upgraded, new Error('superseded by another connection attempt'))
               return
             }
             finish({ upgraded, address })
@@ -256,7 +256,7 @@ export class Pool {
       return { type: 'DialFailed', pending, error: self != null ? new LocalPeerIdError(self.address) : new DialTransportError(failed) }
     }
     if (pending.peerId != null && !winner.upgraded.remotePeer.equals(pending.peerId)) {
-      closeQuietly(winner.upgraded)
+      abortUpgraded(winner.upgraded, new Error('wrong peer id'))
       return { type: 'DialFailed', pending, error: new WrongPeerIdError(winner.upgraded.remotePeer, winner.address, pending.peerId) }
     }
     return { type: 'DialSucceeded', pending, upgraded: winner.upgraded, address: winner.address, failed }
@@ -275,10 +275,4 @@ function listenError (err: unknown, pending: PendingIncoming): ListenError {
   if (err instanceof LocalPeerIdError) return new ListenLocalPeerIdError(pending.sendBackAddr)
   if (pending.abort.signal.aborted) return new ListenAbortedError()
   return new ListenTransportError(toError(err))
-}
-
-function closeQuietly (upgraded: UpgradedConnection): void {
-  const err = new Error('superseded by another connection attempt')
-  upgraded.muxer.abort(err)
-  upgraded.maConn.abort(err)
 }

@@ -17,6 +17,7 @@ import type { DialError } from './errors.js'
 import type { SwarmEvent } from './events.js'
 import type { ConnectionId, ListenerId } from './ids.js'
 import type { ConnectionCounters, PoolEvent } from './pool.js'
+import { abortUpgraded } from './upgrader.js'
 import type { SwarmUpgrader } from './upgrader.js'
 import type { Context } from '../behaviour/context.js'
 import type { AnyBehaviour, EventOf, FromSwarm, ToSwarm } from '../behaviour/network-behaviour.js'
@@ -434,7 +435,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
         try {
           handler = this.behaviour.handleEstablishedOutboundConnection({ connectionId: pending.connectionId, peerId, address, roleOverride: 'Dialer' })
         } catch (err) {
-          upgraded.maConn.abort(toError(err))
+          abortUpgraded(upgraded, toError(err))
           this.dialFailed(pending.connectionId, peerId, new DialDeniedError(asDenied(err)))
           return
         }
@@ -455,7 +456,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
         try {
           handler = this.behaviour.handleEstablishedInboundConnection({ connectionId, peerId, localAddr, remoteAddr: sendBackAddr })
         } catch (err) {
-          upgraded.maConn.abort(toError(err))
+          abortUpgraded(upgraded, toError(err))
           const error = new ListenDeniedError(asDenied(err))
           this.behaviour.onSwarmEvent({ type: 'ListenFailure', connectionId, localAddr, sendBackAddr, peerId, error })
           this.queued.push({ type: 'IncomingConnectionError', connectionId, localAddr, sendBackAddr, peerId, error })

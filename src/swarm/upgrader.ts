@@ -111,3 +111,9 @@ export class SwarmUpgrader {
 export function dialUpgraded (value: Connection): UpgradedConnection {
   return value as unknown as UpgradedConnection
 }
+
+/** @internal Drop an upgraded connection that will not be used (denied, superseded). */
+export function abortUpgraded (upgraded: UpgradedConnection, err: Error): void {
+  upgraded.muxer.abort(err)
+  upgraded.maConn.abort(err)
+}

@@ -104,7 +104,10 @@ export interface DriveOptions<E> {
  * return them per swarm. A swarm that has its count is still driven (its further events are
  * discarded) so that the others make progress.
  */
-export async function drive<B extends AnyBehaviour, E = EventOf<B>> (swarms: ReadonlyArray<Swarm<B>>, options: DriveOptions<E>): Promise<Array<Array<SwarmEvent<E>>>> {
+export async function drive<S extends ReadonlyArray<Swarm<AnyBehaviour>>, E = EventOf<S[number]['behaviour']>> (
+  swarms: S,
+  options: DriveOptions<E>
+): Promise<Array<Array<SwarmEvent<E>>>> {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT
   const filter = options.filter ?? ((event: SwarmEvent<E>) => event.type === 'Behaviour')
   const wanted = swarms.map((_, i) => typeof options.count === 'number' ? options.count : options.count[i] ?? 0)
