@@ -1,0 +1,81 @@
+import { expect } from 'chai'
+import { newSwarm } from '../../src/testing/index.js'
+import type { Context, NetworkBehaviour, ToSwarm, Waker } from '../../src/index.js'
+import { IdleHandler } from '../fixtures/behaviours.js'
+
+/** Emits what `send` is given, now or after a delay, and counts its polls. */
+class Mailbox implements NetworkBehaviour<string, never, never> {
+  polls = 0
+  private readonly queue: string[] = []
+  private waker?: Waker
+  handleEstablishedInboundConnection (): IdleHandler { return new IdleHandler() }
+  handleEstablishedOutboundConnection (): IdleHandler { return new IdleHandler() }
+  onSwarmEvent (): void {}
+  onConnectionHandlerEvent (): void {}
+  send (text: string): void {
+    this.queue.push(text)
+    this.waker?.wake()
+  }
+
+  sendLater (ms: number, text: string): void {
+    setTimeout(() => { this.send(text) }, ms)
+  }
+
+  poll (cx: Context): ToSwarm<string, never> | undefined {
+    this.polls++
+    this.waker = cx.waker
+    const text = this.queue.shift()
+    return text === undefined ? undefined : { type: 'GenerateEvent', event: text }
+  }
+}
+
+describe('waking a behaviour', () => {
+  it('polls a behaviour again when an API call wakes it while the application waits', async () => {
+    const swarm = await newSwarm(() => new Mailbox())
+    try {
+      const next = swarm.selectNextSome({ signal: AbortSignal.timeout(5_000) })
+      // The application is already waiting when the call comes, from outside any poll.
+      queueMicrotask(() => { swarm.behaviour.send('from the API') })
+      expect(await next).to.deep.equal({ type: 'Behaviour', event: 'from the API' })
+    } finally {
+      await swarm.close()
+    }
+  })
+
+  it('polls a behaviour again when its own timer wakes it', async () => {
+    const swarm = await newSwarm(() => new Mailbox())
+    try {
+      swarm.behaviour.sendLater(20, 'from a timer')
+      const event = await swarm.selectNextSome({ signal: AbortSignal.timeout(5_000) })
+      expect(event).to.deep.equal({ type: 'Behaviour', event: 'from a timer' })
+    } finally {
+      await swarm.close()
+    }
+  })
+
+  it('does not poll a behaviour that has no work and was not woken (no busy loop)', async () => {
+    const swarm = await newSwarm(() => new Mailbox())
+    try {
+      const waited = swarm.selectNextSome({ signal: AbortSignal.timeout(100) })
+      await waited.then(() => { throw new Error('an event appeared from nowhere') }, (err: Error) => {
+        expect(err.name).to.equal('TimeoutError')
+      })
+      expect(swarm.behaviour.polls).to.equal(1)
+    } finally {
+      await swarm.close()
+    }
+  })
+
+  it('ends iteration and rejects waiting calls when the swarm closes', async () => {
+    const swarm = await newSwarm(() => new Mailbox())
+    const seen: unknown[] = []
+    const iteration = (async () => { for await (const event of swarm) seen.push(event) })()
+    const waiting = swarm.selectNextSome()
+    await swarm.close()
+    await iteration
+    expect(seen).to.deep.equal([])
+    await waiting.then(() => { throw new Error('resolved after close') }, (err: Error) => {
+      expect(err.name).to.equal('SwarmClosedError')
+    })
+  })
+})
