@@ -1,0 +1,51 @@
+import { expect } from 'chai'
+import { ConfigError, SwarmBuilder, defaultSwarmConfig, dummy, ping, swarmConfig } from '../../src/index.js'
+
+describe('configuration', () => {
+  it('defaults to rust-libp2p\'s values', () => {
+    expect(swarmConfig()).to.deep.equal({
+      idleConnectionTimeout: 10_000,
+      notifyHandlerBufferSize: 32,
+      perConnectionEventBufferSize: 7,
+      dialConcurrencyFactor: 8,
+      maxNegotiatingInboundStreams: 128,
+      substreamNegotiationTimeout: 10_000,
+      connectionTimeout: 10_000
+    })
+    expect(Object.isFrozen(defaultSwarmConfig)).to.equal(true)
+    expect(new ping.Behaviour().config).to.deep.equal({ interval: 15_000, timeout: 20_000 })
+  })
+
+  it('accepts Infinity and 0 for the idle timeout', () => {
+    expect(swarmConfig({ idleConnectionTimeout: Infinity }).idleConnectionTimeout).to.equal(Infinity)
+    expect(swarmConfig({ idleConnectionTimeout: 0 }).idleConnectionTimeout).to.equal(0)
+  })
+
+  const bad: Array<[string, object]> = [
+    ['idleConnectionTimeout', { idleConnectionTimeout: -1 }],
+    ['dialConcurrencyFactor', { dialConcurrencyFactor: 0 }],
+    ['dialConcurrencyFactor', { dialConcurrencyFactor: 1.5 }],
+    ['notifyHandlerBufferSize', { notifyHandlerBufferSize: 0 }],
+    ['perConnectionEventBufferSize', { perConnectionEventBufferSize: -1 }],
+    ['maxNegotiatingInboundStreams', { maxNegotiatingInboundStreams: Number.NaN }],
+    ['substreamNegotiationTimeout', { substreamNegotiationTimeout: Infinity }],
+    ['connectionTimeout', { connectionTimeout: 0 }]
+  ]
+  for (const [field, options] of bad) {
+    it(`rejects ${JSON.stringify(options)} with a ConfigError naming ${field}`, () => {
+      expect(() => swarmConfig(options)).to.throw(ConfigError).with.property('field', field)
+    })
+  }
+
+  it('makes build() reject an invalid swarm config', async () => {
+    const building = SwarmBuilder.withNewIdentity().withMemoryTransport().withBehaviour(() => dummy())
+      .withSwarmConfig({ idleConnectionTimeout: -5 }).build()
+    await building.then(() => { throw new Error('built') }, (err: unknown) => {
+      expect(err).to.be.instanceOf(ConfigError)
+    })
+  })
+
+  it('rejects invalid ping options', () => {
+    expect(() => new ping.Behaviour({ interval: 0 })).to.throw(ConfigError).with.property('field', 'interval')
+  })
+})
