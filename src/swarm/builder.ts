@@ -94,13 +94,20 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const key = this.identity ?? await generateKeypair()
     const peerId = peerIdOf(key)
     const logger = defaultLogger()
-    const upgrader = new SwarmUpgrader({ localPeer: peerId, logger })
-    upgrader.addEncrypter(noise()({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
-    upgrader.addMuxer(yamux()())
+    const upgrader = noiseYamuxUpgrader(key, logger)
     const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
     const transports = this.transports.map(factory => factory(components))
     return new Swarm({ localPeerId: peerId, behaviour: this.create(key), transports, upgrader, config })
   }
+}
+
+/** @internal The upgrader every swarm uses: Noise, then Yamux. */
+export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger()): SwarmUpgrader {
+  const peerId = peerIdOf(key)
+  const upgrader = new SwarmUpgrader({ localPeer: peerId })
+  upgrader.addEncrypter(noise()({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
+  upgrader.addMuxer(yamux()())
+  return upgrader
 }
 
 async function rejectInbound (): Promise<void> {

@@ -11,7 +11,7 @@
  */
 import { handle, select } from '@libp2p/multistream-select'
 import { LocalPeerIdError } from './errors.js'
-import type { ComponentLogger, Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
+import type { Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
 /** A connection after its upgrade: authenticated remote and a stream muxer. */
 export interface UpgradedConnection {
@@ -27,7 +27,6 @@ export interface UpgradedConnection {
 /** What an upgrader needs to know about the local node. */
 export interface UpgraderInit {
   readonly localPeer: PeerId
-  readonly logger: ComponentLogger
 }
 
 /** The security + muxer upgrade shared by all transports of a swarm. */

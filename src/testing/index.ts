@@ -104,10 +104,11 @@ export interface DriveOptions<E> {
  * return them per swarm. A swarm that has its count is still driven (its further events are
  * discarded) so that the others make progress.
  */
-export async function drive<S extends ReadonlyArray<Swarm<AnyBehaviour>>, E = EventOf<S[number]['behaviour']>> (
+export async function drive<const S extends ReadonlyArray<Swarm<AnyBehaviour>>> (
   swarms: S,
-  options: DriveOptions<E>
-): Promise<Array<Array<SwarmEvent<E>>>> {
+  options: DriveOptions<EventOf<S[number]['behaviour']>>
+): Promise<DriveResult<S>> {
+  type E = EventOf<S[number]['behaviour']>
   const timeout = options.timeout ?? DEFAULT_TIMEOUT
   const filter = options.filter ?? ((event: SwarmEvent<E>) => event.type === 'Behaviour')
   const wanted = swarms.map((_, i) => typeof options.count === 'number' ? options.count : options.count[i] ?? 0)
@@ -131,8 +132,13 @@ export async function drive<S extends ReadonlyArray<Swarm<AnyBehaviour>>, E = Ev
       }
       controller.abort()
     }))
-    return collected
+    return collected as DriveResult<S>
   })
+}
+
+/** What {@link drive} returns: the collected events of each swarm, typed per swarm. */
+export type DriveResult<S extends ReadonlyArray<Swarm<AnyBehaviour>>> = {
+  -readonly [K in keyof S]: Array<SwarmEvent<EventOf<S[K]['behaviour']>>>
 }
 
 /** Run `body` with a signal that aborts after `timeout`, driving `others` meanwhile. */
