@@ -56,7 +56,12 @@ export { toggle, Toggle } from './behaviour/toggle.js'
 export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
 
 export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'
+export { tcp } from './transport/tcp.js'
+export type { TcpOptions } from './transport/tcp.js'
+export { webSockets } from './transport/websockets.js'
+export type { WebSocketsOptions } from './transport/websockets.js'
 export { generateKeypair, peerIdOf, keypairToProtobuf, keypairFromProtobuf, parsePeerId } from './identity.js'
 export type { Keypair } from './identity.js'
 
 export * as ping from './protocols/ping/index.js'
+export * as identify from './protocols/identify/index.js'

@@ -8,13 +8,17 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { generateKeypair, peerIdOf } from '../identity.js'
-import { MemoryTransport } from '../transport/memory.js'
+import { memory } from '../transport/memory.js'
+import { tcp } from '../transport/tcp.js'
+import { webSockets } from '../transport/websockets.js'
 import { swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
 import { SwarmUpgrader } from './upgrader.js'
 import type { SwarmConfig } from './config.js'
 import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../identity.js'
+import type { TcpOptions } from '../transport/tcp.js'
+import type { WebSocketsOptions } from '../transport/websockets.js'
 import type { ComponentLogger, Libp2pEvents, Transport, TypedEventTarget } from '@libp2p/interface'
 
 /** What a transport factory receives (what js-libp2p transports expect as components). */
@@ -31,7 +35,7 @@ export type TransportFactory = (components: TransportComponents) => Transport
  *
  * ```ts
  * const swarm = await SwarmBuilder.withNewIdentity()
- *   .withMemoryTransport()
+ *   .withTcp()
  *   .withBehaviour(() => new ping.Behaviour())
  *   .withSwarmConfig({ idleConnectionTimeout: 60_000 })
  *   .build()
@@ -60,9 +64,19 @@ export class SwarmBuilder {
     return this
   }
 
+  /** Add TCP (`/ip4/…/tcp/<port>`, `/ip6/…`, `/dns…`). */
+  withTcp (options: TcpOptions = {}): this {
+    return this.withTransport(tcp(options))
+  }
+
+  /** Add WebSockets (`/ip4/…/tcp/<port>/ws`). */
+  withWebSockets (options: WebSocketsOptions = {}): this {
+    return this.withTransport(webSockets(options))
+  }
+
   /** Add the in-memory transport (`/memory/<n>`), for tests and simulations. */
   withMemoryTransport (): this {
-    return this.withTransport(() => new MemoryTransport())
+    return this.withTransport(memory())
   }
 
   /** Set the behaviour; `create` receives the identity (e.g. to sign pubsub messages). */

@@ -70,6 +70,8 @@ export class Connection {
   private readonly streamEvents: ConnectionEvent[] = []
   /** Inbound streams waiting for a negotiation slot (or for the handler to exist). */
   private readonly waitingInbound: Stream[] = []
+  /** The protocols last told to the handler with `LocalProtocolsChange`. */
+  private localProtocols: readonly string[] = []
   private negotiatingInbound = 0
   private negotiatingOutbound = 0
   private idleTimer?: ReturnType<typeof setTimeout>
@@ -195,6 +197,7 @@ export class Connection {
    *  2. outcomes of stream negotiations (negotiated streams, failures);
    *  3. the handler's own requests (`poll`), while the buffer to the behaviour has room;
    *  4. inbound streams waiting for a negotiation slot;
+   *  5. a change of the protocols the handler listens on, told back to it;
    * then the keep-alive decision once nothing moves.
    */
   private run (): void {
@@ -239,8 +242,22 @@ export class Connection {
         const stream = this.waitingInbound.shift()
         if (stream != null) this.negotiateInbound(handler, stream)
       }
+      if (this.state === 'open' && this.checkLocalProtocols(handler)) progress = true
     }
     this.updateKeepAlive(handler)
+  }
+
+  /** Tell the handler when the protocols it listens on change (identify advertises them). */
+  private checkLocalProtocols (handler: ConnectionHandler): boolean {
+    const now = handler.listenProtocol().protocols
+    const before = this.localProtocols
+    if (now.length === before.length && now.every((p, i) => p === before[i])) return false
+    this.localProtocols = [...now]
+    const added = now.filter(p => !before.includes(p))
+    const removed = before.filter(p => !now.includes(p))
+    if (added.length > 0) this.streamEvents.push({ type: 'LocalProtocolsChange', change: { type: 'Added', protocols: added } })
+    if (removed.length > 0) this.streamEvents.push({ type: 'LocalProtocolsChange', change: { type: 'Removed', protocols: removed } })
+    return added.length + removed.length > 0
   }
 
   private onInboundStream (stream: Stream): void {

@@ -115,4 +115,8 @@ export function dialUpgraded (value: Connection): UpgradedConnection {
 export function abortUpgraded (upgraded: UpgradedConnection, err: Error): void {
   upgraded.muxer.abort(err)
   upgraded.maConn.abort(err)
+  // @libp2p/websockets 10.1.21 closes the socket with code 1006 on abort, which WebSocket
+  // implementations refuse, so the peer would never see the close: close it ourselves.
+  const socket = (upgraded.maConn as { websocket?: { readyState: number, close: (code: number, reason: string) => void } }).websocket
+  if (socket != null && socket.readyState < 2) socket.close(4000, 'aborted')
 }

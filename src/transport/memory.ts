@@ -11,6 +11,7 @@ import { multiaddrConnectionPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PeerswarmError } from '../errors.js'
 import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, ListenerEvents, Transport, Upgrader } from '@libp2p/interface'
+import type { TransportFactory } from '../swarm/builder.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('peerswarm:memory')
@@ -118,6 +119,6 @@ export class MemoryTransport implements Transport {
 }
 
 /** A transport factory for `SwarmBuilder.withTransport`. */
-export function memory (): () => MemoryTransport {
+export function memory (): TransportFactory {
   return () => new MemoryTransport()
 }
