@@ -85,10 +85,10 @@ export class Pool {
   /** Upgrade an accepted connection; resolves when settled so the transport can drop failures. */
   async incoming (pending: PendingIncoming, maConn: MultiaddrConnection): Promise<void> {
     this.pending.set(pending.connectionId, pending)
-    const signal = AbortSignal.any([pending.abort.signal, AbortSignal.timeout(this.config.connectionTimeout)])
     let event: PoolEvent
     try {
-      const upgraded = await this.upgrader.upgrade(maConn, 'inbound', signal)
+      const upgraded = await withTimeout(this.config.connectionTimeout, pending.abort.signal,
+        async signal => this.upgrader.upgrade(maConn, 'inbound', signal))
       event = { type: 'IncomingSucceeded', pending, upgraded }
     } catch (err) {
       maConn.abort(toError(err))
@@ -265,9 +265,9 @@ export class Pool {
   private async dialOne (address: Multiaddr, transports: readonly Transport[], upgrader: Upgrader, attempt: AbortSignal): Promise<UpgradedConnection> {
     const transport = transports.find(t => t.dialFilter([address]).length > 0)
     if (transport == null) throw new Error(`no transport can dial ${address.toString()}`)
-    const signal = AbortSignal.any([attempt, AbortSignal.timeout(this.config.connectionTimeout)])
     log('dialing %a', address)
-    return dialUpgraded(await transport.dial(address, { upgrader, signal }))
+    return withTimeout(this.config.connectionTimeout, attempt,
+      async signal => dialUpgraded(await transport.dial(address, { upgrader, signal })))
   }
 }
 
@@ -275,4 +275,23 @@ function listenError (err: unknown, pending: PendingIncoming): ListenError {
   if (err instanceof LocalPeerIdError) return new ListenLocalPeerIdError(pending.sendBackAddr)
   if (pending.abort.signal.aborted) return new ListenAbortedError()
   return new ListenTransportError(toError(err))
+}
+
+/**
+ * Run `task` with a signal that aborts when `parent` does or after `ms`, and never after `task`
+ * settles: transports tie their sockets to the dial signal for the socket's whole life, so
+ * `AbortSignal.timeout` would kill established connections.
+ */
+async function withTimeout<T> (ms: number, parent: AbortSignal, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  const onParentAbort = (): void => { controller.abort(parent.reason) }
+  if (parent.aborted) onParentAbort()
+  else parent.addEventListener('abort', onParentAbort, { once: true })
+  const timer = setTimeout(() => { controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')) }, ms)
+  try {
+    return await task(controller.signal)
+  } finally {
+    clearTimeout(timer)
+    parent.removeEventListener('abort', onParentAbort)
+  }
 }
