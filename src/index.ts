@@ -65,3 +65,4 @@ export type { Keypair } from './identity.js'
 
 export * as ping from './protocols/ping/index.js'
 export * as identify from './protocols/identify/index.js'
+export * as connectionLimits from './protocols/connection-limits/index.js'
