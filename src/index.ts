@@ -34,10 +34,10 @@ export type { DialOpts, DialTarget, PeerCondition } from './swarm/dial-opts.js'
 export { ignoreForKeepAlive } from './swarm/connection.js'
 export {
   LocalPeerIdError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
-  DialTransportError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
+  DialTransportError, UpgradeError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
   KeepAliveTimeoutError, ConnectionIOError, HandlerClosedError
 } from './swarm/errors.js'
-export type { DialError, ListenError, ConnectionError, FailedAddress } from './swarm/errors.js'
+export type { DialError, ListenError, ConnectionError, FailedAddress, UpgradePhase } from './swarm/errors.js'
 export { PeerswarmError, ConfigError, ConnectionDenied, SwarmClosedError, AbortError } from './errors.js'
 
 export type { Context, Waker } from './behaviour/context.js'

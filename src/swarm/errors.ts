@@ -57,6 +57,21 @@ export class WrongPeerIdError extends PeerswarmError {
   }
 }
 
+/** Which step of a connection's upgrade failed. */
+export type UpgradePhase = 'security-negotiation' | 'handshake' | 'muxer-negotiation'
+
+/**
+ * A connection reached the remote but its upgrade failed: no common security protocol, a
+ * failed or stalled Noise handshake, no common muxer. Found in `DialTransportError.errors` and
+ * as the cause of `ListenTransportError`.
+ */
+export class UpgradeError extends PeerswarmError {
+  readonly type = 'Upgrade'
+  constructor (readonly phase: UpgradePhase, cause: unknown) {
+    super('ERR_UPGRADE', `${phase} failed: ${describe(cause)}`, { cause })
+  }
+}
+
 /** A behaviour refused the outgoing connection; `cause` is its {@link ConnectionDenied}. */
 export class DialDeniedError extends PeerswarmError {
   readonly type = 'Denied'

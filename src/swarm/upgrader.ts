@@ -10,7 +10,8 @@
  * @module
  */
 import { handle, select } from '@libp2p/multistream-select'
-import { LocalPeerIdError } from './errors.js'
+import { LocalPeerIdError, UpgradeError } from './errors.js'
+import type { UpgradePhase } from './errors.js'
 import type { Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
 /** A connection after its upgrade: authenticated remote and a stream muxer. */
@@ -63,17 +64,17 @@ export class SwarmUpgrader {
   async upgrade (maConn: MultiaddrConnection, direction: 'inbound' | 'outbound', signal: AbortSignal): Promise<UpgradedConnection> {
     const initiator = direction === 'outbound'
     const negotiate = initiator ? select : handle
-    const encryption = await negotiate(maConn, [...this.encrypters.keys()], { signal })
+    const encryption = await step('security-negotiation', async () => negotiate(maConn, [...this.encrypters.keys()], { signal }))
     const encrypter = this.encrypters.get(encryption)
-    if (encrypter == null) throw new Error(`negotiated unknown security protocol ${encryption}`)
+    if (encrypter == null) throw new UpgradeError('security-negotiation', `negotiated unknown protocol ${encryption}`)
     // Muxer negotiation inside the Noise handshake is a draft extension; plain multistream-select
     // is what every implementation speaks, so we always take that path.
     const options = { signal, skipStreamMuxerNegotiation: true }
-    const secured = initiator ? await encrypter.secureOutbound(maConn, options) : await encrypter.secureInbound(maConn, options)
+    const secured = await step('handshake', async () => initiator ? encrypter.secureOutbound(maConn, options) : encrypter.secureInbound(maConn, options))
     if (secured.remotePeer.equals(this.init.localPeer)) throw new LocalPeerIdError(maConn.remoteAddr)
-    const multiplexer = await negotiate(secured.connection, [...this.muxers.keys()], { signal })
+    const multiplexer = await step('muxer-negotiation', async () => negotiate(secured.connection, [...this.muxers.keys()], { signal }))
     const factory = this.muxers.get(multiplexer)
-    if (factory == null) throw new Error(`negotiated unknown muxer ${multiplexer}`)
+    if (factory == null) throw new UpgradeError('muxer-negotiation', `negotiated unknown muxer ${multiplexer}`)
     const muxer = factory.createStreamMuxer(secured.connection)
     return { maConn, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
   }
@@ -103,6 +104,15 @@ export class SwarmUpgrader {
       getStreamMuxers: streamMuxers,
       getConnectionEncrypters: connectionEncrypters
     }
+  }
+}
+
+/** Run one upgrade step, labelling its failure with the step. */
+async function step<T> (phase: UpgradePhase, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    throw new UpgradeError(phase, err)
   }
 }
 
