@@ -116,9 +116,9 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
 }
 
 /** @internal The upgrader every swarm uses: Noise, then Yamux. */
-export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger()): SwarmUpgrader {
+export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger(), inlineMuxerNegotiation = true): SwarmUpgrader {
   const peerId = peerIdOf(key)
-  const upgrader = new SwarmUpgrader({ localPeer: peerId })
+  const upgrader = new SwarmUpgrader({ localPeer: peerId, inlineMuxerNegotiation })
   upgrader.addEncrypter(noise()({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
   upgrader.addMuxer(yamux()())
   return upgrader

@@ -28,6 +28,11 @@ export interface UpgradedConnection {
 /** What an upgrader needs to know about the local node. */
 export interface UpgraderInit {
   readonly localPeer: PeerId
+  /**
+   * Offer our muxers inside the Noise handshake (default: true). Off, the upgrade always
+   * negotiates the muxer with multistream-select, as rust-libp2p does.
+   */
+  readonly inlineMuxerNegotiation?: boolean
 }
 
 /** The security + muxer upgrade shared by all transports of a swarm. */
@@ -67,14 +72,19 @@ export class SwarmUpgrader {
     const encryption = await step('security-negotiation', async () => negotiate(maConn, [...this.encrypters.keys()], { signal }))
     const encrypter = this.encrypters.get(encryption)
     if (encrypter == null) throw new UpgradeError('security-negotiation', `negotiated unknown protocol ${encryption}`)
-    // Muxer negotiation inside the Noise handshake is a draft extension; plain multistream-select
-    // is what every implementation speaks, so we always take that path.
-    const options = { signal, skipStreamMuxerNegotiation: true }
+    // Both sides list their muxers inside the Noise handshake (the "inlined muxer negotiation"
+    // extension that go-libp2p and js-libp2p speak), which saves a round trip; when the remote
+    // lists none (rust-libp2p), we fall back to multistream-select on the encrypted stream.
+    const options = { signal, skipStreamMuxerNegotiation: this.init.inlineMuxerNegotiation === false }
     const secured = await step('handshake', async () => initiator ? encrypter.secureOutbound(maConn, options) : encrypter.secureInbound(maConn, options))
     if (secured.remotePeer.equals(this.init.localPeer)) throw new LocalPeerIdError(maConn.remoteAddr)
-    const multiplexer = await step('muxer-negotiation', async () => negotiate(secured.connection, [...this.muxers.keys()], { signal }))
-    const factory = this.muxers.get(multiplexer)
-    if (factory == null) throw new UpgradeError('muxer-negotiation', `negotiated unknown muxer ${multiplexer}`)
+    let factory = secured.streamMuxer
+    if (factory == null) {
+      const negotiated = await step('muxer-negotiation', async () => negotiate(secured.connection, [...this.muxers.keys()], { signal }))
+      factory = this.muxers.get(negotiated)
+      if (factory == null) throw new UpgradeError('muxer-negotiation', `negotiated unknown muxer ${negotiated}`)
+    }
+    const multiplexer = factory.protocol
     const muxer = factory.createStreamMuxer(secured.connection)
     return { maConn, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
   }
