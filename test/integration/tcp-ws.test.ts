@@ -68,4 +68,28 @@ describe('TCP and WebSockets between two swarms (127.0.0.1)', () => {
       expect(fromB?.observedAddr?.toString()).to.match(/^\/ip4\/127\.0\.0\.1\/tcp\//)
     })
   }
+
+  it('reports the observed address as a candidate, and pushes identify info on request', async () => {
+    b.listenOn('/ip4/127.0.0.1/tcp/0')
+    const [address] = await listenAddresses(b, 1)
+    a.dial(address)
+    const [[candidate], [received]] = await drive([a, b], {
+      count: 1,
+      filter: (e, i) => i === 0
+        ? e.type === 'NewExternalAddrCandidate'
+        : e.type === 'Behaviour' && e.event.behaviour === 'identify' && e.event.event.type === 'Received'
+    })
+    // b saw a's outbound connection come from an ephemeral port on 127.0.0.1.
+    expect(candidate.type === 'NewExternalAddrCandidate' && candidate.address.toString()).to.match(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+    expect(received.type).to.equal('Behaviour')
+
+    a.behaviour.identify.push([b.localPeerId])
+    const [[pushed], [pushReceived]] = await drive([a, b], {
+      count: 1,
+      filter: (e, i) => e.type === 'Behaviour' && e.event.behaviour === 'identify' && e.event.event.type === (i === 0 ? 'Pushed' : 'Received')
+    })
+    expect(pushed.type === 'Behaviour' && pushed.event.event.type).to.equal('Pushed')
+    const info = pushReceived.type === 'Behaviour' && pushReceived.event.behaviour === 'identify' && pushReceived.event.event.type === 'Received' ? pushReceived.event.event.info : undefined
+    expect(info?.protocols).to.include('/ipfs/ping/1.0.0')
+  })
 })
