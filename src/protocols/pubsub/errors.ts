@@ -1,0 +1,16 @@
+/**
+ * Errors of publishing, shared by FloodSub and GossipSub.
+ *
+ * @module
+ */
+import { PeerswarmError } from '../../errors.js'
+
+/** Why a publish failed. */
+export type PublishErrorKind = 'NotSubscribed' | 'NoPeersSubscribedToTopic' | 'MessageTooLarge' | 'Duplicate'
+
+/** A message could not be published; `kind` says why. */
+export class PublishError extends PeerswarmError {
+  constructor (readonly kind: PublishErrorKind, message: string) {
+    super(`ERR_PUBLISH_${kind.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, message)
+  }
+}

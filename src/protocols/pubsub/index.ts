@@ -1,0 +1,24 @@
+/**
+ * The pubsub core shared by FloodSub and GossipSub: the RPC codec, framing, topics, message
+ * ids, signing and the receive pipeline.
+ *
+ * @module
+ */
+export { encodeRpc, decodeRpc, encodeMessage, InvalidRpcError } from './rpc.js'
+export type { Rpc, RawMessage, SubOptsRecord, ControlRecord } from './rpc.js'
+export { encodeFrame, FrameDecoder, FrameTooLargeError } from './framing.js'
+export { IdentTopic, Sha256Topic, topicHash } from './topic.js'
+export type { Topic, TopicHash } from './topic.js'
+export { authorSeqnoId, contentId, messageIdKey, messageIdHex, SeqnoGenerator } from './message.js'
+export type { Message, MessageId, MessageIdFn } from './message.js'
+export { MessageAuthenticity, MessageAuthor, MessageChecker, InvalidMessageError, signaturePolicy } from './authenticity.js'
+export type { SignaturePolicy, RejectReason, Checked } from './authenticity.js'
+export { SeenCache } from './seen-cache.js'
+export type { Clock } from './seen-cache.js'
+export type { Validator, ValidationResult } from './validation.js'
+export { InboundPipeline } from './pipeline.js'
+export type { Outcome, PipelineInit } from './pipeline.js'
+export { StreamHandler } from './stream-handler.js'
+export type { HandlerIn, HandlerOut, StreamHandlerConfig } from './stream-handler.js'
+export { PublishError } from './errors.js'
+export type { PublishErrorKind } from './errors.js'

@@ -1,0 +1,104 @@
+/**
+ * Pubsub messages as the application sees them, message ids and sequence numbers.
+ *
+ * @module
+ */
+import { peerIdFromMultihash } from '@libp2p/peer-id'
+import { sha256 } from '@noble/hashes/sha2.js'
+import * as Digest from 'multiformats/hashes/digest'
+import type { RawMessage } from './rpc.js'
+import type { TopicHash } from './topic.js'
+import type { PeerId } from '@libp2p/interface'
+
+/** A message id: bytes on the wire (IHAVE, IWANT, IDONTWANT). */
+export type MessageId = Uint8Array
+
+/** A message as delivered to the application. */
+export interface Message {
+  /** The author, when the message is signed (StrictSign). */
+  readonly source?: PeerId
+  readonly data: Uint8Array
+  /** The author's sequence number, when signed. */
+  readonly sequenceNumber?: bigint
+  readonly topic: TopicHash
+}
+
+/** Computes a message's id; every peer on a topic must use the same function. */
+export type MessageIdFn = (message: Message) => MessageId
+
+/** The default id of signed messages: `from ‖ seqno` (raw bytes), as go-libp2p-pubsub. */
+export function authorSeqnoId (message: Message): MessageId {
+  if (message.source == null || message.sequenceNumber == null) return contentId(message)
+  const from = message.source.toMultihash().bytes
+  const id = new Uint8Array(from.byteLength + 8)
+  id.set(from)
+  new DataView(id.buffer).setBigUint64(from.byteLength, message.sequenceNumber)
+  return id
+}
+
+/** The default id of unsigned messages: sha256(data), as js-libp2p. */
+export function contentId (message: Message): MessageId {
+  return sha256(message.data)
+}
+
+/** A map key for a message id. */
+export function messageIdKey (id: MessageId): string {
+  let key = ''
+  for (let i = 0; i < id.length; i++) key += String.fromCharCode(id[i])
+  return key
+}
+
+/** The hex form of a message id, for logs and display. */
+export function messageIdHex (id: MessageId): string {
+  return Array.from(id, b => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * Sequence numbers of our own messages: 8 bytes big-endian, increasing, seeded from the clock
+ * in nanoseconds so that they keep increasing across restarts (as go and js do).
+ */
+export class SeqnoGenerator {
+  private last: bigint
+
+  constructor (now: () => number = Date.now) {
+    this.last = BigInt(now()) * 1_000_000n
+  }
+
+  next (): bigint {
+    this.last = (this.last + 1n) & 0xffffffffffffffffn
+    return this.last
+  }
+}
+
+/** 8 bytes big-endian. */
+export function seqnoBytes (seqno: bigint): Uint8Array {
+  const bytes = new Uint8Array(8)
+  new DataView(bytes.buffer).setBigUint64(0, seqno)
+  return bytes
+}
+
+/** Read an 8-byte big-endian seqno; undefined for any other length. */
+export function readSeqno (bytes: Uint8Array | undefined): bigint | undefined {
+  if (bytes?.byteLength !== 8) return undefined
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0)
+}
+
+/** The author encoded in `from`, or undefined if it is not a valid peer id. */
+export function readAuthor (from: Uint8Array | undefined): PeerId | undefined {
+  if (from == null) return undefined
+  try {
+    return peerIdFromMultihash(Digest.decode(from))
+  } catch {
+    return undefined
+  }
+}
+
+/** The application's view of a wire message whose fields were already checked. */
+export function toMessage (raw: RawMessage, topic: TopicHash): Message {
+  return {
+    source: readAuthor(raw.from),
+    data: raw.data ?? new Uint8Array(0),
+    sequenceNumber: readSeqno(raw.seqno),
+    topic
+  }
+}

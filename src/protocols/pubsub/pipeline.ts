@@ -1,0 +1,167 @@
+/**
+ * What happens to a received message, in the order that keeps the hot path cheap and the
+ * seen-cache honest (as go-libp2p-pubsub):
+ *  1. structural checks against the signature policy (no crypto);
+ *  2. the message id, from cheap fields, and a duplicate check: known ids stop here, so only
+ *     the first copy of a message is ever verified;
+ *  3. a message in our own name from a remote is rejected;
+ *  4. signature verification; a forged copy is rejected and *not* recorded as seen, so it
+ *     cannot block the honest copy;
+ *  5. recorded as seen;
+ *  6. the topic's validator, if any.
+ * Outcomes are reported through `onOutcome`, at once or when an asynchronous step settles.
+ *
+ * @module
+ */
+import { logger } from '@libp2p/logger'
+import { describe, toError } from '../../errors.js'
+import { InvalidMessageError } from './authenticity.js'
+import { messageIdKey, toMessage } from './message.js'
+import type { MessageChecker, RejectReason } from './authenticity.js'
+import type { Message, MessageId, MessageIdFn } from './message.js'
+import type { RawMessage } from './rpc.js'
+import type { SeenCache } from './seen-cache.js'
+import type { TopicHash } from './topic.js'
+import type { ValidationResult, Validator } from './validation.js'
+import type { PeerId } from '@libp2p/interface'
+
+const log = logger('peerswarm:pubsub')
+
+/** What became of a received message. */
+export type Outcome =
+  | {
+    readonly type: 'Accepted'
+    readonly id: MessageId
+    readonly idKey: string
+    readonly raw: RawMessage
+    readonly message: Message
+    readonly source: PeerId
+  }
+  | {
+    readonly type: 'Rejected'
+    readonly reason: RejectReason
+    readonly error: Error
+    readonly raw: RawMessage
+    readonly source: PeerId
+  }
+  | { readonly type: 'Ignored', readonly id: MessageId, readonly source: PeerId }
+
+/** What the pipeline needs. */
+export interface PipelineInit {
+  readonly checker: MessageChecker
+  readonly seen: SeenCache
+  readonly messageId: MessageIdFn
+  readonly validators: ReadonlyMap<TopicHash, Validator>
+  /** Our peer id, to reject messages in our name (signed topics). */
+  readonly localPeerId?: PeerId
+  /** Messages waiting for an asynchronous step at once; more are ignored (default 1024). */
+  readonly maxPending?: number
+  readonly onOutcome: (outcome: Outcome) => void
+}
+
+/** The shared receive path of FloodSub and GossipSub. */
+export class InboundPipeline {
+  /** Messages waiting for an asynchronous signature check or validator. */
+  private pending = 0
+  /** Duplicates dropped so far (for metrics and tests). */
+  duplicates = 0
+
+  constructor (private readonly init: PipelineInit) {}
+
+  /** Run `raw`, received from `source`, through the pipeline. */
+  process (raw: RawMessage, source: PeerId): void {
+    const { checker, seen, onOutcome } = this.init
+    let checked
+    try {
+      checked = checker.check(raw)
+    } catch (err) {
+      this.reject(raw, source, err)
+      return
+    }
+    const message = toMessage(raw, checked.topic)
+    const id = this.init.messageId(message)
+    const idKey = messageIdKey(id)
+    if (seen.has(idKey)) {
+      this.duplicates++
+      return
+    }
+    if (this.init.localPeerId != null && checked.author?.equals(this.init.localPeerId) === true) {
+      this.reject(raw, source, new InvalidMessageError('SelfOrigin', 'a message in our name from a remote'))
+      return
+    }
+    const afterSignature = (valid: boolean): void => {
+      if (!valid) {
+        this.reject(raw, source, new InvalidMessageError('InvalidSignature', 'invalid signature'))
+        return
+      }
+      // A copy verified meanwhile wins; this one is a duplicate.
+      if (!seen.add(idKey)) {
+        this.duplicates++
+        return
+      }
+      this.validate(message, source, (result) => {
+        if (result === 'accept') onOutcome({ type: 'Accepted', id, idKey, raw, message, source })
+        else if (result === 'ignore') onOutcome({ type: 'Ignored', id, source })
+        else this.reject(raw, source, new InvalidMessageError('ValidationFailed', 'rejected by the topic validator'))
+      })
+    }
+    if (checked.author == null) {
+      afterSignature(true)
+      return
+    }
+    let verified: boolean | Promise<boolean>
+    try {
+      verified = checker.verify(raw, checked.author)
+    } catch (err) {
+      this.reject(raw, source, err)
+      return
+    }
+    this.settle(verified, afterSignature, () => { onOutcome({ type: 'Ignored', id, source }) })
+  }
+
+  private validate (message: Message, source: PeerId, done: (result: ValidationResult) => void): void {
+    const validator = this.init.validators.get(message.topic)
+    if (validator == null) {
+      done('accept')
+      return
+    }
+    let result: ValidationResult | Promise<ValidationResult>
+    try {
+      result = validator(message, source)
+    } catch (err) {
+      log('validator of %s threw, ignoring the message: %s', message.topic, describe(err))
+      done('ignore')
+      return
+    }
+    this.settle(result, done, () => { done('ignore') })
+  }
+
+  /** Continue with `value` now, or when it settles; over the pending bound, give up at once. */
+  private settle<T> (value: T | Promise<T>, next: (value: T) => void, overflow: () => void): void {
+    if (!(value instanceof Promise)) {
+      next(value)
+      return
+    }
+    if (this.pending >= (this.init.maxPending ?? 1024)) {
+      log('too many messages waiting for asynchronous checks, ignoring one')
+      value.catch(() => {})
+      overflow()
+      return
+    }
+    this.pending++
+    value.then((settled) => {
+      this.pending--
+      next(settled)
+    }, (err: unknown) => {
+      this.pending--
+      log('asynchronous check failed, ignoring the message: %s', describe(err))
+      overflow()
+    })
+  }
+
+  private reject (raw: RawMessage, source: PeerId, err: unknown): void {
+    const error = toError(err)
+    const reason = err instanceof InvalidMessageError ? err.reason : 'ValidationFailed'
+    this.init.onOutcome({ type: 'Rejected', reason, error, raw, source })
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The pubsub RPC (libp2p pubsub spec, proto2; field numbers are normative), shared by FloodSub
+ * and GossipSub, encoded with protobufjs. Unknown fields are skipped, as proto2 requires (go
+ * already sends partial-message extension fields in every subscription).
+ *
+ * @module
+ */
+import protobuf from 'protobufjs'
+import { PeerswarmError } from '../../errors.js'
+
+const { Field, Type } = protobuf
+
+const SubOpts = new Type('SubOpts')
+  .add(new Field('subscribe', 1, 'bool'))
+  .add(new Field('topicid', 2, 'string'))
+
+const MessageType = new Type('Message')
+  .add(new Field('from', 1, 'bytes'))
+  .add(new Field('data', 2, 'bytes'))
+  .add(new Field('seqno', 3, 'bytes'))
+  .add(new Field('topic', 4, 'string'))
+  .add(new Field('signature', 5, 'bytes'))
+  .add(new Field('key', 6, 'bytes'))
+
+const ControlIHave = new Type('ControlIHave')
+  .add(new Field('topicID', 1, 'string'))
+  .add(new Field('messageIDs', 2, 'bytes', 'repeated'))
+const ControlIWant = new Type('ControlIWant')
+  .add(new Field('messageIDs', 1, 'bytes', 'repeated'))
+const ControlGraft = new Type('ControlGraft')
+  .add(new Field('topicID', 1, 'string'))
+const PeerInfo = new Type('PeerInfo')
+  .add(new Field('peerID', 1, 'bytes'))
+  .add(new Field('signedPeerRecord', 2, 'bytes'))
+const ControlPrune = new Type('ControlPrune')
+  .add(new Field('topicID', 1, 'string'))
+  .add(new Field('peers', 2, 'PeerInfo', 'repeated'))
+  .add(new Field('backoff', 3, 'uint64'))
+const ControlIDontWant = new Type('ControlIDontWant')
+  .add(new Field('messageIDs', 1, 'bytes', 'repeated'))
+const ControlMessage = new Type('ControlMessage')
+  .add(new Field('ihave', 1, 'ControlIHave', 'repeated'))
+  .add(new Field('iwant', 2, 'ControlIWant', 'repeated'))
+  .add(new Field('graft', 3, 'ControlGraft', 'repeated'))
+  .add(new Field('prune', 4, 'ControlPrune', 'repeated'))
+  .add(new Field('idontwant', 5, 'ControlIDontWant', 'repeated'))
+
+const RPC = new Type('RPC')
+  .add(new Field('subscriptions', 1, 'SubOpts', 'repeated'))
+  .add(new Field('publish', 2, 'Message', 'repeated'))
+  .add(new Field('control', 3, 'ControlMessage'))
+
+new protobuf.Root().add(RPC).add(SubOpts).add(MessageType).add(ControlMessage).add(ControlIHave).add(ControlIWant)
+  .add(ControlGraft).add(ControlPrune).add(ControlIDontWant).add(PeerInfo)
+
+/** A subscription change in an RPC. */
+export interface SubOptsRecord {
+  readonly subscribe?: boolean
+  readonly topicid?: string
+}
+
+/**
+ * A message as on the wire. Absent fields are `undefined`: presence matters (StrictNoSign
+ * rejects messages that carry `from`, `seqno`, `signature` or `key` at all).
+ */
+export interface RawMessage {
+  readonly from?: Uint8Array
+  readonly data?: Uint8Array
+  readonly seqno?: Uint8Array
+  readonly topic?: string
+  readonly signature?: Uint8Array
+  readonly key?: Uint8Array
+}
+
+/** GossipSub control messages (carried here so that FloodSub and GossipSub share one codec). */
+export interface ControlRecord {
+  readonly ihave?: ReadonlyArray<{ readonly topicID?: string, readonly messageIDs?: readonly Uint8Array[] }>
+  readonly iwant?: ReadonlyArray<{ readonly messageIDs?: readonly Uint8Array[] }>
+  readonly graft?: ReadonlyArray<{ readonly topicID?: string }>
+  readonly prune?: ReadonlyArray<{ readonly topicID?: string, readonly peers?: ReadonlyArray<{ readonly peerID?: Uint8Array, readonly signedPeerRecord?: Uint8Array }>, readonly backoff?: number }>
+  readonly idontwant?: ReadonlyArray<{ readonly messageIDs?: readonly Uint8Array[] }>
+}
+
+/** One pubsub RPC. */
+export interface Rpc {
+  readonly subscriptions?: readonly SubOptsRecord[]
+  readonly publish?: readonly RawMessage[]
+  readonly control?: ControlRecord
+}
+
+/** A received RPC could not be decoded. */
+export class InvalidRpcError extends PeerswarmError {
+  constructor (message: string, cause?: unknown) {
+    super('ERR_INVALID_RPC', message, { cause })
+  }
+}
+
+/** Encode an RPC (fields in ascending number order, absent fields omitted). */
+export function encodeRpc (rpc: Rpc): Uint8Array {
+  return RPC.encode(rpc as protobuf.Message).finish()
+}
+
+/** Encode one message alone, e.g. the part of it that is signed. */
+export function encodeMessage (message: RawMessage): Uint8Array {
+  return MessageType.encode(message as protobuf.Message).finish()
+}
+
+/** Decode an RPC; throws `InvalidRpcError` for malformed input. */
+export function decodeRpc (bytes: Uint8Array): Rpc {
+  try {
+    return toPlain(RPC.decode(bytes)) as Rpc
+  } catch (err) {
+    throw new InvalidRpcError(`malformed RPC: ${err instanceof Error ? err.message : String(err)}`, err)
+  }
+}
+
+/**
+ * protobufjs keeps defaults on the prototype and sets only the fields present on the wire as
+ * own properties; keep exactly those, recursively, so absence stays visible. `uint64` values
+ * (PRUNE backoff) become numbers.
+ */
+function toPlain (value: unknown): unknown {
+  if (value instanceof Uint8Array || value == null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(toPlain)
+  if (isLong(value)) return value.toNumber()
+  const plain: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    const field = (value as Record<string, unknown>)[key]
+    if (Array.isArray(field) && field.length === 0) continue
+    plain[key] = toPlain(field)
+  }
+  return plain
+}
+
+function isLong (value: object): value is { toNumber: () => number } {
+  return 'low' in value && 'high' in value && typeof (value as { toNumber?: unknown }).toNumber === 'function'
+}

@@ -1,0 +1,275 @@
+/**
+ * The connection handler shared by FloodSub and GossipSub: one long-lived outbound stream
+ * that we only write to, and the remote's inbound stream that we only read from (pubsub spec).
+ *
+ * - Writes are queued (bounded in bytes), coalesced (every frame queued in a turn leaves in
+ *   one write) and wait for the stream's `drain` event under back-pressure.
+ * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
+ *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
+ * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
+ *
+ * @module
+ */
+import { logger } from '@libp2p/logger'
+import { describe, toError } from '../../errors.js'
+import { FrameDecoder } from './framing.js'
+import { decodeRpc } from './rpc.js'
+import type { Rpc } from './rpc.js'
+import type { Context, Waker } from '../../behaviour/context.js'
+import type { ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol } from '../../behaviour/connection-handler.js'
+import type { Stream } from '@libp2p/interface'
+
+const log = logger('peerswarm:pubsub:stream')
+
+/** What the behaviour asks of a pubsub handler. */
+export type HandlerIn =
+  /** Send these bytes: one or more complete, length-prefixed frames. */
+  | { readonly type: 'Send', readonly frames: Uint8Array }
+
+/** What a pubsub handler reports. */
+export type HandlerOut =
+  | { readonly type: 'Rpc', readonly rpc: Rpc }
+  /** Our outbound stream is open, speaking `protocol`. */
+  | { readonly type: 'Ready', readonly protocol: string }
+  /** The remote speaks none of our protocols. */
+  | { readonly type: 'Unsupported' }
+  /** The remote sent a frame over the limit or an undecodable RPC; its stream was reset. */
+  | { readonly type: 'InvalidFrame', readonly error: Error }
+  /** The remote does not read fast enough: `bytes` of our frames were dropped. */
+  | { readonly type: 'SlowPeer', readonly droppedBytes: number }
+
+/** Options of a pubsub handler. */
+export interface StreamHandlerConfig {
+  /** Protocols in order of preference. */
+  readonly protocols: readonly string[]
+  /** Largest frame accepted. */
+  readonly maxFrameSize: number
+  /** Bytes queued for a peer before new frames are dropped. */
+  readonly maxQueuedBytes: number
+  /** RPCs read but not yet taken by the behaviour before the inbound stream is paused. */
+  readonly maxReceivedRpcs: number
+  /** Negotiation timeout, in ms. */
+  readonly timeout: number
+}
+
+/** Largest single write; more queued bytes leave in several writes. */
+const MAX_WRITE = 256 * 1024
+/** Re-open attempts after our outbound stream dies, with doubling delays (as go-libp2p-pubsub). */
+const REOPEN_DELAYS = [100, 200, 400, 800]
+
+/** The pubsub handler of one connection. */
+export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
+  private readonly reports: HandlerOut[] = []
+  private readonly received: Rpc[] = []
+  private readonly queue: Uint8Array[] = []
+  private queuedBytes = 0
+  private droppedBytes = 0
+  private outbound?: Stream
+  private outboundState: 'wanted' | 'requested' | 'open' | 'waiting' | 'unsupported' | 'failed' = 'wanted'
+  private reopenAttempts = 0
+  private writing = false
+  private inbound?: Stream
+  private inboundPaused = false
+  private waker?: Waker
+  private closed = false
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+
+  constructor (private readonly config: StreamHandlerConfig) {}
+
+  listenProtocol (): SubstreamProtocol {
+    return { protocols: this.config.protocols, timeout: this.config.timeout }
+  }
+
+  /** The long-lived streams keep the connection alive while they are open. */
+  connectionKeepAlive (): boolean {
+    return false
+  }
+
+  onBehaviourEvent (event: HandlerIn): void {
+    if (this.queuedBytes + event.frames.byteLength > this.config.maxQueuedBytes) {
+      this.droppedBytes += event.frames.byteLength
+      return
+    }
+    this.queue.push(event.frames)
+    this.queuedBytes += event.frames.byteLength
+    this.flush()
+  }
+
+  onConnectionEvent (event: ConnectionEvent): void {
+    switch (event.type) {
+      case 'FullyNegotiatedInbound':
+        this.readFrom(event.stream)
+        break
+      case 'FullyNegotiatedOutbound':
+        this.outbound = event.stream
+        this.outboundState = 'open'
+        this.reopenAttempts = 0
+        event.stream.addEventListener('close', () => { this.onOutboundClosed(event.stream) })
+        this.reports.push({ type: 'Ready', protocol: event.protocol })
+        this.flush()
+        break
+      case 'DialUpgradeError':
+        if (event.error.kind === 'NegotiationFailed') {
+          this.outboundState = 'unsupported'
+          this.reports.push({ type: 'Unsupported' })
+          this.discardQueue()
+        } else {
+          this.reopenLater()
+        }
+        break
+      default:
+    }
+  }
+
+  poll (cx: Context): ConnectionHandlerEvent<HandlerOut> | undefined {
+    this.waker = cx.waker
+    if (this.droppedBytes > 0) {
+      const droppedBytes = this.droppedBytes
+      this.droppedBytes = 0
+      return { type: 'NotifyBehaviour', event: { type: 'SlowPeer', droppedBytes } }
+    }
+    const report = this.reports.shift()
+    if (report != null) return { type: 'NotifyBehaviour', event: report }
+    const rpc = this.received.shift()
+    if (rpc != null) {
+      if (this.inboundPaused && this.received.length < this.config.maxReceivedRpcs / 2) {
+        this.inboundPaused = false
+        this.inbound?.resume()
+      }
+      return { type: 'NotifyBehaviour', event: { type: 'Rpc', rpc } }
+    }
+    if (this.outboundState === 'wanted' && !this.closed) {
+      this.outboundState = 'requested'
+      return { type: 'OutboundSubstreamRequest', protocol: { protocols: this.config.protocols, timeout: this.config.timeout } }
+    }
+    return undefined
+  }
+
+  close (): void {
+    this.closed = true
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    this.discardQueue()
+    this.outbound?.abort(new Error('connection closed'))
+    this.inbound?.abort(new Error('connection closed'))
+  }
+
+  private readFrom (stream: Stream): void {
+    // A new inbound stream from the same peer replaces the old one (go-libp2p-pubsub does so).
+    this.inbound?.abort(new Error('replaced by a new inbound stream'))
+    this.inbound = stream
+    this.inboundPaused = false
+    const decoder = new FrameDecoder(this.config.maxFrameSize)
+    stream.addEventListener('message', (evt) => {
+      if (this.inbound !== stream) return
+      try {
+        for (const frame of decoder.decode(evt.data)) this.received.push(decodeRpc(frame))
+      } catch (err) {
+        log('invalid frame from the remote: %s', describe(err))
+        this.reports.push({ type: 'InvalidFrame', error: toError(err) })
+        this.inbound = undefined
+        stream.abort(toError(err))
+      }
+      if (this.received.length >= this.config.maxReceivedRpcs && !this.inboundPaused && this.inbound === stream) {
+        this.inboundPaused = true
+        stream.pause()
+      }
+      this.waker?.wake()
+    })
+    stream.addEventListener('close', () => {
+      if (this.inbound === stream) this.inbound = undefined
+    })
+  }
+
+  /** Write what is queued, coalesced, honouring back-pressure. One writer at a time. */
+  private flush (): void {
+    if (this.writing || this.outbound == null || this.queue.length === 0) return
+    this.writing = true
+    queueMicrotask(() => { void this.drainQueue() })
+  }
+
+  private async drainQueue (): Promise<void> {
+    try {
+      while (this.queue.length > 0 && this.outbound != null && !this.closed) {
+        const stream = this.outbound
+        const chunk = this.takeChunk()
+        if (!stream.send(chunk)) await waitForDrain(stream)
+      }
+    } catch (err) {
+      log('writing to the remote failed: %s', describe(err))
+    } finally {
+      this.writing = false
+      if (this.queue.length > 0 && this.outbound != null && !this.closed) this.flush()
+    }
+  }
+
+  /** Frames from the front of the queue, joined up to `MAX_WRITE` bytes. */
+  private takeChunk (): Uint8Array {
+    const first = this.queue.shift() as Uint8Array
+    if (this.queue.length === 0 || first.byteLength >= MAX_WRITE) {
+      this.queuedBytes -= first.byteLength
+      return first
+    }
+    const parts = [first]
+    let size = first.byteLength
+    while (this.queue.length > 0 && size + this.queue[0].byteLength <= MAX_WRITE) {
+      const next = this.queue.shift() as Uint8Array
+      parts.push(next)
+      size += next.byteLength
+    }
+    this.queuedBytes -= size
+    const chunk = new Uint8Array(size)
+    let offset = 0
+    for (const part of parts) {
+      chunk.set(part, offset)
+      offset += part.byteLength
+    }
+    return chunk
+  }
+
+  private onOutboundClosed (stream: Stream): void {
+    if (this.outbound !== stream) return
+    this.outbound = undefined
+    if (this.closed) return
+    this.reopenLater()
+  }
+
+  private reopenLater (): void {
+    const delay = REOPEN_DELAYS[this.reopenAttempts++]
+    if (delay == null) {
+      this.outboundState = 'failed'
+      this.discardQueue()
+      return
+    }
+    this.outboundState = 'waiting'
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      if (this.closed) return
+      this.outboundState = 'wanted'
+      this.waker?.wake()
+    }, delay)
+    this.timers.add(timer)
+  }
+
+  private discardQueue (): void {
+    this.queue.length = 0
+    this.queuedBytes = 0
+  }
+}
+
+/** Resolves on the stream's next `drain`, rejects if it closes first. */
+async function waitForDrain (stream: Stream): Promise<void> {
+  // `onDrain()` of @libp2p/utils 7.4.1 resolves at once after its first use; use the event.
+  await new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => {
+      stream.removeEventListener('close', onClose)
+      resolve()
+    }
+    const onClose = (): void => {
+      stream.removeEventListener('drain', onDrain)
+      reject(new Error('stream closed while writing'))
+    }
+    stream.addEventListener('drain', onDrain, { once: true })
+    stream.addEventListener('close', onClose, { once: true })
+  })
+}
