@@ -105,12 +105,44 @@ export function encodeMessage (message: RawMessage): Uint8Array {
   return MessageType.encode(message as protobuf.Message).finish()
 }
 
-/** Decode an RPC; throws `InvalidRpcError` for malformed input. */
+/**
+ * Decode an RPC; throws `InvalidRpcError` for malformed input, including a known field sent
+ * with the wrong wire type (protobufjs alone would read such a field as garbage).
+ */
 export function decodeRpc (bytes: Uint8Array): Rpc {
   try {
+    checkWireTypes(RPC, protobuf.Reader.create(bytes), bytes.byteLength)
     return toPlain(RPC.decode(bytes)) as Rpc
   } catch (err) {
+    if (err instanceof InvalidRpcError) throw err
     throw new InvalidRpcError(`malformed RPC: ${err instanceof Error ? err.message : String(err)}`, err)
+  }
+}
+
+/** The wire type each field type must arrive with (our schema has no packed or fixed fields). */
+const WIRE_TYPES: Readonly<Record<string, number>> = { bool: 0, uint64: 0, string: 2, bytes: 2 }
+
+/** Walk `type`'s encoding up to `end`, checking known fields' wire types, recursively. */
+function checkWireTypes (type: protobuf.Type, reader: protobuf.Reader, end: number): void {
+  while (reader.pos < end) {
+    const tag = reader.uint32()
+    const wireType = tag & 7
+    const field = type.fieldsById[tag >>> 3]
+    if (field == null) {
+      reader.skipType(wireType)
+      continue
+    }
+    const nested = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined
+    const expected = nested != null ? 2 : WIRE_TYPES[field.type]
+    if (wireType !== expected) throw new InvalidRpcError(`field ${type.name}.${field.name} has wire type ${wireType}, expected ${expected}`)
+    if (nested != null) {
+      const length = reader.uint32()
+      const nestedEnd = reader.pos + length
+      if (nestedEnd > end) throw new InvalidRpcError(`field ${type.name}.${field.name} runs past its container`)
+      checkWireTypes(nested, reader, nestedEnd)
+    } else {
+      reader.skipType(wireType)
+    }
   }
 }
 
