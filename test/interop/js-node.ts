@@ -4,6 +4,7 @@
 import '../../src/compat.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { floodsub } from '@libp2p/floodsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -30,3 +31,17 @@ export function jsAddress (node: JsNode, transport: 'tcp' | 'ws') {
   if (address == null) throw new Error(`js node has no ${transport} address`)
   return address
 }
+
+/** A js-libp2p node running `@libp2p/floodsub` with the given signature policy. */
+export async function jsFloodsubNode (policy: 'StrictSign' | 'StrictNoSign') {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), pubsub: floodsub({ globalSignaturePolicy: policy }) },
+    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  })
+}
+
+export type JsFloodsubNode = Awaited<ReturnType<typeof jsFloodsubNode>>

@@ -108,6 +108,9 @@ describe('pubsub message signing', () => {
     expect(rejection(() => checker.check({ ...message, from: undefined }))).to.equal('MissingAuthor')
     expect(rejection(() => checker.check({ ...message, from: text('not a peer id') }))).to.equal('InvalidAuthor')
     expect(rejection(() => checker.check({ ...message, seqno: new Uint8Array(20) }))).to.equal('InvalidSeqno')
+    expect(rejection(() => checker.check({ ...message, seqno: new Uint8Array(0) }))).to.equal('InvalidSeqno')
+    // js-libp2p floodsub sends 7-byte seqnos when the top byte is zero.
+    expect(rejection(() => checker.check({ ...message, seqno: new Uint8Array(7).fill(1) }))).to.equal(undefined)
     expect(rejection(() => checker.check({ ...message, topic: undefined }))).to.equal('MissingTopic')
     const withForeignKey = { ...message, key: publicKeyToProtobuf(other.publicKey) }
     expect(rejection(() => checker.verify(withForeignKey, peerIdOf(key)))).to.equal('KeyMismatch')

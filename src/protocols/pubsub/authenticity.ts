@@ -134,7 +134,7 @@ export class MessageChecker {
     if (message.from == null) throw new InvalidMessageError('MissingAuthor', 'message without an author')
     const author = readAuthor(message.from)
     if (author == null) throw new InvalidMessageError('InvalidAuthor', 'message author is not a peer id')
-    if (readSeqno(message.seqno) == null) throw new InvalidMessageError('InvalidSeqno', 'seqno is not 8 bytes')
+    if (readSeqno(message.seqno) == null) throw new InvalidMessageError('InvalidSeqno', 'seqno is missing or longer than 8 bytes')
     return { topic, author }
   }
 

@@ -77,10 +77,16 @@ export function seqnoBytes (seqno: bigint): Uint8Array {
   return bytes
 }
 
-/** Read an 8-byte big-endian seqno; undefined for any other length. */
+/**
+ * Read a big-endian seqno of 1 to 8 bytes; undefined if absent, empty or longer. We send 8
+ * bytes, but js-libp2p floodsub drops leading zero bytes (one message in 256 has a 7-byte
+ * seqno), so shorter ones are accepted.
+ */
 export function readSeqno (bytes: Uint8Array | undefined): bigint | undefined {
-  if (bytes?.byteLength !== 8) return undefined
-  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0)
+  if (bytes == null || bytes.byteLength === 0 || bytes.byteLength > 8) return undefined
+  let value = 0n
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte)
+  return value
 }
 
 /** The author encoded in `from`, or undefined if it is not a valid peer id. */
