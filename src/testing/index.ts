@@ -141,6 +141,30 @@ export type DriveResult<S extends ReadonlyArray<Swarm<AnyBehaviour>>> = {
   -readonly [K in keyof S]: Array<SwarmEvent<EventOf<S[K]['behaviour']>>>
 }
 
+/**
+ * Drive all `swarms` at once, discarding their events, until `condition()` holds (checked
+ * after every event). Throws `TestTimeoutError` after `options.timeout`.
+ */
+export async function driveUntil (swarms: ReadonlyArray<Swarm<AnyBehaviour>>, condition: () => boolean, options: { readonly timeout?: number } = {}): Promise<void> {
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT
+  const seen: string[] = []
+  const controller = new AbortController()
+  await withDeadline(`driveUntil(${condition.name || 'condition'})`, timeout, seen, [], async (signal) => {
+    const stop = AbortSignal.any([signal, controller.signal])
+    await Promise.all(swarms.map(async (swarm, i) => {
+      while (!condition()) {
+        try {
+          seen.push(`${i}:${describeEvent(await swarm.selectNextSome({ signal: stop }))}`)
+        } catch (err) {
+          if (controller.signal.aborted) return
+          throw err
+        }
+      }
+      controller.abort()
+    }))
+  })
+}
+
 /** Run `body` with a signal that aborts after `timeout`, driving `others` meanwhile. */
 async function withDeadline<T> (what: string, timeout: number, seen: string[], others: ReadonlyArray<Swarm<AnyBehaviour>>,
   body: (signal: AbortSignal) => Promise<T>): Promise<T> {

@@ -5,19 +5,8 @@ import {
   UnsupportedAddressError, WrongPeerIdError, combine, generateKeypair, peerIdOf
 } from '../../src/index.js'
 import { connect, drive, listen, newSwarm } from '../../src/testing/index.js'
-import { Recorder } from '../fixtures/behaviours.js'
-import type { NetworkBehaviour, PendingOutboundConnection } from '../../src/index.js'
-import type { Multiaddr } from '@multiformats/multiaddr'
+import { AddressBook } from '../fixtures/behaviours.js'
 import type { PeerId } from '@libp2p/interface'
-
-/** Knows one address per peer and hands it to dials, as mDNS does. */
-class AddressBook extends Recorder implements NetworkBehaviour<never, never, never> {
-  readonly known = new Map<string, Multiaddr>()
-  handlePendingOutboundConnection ({ peerId }: PendingOutboundConnection): Multiaddr[] {
-    const address = peerId == null ? undefined : this.known.get(peerId.toString())
-    return address == null ? [] : [address]
-  }
-}
 
 async function threeSwarms () {
   const swarms = await Promise.all([0, 1, 2].map(async () => newSwarm(() => combine({ book: new AddressBook() }))))
