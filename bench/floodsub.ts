@@ -1,0 +1,177 @@
+/**
+ * FloodSub benchmark: ours against js-libp2p's `@libp2p/floodsub`, in the same run.
+ *
+ * Ten nodes in one process over TCP on 127.0.0.1, each dialing the nodes 1 and 3 places
+ * ahead of it in a ring (degree 4), all subscribed, StrictSign. Node 0 publishes 1,000
+ * messages as fast as its publish call allows (yielding to the event loop between two), for
+ * payloads of 256 B and of 16 KiB. Each payload carries its send time.
+ *
+ * Reported per implementation and size: delivery ratio (deliveries / (1,000 × 9)), p50 and p99
+ * latency (publish → delivery, over every delivery), and messages per second (1,000 / time
+ * from the first publish to the last delivery). Ratios are ours / js (latency: lower is
+ * better; rate: higher is better).
+ *
+ * Run: npm run bench:floodsub
+ */
+import '../src/compat.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { floodsub as jsFloodsub } from '@libp2p/floodsub'
+import { identify as jsIdentify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { SwarmBuilder, combine, floodsub, identify } from '../src/index.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const NODES = 10
+const MESSAGES = 1_000
+const TOPIC = 'bench'
+const SIZES = [256, 16 * 1024]
+/** Give up when no delivery happened for this long. */
+const STALL_MS = 10_000
+
+interface Network {
+  /** Publish one payload from node 0. */
+  publish: (payload: Uint8Array) => Promise<void>
+  /** Called with (node index, payload) on every delivery. */
+  onDelivery: (listener: (node: number, payload: Uint8Array) => void) => void
+  close: () => Promise<void>
+}
+
+/** Ring with chords: node i dials i+1 and i+3. */
+function links (): Array<[number, number]> {
+  return Array.from({ length: NODES }, (_, i) => [[i, (i + 1) % NODES], [i, (i + 3) % NODES]] as Array<[number, number]>).flat()
+}
+
+async function waitFor (what: string, condition: () => boolean, timeout = 20_000): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+async function oursNetwork (): Promise<Network> {
+  const swarms = await Promise.all(Array.from({ length: NODES }, async () => SwarmBuilder.withNewIdentity().withTcp()
+    .withBehaviour(key => combine({
+      identify: new identify.Behaviour(key.publicKey),
+      floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key) })
+    }))
+    .build()))
+  let listener: (node: number, payload: Uint8Array) => void = () => {}
+  const addresses: Array<Multiaddr | undefined> = []
+  const loops = swarms.map(async (swarm, i) => {
+    for await (const event of swarm) {
+      if (event.type === 'NewListenAddr' && addresses[i] == null) addresses[i] = event.address
+      if (event.type === 'Behaviour' && event.event.behaviour === 'floodsub' && event.event.event.type === 'Message') listener(i, event.event.event.message.data)
+    }
+  })
+  for (const swarm of swarms) {
+    swarm.behaviour.floodsub.subscribe(TOPIC)
+    swarm.listenOn('/ip4/127.0.0.1/tcp/0')
+  }
+  await waitFor('listening', () => addresses.filter(a => a != null).length === NODES)
+  for (const [from, to] of links()) swarms[from].dial(addresses[to] as Multiaddr)
+  await waitFor('subscriptions', () => swarms.every(s => s.behaviour.floodsub.subscribers(TOPIC).length === 4))
+  return {
+    publish: async (payload) => { swarms[0].behaviour.floodsub.publish(TOPIC, payload) },
+    onDelivery: (l) => { listener = l },
+    close: async () => {
+      await Promise.all(swarms.map(async s => { await s.close() }))
+      await Promise.all(loops)
+    }
+  }
+}
+
+async function jsNetwork (): Promise<Network> {
+  const nodes = await Promise.all(Array.from({ length: NODES }, async () => createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: jsIdentify(), pubsub: jsFloodsub() },
+    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  })))
+  let listener: (node: number, payload: Uint8Array) => void = () => {}
+  nodes.forEach((node, i) => {
+    node.services.pubsub.subscribe(TOPIC)
+    node.services.pubsub.addEventListener('message', (evt) => { listener(i, evt.detail.data) })
+  })
+  for (const [from, to] of links()) await nodes[from].dial(nodes[to].getMultiaddrs()[0])
+  await waitFor('subscriptions', () => nodes.every(n => n.services.pubsub.getSubscribers(TOPIC).length === 4))
+  return {
+    publish: async (payload) => { await nodes[0].services.pubsub.publish(TOPIC, payload) },
+    onDelivery: (l) => { listener = l },
+    close: async () => { await Promise.all(nodes.map(async n => { await n.stop() })) }
+  }
+}
+
+interface Result {
+  deliveryRatio: number
+  p50Ms: number
+  p99Ms: number
+  msgsPerSec: number
+}
+
+async function run (network: Network, size: number): Promise<Result> {
+  const latencies: number[] = []
+  const seen = new Set<string>()
+  let lastDelivery = performance.now()
+  network.onDelivery((node, payload) => {
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+    const key = `${node}:${view.getUint32(8)}`
+    if (seen.has(key)) return
+    seen.add(key)
+    lastDelivery = performance.now()
+    latencies.push(lastDelivery - view.getFloat64(0))
+  })
+  const started = performance.now()
+  for (let i = 0; i < MESSAGES; i++) {
+    const payload = new Uint8Array(size)
+    const view = new DataView(payload.buffer)
+    view.setFloat64(0, performance.now())
+    view.setUint32(8, i)
+    await network.publish(payload)
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const expected = MESSAGES * (NODES - 1)
+  while (seen.size < expected && performance.now() - lastDelivery < STALL_MS) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  latencies.sort((a, b) => a - b)
+  const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
+  return {
+    deliveryRatio: seen.size / expected,
+    p50Ms: percentile(0.5),
+    p99Ms: percentile(0.99),
+    msgsPerSec: MESSAGES / ((lastDelivery - started) / 1000)
+  }
+}
+
+function round (value: number): number {
+  return Math.round(value * 1000) / 1000
+}
+
+function rounded (result: Result): Result {
+  return { deliveryRatio: round(result.deliveryRatio), p50Ms: round(result.p50Ms), p99Ms: round(result.p99Ms), msgsPerSec: round(result.msgsPerSec) }
+}
+
+const results: Record<string, unknown> = {}
+for (const size of SIZES) {
+  const ours = await oursNetwork()
+  const oursResult = await run(ours, size)
+  await ours.close()
+  const js = await jsNetwork()
+  const jsResult = await run(js, size)
+  await js.close()
+  results[`${size}B`] = {
+    ours: rounded(oursResult),
+    js: rounded(jsResult),
+    ratio: {
+      p50: round(oursResult.p50Ms / jsResult.p50Ms),
+      p99: round(oursResult.p99Ms / jsResult.p99Ms),
+      msgsPerSec: round(oursResult.msgsPerSec / jsResult.msgsPerSec)
+    }
+  }
+}
+console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, node: process.version, results }))
