@@ -64,6 +64,7 @@ export class SeqnoGenerator {
     this.last = BigInt(now()) * 1_000_000n
   }
 
+  /** The next sequence number. */
   next (): bigint {
     this.last = (this.last + 1n) & 0xffffffffffffffffn
     return this.last

@@ -56,6 +56,7 @@ export interface PipelineInit {
   readonly localPeerId?: PeerId
   /** Messages waiting for an asynchronous step at once; more are ignored (default 1024). */
   readonly maxPending?: number
+  /** Told what became of each message that was not a duplicate. */
   readonly onOutcome: (outcome: Outcome) => void
 }
 

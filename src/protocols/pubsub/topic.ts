@@ -16,6 +16,7 @@ export interface Topic {
   readonly name: string
   /** What goes on the wire. */
   readonly hash: TopicHash
+  /** The hash. */
   toString: () => string
 }
 
@@ -29,6 +30,7 @@ export class IdentTopic implements Topic {
     this.hash = name
   }
 
+  /** The hash. */
   toString (): string {
     return this.hash
   }
@@ -42,6 +44,7 @@ export class Sha256Topic implements Topic {
     this.hash = toBase64(sha256(descriptor))
   }
 
+  /** The hash. */
   toString (): string {
     return this.hash
   }
