@@ -142,6 +142,7 @@ describe('pubsub receive pipeline', () => {
       checker: new CountingChecker('StrictSign'),
       seen: new SeenCache(60_000, 1000),
       messageId: authorSeqnoId,
+      fastIdKey: pubsub.rawAuthorSeqnoKey,
       validators,
       localPeerId: peerIdOf(local),
       onOutcome: (o) => outcomes.push(o)
@@ -222,5 +223,10 @@ describe('pubsub seen cache, topics and ids', () => {
     const id = authorSeqnoId({ source: peer, sequenceNumber: 258n, data: new Uint8Array(0), topic: 't' })
     expect(Buffer.from(id)).to.deep.equal(Buffer.concat([peer.toMultihash().bytes, Buffer.from([0, 0, 0, 0, 0, 0, 1, 2])]))
     expect(messageIdKey(id)).to.have.length(id.length)
+    // The raw-bytes fast key is the same key, for 8-byte and for shorter (js-libp2p) seqnos.
+    const from = peer.toMultihash().bytes
+    expect(pubsub.rawAuthorSeqnoKey({ from, seqno: new Uint8Array([0, 0, 0, 0, 0, 0, 1, 2]) })).to.equal(messageIdKey(id))
+    expect(pubsub.rawAuthorSeqnoKey({ from, seqno: new Uint8Array([1, 2]) })).to.equal(messageIdKey(id))
+    expect(pubsub.rawAuthorSeqnoKey({ from })).to.equal(undefined)
   })
 })

@@ -9,7 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
 import { PublishError } from '../pubsub/errors.js'
 import { encodeFrame } from '../pubsub/framing.js'
-import { authorSeqnoId, contentId, messageIdKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
+import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
@@ -111,6 +111,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       checker: new MessageChecker(signaturePolicy(authenticity)),
       seen: this.seen,
       messageId: this.messageId,
+      fastIdKey: this.messageId === authorSeqnoId ? rawAuthorSeqnoKey : undefined,
       validators: this.validators,
       localPeerId: this.localPeerId,
       maxPending: this.config.maxPendingValidations,

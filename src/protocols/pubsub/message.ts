@@ -41,6 +41,21 @@ export function contentId (message: Message): MessageId {
   return sha256(message.data)
 }
 
+/**
+ * The map key of `authorSeqnoId` computed from a wire message's raw bytes, without parsing its
+ * author: the receive path's duplicate check for signed messages. Undefined when the fields
+ * are missing or malformed (the full path then decides).
+ */
+export function rawAuthorSeqnoKey (raw: RawMessage): string | undefined {
+  const { from, seqno } = raw
+  if (from == null || seqno == null || seqno.byteLength === 0 || seqno.byteLength > 8) return undefined
+  let key = ''
+  for (let i = 0; i < from.length; i++) key += String.fromCharCode(from[i])
+  for (let i = seqno.byteLength; i < 8; i++) key += '\0'
+  for (let i = 0; i < seqno.length; i++) key += String.fromCharCode(seqno[i])
+  return key
+}
+
 /** A map key for a message id. */
 export function messageIdKey (id: MessageId): string {
   let key = ''
