@@ -295,13 +295,19 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
       await s.listener.close().catch(() => {})
     }))
     this.listenerStates.clear()
-    for (const connection of await this.pool.closeAll()) {
+    const closed = await this.pool.closeAll()
+    const remaining = new Map<string, number>()
+    for (const connection of closed) remaining.set(connection.peerId.toString(), (remaining.get(connection.peerId.toString()) ?? 0) + 1)
+    for (const connection of closed) {
+      const key = connection.peerId.toString()
+      const left = (remaining.get(key) ?? 1) - 1
+      remaining.set(key, left)
       this.behaviour.onSwarmEvent({
         type: 'ConnectionClosed',
         peerId: connection.peerId,
         connectionId: connection.id,
         endpoint: connection.endpoint,
-        remainingEstablished: 0
+        remainingEstablished: left
       })
     }
     await this.behaviour.close?.()

@@ -86,6 +86,8 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   }
 
   onBehaviourEvent (event: HandlerIn): void {
+    // A remote without our protocol, or whose stream could not be reopened, gets nothing.
+    if (this.outboundState === 'unsupported' || this.outboundState === 'failed') return
     if (this.queuedBytes + event.frames.byteLength > this.config.maxQueuedBytes) {
       this.droppedBytes += event.frames.byteLength
       return
