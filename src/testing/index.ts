@@ -17,6 +17,7 @@ import { PeerswarmError } from '../errors.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import type { AnyBehaviour, EventOf } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../identity.js'
+import type { MulticastSocket, MulticastSocketFactory, MulticastSocketOptions } from '../protocols/mdns/socket.js'
 import type { SwarmConfig } from '../swarm/config.js'
 import type { SwarmEvent } from '../swarm/events.js'
 import type { Swarm } from '../swarm/swarm.js'
@@ -163,6 +164,54 @@ export async function driveUntil (swarms: ReadonlyArray<Swarm<AnyBehaviour>>, co
       controller.abort()
     }))
   })
+}
+
+/**
+ * A simulated multicast network for mDNS, in memory: pass `socketFactory` to
+ * `mdns.Behaviour`'s options and every behaviour sharing this object hears every packet any of
+ * them sends (its own included, as with multicast loopback), one microtask later.
+ *
+ * ```ts
+ * const net = new MemoryMulticast()
+ * const a = await newSwarm(key => new mdns.Behaviour(peerIdOf(key), { socketFactory: net.socketFactory }))
+ * ```
+ */
+export class MemoryMulticast {
+  private readonly sockets = new Set<MulticastSocketOptions>()
+  /** Every packet sent so far, oldest first, with the interface it was sent on. */
+  readonly sent: Array<{ readonly packet: Uint8Array, readonly from: string }> = []
+
+  /** The socket factory to give to `mdns.Behaviour`. */
+  readonly socketFactory: MulticastSocketFactory = async (options): Promise<MulticastSocket> => {
+    this.sockets.add(options)
+    let open = true
+    return {
+      send: async (packet) => {
+        if (!open) return
+        this.sent.push({ packet, from: options.iface.address })
+        this.deliver(packet, options.iface.address)
+      },
+      close: async () => {
+        open = false
+        this.sockets.delete(options)
+      }
+    }
+  }
+
+  /** Sockets currently open. */
+  get openSockets (): number {
+    return this.sockets.size
+  }
+
+  /** Deliver `packet` to every open socket, as if `from` had multicast it. */
+  deliver (packet: Uint8Array, from = '192.0.2.250'): void {
+    const receivers = [...this.sockets]
+    queueMicrotask(() => {
+      for (const socket of receivers) {
+        if (this.sockets.has(socket)) socket.onPacket(packet, { address: from, port: 5353 })
+      }
+    })
+  }
 }
 
 /** Run `body` with a signal that aborts after `timeout`, driving `others` meanwhile. */
