@@ -2,10 +2,12 @@
  * Real js-libp2p v3 nodes for interop tests, listening on 127.0.0.1 only.
  */
 import '../../src/compat.js'
+import dgram from 'node:dgram'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { floodsub } from '@libp2p/floodsub'
 import { identify } from '@libp2p/identify'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
@@ -45,3 +47,38 @@ export async function jsFloodsubNode (policy: 'StrictSign' | 'StrictNoSign') {
 }
 
 export type JsFloodsubNode = Awaited<ReturnType<typeof jsFloodsubNode>>
+
+/** A js-libp2p node with `@libp2p/mdns` on `serviceTag`, querying every `interval` ms. */
+export async function jsMdnsNode (serviceTag: string, interval = 1_000) {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: [mdns({ serviceTag, interval })],
+    services: { identify: identify() },
+    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  })
+}
+
+export type JsMdnsNode = Awaited<ReturnType<typeof jsMdnsNode>>
+
+/**
+ * `@libp2p/mdns` (through multicast-dns) joins the group on every IPv4 interface and sends
+ * through the default one; tests must stay on loopback. Until the returned function is called,
+ * every dgram socket in this process joins only on 127.0.0.1 and sends only there.
+ */
+export function pinMulticastToLoopback (): () => void {
+  const proto = dgram.Socket.prototype
+  const { addMembership, setMulticastInterface } = proto
+  proto.addMembership = function (this: dgram.Socket, group: string, iface?: string) {
+    if (iface === '127.0.0.1') addMembership.call(this, group, iface)
+  }
+  proto.setMulticastInterface = function (this: dgram.Socket) {
+    setMulticastInterface.call(this, '127.0.0.1')
+  }
+  return () => {
+    proto.addMembership = addMembership
+    proto.setMulticastInterface = setMulticastInterface
+  }
+}
