@@ -1,0 +1,85 @@
+/**
+ * A chat over mDNS and FloodSub, after rust-libp2p's chat example: start it in two terminals
+ * on one machine (or on two machines of one network); they find each other, and every line
+ * typed in one is printed by the other.
+ *
+ * Run: npx tsx examples/chat.ts [--interface lo] [--service _name._udp.local] [--topic test-net]
+ *
+ * `--interface` keeps mDNS on one network interface (default: all of them, loopback only when
+ * there is no other); `--service` isolates a group of chats from everyone else.
+ */
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { SwarmBuilder, combine, floodsub, identify, mdns, peerIdOf } from '../src/index.js'
+
+const { values: args } = parseArgs({
+  options: {
+    interface: { type: 'string' },
+    service: { type: 'string', default: mdns.SERVICE_NAME },
+    topic: { type: 'string', default: 'test-net' },
+    listen: { type: 'string', default: '/ip4/0.0.0.0/tcp/0' }
+  }
+})
+
+const swarm = await SwarmBuilder.withNewIdentity()
+  .withTcp()
+  .withBehaviour(key => combine({
+    floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key), publishRequiresPeers: true }),
+    mdns: new mdns.Behaviour(peerIdOf(key), { interface: args.interface, serviceName: args.service }),
+    identify: new identify.Behaviour(key.publicKey)
+  }))
+  .withSwarmConfig({ idleConnectionTimeout: 60_000 })
+  .build()
+
+const topic = new floodsub.IdentTopic(args.topic)
+swarm.behaviour.floodsub.subscribe(topic)
+swarm.listenOn(args.listen)
+console.log(`Local peer id: ${swarm.localPeerId.toString()}`)
+console.log('Enter messages via STDIN and they will be sent to connected peers using FloodSub')
+
+// Each typed line is published; end of input (Ctrl-D) closes the node.
+const input = createInterface({ input: process.stdin })
+input.on('line', (line) => {
+  try {
+    swarm.behaviour.floodsub.publish(topic, new TextEncoder().encode(line))
+  } catch (err) {
+    console.log(`Publish error: ${err instanceof Error ? err.message : String(err)}`)
+  }
+})
+input.on('close', () => { void swarm.close() })
+process.on('SIGINT', () => { input.close() })
+
+for await (const event of swarm) {
+  switch (event.type) {
+    case 'NewListenAddr':
+      console.log(`Local node is listening on ${event.address.toString()}`)
+      break
+    case 'Behaviour': {
+      const { behaviour, event: e } = event.event
+      if (behaviour === 'mdns' && e.type === 'Discovered') {
+        for (const peerId of new Set(e.peers.map(p => p.peerId.toString()))) {
+          console.log(`mDNS discovered a new peer: ${peerId}`)
+          // FloodSub dials peers in its partial view; mDNS gives the swarm their addresses.
+          swarm.behaviour.floodsub.addNodeToPartialView(e.peers.find(p => p.peerId.toString() === peerId)!.peerId)
+        }
+      } else if (behaviour === 'mdns' && e.type === 'Expired') {
+        const gone = new Map(e.peers.map(p => [p.peerId.toString(), p.peerId]))
+        for (const peerId of gone.values()) {
+          // A peer expires with its last address.
+          if (swarm.behaviour.mdns.discoveredNodes().some(n => n.peerId.equals(peerId))) continue
+          console.log(`mDNS discover peer has expired: ${peerId.toString()}`)
+          swarm.behaviour.floodsub.removeNodeFromPartialView(peerId)
+        }
+      } else if (behaviour === 'mdns' && e.type === 'Error') {
+        console.log(`mDNS error: ${e.error.message}`)
+      } else if (behaviour === 'floodsub' && e.type === 'Subscribed') {
+        console.log(`Peer ${e.peerId.toString()} joined ${e.topic}`)
+      } else if (behaviour === 'floodsub' && e.type === 'Message') {
+        console.log(`Got message: '${new TextDecoder().decode(e.message.data)}' from peer: ${e.message.source?.toString() ?? e.propagationSource.toString()}`)
+      }
+      break
+    }
+    default:
+      break
+  }
+}
