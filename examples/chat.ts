@@ -3,10 +3,12 @@
  * on one machine (or on two machines of one network); they find each other, and every line
  * typed in one is printed by the other.
  *
- * Run: npx tsx examples/chat.ts [--interface lo] [--service _name._udp.local] [--topic test-net]
+ * Run: npx tsx examples/chat.ts [--interface lo] [--ip 4|6|both] [--service _name._udp.local]
+ *        [--topic test-net] [--listen /ip4/0.0.0.0/tcp/0]
  *
  * `--interface` keeps mDNS on one network interface (default: all of them, loopback only when
- * there is no other); `--service` isolates a group of chats from everyone else.
+ * there is no other); `--ip` picks the IP versions mDNS runs over (default: 4); `--service`
+ * isolates a group of chats from everyone else.
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
@@ -15,6 +17,7 @@ import { SwarmBuilder, combine, floodsub, identify, mdns, peerIdOf } from '../sr
 const { values: args } = parseArgs({
   options: {
     interface: { type: 'string' },
+    ip: { type: 'string', default: '4' },
     service: { type: 'string', default: mdns.SERVICE_NAME },
     topic: { type: 'string', default: 'test-net' },
     listen: { type: 'string', default: '/ip4/0.0.0.0/tcp/0' }
@@ -25,7 +28,12 @@ const swarm = await SwarmBuilder.withNewIdentity()
   .withTcp()
   .withBehaviour(key => combine({
     floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key), publishRequiresPeers: true }),
-    mdns: new mdns.Behaviour(peerIdOf(key), { interface: args.interface, serviceName: args.service }),
+    mdns: new mdns.Behaviour(peerIdOf(key), {
+      interface: args.interface,
+      serviceName: args.service,
+      ipv4: args.ip !== '6',
+      ipv6: args.ip !== '4'
+    }),
     identify: new identify.Behaviour(key.publicKey)
   }))
   .withSwarmConfig({ idleConnectionTimeout: 60_000 })
