@@ -147,7 +147,7 @@ describe('robustness over TCP (127.0.0.1)', function () {
         expect(errors.every(e => e.type === 'IncomingConnectionError' && e.error instanceof ListenTransportError)).to.equal(true)
         expect(target.swarm.networkInfo().connectionCounters.numPendingIncoming).to.equal(0)
         // Forget the test's own references before measuring the heap.
-        target.events.length = 0
+        target.clear()
         for (const socket of attackers.splice(0)) socket.destroy()
         await new Promise(resolve => setTimeout(resolve, 100))
       }
