@@ -250,6 +250,7 @@ describe('mdns behaviour (simulated network, fake time)', () => {
   it('probes at once, then after 0.5 s doubling up to the query interval; an answer ends the probing', async () => {
     const alone = new MemoryMulticast()
     await behaviour(alone, { queryInterval: 10_000 })
+    await clock.tickAsync(0)
     expect(queriesIn(alone)).to.have.length(1)
     const times: number[] = [0]
     const start = Date.now()
@@ -353,10 +354,11 @@ describe('mdns behaviour (simulated network, fake time)', () => {
 
   it('reports a socket that cannot open, or a missing interface, once, and keeps trying', async () => {
     let attempts = 0
-    const failing: mdns.MulticastSocketFactory = async ({ iface }) => {
+    // Fails at once, without a promise: still reported as an event, never thrown from a timer.
+    const failing = (({ iface }) => {
       attempts++
       throw new mdns.MulticastSocketError(iface, 'EADDRINUSE')
-    }
+    }) as mdns.MulticastSocketFactory
     const peerId = await newPeerId()
     const b = new mdns.Behaviour(peerId, { interface: '127.0.0.1', socketFactory: failing, queryInterval: 2_000 })
     opened.push(b)
@@ -369,6 +371,20 @@ describe('mdns behaviour (simulated network, fake time)', () => {
     opened.push(missing)
     await clock.tickAsync(10_000)
     expect(events(actions(missing)).map(e => e.type === 'Error' && e.error.code)).to.deep.equal(['ERR_MDNS_INTERFACE'])
+  })
+
+  it('with respondToQueries off, discovers others but never announces itself', async () => {
+    const net = new MemoryMulticast()
+    const passive = await behaviour(net, { respondToQueries: false })
+    const active = await behaviour(net)
+    passive.b.onSwarmEvent(listenAddr('/memory/1'))
+    active.b.onSwarmEvent(listenAddr('/memory/2'))
+    net.deliver(mdns.buildQuery(SERVICE, 9))
+    await clock.tickAsync(5_000)
+    expect(events(actions(passive.b)).map(e => e.type)).to.deep.equal(['Discovered'])
+    expect(events(actions(active.b))).to.deep.equal([])
+    const responders = net.sent.filter(s => decode(s.packet).type === 'response').map(s => parseResponse(s.packet).peers[0].peerId.toString())
+    expect(new Set(responders)).to.deep.equal(new Set([active.peerId.toString()]))
   })
 
   it('rejects invalid options with a ConfigError naming the field', async () => {

@@ -191,6 +191,7 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
     if (this.ownQueries.length > OWN_QUERIES) this.ownQueries.shift()
     this.send(state, buildQuery(this.config.serviceName, id))
     // The spec asks a peer to answer its own query: announce ourselves with it.
+    if (!this.config.respondToQueries) return
     state.owed.announce = true
     this.flushResponses(state)
   }
@@ -226,12 +227,13 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
       iface,
       lastResponseAt: -Infinity,
       owed: { announce: false, meta: false },
-      opening: factory({
+      // Through a promise, so that a factory that throws at once fails like one that rejects.
+      opening: Promise.resolve().then(async () => factory({
         iface,
         port: this.config.port,
         onPacket: (packet) => { this.onPacket(state, packet) },
         onError: (error) => { this.reportError(error instanceof MulticastSocketError ? error : new MulticastSocketError(iface, error.message, { cause: error })) }
-      }).then((socket) => {
+      })).then((socket) => {
         if (this.closed || this.interfaces.get(key) !== state) {
           void socket.close()
           return
@@ -261,17 +263,22 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
 
   // ---- received packets -------------------------------------------------------------------
 
+  /** Called from the socket's callback: must never throw, whatever the packet. */
   private onPacket (state: InterfaceState, bytes: Uint8Array): void {
     if (this.closed) return
-    let packet: MdnsPacket
     try {
-      packet = parsePacket(bytes, this.config.serviceName, this.config.maxAddressesPerPeer)
+      this.handlePacket(state, parsePacket(bytes, this.config.serviceName, this.config.maxAddressesPerPeer))
     } catch (err) {
-      if (!(err instanceof MalformedPacketError)) throw err
-      // Counted, logged sparingly: a noisy network must not become a noisy log.
-      if ((++this.malformed & (this.malformed - 1)) === 0) log('ignored %d malformed packets; last: %s', this.malformed, err.message)
-      return
+      if (err instanceof MalformedPacketError) {
+        // Counted, logged sparingly: a noisy network must not become a noisy log.
+        if ((++this.malformed & (this.malformed - 1)) === 0) log('ignored %d malformed packets; last: %s', this.malformed, err.message)
+      } else {
+        log.error('a packet from the network could not be handled: %s', toError(err).message)
+      }
     }
+  }
+
+  private handlePacket (state: InterfaceState, packet: MdnsPacket): void {
     if (packet.type === 'Unrelated') return
     if (packet.type === 'Query') {
       if (this.ownQueries.includes(packet.id)) return
@@ -375,6 +382,7 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
   }
 }
 
+/** An interface whose address changes gets a new socket (its group membership names the address). */
 function interfaceKey (iface: MulticastInterface): string {
-  return `${iface.family}/${iface.name}`
+  return `${iface.family}/${iface.name}/${iface.address}`
 }

@@ -163,14 +163,19 @@ export function parsePacket (bytes: Uint8Array, serviceName: string, maxAddresse
   }
   // dns-packet reads a record cut short without complaint; the bytes it consumed tell.
   if (dnsPacket.decode.bytes > bytes.byteLength) throw new MalformedPacketError(`packet truncated: ${bytes.byteLength} of ${dnsPacket.decode.bytes} bytes`)
-  // A packet without questions is read as a response whatever its QR bit (as rust-libp2p).
-  const questions = packet.questions ?? []
-  if (packet.type === 'query' && questions.length > 0) {
-    const asks = (name: string): boolean => questions.some(q =>
-      sameName(q.name, name) && (q.type === 'PTR' || (q.type as string) === 'ANY'))
-    return { type: 'Query', id: packet.id ?? 0, asksService: asks(service), asksMeta: asks(META_QUERY_NAME) }
+  try {
+    // A packet without questions is read as a response whatever its QR bit (as rust-libp2p).
+    const questions = packet.questions ?? []
+    if (packet.type === 'query' && questions.length > 0) {
+      const asks = (name: string): boolean => questions.some(q =>
+        sameName(q.name, name) && (q.type === 'PTR' || (q.type as string) === 'ANY'))
+      return { type: 'Query', id: packet.id ?? 0, asksService: asks(service), asksMeta: asks(META_QUERY_NAME) }
+    }
+    return readResponse([...packet.answers ?? [], ...packet.authorities ?? [], ...packet.additionals ?? []], service, maxAddressesPerPeer)
+  } catch (err) {
+    // Records dns-packet decoded into shapes we did not expect.
+    throw new MalformedPacketError('unreadable records', { cause: err })
   }
-  return readResponse([...packet.answers ?? [], ...packet.authorities ?? [], ...packet.additionals ?? []], service, maxAddressesPerPeer)
 }
 
 /**
@@ -268,11 +273,11 @@ function firstPort (addresses: readonly Multiaddr[]): number | undefined {
   return undefined
 }
 
-function normalise (name: string): string {
-  return name.toLowerCase().replace(/\.$/, '')
+function normalise (name: unknown): string {
+  return typeof name === 'string' ? name.toLowerCase().replace(/\.$/, '') : ''
 }
 
-function sameName (a: string, b: string): boolean {
+function sameName (a: unknown, b: string): boolean {
   return normalise(a) === normalise(b)
 }
 
