@@ -9,11 +9,27 @@ function testService (): string {
   return `_ps${Math.random().toString(36).slice(2, 10)}._udp.local`
 }
 
+/** Real `node:dgram` sockets, counted as they open and close. */
+const sockets = { open: 0 }
+const countingFactory: mdns.MulticastSocketFactory = async (options) => {
+  const socket = await mdns.dgramSocketFactory(options)
+  sockets.open++
+  let closed = false
+  return {
+    send: async (packet) => { await socket.send(packet) },
+    close: async () => {
+      if (!closed) sockets.open--
+      closed = true
+      await socket.close()
+    }
+  }
+}
+
 /** A node on 127.0.0.1 that dials every peer mDNS discovers, through floodsub's partial view. */
 async function node (serviceName: string) {
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
-      mdns: new mdns.Behaviour(peerIdOf(key), { interface: '127.0.0.1', serviceName }),
+      mdns: new mdns.Behaviour(peerIdOf(key), { interface: '127.0.0.1', serviceName, socketFactory: countingFactory }),
       floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key) })
     }))
     .build()
@@ -34,10 +50,6 @@ function received (n: Node): string[] {
     : [])
 }
 
-function udpSockets (): number {
-  return process.getActiveResourcesInfo().filter(r => r === 'UDPSocketWrap' || r === 'UDPWrap').length
-}
-
 describe('mdns: swarms on 127.0.0.1 discover each other and talk floodsub with no address given', function () {
   this.timeout(30_000)
   let nodes: Node[] = []
@@ -45,10 +57,8 @@ describe('mdns: swarms on 127.0.0.1 discover each other and talk floodsub with n
 
   for (const count of [2, 5]) {
     it(`${count} swarms: each discovers and connects to every other, then every message reaches every other node exactly once`, async () => {
-      const before = udpSockets()
       const service = testService()
       nodes = await Promise.all(Array.from({ length: count }, async () => node(service)))
-      expect(udpSockets()).to.equal(before + count)
       await Promise.all(nodes.map(async (n) => {
         for (const other of nodes) {
           if (other === n) continue
@@ -59,6 +69,7 @@ describe('mdns: swarms on 127.0.0.1 discover each other and talk floodsub with n
         }
       }))
       for (const n of nodes) expect(n.swarm.connectedPeers()).to.have.length(count - 1)
+      expect(sockets.open).to.equal(count)
 
       for (const [i, n] of nodes.entries()) n.swarm.behaviour.floodsub.publish(topic, new TextEncoder().encode(`hello from ${i}`))
       await Promise.all(nodes.map(async (n, i) => {
@@ -76,9 +87,7 @@ describe('mdns: swarms on 127.0.0.1 discover each other and talk floodsub with n
 
       await Promise.all(nodes.map(async n => { await n.close() }))
       nodes = []
-      // A closed handle leaves Node's resource list in the loop turn after its close callback.
-      await new Promise(resolve => setTimeout(resolve, 0))
-      expect(udpSockets()).to.equal(before)
+      expect(sockets.open).to.equal(0)
     })
   }
 })
