@@ -13,6 +13,15 @@ class Lan {
   private readonly prefix = `ps${process.pid % 10_000}${Math.random().toString(36).slice(2, 6)}`
 
   constructor (count: number) {
+    try {
+      this.build(count)
+    } catch (err) {
+      this.remove()
+      throw err
+    }
+  }
+
+  private build (count: number): void {
     const bridge = this.namespace('br')
     ip(['-n', bridge, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'])
     ip(['-n', bridge, 'link', 'set', 'br0', 'up'])
