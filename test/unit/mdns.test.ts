@@ -373,6 +373,24 @@ describe('mdns behaviour (simulated network, fake time)', () => {
     expect(events(actions(missing)).map(e => e.type === 'Error' && e.error.code)).to.deep.equal(['ERR_MDNS_INTERFACE'])
   })
 
+  it('stops recording announcements while the application does not take its events, and resumes when it does', async () => {
+    const net = new MemoryMulticast()
+    const a = await behaviour(net, { maxPeers: 100_000 })
+    const announce = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const peerId = await newPeerId()
+        for (const packet of mdns.buildResponses({ serviceName: SERVICE, peerName: 'g'.repeat(40), peerId, addresses: [multiaddr('/ip4/10.0.0.1/tcp/1')], ttl: 120 })) net.deliver(packet)
+      }
+      await clock.tickAsync(0)
+    }
+    await announce(2_500)
+    expect(a.b.discoveredNodes().length).to.be.below(2_500)
+    const pending = actions(a.b)
+    expect(pending.length).to.be.within(4_096, 4_097)
+    await announce(1)
+    expect(events(actions(a.b)).map(e => e.type)).to.deep.equal(['Discovered'])
+  })
+
   it('with respondToQueries off, discovers others but never announces itself', async () => {
     const net = new MemoryMulticast()
     const passive = await behaviour(net, { respondToQueries: false })

@@ -28,6 +28,13 @@ const MIN_RESPONSE_INTERVAL = 1000
 /** Random delay added to every query interval, so that peers started together do not stay in step. */
 const MAX_JITTER = 100
 
+/**
+ * Actions waiting for the swarm to poll them. Beyond this, announcements are not recorded until
+ * the application catches up (they are repeated, so they will be heard again): a slow
+ * application and a busy network cannot grow memory without bound.
+ */
+const MAX_PENDING_ACTIONS = 4096
+
 /** How many of our recent query ids are remembered, to recognise our own queries. */
 const OWN_QUERIES = 16
 
@@ -292,6 +299,10 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
 
   private onResponse (peers: Extract<MdnsPacket, { type: 'Response' }>['peers'], invalidAddresses: number): void {
     if (invalidAddresses > 0) log.trace('ignored %d dnsaddr records that do not parse', invalidAddresses)
+    if (this.actions.length >= MAX_PENDING_ACTIONS) {
+      log('ignoring a response: %d discoveries wait for the application', this.actions.length)
+      return
+    }
     const now = Date.now()
     const discovered: DiscoveredPeer[] = []
     const expired: DiscoveredPeer[] = []
