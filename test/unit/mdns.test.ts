@@ -391,6 +391,19 @@ describe('mdns behaviour (simulated network, fake time)', () => {
     expect(events(actions(a.b)).map(e => e.type)).to.deep.equal(['Discovered'])
   })
 
+  it('does not spin on a record whose TTL is longer than a timer can wait', async () => {
+    const net = new MemoryMulticast()
+    const a = await behaviour(net)
+    const forever = mdns.buildResponses({ serviceName: SERVICE, peerName: 'h'.repeat(40), peerId: await newPeerId(), addresses: [multiaddr('/ip4/10.0.0.1/tcp/1')], ttl: 0xffffffff })
+    net.deliver(forever[0])
+    await clock.tickAsync(0)
+    expect(a.b.discoveredNodes()).to.have.length(1)
+    const end = Date.now() + 1_000
+    let fired = 0
+    while (fired < 10_000 && clock.next() <= end) fired++
+    expect(fired).to.be.below(10)
+  })
+
   it('with respondToQueries off, discovers others but never announces itself', async () => {
     const net = new MemoryMulticast()
     const passive = await behaviour(net, { respondToQueries: false })

@@ -35,6 +35,9 @@ const MAX_JITTER = 100
  */
 const MAX_PENDING_ACTIONS = 4096
 
+/** setTimeout's longest delay; Node fires longer ones after 1 ms. */
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+
 /** How many of our recent query ids are remembered, to recognise our own queries. */
 const OWN_QUERIES = 16
 
@@ -188,7 +191,7 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
 
   private scheduleQuery (delay: number): void {
     clearTimeout(this.queryTimer)
-    this.queryTimer = setTimeout(() => { this.query() }, delay)
+    this.queryTimer = setTimeout(() => { this.query() }, Math.min(MAX_TIMER_DELAY, delay))
   }
 
   private sendQuery (state: InterfaceState): void {
@@ -384,7 +387,7 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
         this.emit({ type: 'GenerateEvent', event: { type: 'Expired', peers: expired } })
       }
       this.scheduleExpiry()
-    }, Math.max(0, at - Date.now()))
+    }, Math.min(MAX_TIMER_DELAY, Math.max(0, at - Date.now())))
   }
 
   private emit (action: ToSwarm<Event, never>): void {
