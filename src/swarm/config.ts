@@ -43,6 +43,9 @@ export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   connectionTimeout: 10_000
 })
 
+/** setTimeout's longest delay, in ms; Node fires longer ones after 1 ms. */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1
+
 /** Validates `options` over the defaults into a complete frozen config; throws `ConfigError`. */
 export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   const config = { ...defaultSwarmConfig, ...options }
@@ -71,6 +74,8 @@ function positiveFinite (config: SwarmConfig, field: NumericField): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new ConfigError(field, `must be a positive number, got ${String(value)}`)
   }
+  // Timers cannot wait longer: Node would fire them after 1 ms.
+  if (value > MAX_TIMER_DELAY) throw new ConfigError(field, `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
 }
 
 function positiveInteger (config: SwarmConfig, field: NumericField): void {

@@ -14,6 +14,7 @@ import { handle, select } from '@libp2p/multistream-select'
 import { toError } from '../errors.js'
 import { StreamUpgradeError } from '../behaviour/connection-handler.js'
 import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from './errors.js'
+import { MAX_TIMER_DELAY } from './config.js'
 import type { SwarmConfig } from './config.js'
 import type { ConnectionError } from './errors.js'
 import type { ConnectedPoint, ConnectionId } from './ids.js'
@@ -25,8 +26,6 @@ import type { PeerId, Stream } from '@libp2p/interface'
 
 const log = logger('peerswarm:connection')
 
-/** setTimeout's largest delay; longer idle timeouts mean "never". */
-const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 const ignoredForKeepAlive = new WeakSet<Stream>()
 
@@ -346,6 +345,7 @@ export class Connection {
     }
     if (this.idleTimer != null) return
     const timeout = this.config.idleConnectionTimeout
+    // Longer idle timeouts than a timer can wait mean "never".
     if (timeout > MAX_TIMER_DELAY) return
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined

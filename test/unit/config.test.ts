@@ -29,7 +29,8 @@ describe('configuration', () => {
     ['perConnectionEventBufferSize', { perConnectionEventBufferSize: -1 }],
     ['maxNegotiatingInboundStreams', { maxNegotiatingInboundStreams: Number.NaN }],
     ['substreamNegotiationTimeout', { substreamNegotiationTimeout: Infinity }],
-    ['connectionTimeout', { connectionTimeout: 0 }]
+    ['connectionTimeout', { connectionTimeout: 0 }],
+    ['connectionTimeout', { connectionTimeout: 2 ** 31 }]
   ]
   for (const [field, options] of bad) {
     it(`rejects ${JSON.stringify(options)} with a ConfigError naming ${field}`, () => {
@@ -47,5 +48,7 @@ describe('configuration', () => {
 
   it('rejects invalid ping options', () => {
     expect(() => new ping.Behaviour({ interval: 0 })).to.throw(ConfigError).with.property('field', 'interval')
+    // Longer than a timer can wait: Node would fire it after 1 ms, pinging without pause.
+    expect(() => new ping.Behaviour({ interval: 30 * 24 * 3600_000 })).to.throw(ConfigError).with.property('field', 'interval')
   })
 })

@@ -7,6 +7,7 @@
 import { logger } from '@libp2p/logger'
 import { DummyHandler } from '../../behaviour/dummy.js'
 import { toError } from '../../errors.js'
+import { MAX_TIMER_DELAY } from '../../swarm/config.js'
 import { config as mdnsConfig, randomPeerName } from './config.js'
 import { buildQuery, buildResponses, buildServiceDiscoveryResponse, MalformedPacketError, parsePacket } from './packet.js'
 import { DiscoveredPeers } from './peers.js'
@@ -34,9 +35,6 @@ const MAX_JITTER = 100
  * application and a busy network cannot grow memory without bound.
  */
 const MAX_PENDING_ACTIONS = 4096
-
-/** setTimeout's longest delay; Node fires longer ones after 1 ms. */
-const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 /** How many of our recent query ids are remembered, to recognise our own queries. */
 const OWN_QUERIES = 16

@@ -4,6 +4,7 @@
  * @module
  */
 import { ConfigError } from '../../errors.js'
+import { MAX_TIMER_DELAY } from '../../swarm/config.js'
 
 /** The ping protocol id. */
 export const PROTOCOL = '/ipfs/ping/1.0.0'
@@ -30,6 +31,7 @@ export function config (options: Partial<Config> = {}): Config {
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       throw new ConfigError(field, `must be a positive number of milliseconds, got ${String(value)}`)
     }
+    if (value > MAX_TIMER_DELAY) throw new ConfigError(field, `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
   }
   return Object.freeze(result)
 }
