@@ -6,7 +6,15 @@
 import { PeerswarmError } from '../../errors.js'
 
 /** Why a publish failed. */
-export type PublishErrorKind = 'NotSubscribed' | 'NoPeersSubscribedToTopic' | 'MessageTooLarge' | 'Duplicate'
+export type PublishErrorKind =
+  | 'NotSubscribed'
+  | 'NoPeersSubscribedToTopic'
+  | 'MessageTooLarge'
+  | 'Duplicate'
+  /** The key could not sign the message (GossipSub). */
+  | 'SigningError'
+  /** The configured data transform threw (GossipSub). */
+  | 'TransformFailed'
 
 /** A message could not be published; `kind` says why. */
 export class PublishError extends PeerswarmError {

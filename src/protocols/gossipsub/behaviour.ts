@@ -1,0 +1,627 @@
+/**
+ * GossipSub (`/meshsub/1.2.0`, `/meshsub/1.1.0`, `/meshsub/1.0.0`, and `/floodsub/1.0.0` for
+ * peers without gossipsub): the public API and the swarm's entry points. What happens where:
+ *
+ * 1. a connection gets the shared pubsub `StreamHandler`, offering our protocols in order of
+ *    preference; the protocol agreed on our outbound stream decides what the peer gets
+ *    (meshes and gossip from 1.0, backoff and PX from 1.1, IDONTWANT from 1.2; floodsub peers
+ *    only get the messages of their topics);
+ * 2. a received RPC: subscriptions, then messages (through the shared receive pipeline:
+ *    dedupe before verify), then control (`control.ts`);
+ * 3. an accepted message is delivered, put in the message cache, announced by IDONTWANT to
+ *    v1.2 mesh peers if large, and forwarded (framed once) to the topic's mesh, floodsub and
+ *    explicit peers, except its source, its author and peers that said IDONTWANT;
+ * 4. `publish` goes to every peer of the topic (flood publish) or to the mesh / fanout;
+ * 5. the heartbeat (`heartbeat.ts`) keeps meshes and fanouts in shape and emits gossip.
+ *
+ * @module
+ */
+import { logger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { describe } from '../../errors.js'
+import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
+import { PublishError } from '../pubsub/errors.js'
+import { encodeFrame } from '../pubsub/framing.js'
+import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
+import { InboundPipeline } from '../pubsub/pipeline.js'
+import { encodeRpc } from '../pubsub/rpc.js'
+import { SeenCache } from '../pubsub/seen-cache.js'
+import { StreamHandler } from '../pubsub/stream-handler.js'
+import { topicHash } from '../pubsub/topic.js'
+import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
+import { handleControl } from './control.js'
+import { heartbeat } from './heartbeat.js'
+import { graftable, join, leave } from './mesh.js'
+import { features, Router, shuffle, thresholds } from './router.js'
+import type { Config } from './config.js'
+import type { PeerState } from './router.js'
+import type { RejectReason } from '../pubsub/authenticity.js'
+import type { Message, MessageId, MessageIdFn } from '../pubsub/message.js'
+import type { Outcome } from '../pubsub/pipeline.js'
+import type { RawMessage, Rpc } from '../pubsub/rpc.js'
+import type { HandlerIn, HandlerOut } from '../pubsub/stream-handler.js'
+import type { Topic, TopicHash } from '../pubsub/topic.js'
+import type { ValidationResult, Validator } from '../pubsub/validation.js'
+import type { Context } from '../../behaviour/context.js'
+import type { FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
+import type { ConnectionId } from '../../swarm/ids.js'
+import type { PeerId } from '@libp2p/interface'
+
+const log = logger('peerswarm:gossipsub')
+
+/** What GossipSub reports. */
+export type Event =
+  | {
+    /**
+     * A new, valid message on a topic we subscribe to. With `validateMessagesManually`, it
+     * is forwarded only once the application calls `reportMessageValidationResult`.
+     */
+    readonly type: 'Message'
+    /** The peer that sent it to us (not necessarily its author). */
+    readonly propagationSource: PeerId
+    readonly messageId: MessageId
+    readonly message: Message
+  }
+  | { readonly type: 'Subscribed', readonly peerId: PeerId, readonly topic: TopicHash }
+  | { readonly type: 'Unsubscribed', readonly peerId: PeerId, readonly topic: TopicHash }
+  | {
+    /** A peer sent a message that breaks the signature policy or failed validation. */
+    readonly type: 'InvalidMessage'
+    readonly peerId: PeerId
+    readonly reason: RejectReason
+    readonly error: Error
+  }
+  | {
+    /** A peer sent an oversized frame or an undecodable RPC; the connection was closed. */
+    readonly type: 'InvalidRpc'
+    readonly peerId: PeerId
+    readonly connectionId: ConnectionId
+    readonly error: Error
+  }
+  /** A peer does not read fast enough: `droppedBytes` of our frames to it were dropped. */
+  | { readonly type: 'SlowPeer', readonly peerId: PeerId, readonly droppedBytes: number }
+  /** A connected peer speaks neither gossipsub nor (when supported) floodsub. */
+  | { readonly type: 'GossipsubNotSupported', readonly peerId: PeerId }
+
+/** A peer as `allPeers` lists it. */
+export interface PeerInfo {
+  readonly peerId: PeerId
+  /** The topics it subscribes to. */
+  readonly topics: readonly TopicHash[]
+}
+
+/** A received message held for `reportMessageValidationResult`. */
+interface HeldMessage {
+  readonly raw: RawMessage
+  readonly topic: TopicHash
+  readonly id: MessageId
+  readonly source: PeerId
+  readonly author?: PeerId
+}
+
+/**
+ * The GossipSub behaviour.
+ *
+ * ```ts
+ * .withBehaviour(key => combine({
+ *   identify: new identify.Behaviour(key.publicKey),
+ *   gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
+ * }))
+ * ```
+ *
+ * Its API has rust-libp2p's shape (`subscribe`, `publish`, `meshPeers`, …) and FloodSub's
+ * names, so that code moves from one to the other by changing a word.
+ */
+export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut> {
+  /** The complete configuration. */
+  readonly config: Config
+  private readonly localPeerId?: PeerId
+  private readonly author: MessageAuthor
+  private readonly messageId: MessageIdFn
+  private readonly seen: SeenCache
+  private readonly seqno = new SeqnoGenerator()
+  private readonly validators = new Map<TopicHash, Validator>()
+  private readonly pipeline: InboundPipeline
+  private readonly router: Router<Event>
+  /** Manually validated messages waiting for the application's verdict, oldest first. */
+  private readonly held = new Map<string, HeldMessage>()
+  /** Connections we dialed for PX entries. */
+  private readonly pxDials = new Set<ConnectionId>()
+  /** Peers already reported as `GossipsubNotSupported`. */
+  private readonly unsupported = new Set<string>()
+  private readonly protocols: readonly string[]
+  private heartbeatTimer?: ReturnType<typeof setTimeout>
+  private closed = false
+
+  constructor (options: Partial<Config> & Pick<Config, 'authenticity'>) {
+    this.config = gossipsubConfig(options)
+    const { authenticity } = this.config
+    this.localPeerId = authenticity.type === 'Signed' ? peerIdFromPrivateKey(authenticity.key) : undefined
+    this.author = new MessageAuthor(authenticity)
+    this.messageId = this.config.messageIdFn ?? (authenticity.type === 'Signed' ? authorSeqnoId : contentId)
+    this.seen = new SeenCache(this.config.seenTtl, this.config.seenMaxEntries)
+    this.router = new Router(this.config, this.seen, () => Date.now(), Math.random)
+    this.router.localPeer = this.localPeerId?.toString()
+    this.protocols = this.config.supportFloodsub
+      ? [PROTOCOL_V1_2, PROTOCOL_V1_1, PROTOCOL_V1_0, FLOODSUB_PROTOCOL]
+      : [PROTOCOL_V1_2, PROTOCOL_V1_1, PROTOCOL_V1_0]
+    for (const peerId of this.config.explicitPeers) this.router.explicit.set(peerId.toString(), peerId)
+    this.pipeline = new InboundPipeline({
+      checker: new MessageChecker(signaturePolicy(authenticity)),
+      seen: this.seen,
+      messageId: this.messageId,
+      fastIdKey: this.messageId === authorSeqnoId ? rawAuthorSeqnoKey : undefined,
+      validators: this.validators,
+      localPeerId: this.localPeerId,
+      maxPending: this.config.maxPendingValidations,
+      onOutcome: (outcome) => {
+        this.onOutcome(outcome)
+        this.router.flush()
+      }
+    })
+  }
+
+  /** Subscribe to `topic`: announce it and build its mesh. False if already subscribed. */
+  subscribe (topic: Topic | TopicHash): boolean {
+    const hash = topicHash(topic)
+    if (this.router.mesh.has(hash)) return false
+    this.announce(hash, true)
+    join(this.router, hash)
+    this.router.flush()
+    return true
+  }
+
+  /** Unsubscribe from `topic`: PRUNE its mesh (with the unsubscribe backoff) and announce it. */
+  unsubscribe (topic: Topic | TopicHash): boolean {
+    const hash = topicHash(topic)
+    if (!this.router.mesh.has(hash)) return false
+    leave(this.router, hash)
+    this.announce(hash, false)
+    this.router.flush()
+    return true
+  }
+
+  /** The topics we subscribe to. */
+  topics (): TopicHash[] {
+    return [...this.router.mesh.keys()]
+  }
+
+  /** Peers known to subscribe to `topic`. */
+  subscribers (topic: Topic | TopicHash): PeerId[] {
+    const hash = topicHash(topic)
+    return [...this.router.peers.values()].filter(p => p.topics.has(hash)).map(p => p.peerId)
+  }
+
+  /** Every connected pubsub peer and the topics it subscribes to. */
+  allPeers (): PeerInfo[] {
+    return [...this.router.peers.values()].map(p => ({ peerId: p.peerId, topics: [...p.topics] }))
+  }
+
+  /** Our mesh peers on `topic` (empty when not subscribed). */
+  meshPeers (topic: Topic | TopicHash): PeerId[] {
+    return this.peerIds(this.router.mesh.get(topicHash(topic)) ?? [])
+  }
+
+  /** Every peer in any of our meshes, once each. */
+  allMeshPeers (): PeerId[] {
+    const keys = new Set<string>()
+    for (const members of this.router.mesh.values()) for (const key of members) keys.add(key)
+    return this.peerIds(keys)
+  }
+
+  /** Our fanout peers on `topic` (a topic we publish to without subscribing). */
+  fanoutPeers (topic: Topic | TopicHash): PeerId[] {
+    return this.peerIds(this.router.fanout.get(topicHash(topic)) ?? [])
+  }
+
+  /**
+   * The protocol our stream to `peerId` speaks (`/meshsub/1.2.0`, …, `/floodsub/1.0.0`), or
+   * undefined if not connected or not negotiated yet.
+   */
+  peerProtocol (peerId: PeerId): string | undefined {
+    const peer = this.router.peers.get(peerId.toString())
+    return peer == null ? undefined : this.router.protocolOf(peer)
+  }
+
+  /**
+   * Control messages sent and received so far (GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT), for
+   * diagnostics and tests.
+   */
+  controlCounters (): Readonly<Router<Event>['counters']> {
+    return { ...this.router.counters }
+  }
+
+  /**
+   * How long, in ms, we will not graft `peerId` on `topic` (0 when not backed off).
+   */
+  backoffRemaining (topic: Topic | TopicHash, peerId: PeerId): number {
+    return this.router.backoff.remaining(topicHash(topic), peerId.toString())
+  }
+
+  /**
+   * Make `peerId` an explicit peer: every message of its topics goes to it, it is never in a
+   * mesh, its RPCs are always accepted, and it is dialed now and again every
+   * `directConnectTicks` heartbeats while disconnected.
+   */
+  addExplicitPeer (peerId: PeerId): void {
+    const key = peerId.toString()
+    if (this.router.explicit.has(key)) return
+    this.router.explicit.set(key, peerId)
+    for (const members of this.router.mesh.values()) members.delete(key)
+    for (const members of this.router.fanout.values()) members.delete(key)
+    if (!this.router.peers.has(key)) this.router.queue({ type: 'Dial', opts: { peerId } })
+  }
+
+  /** `peerId` is an ordinary peer again (its connections stay). */
+  removeExplicitPeer (peerId: PeerId): void {
+    this.router.explicit.delete(peerId.toString())
+  }
+
+  /**
+   * Validate every received message of `topic` with `validator` before it is delivered or
+   * forwarded; `undefined` removes it.
+   */
+  setValidator (topic: Topic | TopicHash, validator: Validator | undefined): void {
+    const hash = topicHash(topic)
+    if (validator == null) this.validators.delete(hash)
+    else this.validators.set(hash, validator)
+  }
+
+  /**
+   * Give a signed peer record (an RFC 0002 envelope, e.g. from identify) that PX may pass on
+   * to other peers. Rejects if the record does not verify.
+   */
+  async addPeerRecord (envelope: Uint8Array): Promise<void> {
+    await this.router.records.add(envelope)
+  }
+
+  /**
+   * The application's verdict on a message received while `validateMessagesManually` is set:
+   * `accept` forwards it, `reject` and `ignore` drop it. False if the message is unknown
+   * (already reported, or dropped because too many were waiting).
+   */
+  reportMessageValidationResult (messageId: MessageId, propagationSource: PeerId, result: ValidationResult): boolean {
+    const key = messageIdKey(messageId)
+    const held = this.held.get(key)
+    if (held == null || !held.source.equals(propagationSource)) return false
+    this.held.delete(key)
+    if (result === 'accept') this.forward(key, held)
+    else if (result === 'reject') log('the application rejected a message from %p', propagationSource)
+    this.router.flush()
+    return true
+  }
+
+  /**
+   * Publish `data` on `topic`; returns the message id. We need not subscribe to the topic
+   * (the message then goes to its fanout). Throws `PublishError`: `MessageTooLarge`,
+   * `TransformFailed`, `SigningError`, `Duplicate` (same id within the seen TTL), or
+   * `NoPeersSubscribedToTopic` (unless `publishRequiresPeers` is off).
+   */
+  publish (topic: Topic | TopicHash, data: Uint8Array): MessageId {
+    const hash = topicHash(topic)
+    let wire = data
+    if (this.config.dataTransform != null) {
+      try {
+        wire = this.config.dataTransform.outbound(hash, data)
+      } catch (err) {
+        throw new PublishError('TransformFailed', `the outbound transform failed: ${describe(err)}`)
+      }
+    }
+    if (wire.byteLength > this.config.maxTransmitSize) {
+      throw new PublishError('MessageTooLarge', `${wire.byteLength} bytes exceed maxTransmitSize ${this.config.maxTransmitSize}`)
+    }
+    const recipients = this.publishRecipients(hash)
+    if (recipients.length === 0 && this.config.publishRequiresPeers) {
+      throw new PublishError('NoPeersSubscribedToTopic', `no peer subscribes to ${hash}`)
+    }
+    let built
+    try {
+      built = this.author.build(hash, wire, this.seqno.next())
+    } catch (err) {
+      throw new PublishError('SigningError', `signing failed: ${describe(err)}`)
+    }
+    const message = toMessage(built.fields, hash)
+    const id = this.messageId(message)
+    const idKey = messageIdKey(id)
+    if (this.seen.has(idKey)) throw new PublishError('Duplicate', 'a message with the same id was published or seen recently')
+    const send = (raw: RawMessage): void => {
+      const frame = encodeFrame(encodeRpc({ publish: [raw] }))
+      this.router.mcache.put(idKey, { id, topic: hash, frame })
+      for (const peer of recipients) this.router.sendFrame(peer, frame)
+    }
+    if (built.complete instanceof Promise) {
+      built.complete.then(send, (err: unknown) => { log.error('signing a message failed: %s', describe(err)) })
+    } else {
+      const frame = encodeFrame(encodeRpc({ publish: [built.complete] }))
+      if (frame.byteLength > this.config.maxTransmitSize) {
+        throw new PublishError('MessageTooLarge', `the message's frame (${frame.byteLength} bytes) exceeds maxTransmitSize ${this.config.maxTransmitSize}`)
+      }
+      send(built.complete)
+    }
+    this.seen.add(idKey)
+    if (!this.router.mesh.has(hash)) this.router.fanoutLastPublished.set(hash, Date.now())
+    if (this.config.subscribeLocalMessages && this.router.mesh.has(hash) && this.localPeerId != null) {
+      this.router.emit({ type: 'Message', propagationSource: this.localPeerId, messageId: id, message: { ...message, data } })
+    }
+    this.router.flush()
+    return id
+  }
+
+  handleEstablishedInboundConnection (): StreamHandler {
+    return this.handler()
+  }
+
+  handleEstablishedOutboundConnection (): StreamHandler {
+    return this.handler()
+  }
+
+  onSwarmEvent (event: FromSwarm): void {
+    switch (event.type) {
+      case 'ConnectionEstablished': {
+        if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
+        const peer = this.peer(event.peerId)
+        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer' })
+        // The hello: our topics, first on the connection's new stream.
+        const topics = this.topics()
+        if (topics.length > 0) {
+          const frame = encodeFrame(encodeRpc({ subscriptions: topics.map(topicid => ({ subscribe: true, topicid })) }))
+          this.router.queue({ type: 'NotifyHandler', peerId: event.peerId, handler: event.connectionId, event: { type: 'Send', frames: frame } })
+        }
+        break
+      }
+      case 'ConnectionClosed':
+        this.dropConnection(event.peerId, event.connectionId)
+        break
+      case 'DialFailure':
+        if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
+        break
+      default:
+    }
+  }
+
+  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: HandlerOut): void {
+    const peer = this.router.peers.get(peerId.toString())
+    if (peer == null) return
+    switch (event.type) {
+      case 'Rpc':
+        this.onRpc(peer, event.rpc)
+        break
+      case 'Ready': {
+        const connection = peer.connections.find(c => c.id === connectionId)
+        if (connection != null) connection.protocol = event.protocol
+        log.trace('%p speaks %s', peerId, event.protocol)
+        this.onReady(peer)
+        break
+      }
+      case 'Unsupported':
+        this.dropConnection(peerId, connectionId)
+        if (!this.unsupported.has(peer.key)) {
+          this.unsupported.add(peer.key)
+          if (this.unsupported.size > 4096) this.unsupported.delete(this.unsupported.values().next().value as string)
+          this.router.emit({ type: 'GossipsubNotSupported', peerId })
+        }
+        break
+      case 'InvalidFrame':
+        this.router.emit({ type: 'InvalidRpc', peerId, connectionId, error: event.error })
+        this.router.queue({ type: 'CloseConnection', peerId, connection: connectionId })
+        break
+      case 'SlowPeer':
+        this.router.emit({ type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes })
+        break
+    }
+    this.router.flush()
+  }
+
+  poll (cx: Context): ToSwarm<Event, HandlerIn> | undefined {
+    this.router.setWaker(() => { cx.waker.wake() })
+    if (this.heartbeatTimer == null && !this.closed) this.startHeartbeat()
+    return this.router.nextAction()
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.heartbeatTimer != null) clearTimeout(this.heartbeatTimer)
+  }
+
+  private startHeartbeat (): void {
+    const tick = (): void => {
+      if (this.closed) return
+      this.heartbeatTimer = setTimeout(tick, this.config.heartbeatInterval)
+      try {
+        heartbeat(this.router)
+      } catch (err) {
+        log.error('heartbeat failed: %s', describe(err))
+      }
+    }
+    this.heartbeatTimer = setTimeout(tick, this.config.heartbeatInitialDelay)
+  }
+
+  private handler (): StreamHandler {
+    return new StreamHandler({
+      protocols: this.protocols,
+      maxFrameSize: this.config.maxTransmitSize,
+      maxQueuedBytes: this.config.maxQueuedBytes,
+      maxReceivedRpcs: 64,
+      timeout: 10_000
+    })
+  }
+
+  /**
+   * A peer's outbound stream is open. As rust-libp2p, a mesh peer of a topic whose mesh is
+   * short is grafted at once rather than at the next heartbeat.
+   */
+  private onReady (peer: PeerState): void {
+    for (const topic of peer.topics) this.graftIfShort(peer, topic)
+  }
+
+  private graftIfShort (peer: PeerState, topic: TopicHash): void {
+    const members = this.router.mesh.get(topic)
+    if (members == null || members.size >= this.config.meshNLow || members.has(peer.key)) return
+    if (!graftable(this.router, topic, members).includes(peer.key)) return
+    members.add(peer.key)
+    this.router.graft(peer.key, topic)
+  }
+
+  private onRpc (peer: PeerState, rpc: Rpc): void {
+    for (const sub of rpc.subscriptions ?? []) {
+      const topic = sub.topicid
+      if (topic == null || topic === '') continue
+      if (sub.subscribe === true) {
+        if (peer.topics.has(topic)) continue
+        if (peer.topics.size >= this.config.maxTopicsPerPeer) {
+          log('%p subscribes to too many topics, ignoring %s', peer.peerId, topic)
+          continue
+        }
+        peer.topics.add(topic)
+        this.router.emit({ type: 'Subscribed', peerId: peer.peerId, topic })
+        this.graftIfShort(peer, topic)
+      } else if (peer.topics.delete(topic)) {
+        this.router.mesh.get(topic)?.delete(peer.key)
+        this.router.fanout.get(topic)?.delete(peer.key)
+        this.router.emit({ type: 'Unsubscribed', peerId: peer.peerId, topic })
+      }
+    }
+    // Below the graylist threshold the rest of the RPC is ignored (explicit peers excepted).
+    if (this.router.score(peer.key) < thresholds.graylist && !this.router.explicit.has(peer.key)) return
+    for (const raw of rpc.publish ?? []) {
+      // As go-libp2p-pubsub: messages of topics we do not subscribe to are dropped unread.
+      if (raw.topic == null || !this.router.mesh.has(raw.topic)) continue
+      this.pipeline.process(raw, peer.peerId)
+    }
+    if (rpc.control != null) handleControl(this.router, peer, rpc.control, this.pxDials)
+  }
+
+  private onOutcome (outcome: Outcome): void {
+    switch (outcome.type) {
+      case 'Accepted': {
+        const { message, raw, source, idKey, id } = outcome
+        this.router.promises.deliver(idKey)
+        if (!this.router.mesh.has(message.topic)) return
+        let data = message.data
+        if (this.config.dataTransform != null) {
+          try {
+            data = this.config.dataTransform.inbound(message.topic, message.data)
+          } catch (err) {
+            log('the inbound transform failed on a message from %p: %s', source, describe(err))
+            return
+          }
+        }
+        const held: HeldMessage = { raw, topic: message.topic, id, source, author: message.source }
+        this.router.emit({ type: 'Message', propagationSource: source, messageId: id, message: data === message.data ? message : { ...message, data } })
+        if (this.config.validateMessagesManually) this.hold(idKey, held)
+        else this.forward(idKey, held)
+        break
+      }
+      case 'Rejected':
+        log('rejected a message from %p: %s', outcome.source, outcome.reason)
+        this.router.emit({ type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error })
+        break
+      case 'Ignored':
+        this.router.promises.deliver(messageIdKey(outcome.id))
+        break
+    }
+  }
+
+  private hold (idKey: string, message: HeldMessage): void {
+    this.held.set(idKey, message)
+    while (this.held.size > this.config.maxPendingValidations) {
+      const oldest = this.held.keys().next().value as string
+      this.held.delete(oldest)
+      log('too many messages wait for the application\'s validation; dropping the oldest')
+    }
+  }
+
+  /**
+   * Cache a valid message and send it on: IDONTWANT first to v1.2 mesh peers when it is
+   * large, then the message, framed once, to the mesh, floodsub and explicit peers of its
+   * topic, except its source, its author and peers that asked not to get it.
+   */
+  private forward (idKey: string, message: HeldMessage): void {
+    const { raw, topic, id, source, author } = message
+    const router = this.router
+    const frame = encodeFrame(encodeRpc({ publish: [raw] }))
+    router.mcache.put(idKey, { id, topic, frame })
+    const members = router.mesh.get(topic)
+    if (members == null) return
+    const sourceKey = source.toString()
+    const authorKey = author?.toString()
+    if ((raw.data?.byteLength ?? 0) >= this.config.idontwantMessageThreshold) {
+      for (const key of members) {
+        const peer = router.peers.get(key)
+        if (key !== sourceKey && peer != null && features.idontwant(router.protocolOf(peer))) router.idontwant(key, id)
+      }
+      router.flush()
+    }
+    for (const peer of router.peers.values()) {
+      if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic) || peer.dontSend.has(idKey)) continue
+      const protocol = router.protocolOf(peer)
+      const wanted = members.has(peer.key) ||
+        ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= thresholds.publish)
+      if (wanted) router.sendFrame(peer, frame)
+    }
+  }
+
+  /**
+   * Who gets our own message on `topic`: with flood publishing, every peer of the topic at or
+   * above the publish threshold; otherwise the mesh (or the fanout, made on demand), plus
+   * floodsub and explicit peers of the topic.
+   */
+  private publishRecipients (topic: TopicHash): PeerState[] {
+    const router = this.router
+    const inTopic = [...router.peers.values()].filter(p => p.topics.has(topic) && p.connections.length > 0)
+    if (this.config.floodPublish) return inTopic.filter(p => router.explicit.has(p.key) || router.score(p.key) >= thresholds.publish)
+    let members = router.mesh.get(topic)
+    if (members == null) {
+      members = router.fanout.get(topic)
+      if (members == null) {
+        const candidates = router.meshCandidates(topic).filter(p => router.score(p.key) >= thresholds.publish)
+        members = new Set(shuffle(candidates, router.random).slice(0, this.config.meshN).map(p => p.key))
+        router.fanout.set(topic, members)
+      }
+    }
+    const chosen = members
+    return inTopic.filter(p => chosen.has(p.key) || router.explicit.has(p.key) ||
+      (features.floodsub(router.protocolOf(p)) && router.score(p.key) >= thresholds.publish))
+  }
+
+  private announce (topic: TopicHash, subscribe: boolean): void {
+    const frame = encodeFrame(encodeRpc({ subscriptions: [{ subscribe, topicid: topic }] }))
+    for (const peer of this.router.peers.values()) {
+      for (const connection of peer.connections) {
+        this.router.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame } })
+      }
+    }
+  }
+
+  private peer (peerId: PeerId): PeerState {
+    const key = peerId.toString()
+    let peer = this.router.peers.get(key)
+    if (peer == null) {
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, dontSend: new Map() }
+      this.router.peers.set(key, peer)
+    }
+    return peer
+  }
+
+  private dropConnection (peerId: PeerId, connectionId: ConnectionId): void {
+    const key = peerId.toString()
+    const peer = this.router.peers.get(key)
+    if (peer == null) return
+    const index = peer.connections.findIndex(c => c.id === connectionId)
+    if (index >= 0) peer.connections.splice(index, 1)
+    if (peer.connections.length > 0) return
+    this.router.peers.delete(key)
+    this.router.dropPending(key)
+    for (const members of this.router.mesh.values()) members.delete(key)
+    for (const members of this.router.fanout.values()) members.delete(key)
+  }
+
+  private peerIds (keys: Iterable<string>): PeerId[] {
+    const result: PeerId[] = []
+    for (const key of keys) {
+      const peer = this.router.peers.get(key)
+      if (peer != null) result.push(peer.peerId)
+    }
+    return result
+  }
+}

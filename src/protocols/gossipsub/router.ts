@@ -1,0 +1,329 @@
+/**
+ * The state GossipSub's phases share, and the primitives they send with. The phases are
+ * functions over it, each in its own file, as rust-libp2p splits its router:
+ * `mesh.ts` (join, leave, graft, prune), `control.ts` (received control messages),
+ * `heartbeat.ts` (mesh and fanout maintenance, gossip emission) and `behaviour.ts` (the
+ * public API, the swarm's entry points, publishing and forwarding).
+ *
+ * Sending: messages are framed once and the same bytes go to every recipient; control
+ * messages for a peer are collected while an entry point runs and leave together, as one RPC
+ * (split only if it would exceed the frame limit), when it ends (`flush`).
+ *
+ * @module
+ */
+import { encodeFrame } from '../pubsub/framing.js'
+import { encodeRpc } from '../pubsub/rpc.js'
+import { BackoffTable } from './backoff.js'
+import { FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
+import { GossipPromises } from './gossip-promises.js'
+import { MessageCache } from './mcache.js'
+import { PeerRecords } from './peer-exchange.js'
+import type { Config } from './config.js'
+import type { MessageId } from '../pubsub/message.js'
+import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
+import type { SeenCache } from '../pubsub/seen-cache.js'
+import type { HandlerIn } from '../pubsub/stream-handler.js'
+import type { TopicHash } from '../pubsub/topic.js'
+import type { ToSwarm } from '../../behaviour/network-behaviour.js'
+import type { ConnectionId } from '../../swarm/ids.js'
+import type { PeerId } from '@libp2p/interface'
+
+/** A peer id's string form, the key of every per-peer map. */
+export type PeerKey = string
+
+/** One connection of a peer. */
+export interface PeerConnection {
+  readonly id: ConnectionId
+  /** We dialed it. */
+  readonly outbound: boolean
+  /** The protocol of our outbound pubsub stream on it, once negotiated. */
+  protocol?: string
+}
+
+/** What we know of a connected peer. */
+export interface PeerState {
+  readonly peerId: PeerId
+  readonly key: PeerKey
+  /** Oldest first; frames go over the first. */
+  readonly connections: PeerConnection[]
+  /** Topics it subscribes to. */
+  readonly topics: Set<TopicHash>
+  /** RPCs with control messages received this heartbeat (IHAVE flood guard). */
+  controlRpcs: number
+  /** Message ids asked of it by IWANT this heartbeat. */
+  iasked: number
+  /** IDONTWANT ids taken from it this heartbeat. */
+  idontwantIds: number
+  /** Message id keys it asked us not to send, with the heartbeat at which that ends. */
+  readonly dontSend: Map<string, number>
+}
+
+/** The PRUNE we owe a peer on a topic. */
+export interface PendingPrune {
+  /** Attach peer exchange. */
+  readonly px: boolean
+  /** Backoff to announce, in ms. */
+  readonly backoff: number
+}
+
+/** Control messages waiting to leave for one peer. */
+interface PendingControl {
+  readonly graft: Set<TopicHash>
+  readonly prune: Map<TopicHash, PendingPrune>
+  readonly ihave: Map<TopicHash, MessageId[]>
+  readonly iwant: MessageId[]
+  readonly idontwant: MessageId[]
+}
+
+/** The subset of a peer's capabilities that depends on its negotiated protocol. */
+export const features = {
+  /** It takes part in meshes and gossip (any meshsub version). */
+  mesh: (protocol: string | undefined) => protocol === PROTOCOL_V1_2 || protocol === PROTOCOL_V1_1 || protocol === PROTOCOL_V1_0,
+  /** It understands PRUNE backoff and peer exchange (v1.1 and later). */
+  backoffAndPx: (protocol: string | undefined) => protocol === PROTOCOL_V1_2 || protocol === PROTOCOL_V1_1,
+  /** It understands IDONTWANT (v1.2). */
+  idontwant: (protocol: string | undefined) => protocol === PROTOCOL_V1_2,
+  /** It speaks only FloodSub. */
+  floodsub: (protocol: string | undefined) => protocol === FLOODSUB_PROTOCOL
+}
+
+/**
+ * Score thresholds. Scoring is not built yet, so every score is 0 and so is every threshold
+ * (go-libp2p-pubsub's behaviour with scoring off).
+ */
+export const thresholds = Object.freeze({ gossip: 0, publish: 0, graylist: 0, acceptPX: 0, opportunisticGraft: 0 })
+
+/** Largest control payload per RPC, as rust-libp2p reads at most 16 KiB of control. */
+const MAX_CONTROL_BYTES = 16 * 1024
+
+/** GossipSub's shared state and sending primitives. */
+export class Router<TEvent> {
+  readonly peers = new Map<PeerKey, PeerState>()
+  /** Topics we subscribe to, each with its mesh. */
+  readonly mesh = new Map<TopicHash, Set<PeerKey>>()
+  /** Topics we publish to without subscribing, each with its fanout peers. */
+  readonly fanout = new Map<TopicHash, Set<PeerKey>>()
+  /** When we last published on each fanout topic. */
+  readonly fanoutLastPublished = new Map<TopicHash, number>()
+  /** Explicit peers: always forwarded to, never in a mesh, reconnected. */
+  readonly explicit = new Map<PeerKey, PeerId>()
+  readonly backoff: BackoffTable
+  readonly mcache: MessageCache
+  readonly promises: GossipPromises
+  readonly records = new PeerRecords()
+  /** Our own peer id string, when we sign (PX never dials ourselves). */
+  localPeer?: PeerKey
+  /** Heartbeats so far. */
+  ticks = 0
+  /** PX dials in flight. */
+  pendingPxDials = 0
+  /** Counters of control traffic, for tests and diagnostics. */
+  readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
+  private readonly pending = new Map<PeerKey, PendingControl>()
+  private readonly actions: Array<ToSwarm<TEvent, HandlerIn>> = []
+  private wake?: () => void
+
+  constructor (
+    readonly config: Config,
+    readonly seen: SeenCache,
+    readonly now: () => number,
+    readonly random: () => number
+  ) {
+    this.backoff = new BackoffTable(config.backoffSlackHeartbeats * config.heartbeatInterval, now)
+    this.mcache = new MessageCache(config.historyLength, config.historyGossip)
+    this.promises = new GossipPromises(now, random)
+  }
+
+  /** Remember how to wake the swarm when an action is queued. */
+  setWaker (wake: () => void): void {
+    this.wake = wake
+  }
+
+  /** The next action for the swarm. */
+  nextAction (): ToSwarm<TEvent, HandlerIn> | undefined {
+    return this.actions.shift()
+  }
+
+  /** Queue an action for the swarm. */
+  queue (action: ToSwarm<TEvent, HandlerIn>): void {
+    this.actions.push(action)
+    this.wake?.()
+  }
+
+  /** Report `event` to the application. */
+  emit (event: TEvent): void {
+    this.queue({ type: 'GenerateEvent', event })
+  }
+
+  /** The protocol our outbound stream to `peer` speaks, once negotiated. */
+  protocolOf (peer: PeerState): string | undefined {
+    return peer.connections[0]?.protocol
+  }
+
+  /** Whether the connection our frames to `peer` go over was dialed by us. */
+  isOutbound (peer: PeerState): boolean {
+    return peer.connections[0]?.outbound === true
+  }
+
+  /**
+   * The peer's score. Scoring (v1.1 P1–P7) is not built yet: every peer scores 0, and the
+   * thresholds below are 0, which is go-libp2p-pubsub's behaviour with scoring off.
+   */
+  score (_peer: PeerKey): number {
+    return 0
+  }
+
+  /** Peers of `topic` that take part in meshes and are not explicit peers. */
+  meshCandidates (topic: TopicHash): PeerState[] {
+    const result: PeerState[] = []
+    for (const peer of this.peers.values()) {
+      if (!peer.topics.has(topic) || !features.mesh(this.protocolOf(peer)) || this.explicit.has(peer.key)) continue
+      result.push(peer)
+    }
+    return result
+  }
+
+  /** Send an already framed RPC to `peer`. */
+  sendFrame (peer: PeerState, frame: Uint8Array): void {
+    const connection = peer.connections[0]
+    if (connection == null) return
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame } })
+  }
+
+  /** Send an RPC to `peer` now. */
+  sendRpc (peer: PeerState, rpc: Rpc): void {
+    this.sendFrame(peer, encodeFrame(encodeRpc(rpc)))
+  }
+
+  /** Queue a GRAFT for `peer` on `topic`. */
+  graft (peer: PeerKey, topic: TopicHash): void {
+    this.control(peer).graft.add(topic)
+    this.control(peer).prune.delete(topic)
+  }
+
+  /** Queue a PRUNE for `peer` on `topic`. */
+  prune (peer: PeerKey, topic: TopicHash, prune: PendingPrune): void {
+    this.control(peer).prune.set(topic, prune)
+    this.control(peer).graft.delete(topic)
+  }
+
+  /** Queue an IHAVE for `peer`. */
+  ihave (peer: PeerKey, topic: TopicHash, ids: MessageId[]): void {
+    this.control(peer).ihave.set(topic, ids)
+  }
+
+  /** Queue an IWANT for `peer`. */
+  iwant (peer: PeerKey, ids: readonly MessageId[]): void {
+    this.control(peer).iwant.push(...ids)
+  }
+
+  /** Queue an IDONTWANT for `peer`. */
+  idontwant (peer: PeerKey, id: MessageId): void {
+    this.control(peer).idontwant.push(id)
+  }
+
+  /** Send every queued control message, one RPC per peer (split to fit the frame limit). */
+  flush (): void {
+    for (const [key, control] of this.pending) {
+      const peer = this.peers.get(key)
+      if (peer == null) continue
+      for (const record of this.controlRecords(peer, control)) this.sendRpc(peer, { control: record })
+    }
+    this.pending.clear()
+  }
+
+  /** Forget everything queued for a peer that left. */
+  dropPending (peer: PeerKey): void {
+    this.pending.delete(peer)
+  }
+
+  private control (peer: PeerKey): PendingControl {
+    let control = this.pending.get(peer)
+    if (control == null) {
+      this.pending.set(peer, control = { graft: new Set(), prune: new Map(), ihave: new Map(), iwant: [], idontwant: [] })
+    }
+    return control
+  }
+
+  /**
+   * The control records for `peer`: GRAFT, PRUNE (PX and backoff only for v1.1 peers), IHAVE,
+   * IWANT, IDONTWANT (only for v1.2 peers), in records of at most `MAX_CONTROL_BYTES` of
+   * message ids and at most `maxIHaveLength` ids per IHAVE or IWANT.
+   */
+  private controlRecords (peer: PeerState, control: PendingControl): ControlRecord[] {
+    const protocol = this.protocolOf(peer)
+    const v11 = features.backoffAndPx(protocol)
+    const graft = [...control.graft].map(topicID => ({ topicID }))
+    const prune = [...control.prune].map(([topicID, p]) => v11
+      ? { topicID, backoff: Math.ceil(p.backoff / 1000), peers: p.px ? this.exchangePeers(topicID, peer.key) : undefined }
+      : { topicID })
+    this.counters.graftSent += graft.length
+    this.counters.pruneSent += prune.length
+    const records: ControlRecord[] = []
+    const first: { graft?: typeof graft, prune?: typeof prune } = {}
+    if (graft.length > 0) first.graft = graft
+    if (prune.length > 0) first.prune = prune
+    let current: { graft?: typeof graft, prune?: typeof prune, ihave?: Array<{ topicID: string, messageIDs: MessageId[] }>, iwant?: Array<{ messageIDs: MessageId[] }>, idontwant?: Array<{ messageIDs: MessageId[] }> } = first
+    let bytes = 0
+    const room = (size: number): void => {
+      if (bytes + size <= MAX_CONTROL_BYTES || bytes === 0) return
+      records.push(current)
+      current = {}
+      bytes = 0
+    }
+    const addIds = (kind: 'ihave' | 'iwant' | 'idontwant', topicID: string | undefined, ids: readonly MessageId[]): void => {
+      for (let start = 0; start < ids.length;) {
+        let end = start
+        let size = 0
+        while (end < ids.length && end - start < this.config.maxIHaveLength && size + ids[end].byteLength + 2 <= MAX_CONTROL_BYTES) {
+          size += ids[end].byteLength + 2
+          end++
+        }
+        if (end === start) end++
+        room(size)
+        const messageIDs = ids.slice(start, end)
+        if (kind === 'ihave') (current.ihave ??= []).push({ topicID: topicID as string, messageIDs })
+        else (current[kind] ??= []).push({ messageIDs })
+        bytes += size
+        start = end
+      }
+    }
+    for (const [topic, ids] of control.ihave) {
+      addIds('ihave', topic, ids)
+      this.counters.ihaveSent++
+    }
+    if (control.iwant.length > 0) {
+      addIds('iwant', undefined, control.iwant)
+      this.counters.iwantSent++
+    }
+    if (control.idontwant.length > 0 && features.idontwant(protocol)) {
+      addIds('idontwant', undefined, control.idontwant)
+      this.counters.idontwantSent++
+    }
+    if (Object.keys(current).length > 0) records.push(current)
+    return records
+  }
+
+  /**
+   * Up to `prunePeers` other peers of `topic` for a PRUNE to `pruned`, with their signed
+   * records when we have them (score ≥ 0, never the pruned peer, never explicit peers).
+   */
+  private exchangePeers (topic: TopicHash, pruned: PeerKey): Array<{ peerID: Uint8Array, signedPeerRecord?: Uint8Array }> {
+    const candidates = this.meshCandidates(topic).filter(p => p.key !== pruned && this.score(p.key) >= 0)
+    return shuffle(candidates, this.random).slice(0, this.config.prunePeers).map(p => {
+      const signedPeerRecord = this.records.get(p.key)
+      return signedPeerRecord == null ? { peerID: p.peerId.toMultihash().bytes } : { peerID: p.peerId.toMultihash().bytes, signedPeerRecord }
+    })
+  }
+}
+
+/** Fisher–Yates, in place; returns `items`. */
+export function shuffle<T> (items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    const item = items[i]
+    items[i] = items[j]
+    items[j] = item
+  }
+  return items
+}
