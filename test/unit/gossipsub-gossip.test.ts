@@ -1,0 +1,355 @@
+/**
+ * GossipSub forwarding, publishing, fanout, gossip (IHAVE/IWANT), IDONTWANT, peer exchange
+ * and manual validation, driven without sockets (test/fixtures/gossipsub-harness.ts).
+ * Numbers refer to the conformance points of the specs checklist (§7).
+ */
+import { expect } from 'chai'
+import { multiaddr } from '@multiformats/multiaddr'
+import { generateKeypair, gossipsub, peerIdOf } from '../../src/index.js'
+import { collect, Harness, keyOf, V11, V12 } from '../fixtures/gossipsub-harness.js'
+import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
+import type { FakePeer } from '../fixtures/gossipsub-harness.js'
+
+const T = 'topic'
+const bytes = (...values: number[]) => new Uint8Array(values)
+
+describe('gossipsub forwarding and publishing', () => {
+  let h: Harness
+  afterEach(() => { h?.close() })
+
+  it('forwards a valid message to the mesh only, never back to its source (10)', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    // Peers are grafted as they subscribe while the mesh is below D_lo (4).
+    const mesh = await h.connectMany(4, { topics: [T] })
+    const outside = await h.connectMany(6, { topics: [T] })
+    expect(h.behaviour.meshPeers(T).map(keyOf)).to.have.members(mesh.map(keyOf))
+    h.clearSent()
+    h.inject(mesh[0], { publish: [{ topic: T, data: bytes(1) }] })
+    expect(collect.messages(h.takeSent(mesh[0]))).to.deep.equal([])
+    for (const peer of mesh.slice(1)) expect(collect.messages(h.takeSent(peer))).to.have.length(1)
+    for (const peer of outside) expect(collect.messages(h.takeSent(peer))).to.deep.equal([])
+    h.drain()
+    expect(h.events.filter(e => e.type === 'Message')).to.have.length(1)
+  })
+
+  it('drops duplicates and messages of topics we do not subscribe to (10, 11)', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const [a, b] = await h.connectMany(2, { topics: [T, 'other'] })
+    h.inject(a, { publish: [{ topic: T, data: bytes(1) }] })
+    h.inject(b, { publish: [{ topic: T, data: bytes(1) }] })
+    h.inject(a, { publish: [{ topic: 'other', data: bytes(2) }] })
+    h.drain()
+    expect(h.events.filter(e => e.type === 'Message')).to.have.length(1)
+    expect(collect.messages(h.takeSent(b))).to.have.length(1)
+    expect(collect.messages(h.takeSent(a))).to.deep.equal([])
+  })
+
+  it('flood-publishes to every peer of the topic, not only the mesh', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const peers = await h.connectMany(10, { topics: [T] })
+    h.clearSent()
+    h.behaviour.publish(T, bytes(9))
+    for (const peer of peers) expect(collect.messages(h.takeSent(peer))).to.have.length(1)
+  })
+
+  it('without flood publish, publishes to the mesh; to D fanout peers when not subscribed; the fanout expires (21)', async () => {
+    h = Harness.create({ floodPublish: false })
+    const peers = await h.connectMany(10, { topics: [T] })
+    h.behaviour.publish(T, bytes(1))
+    const fanout = h.behaviour.fanoutPeers(T).map(keyOf)
+    expect(fanout).to.have.length(6)
+    for (const peer of peers) expect(collect.messages(h.takeSent(peer))).to.have.length(fanout.includes(keyOf(peer)) ? 1 : 0)
+    await h.heartbeats(30)
+    expect(h.behaviour.fanoutPeers(T)).to.have.length(6)
+    await h.heartbeats(35)
+    expect(h.behaviour.fanoutPeers(T)).to.deep.equal([])
+  })
+
+  it('JOIN promotes the fanout to the mesh (21)', async () => {
+    h = Harness.create({ floodPublish: false })
+    await h.connectMany(10, { topics: [T] })
+    h.behaviour.publish(T, bytes(1))
+    const fanout = h.behaviour.fanoutPeers(T).map(keyOf)
+    h.behaviour.subscribe(T)
+    expect(h.behaviour.meshPeers(T).map(keyOf)).to.have.members(fanout)
+    expect(h.behaviour.fanoutPeers(T)).to.deep.equal([])
+  })
+
+  it('refuses to publish with typed errors: no peers, too large, duplicate, failed transform', async () => {
+    h = Harness.create({ maxTransmitSize: 1024, dataTransform: { outbound: (_t, d) => { if (d[0] === 0xff) throw new Error('no'); return d }, inbound: (_t, d) => d } })
+    const kind = (fn: () => unknown): string | undefined => {
+      try {
+        fn()
+      } catch (err) {
+        return err instanceof gossipsub.PublishError ? err.kind : String(err)
+      }
+      return undefined
+    }
+    expect(kind(() => h.behaviour.publish(T, bytes(1)))).to.equal('NoPeersSubscribedToTopic')
+    await h.connect({ topics: [T] })
+    expect(kind(() => h.behaviour.publish(T, new Uint8Array(2048)))).to.equal('MessageTooLarge')
+    expect(kind(() => h.behaviour.publish(T, bytes(0xff)))).to.equal('TransformFailed')
+    expect(kind(() => h.behaviour.publish(T, bytes(1)))).to.equal(undefined)
+    // Unsigned ids are content hashes: the same payload again is a duplicate.
+    expect(kind(() => h.behaviour.publish(T, bytes(1)))).to.equal('Duplicate')
+  })
+
+  it('signs with StrictSign and never forwards a message to its author', async () => {
+    const key = await generateKeypair()
+    h = Harness.create({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
+    h.behaviour.subscribe(T)
+    const [author, relay, other] = await h.connectMany(3, { topics: [T] })
+    const raw = await new MessageAuthor(gossipsub.MessageAuthenticity.signed(author.key)).build(T, bytes(5), 7n).complete
+    h.inject(relay, { publish: [raw] })
+    expect(collect.messages(h.takeSent(author))).to.deep.equal([])
+    expect(collect.messages(h.takeSent(other))).to.have.length(1)
+    h.drain()
+    const message = h.events.find(e => e.type === 'Message')
+    expect(message?.type === 'Message' && message.message.source?.equals(author.peerId)).to.equal(true)
+    expect(message?.type === 'Message' && message.message.sequenceNumber).to.equal(7n)
+  })
+
+  it('holds messages for manual validation: forwarded on accept, dropped on reject', async () => {
+    h = Harness.create({ validateMessagesManually: true })
+    h.behaviour.subscribe(T)
+    const [a, b] = await h.connectMany(2, { topics: [T] })
+    h.inject(a, { publish: [{ topic: T, data: bytes(1) }, { topic: T, data: bytes(2) }] })
+    expect(collect.messages(h.takeSent(b))).to.deep.equal([])
+    h.drain()
+    const [first, second] = h.events.filter(e => e.type === 'Message')
+    if (first?.type !== 'Message' || second?.type !== 'Message') throw new Error('expected two messages')
+    expect(h.behaviour.reportMessageValidationResult(first.messageId, b.peerId, 'accept')).to.equal(false)
+    expect(h.behaviour.reportMessageValidationResult(first.messageId, a.peerId, 'accept')).to.equal(true)
+    expect(h.behaviour.reportMessageValidationResult(second.messageId, a.peerId, 'reject')).to.equal(true)
+    expect(collect.messages(h.takeSent(b)).map(m => m.data)).to.deep.equal([bytes(1)])
+    expect(h.behaviour.reportMessageValidationResult(first.messageId, a.peerId, 'accept')).to.equal(false)
+  })
+
+  it('applies the inbound transform before delivery and forwards the wire bytes', async () => {
+    h = Harness.create({ dataTransform: { outbound: (_t, d) => d, inbound: (_t, d) => d.map(x => x + 1) } })
+    h.behaviour.subscribe(T)
+    const [a, b] = await h.connectMany(2, { topics: [T] })
+    h.inject(a, { publish: [{ topic: T, data: bytes(1) }] })
+    h.drain()
+    const message = h.events.find(e => e.type === 'Message')
+    expect(message?.type === 'Message' && message.message.data).to.deep.equal(bytes(2))
+    expect(collect.messages(h.takeSent(b)).map(m => m.data)).to.deep.equal([bytes(1)])
+  })
+})
+
+describe('gossipsub gossip', () => {
+  let h: Harness
+  afterEach(() => { h?.close() })
+
+  it('sends IHAVE only to non-mesh peers, to max(D_lazy, 0.25 × eligible) of them (23)', async () => {
+    h = Harness.create({ meshN: 2, meshNLow: 1, meshNHigh: 3, meshOutboundMin: 0, meshNScore: 1 })
+    h.behaviour.subscribe(T)
+    const peers = await h.connectMany(40, { topics: [T] })
+    await h.heartbeats(1)
+    h.inject(peers[0], { publish: [{ topic: T, data: bytes(1) }] })
+    h.clearSent()
+    await h.heartbeats(1)
+    const mesh = h.behaviour.meshPeers(T).map(keyOf)
+    const gossiped = peers.filter(p => collect.ihaves(h.takeSent(p)).length > 0)
+    // 38 eligible non-mesh peers: max(6, floor(0.25 × 38) = 9) = 9.
+    expect(gossiped).to.have.length(9)
+    for (const peer of gossiped) expect(mesh).to.not.include(keyOf(peer))
+  })
+
+  it('advertises a message in IHAVE for historyGossip heartbeats, answers IWANT for historyLength (23, 24)', async () => {
+    h = Harness.create({ meshN: 1, meshNLow: 1, meshNHigh: 1, meshOutboundMin: 0, meshNScore: 1, gossipLazy: 20 })
+    h.behaviour.subscribe(T)
+    const peers = await h.connectMany(4, { topics: [T] })
+    const source = h.behaviour.meshPeers(T).map(keyOf)[0]
+    const outsider = peers.find(p => keyOf(p) !== source) as FakePeer
+    h.inject(peers.find(p => keyOf(p) === source) as FakePeer, { publish: [{ topic: T, data: bytes(42) }] })
+    h.clearSent()
+    const advertised: number[] = []
+    let id: Uint8Array | undefined
+    for (let beat = 1; beat <= 4; beat++) {
+      await h.heartbeats(1)
+      const ihaves = collect.ihaves(h.takeSent(outsider))
+      if (ihaves.length > 0) {
+        advertised.push(beat)
+        id = ihaves[0].messageIDs?.[0]
+      }
+    }
+    expect(advertised).to.deep.equal([1, 2, 3])
+    if (id == null) throw new Error('no id advertised')
+    // Still in the cache at the 4th and 5th window…
+    h.inject(outsider, { control: { iwant: [{ messageIDs: [id] }] } })
+    expect(collect.messages(h.takeSent(outsider))).to.have.length(1)
+    await h.heartbeats(1)
+    // …and gone after historyLength (5) shifts.
+    h.inject(outsider, { control: { iwant: [{ messageIDs: [id] }] } })
+    expect(collect.messages(h.takeSent(outsider))).to.deep.equal([])
+  })
+
+  it('answers the same peer\'s IWANT for a message at most gossipRetransmission (3) times (24)', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const [source, asker] = await h.connectMany(2, { topics: [T] })
+    h.inject(source, { publish: [{ topic: T, data: bytes(3) }] })
+    h.drain()
+    const message = h.events.find(e => e.type === 'Message')
+    if (message?.type !== 'Message') throw new Error('no message')
+    h.clearSent()
+    for (let i = 0; i < 5; i++) h.inject(asker, { control: { iwant: [{ messageIDs: [message.messageId] }] } })
+    expect(collect.messages(h.takeSent(asker))).to.have.length(3)
+  })
+
+  it('asks by IWANT for unseen ids of an IHAVE, and only for topics in its mesh (26)', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const peer = await h.connect({ topics: [T] })
+    h.inject(peer, { publish: [{ topic: T, data: bytes(1) }] })
+    h.clearSent()
+    const seen = (h.events.find(e => e.type === 'Message') as Extract<gossipsub.Event, { type: 'Message' }>).messageId
+    const unseen = bytes(9, 9, 9)
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: [seen, unseen] }, { topicID: 'other', messageIDs: [bytes(8)] }] } })
+    expect(collect.iwants(h.takeSent(peer))).to.deep.equal([unseen])
+  })
+
+  it('follows at most maxIHaveMessages IHAVE RPCs per peer per heartbeat (25)', async () => {
+    h = Harness.create({ maxIHaveMessages: 10 })
+    h.behaviour.subscribe(T)
+    const peer = await h.connect({ topics: [T] })
+    h.clearSent()
+    for (let i = 0; i < 15; i++) h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: [bytes(i)] }] } })
+    expect(collect.iwants(h.takeSent(peer))).to.have.length(10)
+    await h.heartbeats(1)
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: [bytes(100)] }] } })
+    expect(collect.iwants(h.takeSent(peer))).to.have.length(1)
+  })
+
+  it('asks one peer for at most maxIHaveLength ids per heartbeat (25)', async () => {
+    h = Harness.create({ maxIHaveLength: 100 })
+    h.behaviour.subscribe(T)
+    const peer = await h.connect({ topics: [T] })
+    h.clearSent()
+    const ids = Array.from({ length: 150 }, (_, i) => bytes(i >> 8, i & 0xff, 1))
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: ids.slice(0, 80) }] } })
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: ids.slice(80) }] } })
+    expect(collect.iwants(h.takeSent(peer))).to.have.length(100)
+  })
+
+  it('sends a peer\'s control messages of one heartbeat together, split to respect the control size bound (27, 28)', async () => {
+    h = Harness.create({ meshN: 1, meshNLow: 1, meshNHigh: 1, meshOutboundMin: 0, meshNScore: 1, gossipLazy: 20 })
+    h.behaviour.subscribe(T)
+    const [source, outsider] = await h.connectMany(2, { topics: [T] })
+    const sender = h.behaviour.meshPeers(T).map(keyOf)[0] === keyOf(source) ? source : outsider
+    const receiver = sender === source ? outsider : source
+    for (let i = 0; i < 2_000; i++) h.inject(sender, { publish: [{ topic: T, data: bytes(i >> 8, i & 0xff) }] })
+    h.clearSent()
+    await h.heartbeats(1)
+    const rpcs = h.takeSent(receiver)
+    const advertised = collect.ihaves(rpcs).flatMap(i => i.messageIDs ?? [])
+    expect(advertised).to.have.length(2_000)
+    // 2,000 ids of 32 bytes do not fit in 16 KiB of control: several RPCs, each within it.
+    expect(rpcs.length).to.be.greaterThan(1)
+    for (const rpc of rpcs) {
+      const idBytes = (rpc.control?.ihave ?? []).flatMap(i => i.messageIDs ?? []).reduce((n, id) => n + id.byteLength + 2, 0)
+      expect(idBytes).to.be.at.most(16 * 1024)
+    }
+  })
+
+  it('IDONTWANT: sent to v1.2 mesh peers (not the source, not v1.1) for large messages only; honoured when received', async () => {
+    h = Harness.create({ idontwantMessageThreshold: 100 })
+    h.behaviour.subscribe(T)
+    const [source, modern] = await h.connectMany(2, { topics: [T], protocol: V12 })
+    const older = await h.connect({ topics: [T], protocol: V11 })
+    const large = new Uint8Array(200).fill(1)
+    h.clearSent()
+    h.inject(source, { publish: [{ topic: T, data: large }] })
+    expect(collect.idontwants(h.takeSent(source))).to.deep.equal([])
+    const toModern = h.takeSent(modern)
+    expect(collect.idontwants(toModern)).to.have.length(1)
+    // The IDONTWANT goes out before the message itself.
+    expect(toModern[0].control?.idontwant).to.have.length(1)
+    expect(collect.messages(toModern)).to.have.length(1)
+    expect(collect.idontwants(h.takeSent(older))).to.deep.equal([])
+    h.inject(source, { publish: [{ topic: T, data: bytes(1) }] })
+    expect(collect.idontwants(h.takeSent(modern))).to.deep.equal([])
+
+    // modern says it does not want a message: it is not forwarded to it, nor sent on IWANT.
+    const next = new Uint8Array(200).fill(2)
+    const { sha256 } = await import('@noble/hashes/sha2.js')
+    const id = sha256(next)
+    h.inject(modern, { control: { idontwant: [{ messageIDs: [id] }] } })
+    h.inject(source, { publish: [{ topic: T, data: next }] })
+    expect(collect.messages(h.takeSent(modern))).to.deep.equal([])
+    h.inject(modern, { control: { iwant: [{ messageIDs: [id] }] } })
+    expect(collect.messages(h.takeSent(modern))).to.deep.equal([])
+    expect(collect.messages(h.takeSent(older))).to.have.length(2)
+  })
+
+  it('forgets an IDONTWANT after idontwantTtlHeartbeats', async () => {
+    h = Harness.create({ idontwantTtlHeartbeats: 2 })
+    h.behaviour.subscribe(T)
+    const [source, peer] = await h.connectMany(2, { topics: [T] })
+    const data = bytes(5, 5)
+    const { sha256 } = await import('@noble/hashes/sha2.js')
+    h.inject(peer, { control: { idontwant: [{ messageIDs: [sha256(data)] }] } })
+    h.inject(source, { publish: [{ topic: T, data }] })
+    expect(collect.messages(h.takeSent(peer))).to.deep.equal([])
+    await h.heartbeats(2)
+    h.inject(peer, { control: { iwant: [{ messageIDs: [sha256(data)] }] } })
+    expect(collect.messages(h.takeSent(peer))).to.have.length(1)
+  })
+})
+
+describe('gossipsub peer exchange', () => {
+  let h: Harness
+  afterEach(() => { h?.close() })
+
+  it('attaches PX with known signed records to PRUNEs of v1.1 peers when doPX is on', async () => {
+    h = Harness.create({ doPX: true })
+    const peers = await h.connectMany(3, { topics: [T], protocol: V11 })
+    const record = await gossipsub.signPeerRecord(peers[1].key, [multiaddr('/ip4/127.0.0.1/tcp/4001')])
+    await h.behaviour.addPeerRecord(record)
+    h.behaviour.subscribe(T)
+    h.clearSent()
+    h.behaviour.unsubscribe(T)
+    const [prune] = collect.prunes(h.takeSent(peers[0]))
+    const named = (prune.peers ?? []).map(p => p.peerID)
+    expect(named).to.have.length(2)
+    expect(named).to.deep.include(peers[1].peerId.toMultihash().bytes)
+    expect(named).to.deep.include(peers[2].peerId.toMultihash().bytes)
+    expect(prune.peers?.find(p => p.signedPeerRecord != null)?.signedPeerRecord).to.deep.equal(record)
+  })
+
+  it('dials the peers of a received PX, with the addresses their signed records prove; forged records are skipped (39)', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const pruner = await h.connect({ topics: [T] })
+    const honest = await generateKeypair()
+    const liar = await generateKeypair()
+    const honestRecord = await gossipsub.signPeerRecord(honest, [multiaddr('/ip4/127.0.0.1/tcp/4001')])
+    // A record signed by `liar` but put in an entry naming `honest`'s neighbour.
+    const forged = await gossipsub.signPeerRecord(liar, [multiaddr('/ip4/127.0.0.1/tcp/4002')])
+    const victim = peerIdOf(await generateKeypair())
+    h.inject(pruner, {
+      control: {
+        prune: [{
+          topicID: T,
+          backoff: 60,
+          peers: [
+            { peerID: peerIdOf(honest).toMultihash().bytes, signedPeerRecord: honestRecord },
+            { peerID: victim.toMultihash().bytes, signedPeerRecord: forged },
+            { peerID: bytes(1, 2, 3) }
+          ]
+        }]
+      }
+    })
+    for (let i = 0; i < 50 && h.dials.length === 0; i++) {
+      await h.clock.tickAsync(0)
+      await new Promise(resolve => setImmediate(resolve))
+      h.drain()
+    }
+    expect(h.dials.map(d => d.peerId?.toString())).to.deep.equal([peerIdOf(honest).toString()])
+    expect(h.dials[0].addresses?.map(a => a.toString())).to.deep.equal(['/ip4/127.0.0.1/tcp/4001'])
+  })
+})
