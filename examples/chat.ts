@@ -1,10 +1,12 @@
 /**
- * A chat over mDNS and FloodSub, after rust-libp2p's chat example: start it in two terminals
+ * A chat over mDNS and GossipSub, after rust-libp2p's chat example: start it in two terminals
  * on one machine (or on two machines of one network); they find each other, and every line
  * typed in one is printed by the other.
  *
- * Run: npx tsx examples/chat.ts [--interface lo] [--ip 4|6|both] [--service _name._udp.local]
- *        [--topic test-net] [--listen /ip4/0.0.0.0/tcp/0]
+ * Run: npx tsx examples/chat.ts [--floodsub] [--interface lo] [--ip 4|6|both]
+ *        [--service _name._udp.local] [--topic test-net] [--listen /ip4/0.0.0.0/tcp/0]
+ *
+ * `--floodsub` uses FloodSub instead of GossipSub (the two are used alike: one word changes).
  *
  * `--interface` keeps mDNS on one network interface (default: all of them, loopback only when
  * there is no other); `--ip` picks the IP versions mDNS runs over (default: 4); `--service`
@@ -12,10 +14,11 @@
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { SwarmBuilder, combine, floodsub, identify, mdns, peerIdOf } from '../src/index.js'
+import { SwarmBuilder, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from '../src/index.js'
 
 const { values: args } = parseArgs({
   options: {
+    floodsub: { type: 'boolean', default: false },
     interface: { type: 'string' },
     ip: { type: 'string', default: '4' },
     service: { type: 'string', default: mdns.SERVICE_NAME },
@@ -27,7 +30,9 @@ const { values: args } = parseArgs({
 const swarm = await SwarmBuilder.withNewIdentity()
   .withTcp()
   .withBehaviour(key => combine({
-    floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key), publishRequiresPeers: true }),
+    pubsub: args.floodsub
+      ? new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key), publishRequiresPeers: true })
+      : new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }),
     mdns: new mdns.Behaviour(peerIdOf(key), {
       interface: args.interface,
       serviceName: args.service,
@@ -39,17 +44,17 @@ const swarm = await SwarmBuilder.withNewIdentity()
   .withSwarmConfig({ idleConnectionTimeout: 60_000 })
   .build()
 
-const topic = new floodsub.IdentTopic(args.topic)
-swarm.behaviour.floodsub.subscribe(topic)
+const topic = new gossipsub.IdentTopic(args.topic)
+swarm.behaviour.pubsub.subscribe(topic)
 swarm.listenOn(args.listen)
 console.log(`Local peer id: ${swarm.localPeerId.toString()}`)
-console.log('Enter messages via STDIN and they will be sent to connected peers using FloodSub')
+console.log(`Enter messages via STDIN and they will be sent to connected peers using ${args.floodsub ? 'FloodSub' : 'GossipSub'}`)
 
 // Each typed line is published; end of input (Ctrl-D) closes the node.
 const input = createInterface({ input: process.stdin })
 input.on('line', (line) => {
   try {
-    swarm.behaviour.floodsub.publish(topic, new TextEncoder().encode(line))
+    swarm.behaviour.pubsub.publish(topic, new TextEncoder().encode(line))
   } catch (err) {
     console.log(`Publish error: ${err instanceof Error ? err.message : String(err)}`)
   }
@@ -67,8 +72,11 @@ for await (const event of swarm) {
       if (behaviour === 'mdns' && e.type === 'Discovered') {
         for (const peerId of new Set(e.peers.map(p => p.peerId.toString()))) {
           console.log(`mDNS discovered a new peer: ${peerId}`)
-          // FloodSub dials peers in its partial view; mDNS gives the swarm their addresses.
-          swarm.behaviour.floodsub.addNodeToPartialView(e.peers.find(p => p.peerId.toString() === peerId)!.peerId)
+          // mDNS gives the swarm the peer's addresses; the dial finds them. It throws when
+          // the peer is already connected (it may have dialed us first).
+          try {
+            swarm.dial(e.peers.find(p => p.peerId.toString() === peerId)!.peerId)
+          } catch {}
         }
       } else if (behaviour === 'mdns' && e.type === 'Expired') {
         const gone = new Map(e.peers.map(p => [p.peerId.toString(), p.peerId]))
@@ -76,13 +84,12 @@ for await (const event of swarm) {
           // A peer expires with its last address.
           if (swarm.behaviour.mdns.discoveredNodes().some(n => n.peerId.equals(peerId))) continue
           console.log(`mDNS discover peer has expired: ${peerId.toString()}`)
-          swarm.behaviour.floodsub.removeNodeFromPartialView(peerId)
         }
       } else if (behaviour === 'mdns' && e.type === 'Error') {
         console.log(`mDNS error: ${e.error.message}`)
-      } else if (behaviour === 'floodsub' && e.type === 'Subscribed') {
+      } else if (behaviour === 'pubsub' && e.type === 'Subscribed') {
         console.log(`Peer ${e.peerId.toString()} joined ${e.topic}`)
-      } else if (behaviour === 'floodsub' && e.type === 'Message') {
+      } else if (behaviour === 'pubsub' && e.type === 'Message') {
         console.log(`Got message: '${new TextDecoder().decode(e.message.data)}' from peer: ${e.message.source?.toString() ?? e.propagationSource.toString()}`)
       }
       break

@@ -1,28 +1,29 @@
 /**
  * `npm run demo`: a small local network that discovers itself and talks. Three nodes start in
  * this process with TCP on 127.0.0.1; mDNS (kept on the loopback interface, under a service
- * name of this run, so that nothing leaves the machine) lets them find each other; FloodSub
- * dials the discovered peers; then every node publishes a greeting and prints what it receives.
+ * name of this run, so that nothing leaves the machine) lets them find each other; each dials
+ * the peers it discovers; then every node publishes a greeting over GossipSub and prints what
+ * it receives.
  * Exits 0 once every node has every greeting, 1 after 20 s without.
  *
  * Run: npm run demo   (or: npx tsx examples/demo.ts [nodes])
  */
-import { SwarmBuilder, combine, floodsub, mdns, peerIdOf } from '../src/index.js'
+import { SwarmBuilder, combine, gossipsub, mdns, peerIdOf } from '../src/index.js'
 import type { Swarm } from '../src/index.js'
 
 const COUNT = Math.max(2, Number(process.argv[2] ?? 3))
 const TIMEOUT = 20_000
-const topic = new floodsub.IdentTopic('demo')
+const topic = new gossipsub.IdentTopic('demo')
 const serviceName = `_demo${Math.random().toString(36).slice(2, 8)}._udp.local`
 
 async function node () {
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
       mdns: new mdns.Behaviour(peerIdOf(key), { interface: '127.0.0.1', serviceName }),
-      floodsub: new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key) })
+      gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
     }))
     .build()
-  swarm.behaviour.floodsub.subscribe(topic)
+  swarm.behaviour.gossipsub.subscribe(topic)
   swarm.listenOn('/ip4/127.0.0.1/tcp/0')
   return swarm
 }
@@ -39,10 +40,10 @@ console.log(`${COUNT} nodes, mDNS service ${serviceName} on 127.0.0.1, topic '${
 
 /** Publish once every node has heard every other node subscribe. */
 function maybePublish (): void {
-  if (published || !nodes.every(swarm => swarm.behaviour.floodsub.subscribers(topic).length === COUNT - 1)) return
+  if (published || !nodes.every(swarm => swarm.behaviour.gossipsub.subscribers(topic).length === COUNT - 1)) return
   published = true
   console.log('everyone is connected and subscribed: publishing')
-  for (const [i, swarm] of nodes.entries()) swarm.behaviour.floodsub.publish(topic, new TextEncoder().encode(`hello from node ${i}`))
+  for (const [i, swarm] of nodes.entries()) swarm.behaviour.gossipsub.publish(topic, new TextEncoder().encode(`hello from node ${i}`))
 }
 
 async function run (swarm: Node, i: number, signal: AbortSignal): Promise<void> {
@@ -56,13 +57,18 @@ async function run (swarm: Node, i: number, signal: AbortSignal): Promise<void> 
     if (behaviour === 'mdns' && e.type === 'Discovered') {
       for (const peerId of new Map(e.peers.map(p => [p.peerId.toString(), p.peerId])).values()) {
         console.log(`${me}: discovered ${nameOf(peerId)} over mDNS`)
-        swarm.behaviour.floodsub.addNodeToPartialView(peerId)
+        // Both sides of a pair may dial; a dial to a peer already connected throws.
+        if (!swarm.isConnected(peerId)) {
+          try {
+            swarm.dial(peerId)
+          } catch {}
+        }
       }
     } else if (behaviour === 'mdns' && e.type === 'Error') {
       console.log(`${me}: mDNS error: ${e.error.message}`)
-    } else if (behaviour === 'floodsub' && e.type === 'Subscribed') {
+    } else if (behaviour === 'gossipsub' && e.type === 'Subscribed') {
       maybePublish()
-    } else if (behaviour === 'floodsub' && e.type === 'Message') {
+    } else if (behaviour === 'gossipsub' && e.type === 'Message') {
       const text = new TextDecoder().decode(e.message.data)
       received[i].add(text)
       console.log(`${me}: received '${text}' from ${nameOf(e.propagationSource)}`)
