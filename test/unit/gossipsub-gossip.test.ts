@@ -286,6 +286,22 @@ describe('gossipsub gossip', () => {
     expect(collect.messages(h.takeSent(older))).to.have.length(2)
   })
 
+  it('IDONTWANT goes out before validation ends; the message only after', async () => {
+    h = Harness.create({ idontwantMessageThreshold: 100 })
+    h.behaviour.subscribe(T)
+    const [source, modern] = await h.connectMany(2, { topics: [T] })
+    let accept: (result: gossipsub.ValidationResult) => void = () => {}
+    h.behaviour.setValidator(T, async () => await new Promise(resolve => { accept = resolve }))
+    h.clearSent()
+    h.inject(source, { publish: [{ topic: T, data: new Uint8Array(200) }] })
+    const before = h.takeSent(modern)
+    expect(collect.idontwants(before)).to.have.length(1)
+    expect(collect.messages(before)).to.deep.equal([])
+    accept('accept')
+    await h.clock.tickAsync(0)
+    expect(collect.messages(h.takeSent(modern))).to.have.length(1)
+  })
+
   it('forgets an IDONTWANT after idontwantTtlHeartbeats', async () => {
     h = Harness.create({ idontwantTtlHeartbeats: 2 })
     h.behaviour.subscribe(T)

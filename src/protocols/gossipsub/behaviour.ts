@@ -154,6 +154,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       validators: this.validators,
       localPeerId: this.localPeerId,
       maxPending: this.config.maxPendingValidations,
+      onFirstCopy: (first) => { this.announceDontWant(first.id, first.raw, first.topic, first.source) },
       onOutcome: (outcome) => {
         this.onOutcome(outcome)
         this.router.flush()
@@ -532,9 +533,25 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   }
 
   /**
-   * Cache a valid message and send it on: IDONTWANT first to v1.2 mesh peers when it is
-   * large, then the message, framed once, to the mesh, floodsub and explicit peers of its
-   * topic, except its source, its author and peers that asked not to get it.
+   * A first copy of a message of one of our topics whose payload is at least
+   * `idontwantMessageThreshold`: tell our v1.2 mesh peers (except its source) not to send it,
+   * before it is validated (gossipsub v1.2).
+   */
+  private announceDontWant (id: MessageId, raw: RawMessage, topic: TopicHash, source: PeerId): void {
+    if ((raw.data?.byteLength ?? 0) < this.config.idontwantMessageThreshold) return
+    const members = this.router.mesh.get(topic)
+    if (members == null) return
+    const sourceKey = source.toString()
+    for (const key of members) {
+      const peer = this.router.peers.get(key)
+      if (key !== sourceKey && peer != null && features.idontwant(this.router.protocolOf(peer))) this.router.idontwant(key, id)
+    }
+    this.router.flush()
+  }
+
+  /**
+   * Cache a valid message and send it, framed once, to the mesh, floodsub and explicit peers
+   * of its topic, except its source, its author and peers that asked not to get it.
    */
   private forward (idKey: string, message: HeldMessage): void {
     const { raw, topic, id, source, author } = message
@@ -545,13 +562,6 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     if (members == null) return
     const sourceKey = source.toString()
     const authorKey = author?.toString()
-    if ((raw.data?.byteLength ?? 0) >= this.config.idontwantMessageThreshold) {
-      for (const key of members) {
-        const peer = router.peers.get(key)
-        if (key !== sourceKey && peer != null && features.idontwant(router.protocolOf(peer))) router.idontwant(key, id)
-      }
-      router.flush()
-    }
     for (const peer of router.peers.values()) {
       if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic) || peer.dontSend.has(idKey)) continue
       const protocol = router.protocolOf(peer)

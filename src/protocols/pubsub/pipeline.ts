@@ -8,7 +8,7 @@
  *  3. a message in our own name from a remote is rejected;
  *  4. signature verification; a forged copy is rejected and *not* recorded as seen, so it
  *     cannot block the honest copy;
- *  5. recorded as seen;
+ *  5. recorded as seen, and `onFirstCopy` told (GossipSub sends IDONTWANT there);
  *  6. the topic's validator, if any.
  * Outcomes are reported through `onOutcome`, at once or when an asynchronous step settles.
  *
@@ -62,6 +62,11 @@ export interface PipelineInit {
   readonly localPeerId?: PeerId
   /** Messages waiting for an asynchronous step at once; more are ignored (default 1024). */
   readonly maxPending?: number
+  /**
+   * Told of each first copy with a valid signature, before the validator runs (GossipSub v1.2
+   * announces large messages by IDONTWANT there, as js-libp2p does).
+   */
+  readonly onFirstCopy?: (first: { readonly id: MessageId, readonly idKey: string, readonly raw: RawMessage, readonly topic: TopicHash, readonly source: PeerId }) => void
   /** Told what became of each message that was not a duplicate. */
   readonly onOutcome: (outcome: Outcome) => void
 }
@@ -111,6 +116,7 @@ export class InboundPipeline {
         this.duplicates++
         return
       }
+      this.init.onFirstCopy?.({ id, idKey, raw, topic: message.topic, source })
       this.validate(message, source, (result) => {
         if (result === 'accept') onOutcome({ type: 'Accepted', id, idKey, raw, message, source })
         else if (result === 'ignore') onOutcome({ type: 'Ignored', id, source })
