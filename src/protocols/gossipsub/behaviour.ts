@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { IpNet } from '@chainsafe/netmask'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe } from '../../errors.js'
@@ -32,8 +33,9 @@ import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V
 import { handleControl } from './control.js'
 import { heartbeat } from './heartbeat.js'
 import { graftable, join, leave } from './mesh.js'
-import { features, Router, shuffle, thresholds } from './router.js'
-import type { Config } from './config.js'
+import { features, Router, shuffle } from './router.js'
+import type { Config, Options } from './config.js'
+import type { ScoreBreakdown } from './score/compute.js'
 import type { PeerState } from './router.js'
 import type { RejectReason } from '../pubsub/authenticity.js'
 import type { Message, MessageId, MessageIdFn } from '../pubsub/message.js'
@@ -46,6 +48,7 @@ import type { Context } from '../../behaviour/context.js'
 import type { FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
 import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('peerswarm:gossipsub')
 
@@ -133,7 +136,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private heartbeatTimer?: ReturnType<typeof setTimeout>
   private closed = false
 
-  constructor (options: Partial<Config> & Pick<Config, 'authenticity'>) {
+  constructor (options: Options) {
     this.config = gossipsubConfig(options)
     const { authenticity } = this.config
     this.localPeerId = authenticity.type === 'Signed' ? peerIdFromPrivateKey(authenticity.key) : undefined
@@ -154,7 +157,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       validators: this.validators,
       localPeerId: this.localPeerId,
       maxPending: this.config.maxPendingValidations,
-      onFirstCopy: (first) => { this.announceDontWant(first.id, first.raw, first.topic, first.source) },
+      onFirstCopy: (first) => {
+        this.router.scoring?.validate(first.idKey, first.topic)
+        this.announceDontWant(first.id, first.raw, first.topic, first.source)
+      },
+      onDuplicate: (idKey, source) => { this.router.scoring?.duplicate(idKey, source.toString()) },
       onOutcome: (outcome) => {
         this.onOutcome(outcome)
         this.router.flush()
@@ -240,6 +247,26 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   }
 
   /**
+   * Set the application-specific score (P5) of a connected peer; false if scoring is off or
+   * the peer is unknown.
+   */
+  setApplicationScore (peerId: PeerId, score: number): boolean {
+    return this.router.scoring?.setApplicationScore(peerId.toString(), score) ?? false
+  }
+
+  /** The peer's score, or undefined when scoring is off or the peer is unknown. */
+  peerScore (peerId: PeerId): number | undefined {
+    const scoring = this.router.scoring
+    const key = peerId.toString()
+    return scoring?.has(key) === true ? scoring.score(key) : undefined
+  }
+
+  /** The peer's score and each of its components (P1–P7), for debugging. */
+  peerScoreBreakdown (peerId: PeerId): ScoreBreakdown | undefined {
+    return this.router.scoring?.breakdown(peerId.toString())
+  }
+
+  /**
    * Make `peerId` an explicit peer: every message of its topics goes to it, it is never in a
    * mesh, its RPCs are always accepted, and it is dialed now and again every
    * `directConnectTicks` heartbeats while disconnected.
@@ -248,7 +275,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const key = peerId.toString()
     if (this.router.explicit.has(key)) return
     this.router.explicit.set(key, peerId)
-    for (const members of this.router.mesh.values()) members.delete(key)
+    for (const topic of this.router.mesh.keys()) this.router.removeFromMesh(topic, key)
     for (const members of this.router.fanout.values()) members.delete(key)
     if (!this.router.peers.has(key)) this.router.queue({ type: 'Dial', opts: { peerId } })
   }
@@ -286,8 +313,16 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const held = this.held.get(key)
     if (held == null || !held.source.equals(propagationSource)) return false
     this.held.delete(key)
-    if (result === 'accept') this.forward(key, held)
-    else if (result === 'reject') log('the application rejected a message from %p', propagationSource)
+    const source = propagationSource.toString()
+    if (result === 'accept') {
+      this.router.scoring?.deliver(key, held.topic, source)
+      this.forward(key, held)
+    } else if (result === 'reject') {
+      log('the application rejected a message from %p', propagationSource)
+      this.router.scoring?.reject(key, held.topic, source)
+    } else {
+      this.router.scoring?.ignore(key)
+    }
     this.router.flush()
     return true
   }
@@ -361,7 +396,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       case 'ConnectionEstablished': {
         if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
         const peer = this.peer(event.peerId)
-        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer' })
+        const address = event.endpoint.type === 'Dialer' ? event.endpoint.address : event.endpoint.sendBackAddr
+        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address) })
+        const ips = [...new Set(peer.connections.flatMap(c => c.ips))]
+        if (peer.connections.length === 1) this.router.scoring?.addPeer(peer.key, ips)
+        else this.router.scoring?.updateIps(peer.key, ips)
         // The hello: our topics, first on the connection's new stream.
         const topics = this.topics()
         if (topics.length > 0) {
@@ -459,8 +498,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const members = this.router.mesh.get(topic)
     if (members == null || members.size >= this.config.meshNLow || members.has(peer.key)) return
     if (!graftable(this.router, topic, members).includes(peer.key)) return
-    members.add(peer.key)
-    this.router.graft(peer.key, topic)
+    this.router.addToMesh(topic, peer.key, true)
   }
 
   private onRpc (peer: PeerState, rpc: Rpc): void {
@@ -477,13 +515,13 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.router.emit({ type: 'Subscribed', peerId: peer.peerId, topic })
         this.graftIfShort(peer, topic)
       } else if (peer.topics.delete(topic)) {
-        this.router.mesh.get(topic)?.delete(peer.key)
+        this.router.removeFromMesh(topic, peer.key)
         this.router.fanout.get(topic)?.delete(peer.key)
         this.router.emit({ type: 'Unsubscribed', peerId: peer.peerId, topic })
       }
     }
     // Below the graylist threshold the rest of the RPC is ignored (explicit peers excepted).
-    if (this.router.score(peer.key) < thresholds.graylist && !this.router.explicit.has(peer.key)) return
+    if (this.router.score(peer.key) < this.router.thresholds.graylist && !this.router.explicit.has(peer.key)) return
     for (const raw of rpc.publish ?? []) {
       // As go-libp2p-pubsub: messages of topics we do not subscribe to are dropped unread.
       if (raw.topic == null || !this.router.mesh.has(raw.topic)) continue
@@ -509,16 +547,25 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         }
         const held: HeldMessage = { raw, topic: message.topic, id, source, author: message.source }
         this.router.emit({ type: 'Message', propagationSource: source, messageId: id, message: data === message.data ? message : { ...message, data } })
-        if (this.config.validateMessagesManually) this.hold(idKey, held)
-        else this.forward(idKey, held)
+        if (this.config.validateMessagesManually) {
+          this.hold(idKey, held)
+        } else {
+          this.router.scoring?.deliver(idKey, message.topic, source.toString())
+          this.forward(idKey, held)
+        }
         break
       }
-      case 'Rejected':
+      case 'Rejected': {
         log('rejected a message from %p: %s', outcome.source, outcome.reason)
+        const topic = outcome.raw.topic
+        if (outcome.idKey != null && topic != null) this.router.scoring?.reject(outcome.idKey, topic, outcome.source.toString())
+        else this.router.scoring?.rejectUnrecorded(topic, outcome.source.toString())
         this.router.emit({ type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error })
         break
+      }
       case 'Ignored':
         this.router.promises.deliver(messageIdKey(outcome.id))
+        if (outcome.idKey != null) this.router.scoring?.ignore(outcome.idKey)
         break
     }
   }
@@ -566,7 +613,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic) || peer.dontSend.has(idKey)) continue
       const protocol = router.protocolOf(peer)
       const wanted = members.has(peer.key) ||
-        ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= thresholds.publish)
+        ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= router.thresholds.publish)
       if (wanted) router.sendFrame(peer, frame)
     }
   }
@@ -579,19 +626,19 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private publishRecipients (topic: TopicHash): PeerState[] {
     const router = this.router
     const inTopic = [...router.peers.values()].filter(p => p.topics.has(topic) && p.connections.length > 0)
-    if (this.config.floodPublish) return inTopic.filter(p => router.explicit.has(p.key) || router.score(p.key) >= thresholds.publish)
+    if (this.config.floodPublish) return inTopic.filter(p => router.explicit.has(p.key) || router.score(p.key) >= router.thresholds.publish)
     let members = router.mesh.get(topic)
     if (members == null) {
       members = router.fanout.get(topic)
       if (members == null) {
-        const candidates = router.meshCandidates(topic).filter(p => router.score(p.key) >= thresholds.publish)
+        const candidates = router.meshCandidates(topic).filter(p => router.score(p.key) >= router.thresholds.publish)
         members = new Set(shuffle(candidates, router.random).slice(0, this.config.meshN).map(p => p.key))
         router.fanout.set(topic, members)
       }
     }
     const chosen = members
     return inTopic.filter(p => chosen.has(p.key) || router.explicit.has(p.key) ||
-      (features.floodsub(router.protocolOf(p)) && router.score(p.key) >= thresholds.publish))
+      (features.floodsub(router.protocolOf(p)) && router.score(p.key) >= router.thresholds.publish))
   }
 
   private announce (topic: TopicHash, subscribe: boolean): void {
@@ -622,8 +669,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     if (peer.connections.length > 0) return
     this.router.peers.delete(key)
     this.router.dropPending(key)
-    for (const members of this.router.mesh.values()) members.delete(key)
+    for (const topic of this.router.mesh.keys()) this.router.removeFromMesh(topic, key)
     for (const members of this.router.fanout.values()) members.delete(key)
+    this.router.scoring?.removePeer(key)
   }
 
   private peerIds (keys: Iterable<string>): PeerId[] {
@@ -634,4 +682,19 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     }
     return result
   }
+}
+
+/** The IP of `address` (and, for IPv6, its /64 network, which P6 counts too). */
+function ipsOf (address: Multiaddr): string[] {
+  for (const component of address.getComponents()) {
+    if (component.name === 'ip4' && component.value != null) return [component.value]
+    if (component.name === 'ip6' && component.value != null) {
+      try {
+        return [component.value, new IpNet(`${component.value}/64`).toString()]
+      } catch {
+        return [component.value]
+      }
+    }
+  }
+  return []
 }

@@ -7,6 +7,8 @@
  */
 import { ConfigError } from '../../errors.js'
 import type { MessageAuthenticity } from '../pubsub/authenticity.js'
+import { peerScoreParams, peerScoreThresholds } from './score/params.js'
+import type { PeerScoreOptions, PeerScoreParams, PeerScoreThresholds } from './score/params.js'
 import type { MessageIdFn } from '../pubsub/message.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { PeerId } from '@libp2p/interface'
@@ -129,6 +131,19 @@ export interface Config {
    * message (default: true, as rust-libp2p and js-libp2p).
    */
   readonly publishRequiresPeers: boolean
+  /**
+   * Peer scoring (gossipsub v1.1): off unless given, as in go and rust (every score is then 0,
+   * and so is every threshold). Missing parameters take the js/rust defaults.
+   */
+  readonly scoreParams?: PeerScoreParams
+  /** What scores mean (default: gossip −10, publish −50, graylist −80, acceptPX 10, opportunisticGraft 20). */
+  readonly scoreThresholds: PeerScoreThresholds
+}
+
+/** What the constructor takes: `authenticity` and any options; scoring parameters may be partial. */
+export type Options = Partial<Omit<Config, 'scoreParams' | 'scoreThresholds'>> & Pick<Config, 'authenticity'> & {
+  readonly scoreParams?: PeerScoreOptions
+  readonly scoreThresholds?: Partial<PeerScoreThresholds>
 }
 
 /** Defaults of everything but `authenticity`. */
@@ -194,8 +209,13 @@ const POSITIVE: readonly NumberField[] = [
 const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 /** Validate `options` over the defaults; throws `ConfigError` naming the bad field. */
-export function config (options: Partial<Config> & Pick<Config, 'authenticity'>): Config {
-  const c: Config = { ...defaultConfig, ...options }
+export function config (options: Options): Config {
+  const c: Config = {
+    ...defaultConfig,
+    ...options,
+    scoreParams: options.scoreParams == null ? undefined : peerScoreParams(options.scoreParams),
+    scoreThresholds: peerScoreThresholds(options.scoreThresholds ?? {})
+  }
   if (c.authenticity?.type !== 'Signed' && c.authenticity?.type !== 'Anonymous') {
     throw new ConfigError('authenticity', 'use MessageAuthenticity.signed(key) or MessageAuthenticity.anonymous()')
   }

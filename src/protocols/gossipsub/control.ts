@@ -20,7 +20,7 @@
 import { logger } from '@libp2p/logger'
 import { messageIdKey } from '../pubsub/message.js'
 import { connectExchangedPeers, pruneFromMesh } from './mesh.js'
-import { shuffle, thresholds } from './router.js'
+import { shuffle } from './router.js'
 import type { PeerState, Router } from './router.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord } from '../pubsub/rpc.js'
@@ -45,7 +45,7 @@ function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefine
   r.counters.ihaveReceived++
   const { maxIHaveLength, maxIHaveMessages } = r.config
   if (topic == null || !r.mesh.has(topic)) return
-  if (r.score(peer.key) < thresholds.gossip) return
+  if (r.score(peer.key) < r.thresholds.gossip) return
   if (peer.controlRpcs > maxIHaveMessages || peer.iasked >= maxIHaveLength) {
     log.trace('ignoring IHAVE from %p: too many this heartbeat', peer.peerId)
     return
@@ -64,7 +64,7 @@ function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefine
 
 function handleIWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[]): void {
   r.counters.iwantReceived++
-  if (r.score(peer.key) < thresholds.gossip) return
+  if (r.score(peer.key) < r.thresholds.gossip) return
   for (const id of ids.slice(0, r.config.maxIHaveLength)) {
     const key = messageIdKey(id)
     if (peer.dontSend.has(key)) continue
@@ -90,9 +90,11 @@ function handleGraft<T> (r: Router<T>, peer: PeerState, topic: string | undefine
     return
   }
   if (r.backoff.isActive(topic, peer.key)) {
-    // A GRAFT during backoff breaks the protocol; the behaviour penalty (P7) comes with
-    // scoring. Right after the PRUNE it counts double (graftFloodThreshold).
+    // A GRAFT during backoff breaks the protocol: a behaviour penalty (P7), double right
+    // after the PRUNE (within graftFloodThreshold).
     log('%p tried to GRAFT on %s during its backoff', peer.peerId, topic)
+    const flood = r.backoff.startedWithin(topic, peer.key, r.config.graftFloodThreshold)
+    r.scoring?.addPenalty(peer.key, flood ? 2 : 1)
     refuse(false)
     return
   }
@@ -104,7 +106,7 @@ function handleGraft<T> (r: Router<T>, peer: PeerState, topic: string | undefine
     refuse(r.config.doPX)
     return
   }
-  members.add(peer.key)
+  r.addToMesh(topic, peer.key, false)
 }
 
 function handlePrune<T> (
@@ -117,10 +119,10 @@ function handlePrune<T> (
   const topic = prune.topicID
   if (topic == null) return
   const members = r.mesh.get(topic)
-  members?.delete(peer.key)
+  r.removeFromMesh(topic, peer.key)
   const backoff = prune.backoff != null && prune.backoff > 0 ? Math.min(prune.backoff * 1000, MAX_BACKOFF) : r.config.pruneBackoff
   r.backoff.update(topic, peer.key, backoff)
-  if (members != null && (prune.peers?.length ?? 0) > 0 && r.score(peer.key) >= thresholds.acceptPX) {
+  if (members != null && (prune.peers?.length ?? 0) > 0 && r.score(peer.key) >= r.thresholds.acceptPX) {
     connectExchangedPeers(r, prune.peers ?? [], pxDials)
   }
 }

@@ -19,7 +19,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { graftable, pruneFromMesh } from './mesh.js'
-import { shuffle, thresholds } from './router.js'
+import { shuffle } from './router.js'
 import type { PeerKey, Router } from './router.js'
 import type { TopicHash } from '../pubsub/topic.js'
 
@@ -40,8 +40,14 @@ export function heartbeat<T> (r: Router<T>): void {
     }
   }
 
+  if (r.scoring != null && r.now() - r.lastScoreRefresh >= r.scoring.params.decayInterval) {
+    r.lastScoreRefresh = r.now()
+    r.scoring.refresh()
+  }
+
   for (const [peer, count] of r.promises.brokenPromises()) {
     log('%s broke %d IWANT promise(s)', peer, count)
+    r.scoring?.addPenalty(peer, count)
   }
 
   if (r.ticks % config.directConnectTicks === 0) {
@@ -65,10 +71,10 @@ export function heartbeat<T> (r: Router<T>): void {
   for (const [topic, members] of r.fanout) {
     for (const key of members) {
       const peer = r.peers.get(key)
-      if (peer == null || !peer.topics.has(topic) || r.score(key) < thresholds.publish) members.delete(key)
+      if (peer == null || !peer.topics.has(topic) || r.score(key) < r.thresholds.publish) members.delete(key)
     }
     if (members.size < config.meshN) {
-      const candidates = r.meshCandidates(topic).filter(p => !members.has(p.key) && r.score(p.key) >= thresholds.publish)
+      const candidates = r.meshCandidates(topic).filter(p => !members.has(p.key) && r.score(p.key) >= r.thresholds.publish)
       for (const peer of shuffle(candidates, r.random).slice(0, config.meshN - members.size)) members.add(peer.key)
     }
     emitGossip(r, topic, members)
@@ -86,8 +92,7 @@ function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>)
 
   if (members.size < meshNLow) {
     for (const key of shuffle(graftable(r, topic, members), r.random).slice(0, meshN - members.size)) {
-      members.add(key)
-      r.graft(key, topic)
+      r.addToMesh(topic, key, true)
     }
   }
 
@@ -119,8 +124,7 @@ function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>)
     if (outbound < meshOutboundMin) {
       const candidates = graftable(r, topic, members).filter(key => isOutbound(r, key))
       for (const key of shuffle(candidates, r.random).slice(0, meshOutboundMin - outbound)) {
-        members.add(key)
-        r.graft(key, topic)
+        r.addToMesh(topic, key, true)
       }
     }
   }
@@ -128,11 +132,10 @@ function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>)
   if (r.ticks % r.config.opportunisticGraftTicks === 0 && members.size > 1) {
     const scores = [...members].map(key => r.score(key)).sort((a, b) => a - b)
     const median = scores[Math.floor(scores.length / 2)]
-    if (median < thresholds.opportunisticGraft) {
+    if (median < r.thresholds.opportunisticGraft) {
       const candidates = graftable(r, topic, members).filter(key => r.score(key) > median)
       for (const key of shuffle(candidates, r.random).slice(0, r.config.opportunisticGraftPeers)) {
-        members.add(key)
-        r.graft(key, topic)
+        r.addToMesh(topic, key, true)
       }
     }
   }
@@ -146,7 +149,7 @@ function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>)
 export function emitGossip<T> (r: Router<T>, topic: TopicHash, exclude: ReadonlySet<PeerKey>): void {
   const ids = r.mcache.getGossipIds(topic)
   if (ids.length === 0) return
-  const eligible = r.meshCandidates(topic).filter(p => !exclude.has(p.key) && r.score(p.key) >= thresholds.gossip)
+  const eligible = r.meshCandidates(topic).filter(p => !exclude.has(p.key) && r.score(p.key) >= r.thresholds.gossip)
   const target = Math.max(r.config.gossipLazy, Math.floor(r.config.gossipFactor * eligible.length))
   for (const peer of shuffle(eligible, r.random).slice(0, target)) {
     const chosen = ids.length > r.config.maxIHaveLength ? shuffle([...ids], r.random).slice(0, r.config.maxIHaveLength) : ids

@@ -40,21 +40,21 @@ export function join<T> (r: Router<T>, topic: TopicHash): void {
   if (members.size < r.config.meshN) {
     for (const key of shuffle(graftable(r, topic, members), r.random).slice(0, r.config.meshN - members.size)) members.add(key)
   }
-  r.mesh.set(topic, members)
-  for (const key of members) r.graft(key, topic)
+  r.mesh.set(topic, new Set())
+  for (const key of members) r.addToMesh(topic, key, true)
 }
 
 /** Unsubscribe-side LEAVE: PRUNE every mesh peer with the unsubscribe backoff. */
 export function leave<T> (r: Router<T>, topic: TopicHash): void {
   const members = r.mesh.get(topic)
   if (members == null) return
+  for (const key of [...members]) pruneFromMesh(r, topic, key, { px: r.config.doPX, backoff: r.config.unsubscribeBackoff })
   r.mesh.delete(topic)
-  for (const key of members) pruneFromMesh(r, topic, key, { px: r.config.doPX, backoff: r.config.unsubscribeBackoff })
 }
 
 /** Tell `key` it left our mesh of `topic`, and back off from it for as long as we tell it. */
 export function pruneFromMesh<T> (r: Router<T>, topic: TopicHash, key: PeerKey, prune: { readonly px: boolean, readonly backoff: number }): void {
-  r.mesh.get(topic)?.delete(key)
+  r.removeFromMesh(topic, key)
   r.backoff.update(topic, key, prune.backoff)
   r.prune(key, topic, prune)
 }

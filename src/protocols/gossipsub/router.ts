@@ -18,6 +18,7 @@ import { FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from '
 import { GossipPromises } from './gossip-promises.js'
 import { MessageCache } from './mcache.js'
 import { PeerRecords } from './peer-exchange.js'
+import { PeerScore } from './score/peer-score.js'
 import type { Config } from './config.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
@@ -38,6 +39,8 @@ export interface PeerConnection {
   readonly outbound: boolean
   /** The protocol of our outbound pubsub stream on it, once negotiated. */
   protocol?: string
+  /** The remote's IP (and, for IPv6, its /64), for the IP colocation score (P6). */
+  readonly ips: readonly string[]
 }
 
 /** What we know of a connected peer. */
@@ -87,11 +90,14 @@ export const features = {
   floodsub: (protocol: string | undefined) => protocol === FLOODSUB_PROTOCOL
 }
 
-/**
- * Score thresholds. Scoring is not built yet, so every score is 0 and so is every threshold
- * (go-libp2p-pubsub's behaviour with scoring off).
- */
-export const thresholds = Object.freeze({ gossip: 0, publish: 0, graylist: 0, acceptPX: 0, opportunisticGraft: 0 })
+/** The thresholds the router applies (all 0 when scoring is off, as go-libp2p-pubsub). */
+export interface Thresholds {
+  readonly gossip: number
+  readonly publish: number
+  readonly graylist: number
+  readonly acceptPX: number
+  readonly opportunisticGraft: number
+}
 
 /** Largest control payload per RPC, as rust-libp2p reads at most 16 KiB of control. */
 const MAX_CONTROL_BYTES = 16 * 1024
@@ -113,10 +119,16 @@ export class Router<TEvent> {
   readonly records = new PeerRecords()
   /** Our own peer id string, when we sign (PX never dials ourselves). */
   localPeer?: PeerKey
+  /** When the scores last decayed. */
+  lastScoreRefresh = 0
   /** Heartbeats so far. */
   ticks = 0
   /** PX dials in flight. */
   pendingPxDials = 0
+  /** Peer scoring, when `scoreParams` are configured. */
+  readonly scoring?: PeerScore
+  /** What scores mean; all 0 without scoring. */
+  readonly thresholds: Thresholds
   /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
@@ -132,6 +144,13 @@ export class Router<TEvent> {
     this.backoff = new BackoffTable(config.backoffSlackHeartbeats * config.heartbeatInterval, now)
     this.mcache = new MessageCache(config.historyLength, config.historyGossip)
     this.promises = new GossipPromises(now, random)
+    if (config.scoreParams != null) {
+      this.scoring = new PeerScore(config.scoreParams, now)
+      const t = config.scoreThresholds
+      this.thresholds = { gossip: t.gossipThreshold, publish: t.publishThreshold, graylist: t.graylistThreshold, acceptPX: t.acceptPXThreshold, opportunisticGraft: t.opportunisticGraftThreshold }
+    } else {
+      this.thresholds = { gossip: 0, publish: 0, graylist: 0, acceptPX: 0, opportunisticGraft: 0 }
+    }
   }
 
   /** Remember how to wake the swarm when an action is queued. */
@@ -165,12 +184,23 @@ export class Router<TEvent> {
     return peer.connections[0]?.outbound === true
   }
 
-  /**
-   * The peer's score. Scoring (v1.1 P1–P7) is not built yet: every peer scores 0, and the
-   * thresholds below are 0, which is go-libp2p-pubsub's behaviour with scoring off.
-   */
-  score (_peer: PeerKey): number {
-    return 0
+  /** The peer's score (always 0 without scoring). */
+  score (peer: PeerKey): number {
+    return this.scoring?.score(peer) ?? 0
+  }
+
+  /** `key` joins our mesh of `topic`; with `graft`, it is told by a GRAFT. */
+  addToMesh (topic: TopicHash, key: PeerKey, graft: boolean): void {
+    const members = this.mesh.get(topic)
+    if (members == null || members.has(key)) return
+    members.add(key)
+    this.scoring?.graft(key, topic)
+    if (graft) this.graft(key, topic)
+  }
+
+  /** `key` leaves our mesh of `topic` (telling it is the caller's business). */
+  removeFromMesh (topic: TopicHash, key: PeerKey): void {
+    if (this.mesh.get(topic)?.delete(key) === true) this.scoring?.prune(key, topic)
   }
 
   /** Peers of `topic` that take part in meshes and are not explicit peers. */

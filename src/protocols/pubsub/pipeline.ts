@@ -44,8 +44,16 @@ export type Outcome =
     readonly error: Error
     readonly raw: RawMessage
     readonly source: PeerId
+    /** Set when the message was recorded as seen before it was rejected (by its validator). */
+    readonly idKey?: string
   }
-  | { readonly type: 'Ignored', readonly id: MessageId, readonly source: PeerId }
+  | {
+    readonly type: 'Ignored'
+    readonly id: MessageId
+    readonly source: PeerId
+    /** Set when the validator ignored it (rather than a bound being hit before validation). */
+    readonly idKey?: string
+  }
 
 /** What the pipeline needs. */
 export interface PipelineInit {
@@ -67,6 +75,8 @@ export interface PipelineInit {
    * announces large messages by IDONTWANT there, as js-libp2p does).
    */
   readonly onFirstCopy?: (first: { readonly id: MessageId, readonly idKey: string, readonly raw: RawMessage, readonly topic: TopicHash, readonly source: PeerId }) => void
+  /** Told of each duplicate dropped, with the key of its id and who sent it. */
+  readonly onDuplicate?: (idKey: string, source: PeerId) => void
   /** Told what became of each message that was not a duplicate. */
   readonly onOutcome: (outcome: Outcome) => void
 }
@@ -85,7 +95,7 @@ export class InboundPipeline {
     const { checker, seen, onOutcome } = this.init
     const fastKey = this.init.fastIdKey?.(raw)
     if (fastKey !== undefined && seen.has(fastKey)) {
-      this.duplicates++
+      this.duplicate(fastKey, source)
       return
     }
     let checked
@@ -99,7 +109,7 @@ export class InboundPipeline {
     const id = this.init.messageId(message)
     const idKey = messageIdKey(id)
     if (seen.has(idKey)) {
-      this.duplicates++
+      this.duplicate(idKey, source)
       return
     }
     if (this.init.localPeerId != null && checked.author?.equals(this.init.localPeerId) === true) {
@@ -113,14 +123,14 @@ export class InboundPipeline {
       }
       // A copy verified meanwhile wins; this one is a duplicate.
       if (!seen.add(idKey)) {
-        this.duplicates++
+        this.duplicate(idKey, source)
         return
       }
       this.init.onFirstCopy?.({ id, idKey, raw, topic: message.topic, source })
       this.validate(message, source, (result) => {
         if (result === 'accept') onOutcome({ type: 'Accepted', id, idKey, raw, message, source })
-        else if (result === 'ignore') onOutcome({ type: 'Ignored', id, source })
-        else this.reject(raw, source, new InvalidMessageError('ValidationFailed', 'rejected by the topic validator'))
+        else if (result === 'ignore') onOutcome({ type: 'Ignored', id, source, idKey })
+        else this.reject(raw, source, new InvalidMessageError('ValidationFailed', 'rejected by the topic validator'), idKey)
       })
     }
     if (checked.author == null) {
@@ -177,9 +187,14 @@ export class InboundPipeline {
     })
   }
 
-  private reject (raw: RawMessage, source: PeerId, err: unknown): void {
+  private duplicate (idKey: string, source: PeerId): void {
+    this.duplicates++
+    this.init.onDuplicate?.(idKey, source)
+  }
+
+  private reject (raw: RawMessage, source: PeerId, err: unknown, idKey?: string): void {
     const error = toError(err)
     const reason = err instanceof InvalidMessageError ? err.reason : 'ValidationFailed'
-    this.init.onOutcome({ type: 'Rejected', reason, error, raw, source })
+    this.init.onOutcome({ type: 'Rejected', reason, error, raw, source, idKey })
   }
 }
