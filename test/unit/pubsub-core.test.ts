@@ -67,6 +67,16 @@ describe('pubsub framing', () => {
     expect(frames.map(f => new TextDecoder().decode(f))).to.deep.equal(['hello', 'world'])
   })
 
+  it('decodes a chunk of many frames that together exceed the frame limit, split at every byte', () => {
+    const frames = Array.from({ length: 5 }, (_, i) => encodeFrame(new Uint8Array(600).fill(i)))
+    const bytes = new Uint8Array(frames.flatMap(f => [...f]))
+    for (let cut = 0; cut <= bytes.byteLength; cut += 7) {
+      const decoder = new FrameDecoder(1024)
+      const decoded = [...decoder.decode(bytes.subarray(0, cut)), ...decoder.decode(bytes.subarray(cut))]
+      expect(decoded.map(f => f[0])).to.deep.equal([0, 1, 2, 3, 4])
+    }
+  })
+
   it('refuses a frame announced over the limit before its bytes arrive', () => {
     const decoder = new FrameDecoder(1024)
     expect(() => [...decoder.decode(new Uint8Array([0x81, 0x08]))]).to.throw(FrameTooLargeError)
