@@ -4,7 +4,7 @@
  * 1. count the tick; every 15 ticks forget expired backoffs;
  * 2. reset the per-peer, per-heartbeat counters (IHAVE, IWANT, IDONTWANT) and expire
  *    IDONTWANTs;
- * 3. collect broken IWANT promises (the behaviour penalty comes with scoring);
+ * 3. decay the scores when `decayInterval` has passed; broken IWANT promises cost P7;
  * 4. every `directConnectTicks`, dial disconnected explicit peers;
  * 5. for each mesh: prune peers below score 0; graft up to D when below D_lo; prune down to D
  *    when above D_hi, keeping the best D_score by score and at least D_out outbound peers;
