@@ -482,7 +482,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       maxFrameSize: this.config.maxTransmitSize,
       maxQueuedBytes: this.config.maxQueuedBytes,
       maxReceivedRpcs: 64,
-      timeout: 10_000
+      timeout: 10_000,
+      lowPriorityDeadline: this.config.forwardDeadline
     })
   }
 
@@ -614,7 +615,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       const protocol = router.protocolOf(peer)
       const wanted = members.has(peer.key) ||
         ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= router.thresholds.publish)
-      if (wanted) router.sendFrame(peer, frame)
+      if (wanted) router.sendFrame(peer, frame, 'low')
     }
   }
 

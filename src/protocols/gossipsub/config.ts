@@ -120,8 +120,13 @@ export interface Config {
   readonly dataTransform?: DataTransform
   /** Largest frame sent or accepted, in bytes (default: 1 MiB, as go). */
   readonly maxTransmitSize: number
-  /** Bytes queued per connection before frames are dropped with a `SlowPeer` event (default: 16 MiB). */
+  /**
+   * Bytes queued per connection before frames are dropped with a `SlowPeer` event (default:
+   * 16 MiB). Control and our own messages go first and push forwarded messages out when full.
+   */
   readonly maxQueuedBytes: number
+  /** Forwarded messages not written to a peer within this many ms are dropped (default: 1 000, as rust). */
+  readonly forwardDeadline: number
   /** Topics remembered per peer; further subscriptions are ignored (default: 1 024). */
   readonly maxTopicsPerPeer: number
   /** Deliver our own published messages to ourselves as `Message` events (default: false). */
@@ -186,6 +191,7 @@ export const defaultConfig = Object.freeze({
   maxPendingValidations: 1_024,
   maxTransmitSize: 1024 * 1024,
   maxQueuedBytes: 16 * 1024 * 1024,
+  forwardDeadline: 1_000,
   maxTopicsPerPeer: 1_024,
   subscribeLocalMessages: false,
   publishRequiresPeers: true
@@ -203,7 +209,7 @@ const COUNTS: readonly NumberField[] = [
 const POSITIVE: readonly NumberField[] = [
   'heartbeatInterval', 'fanoutTtl', 'historyLength', 'historyGossip', 'seenTtl', 'seenMaxEntries', 'pruneBackoff',
   'unsubscribeBackoff', 'iwantFollowupTime', 'idontwantTtlHeartbeats', 'directConnectTicks',
-  'opportunisticGraftTicks', 'maxPendingValidations', 'maxTransmitSize', 'maxQueuedBytes', 'maxTopicsPerPeer'
+  'opportunisticGraftTicks', 'maxPendingValidations', 'maxTransmitSize', 'maxQueuedBytes', 'forwardDeadline', 'maxTopicsPerPeer'
 ]
 /** Largest delay a timer can wait (2^31 − 1 ms); Node fires longer ones after 1 ms. */
 const MAX_TIMER_DELAY = 2 ** 31 - 1

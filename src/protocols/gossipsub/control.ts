@@ -74,7 +74,7 @@ function handleIWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[
       log.trace('%p asked for a message %d times; not sending it again', peer.peerId, found.count)
       continue
     }
-    r.sendFrame(peer, found.message.frame)
+    r.sendFrame(peer, found.message.frame, 'low')
   }
 }
 

@@ -213,11 +213,15 @@ export class Router<TEvent> {
     return result
   }
 
-  /** Send an already framed RPC to `peer`. */
-  sendFrame (peer: PeerState, frame: Uint8Array): void {
+  /**
+   * Send an already framed RPC to `peer`. `low` priority is for messages we pass on (forwards,
+   * IWANT answers): they wait behind control and our own messages, may be pushed out of a
+   * full queue by them, and are dropped when not sent within `forwardDeadline`.
+   */
+  sendFrame (peer: PeerState, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
     const connection = peer.connections[0]
     if (connection == null) return
-    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame } })
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame, priority } })
   }
 
   /** Send an RPC to `peer` now. */

@@ -3,7 +3,10 @@
  * that we only write to, and the remote's inbound stream that we only read from (pubsub spec).
  *
  * - Writes are queued (bounded in bytes), coalesced (every frame queued in a turn leaves in
- *   one write) and wait for the stream's `drain` event under back-pressure.
+ *   one write) and wait for the stream's `drain` event under back-pressure. Frames have a
+ *   priority: `high` ones (control, our own messages) leave before `low` ones (forwarded
+ *   messages), push them out of a full queue, and never expire; `low` ones older than
+ *   `lowPriorityDeadline` are dropped instead of sent late. Dropped bytes are reported.
  * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
  *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
@@ -23,8 +26,11 @@ const log = logger('peerswarm:pubsub:stream')
 
 /** What the behaviour asks of a pubsub handler. */
 export type HandlerIn =
-  /** Send these bytes: one or more complete, length-prefixed frames. */
-  | { readonly type: 'Send', readonly frames: Uint8Array }
+  /**
+   * Send these bytes: one or more complete, length-prefixed frames; `priority` defaults to
+   * `high`.
+   */
+  | { readonly type: 'Send', readonly frames: Uint8Array, readonly priority?: 'high' | 'low' }
 
 /** What a pubsub handler reports. */
 export type HandlerOut =
@@ -50,6 +56,8 @@ export interface StreamHandlerConfig {
   readonly maxReceivedRpcs: number
   /** Negotiation timeout, in ms. */
   readonly timeout: number
+  /** Low-priority frames not written within this many ms are dropped (default: never). */
+  readonly lowPriorityDeadline?: number
 }
 
 /** Largest single write; more queued bytes leave in several writes. */
@@ -61,7 +69,10 @@ const REOPEN_DELAYS = [100, 200, 400, 800]
 export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private readonly reports: HandlerOut[] = []
   private readonly received: Rpc[] = []
+  /** High-priority frames, oldest first. */
   private readonly queue: Uint8Array[] = []
+  /** Low-priority frames with the time they were queued, oldest first. */
+  private readonly lowQueue: Array<{ readonly frames: Uint8Array, readonly at: number }> = []
   private queuedBytes = 0
   private droppedBytes = 0
   private outbound?: Stream
@@ -88,12 +99,27 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   onBehaviourEvent (event: HandlerIn): void {
     // A remote without our protocol, or whose stream could not be reopened, gets nothing.
     if (this.outboundState === 'unsupported' || this.outboundState === 'failed') return
-    if (this.queuedBytes + event.frames.byteLength > this.config.maxQueuedBytes) {
-      this.droppedBytes += event.frames.byteLength
-      return
+    const size = event.frames.byteLength
+    if (event.priority === 'low') {
+      if (this.queuedBytes + size > this.config.maxQueuedBytes) {
+        this.drop(size)
+        return
+      }
+      this.lowQueue.push({ frames: event.frames, at: Date.now() })
+    } else {
+      // Control and our own messages push forwarded messages out of a full queue.
+      while (this.queuedBytes + size > this.config.maxQueuedBytes && this.lowQueue.length > 0) {
+        const evicted = this.lowQueue.shift() as { frames: Uint8Array }
+        this.queuedBytes -= evicted.frames.byteLength
+        this.drop(evicted.frames.byteLength)
+      }
+      if (this.queuedBytes + size > this.config.maxQueuedBytes) {
+        this.drop(size)
+        return
+      }
+      this.queue.push(event.frames)
     }
-    this.queue.push(event.frames)
-    this.queuedBytes += event.frames.byteLength
+    this.queuedBytes += size
     this.flush()
   }
 
@@ -183,43 +209,69 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     })
   }
 
+  private drop (bytes: number): void {
+    if (this.droppedBytes === 0) this.waker?.wake()
+    this.droppedBytes += bytes
+  }
+
+  private get queued (): boolean {
+    return this.queue.length > 0 || this.lowQueue.length > 0
+  }
+
   /** Write what is queued, coalesced, honouring back-pressure. One writer at a time. */
   private flush (): void {
-    if (this.writing || this.outbound == null || this.queue.length === 0) return
+    if (this.writing || this.outbound == null || !this.queued) return
     this.writing = true
     queueMicrotask(() => { void this.drainQueue() })
   }
 
   private async drainQueue (): Promise<void> {
     try {
-      while (this.queue.length > 0 && this.outbound != null && !this.closed) {
+      while (this.queued && this.outbound != null && !this.closed) {
         const stream = this.outbound
         const chunk = this.takeChunk()
+        if (chunk == null) break
         if (!stream.send(chunk)) await waitForDrain(stream)
       }
     } catch (err) {
       log('writing to the remote failed: %s', describe(err))
     } finally {
       this.writing = false
-      if (this.queue.length > 0 && this.outbound != null && !this.closed) this.flush()
+      if (this.queued && this.outbound != null && !this.closed) this.flush()
     }
   }
 
-  /** Frames from the front of the queue, joined up to `MAX_WRITE` bytes. */
-  private takeChunk (): Uint8Array {
-    const first = this.queue.shift() as Uint8Array
-    if (this.queue.length === 0 || first.byteLength >= MAX_WRITE) {
-      this.queuedBytes -= first.byteLength
-      return first
+  /**
+   * Frames from the front of the queues, high priority first, joined up to `MAX_WRITE` bytes;
+   * low-priority frames past their deadline are dropped on the way. Undefined if none is left.
+   */
+  private takeChunk (): Uint8Array | undefined {
+    const deadline = this.config.lowPriorityDeadline
+    if (deadline != null) {
+      const oldest = Date.now() - deadline
+      while (this.lowQueue.length > 0 && this.lowQueue[0].at < oldest) {
+        const expired = this.lowQueue.shift() as { frames: Uint8Array }
+        this.queuedBytes -= expired.frames.byteLength
+        this.drop(expired.frames.byteLength)
+      }
     }
-    const parts = [first]
-    let size = first.byteLength
-    while (this.queue.length > 0 && size + this.queue[0].byteLength <= MAX_WRITE) {
+    const parts: Uint8Array[] = []
+    let size = 0
+    const room = (next: Uint8Array | undefined): next is Uint8Array => next != null && (parts.length === 0 || size + next.byteLength <= MAX_WRITE)
+    while (room(this.queue[0])) {
       const next = this.queue.shift() as Uint8Array
       parts.push(next)
       size += next.byteLength
     }
+    // Forwarded frames only once no high-priority frame is waiting.
+    while (this.queue.length === 0 && room(this.lowQueue[0]?.frames)) {
+      const next = (this.lowQueue.shift() as { frames: Uint8Array }).frames
+      parts.push(next)
+      size += next.byteLength
+    }
+    if (parts.length === 0) return undefined
     this.queuedBytes -= size
+    if (parts.length === 1) return parts[0]
     const chunk = new Uint8Array(size)
     let offset = 0
     for (const part of parts) {
@@ -255,6 +307,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
 
   private discardQueue (): void {
     this.queue.length = 0
+    this.lowQueue.length = 0
     this.queuedBytes = 0
   }
 }

@@ -1,0 +1,126 @@
+/**
+ * The pubsub handler's outbound queue: priorities, the byte bound, the deadline of forwarded
+ * frames, and SlowPeer reports. A fake stream stands for the remote: it accepts writes until
+ * told to push back, and drains when told.
+ */
+import { expect } from 'chai'
+import * as FakeTimers from '@sinonjs/fake-timers'
+import { StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
+import type { HandlerOut } from '../../src/protocols/pubsub/stream-handler.js'
+import type { Stream } from '@libp2p/interface'
+
+/** A write-side stream that records what it was sent and pushes back on demand. */
+class FakeStream extends EventTarget {
+  readonly written: number[] = []
+  writable = true
+  send (chunk: Uint8Array): boolean {
+    // Each test frame is one byte of payload naming it, after a one-byte length prefix.
+    for (let i = 0; i < chunk.byteLength; i += 1 + chunk[i]) this.written.push(chunk[i + 1])
+    return this.writable
+  }
+
+  drain (): void {
+    this.writable = true
+    this.dispatchEvent(new Event('drain'))
+  }
+
+  pause (): void {}
+  resume (): void {}
+  abort (): void {}
+}
+
+/** A frame of `size` bytes (prefix included) whose first payload byte is `tag`. */
+function frame (tag: number, size = 2): Uint8Array {
+  const bytes = new Uint8Array(size)
+  bytes[0] = size - 1
+  bytes[1] = tag
+  return bytes
+}
+
+async function turn (clock: ReturnType<typeof FakeTimers.install>): Promise<void> {
+  await clock.tickAsync(0)
+}
+
+describe('pubsub outbound queue', () => {
+  let clock: ReturnType<typeof FakeTimers.install>
+  beforeEach(() => { clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'queueMicrotask'], now: 1_000 }) })
+  afterEach(() => { clock.uninstall() })
+
+  function open (options: { maxQueuedBytes?: number, lowPriorityDeadline?: number } = {}) {
+    const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline })
+    const stream = new FakeStream()
+    handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: stream as unknown as Stream, protocol: '/meshsub/1.1.0', info: undefined })
+    const reports = (): HandlerOut[] => {
+      const out: HandlerOut[] = []
+      for (;;) {
+        const event = handler.poll({ waker: { wake: () => {} } })
+        if (event?.type !== 'NotifyBehaviour') return out
+        out.push(event.event)
+      }
+    }
+    return { handler, stream, reports }
+  }
+
+  it('sends high-priority frames before forwarded ones queued earlier', async () => {
+    const { handler, stream } = open()
+    stream.writable = false
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    await turn(clock)
+    for (let i = 1; i <= 3; i++) handler.onBehaviourEvent({ type: 'Send', frames: frame(i), priority: 'low' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(9) })
+    stream.drain()
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 9, 1, 2, 3])
+  })
+
+  it('lets control push forwarded frames out of a full queue, and reports the drops', async () => {
+    const { handler, stream, reports } = open({ maxQueuedBytes: 40 })
+    stream.writable = false
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    await turn(clock)
+    for (let i = 1; i <= 4; i++) handler.onBehaviourEvent({ type: 'Send', frames: frame(i, 10), priority: 'low' })
+    // Full (40 bytes): another forward is dropped, a control frame evicts the oldest forward.
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(5, 10), priority: 'low' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(6, 10) })
+    expect(reports()).to.deep.include({ type: 'SlowPeer', droppedBytes: 20 })
+    stream.drain()
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 6, 2, 3, 4])
+  })
+
+  it('drops a high-priority frame that cannot fit even after evicting every forward', async () => {
+    const { handler, stream, reports } = open({ maxQueuedBytes: 20 })
+    stream.writable = false
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    await turn(clock)
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(1, 15) })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(2, 10) })
+    expect(reports()).to.deep.include({ type: 'SlowPeer', droppedBytes: 10 })
+  })
+
+  it('drops forwarded frames that waited longer than the deadline; never control', async () => {
+    const { handler, stream, reports } = open({ lowPriorityDeadline: 1_000 })
+    stream.writable = false
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    await turn(clock)
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(1), priority: 'low' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(2) })
+    await clock.tickAsync(1_500)
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(3), priority: 'low' })
+    stream.drain()
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 2, 3])
+    expect(reports()).to.deep.include({ type: 'SlowPeer', droppedBytes: 2 })
+  })
+
+  it('keeps FIFO order among frames of one priority, coalesced into one write', async () => {
+    const { handler, stream } = open()
+    const writes: number[] = []
+    const send = stream.send.bind(stream)
+    stream.send = (chunk) => { writes.push(chunk.byteLength); return send(chunk) }
+    for (let i = 0; i < 5; i++) handler.onBehaviourEvent({ type: 'Send', frames: frame(i) })
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 1, 2, 3, 4])
+    expect(writes).to.deep.equal([10])
+  })
+})
