@@ -369,3 +369,40 @@ describe('gossipsub peer exchange', () => {
     expect(h.dials[0].addresses?.map(a => a.toString())).to.deep.equal(['/ip4/127.0.0.1/tcp/4001'])
   })
 })
+
+describe('gossipsub metrics', () => {
+  let h: Harness
+  afterEach(() => { h?.close() })
+
+  it('reports messages, control and mesh sizes to the sink', async () => {
+    const counters = new Map<string, number>()
+    const histograms: Array<[string, number, unknown]> = []
+    h = Harness.create({
+      metrics: {
+        increment: (name, value, labels) => {
+          const key = `${name}${labels == null ? '' : JSON.stringify(labels)}`
+          counters.set(key, (counters.get(key) ?? 0) + value)
+        },
+        observe: (name, value, labels) => { histograms.push([name, value, labels]) }
+      }
+    })
+    h.behaviour.subscribe(T)
+    const [a, b, c] = await h.connectMany(3, { topics: [T] })
+    h.behaviour.publish(T, bytes(1))
+    h.inject(a, { publish: [{ topic: T, data: bytes(2) }] })
+    h.inject(b, { publish: [{ topic: T, data: bytes(2) }] })
+    h.behaviour.setValidator(T, () => 'reject')
+    h.inject(c, { publish: [{ topic: T, data: bytes(3) }] })
+    await h.heartbeats(1)
+    expect(Object.fromEntries(counters)).to.deep.include({
+      'messages_published{"topic":"topic"}': 1,
+      'messages_received{"topic":"topic"}': 1,
+      'messages_forwarded{"topic":"topic"}': 2,
+      messages_duplicate: 1,
+      'messages_invalid{"reason":"ValidationFailed"}': 1,
+      'control_sent{"type":"graft"}': 3
+    })
+    expect(histograms).to.deep.include(['mesh_size', 3, { topic: T }])
+    expect(gossipsub.METRICS.counters.control_sent).to.deep.equal(['type'])
+  })
+})

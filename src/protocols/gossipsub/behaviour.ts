@@ -161,7 +161,10 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.router.scoring?.validate(first.idKey, first.topic)
         this.announceDontWant(first.id, first.raw, first.topic, first.source)
       },
-      onDuplicate: (idKey, source) => { this.router.scoring?.duplicate(idKey, source.toString()) },
+      onDuplicate: (idKey, source) => {
+        this.router.scoring?.duplicate(idKey, source.toString())
+        this.router.metrics?.increment('messages_duplicate', 1, undefined)
+      },
       onOutcome: (outcome) => {
         this.onOutcome(outcome)
         this.router.flush()
@@ -316,6 +319,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const source = propagationSource.toString()
     if (result === 'accept') {
       this.router.scoring?.deliver(key, held.topic, source)
+      this.router.metrics?.increment('messages_received', 1, { topic: held.topic })
       this.forward(key, held)
     } else if (result === 'reject') {
       log('the application rejected a message from %p', propagationSource)
@@ -375,6 +379,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       send(built.complete)
     }
     this.seen.add(idKey)
+    this.router.metrics?.increment('messages_published', 1, { topic: hash })
     if (!this.router.mesh.has(hash)) this.router.fanoutLastPublished.set(hash, Date.now())
     if (this.config.subscribeLocalMessages && this.router.mesh.has(hash) && this.localPeerId != null) {
       this.router.emit({ type: 'Message', propagationSource: this.localPeerId, messageId: id, message: { ...message, data } })
@@ -446,6 +451,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.router.queue({ type: 'CloseConnection', peerId, connection: connectionId })
         break
       case 'SlowPeer':
+        this.router.metrics?.increment('queue_dropped_bytes', event.droppedBytes, undefined)
         this.router.emit({ type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes })
         break
     }
@@ -552,6 +558,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
           this.hold(idKey, held)
         } else {
           this.router.scoring?.deliver(idKey, message.topic, source.toString())
+          this.router.metrics?.increment('messages_received', 1, { topic: message.topic })
           this.forward(idKey, held)
         }
         break
@@ -561,12 +568,14 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         const topic = outcome.raw.topic
         if (outcome.idKey != null && topic != null) this.router.scoring?.reject(outcome.idKey, topic, outcome.source.toString())
         else this.router.scoring?.rejectUnrecorded(topic, outcome.source.toString())
+        this.router.metrics?.increment('messages_invalid', 1, { reason: outcome.reason })
         this.router.emit({ type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error })
         break
       }
       case 'Ignored':
         this.router.promises.deliver(messageIdKey(outcome.id))
         if (outcome.idKey != null) this.router.scoring?.ignore(outcome.idKey)
+        this.router.metrics?.increment('messages_ignored', 1, undefined)
         break
     }
   }
@@ -610,13 +619,18 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     if (members == null) return
     const sourceKey = source.toString()
     const authorKey = author?.toString()
+    let forwarded = 0
     for (const peer of router.peers.values()) {
       if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic) || peer.dontSend.has(idKey)) continue
       const protocol = router.protocolOf(peer)
       const wanted = members.has(peer.key) ||
         ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= router.thresholds.publish)
-      if (wanted) router.sendFrame(peer, frame, 'low')
+      if (wanted) {
+        router.sendFrame(peer, frame, 'low')
+        forwarded++
+      }
     }
+    if (forwarded > 0) router.metrics?.increment('messages_forwarded', forwarded, { topic })
   }
 
   /**

@@ -9,6 +9,7 @@ import { ConfigError } from '../../errors.js'
 import type { MessageAuthenticity } from '../pubsub/authenticity.js'
 import { peerScoreParams, peerScoreThresholds } from './score/params.js'
 import type { PeerScoreOptions, PeerScoreParams, PeerScoreThresholds } from './score/params.js'
+import type { MetricsSink } from './metrics.js'
 import type { MessageIdFn } from '../pubsub/message.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { PeerId } from '@libp2p/interface'
@@ -141,6 +142,8 @@ export interface Config {
    * and so is every threshold). Missing parameters take the js/rust defaults.
    */
   readonly scoreParams?: PeerScoreParams
+  /** Where metrics go (default: nowhere); see `METRICS` for the list. */
+  readonly metrics?: MetricsSink
   /** What scores mean (default: gossip −10, publish −50, graylist −80, acceptPX 10, opportunisticGraft 20). */
   readonly scoreThresholds: PeerScoreThresholds
 }

@@ -42,7 +42,7 @@ export function handleControl<T> (r: Router<T>, peer: PeerState, control: Contro
 }
 
 function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefined, ids: readonly MessageId[]): void {
-  r.counters.ihaveReceived++
+  r.countControl('received', 'ihave', 1)
   const { maxIHaveLength, maxIHaveMessages } = r.config
   if (topic == null || !r.mesh.has(topic)) return
   if (r.score(peer.key) < r.thresholds.gossip) return
@@ -58,12 +58,13 @@ function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefine
   if (wanted.size === 0) return
   const keys = shuffle([...wanted.keys()], r.random).slice(0, maxIHaveLength - peer.iasked)
   peer.iasked += keys.length
+  r.metrics?.increment('iwant_ids_requested', keys.length, undefined)
   r.iwant(peer.key, keys.map(key => wanted.get(key) as MessageId))
   r.promises.add(peer.key, keys, r.now() + r.config.iwantFollowupTime)
 }
 
 function handleIWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[]): void {
-  r.counters.iwantReceived++
+  r.countControl('received', 'iwant', 1)
   if (r.score(peer.key) < r.thresholds.gossip) return
   for (const id of ids.slice(0, r.config.maxIHaveLength)) {
     const key = messageIdKey(id)
@@ -79,7 +80,7 @@ function handleIWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[
 }
 
 function handleGraft<T> (r: Router<T>, peer: PeerState, topic: string | undefined): void {
-  r.counters.graftReceived++
+  r.countControl('received', 'graft', 1)
   const members = topic == null ? undefined : r.mesh.get(topic)
   // A GRAFT for a topic we have no mesh of is ignored, without PRUNE (go; v1.1 hardening).
   if (topic == null || members == null || members.has(peer.key)) return
@@ -115,7 +116,7 @@ function handlePrune<T> (
   prune: NonNullable<ControlRecord['prune']>[number],
   pxDials: Set<ConnectionId>
 ): void {
-  r.counters.pruneReceived++
+  r.countControl('received', 'prune', 1)
   const topic = prune.topicID
   if (topic == null) return
   const members = r.mesh.get(topic)
@@ -128,7 +129,7 @@ function handlePrune<T> (
 }
 
 function handleIDontWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[]): void {
-  r.counters.idontwantReceived++
+  r.countControl('received', 'idontwant', 1)
   const until = r.ticks + r.config.idontwantTtlHeartbeats
   for (const id of ids) {
     if (peer.idontwantIds >= r.config.maxIDontWantIds) {

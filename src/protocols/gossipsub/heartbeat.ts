@@ -20,6 +20,7 @@
 import { logger } from '@libp2p/logger'
 import { graftable, pruneFromMesh } from './mesh.js'
 import { shuffle } from './router.js'
+import type { MetricsSink } from './metrics.js'
 import type { PeerKey, Router } from './router.js'
 import type { TopicHash } from '../pubsub/topic.js'
 
@@ -47,6 +48,7 @@ export function heartbeat<T> (r: Router<T>): void {
 
   for (const [peer, count] of r.promises.brokenPromises()) {
     log('%s broke %d IWANT promise(s)', peer, count)
+    r.metrics?.increment('promises_broken', count, undefined)
     r.scoring?.addPenalty(peer, count)
   }
 
@@ -82,6 +84,13 @@ export function heartbeat<T> (r: Router<T>): void {
 
   r.flush()
   r.mcache.shift()
+  if (r.metrics != null) observe(r, r.metrics)
+}
+
+function observe<T> (r: Router<T>, metrics: MetricsSink): void {
+  for (const [topic, members] of r.mesh) metrics.observe('mesh_size', members.size, { topic })
+  for (const [topic, members] of r.fanout) metrics.observe('fanout_size', members.size, { topic })
+  if (r.scoring != null) for (const key of r.peers.keys()) metrics.observe('peer_score', r.score(key), undefined)
 }
 
 function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>): void {

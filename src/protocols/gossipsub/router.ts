@@ -20,6 +20,7 @@ import { MessageCache } from './mcache.js'
 import { PeerRecords } from './peer-exchange.js'
 import { PeerScore } from './score/peer-score.js'
 import type { Config } from './config.js'
+import type { MetricsSink } from './metrics.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
@@ -78,6 +79,9 @@ interface PendingControl {
   readonly idontwant: MessageId[]
 }
 
+/** The kinds of control messages. */
+export type ControlType = 'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant'
+
 /** The subset of a peer's capabilities that depends on its negotiated protocol. */
 export const features = {
   /** It takes part in meshes and gossip (any meshsub version). */
@@ -129,6 +133,8 @@ export class Router<TEvent> {
   readonly scoring?: PeerScore
   /** What scores mean; all 0 without scoring. */
   readonly thresholds: Thresholds
+  /** Where metrics go, if anywhere. */
+  readonly metrics?: MetricsSink
   /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
@@ -144,6 +150,7 @@ export class Router<TEvent> {
     this.backoff = new BackoffTable(config.backoffSlackHeartbeats * config.heartbeatInterval, now)
     this.mcache = new MessageCache(config.historyLength, config.historyGossip)
     this.promises = new GossipPromises(now, random)
+    this.metrics = config.metrics
     if (config.scoreParams != null) {
       this.scoring = new PeerScore(config.scoreParams, now)
       const t = config.scoreThresholds
@@ -151,6 +158,13 @@ export class Router<TEvent> {
     } else {
       this.thresholds = { gossip: 0, publish: 0, graylist: 0, acceptPX: 0, opportunisticGraft: 0 }
     }
+  }
+
+  /** Count control entries of `type` sent or received. */
+  countControl (direction: 'sent' | 'received', type: ControlType, entries: number): void {
+    if (entries === 0) return
+    this.counters[`${type}${direction === 'sent' ? 'Sent' : 'Received'}`] += entries
+    this.metrics?.increment(direction === 'sent' ? 'control_sent' : 'control_received', entries, { type })
   }
 
   /** Remember how to wake the swarm when an action is queued. */
@@ -291,8 +305,8 @@ export class Router<TEvent> {
     const prune = [...control.prune].map(([topicID, p]) => v11
       ? { topicID, backoff: Math.ceil(p.backoff / 1000), peers: p.px ? this.exchangePeers(topicID, peer.key) : undefined }
       : { topicID })
-    this.counters.graftSent += graft.length
-    this.counters.pruneSent += prune.length
+    this.countControl('sent', 'graft', graft.length)
+    this.countControl('sent', 'prune', prune.length)
     const records: ControlRecord[] = []
     const first: { graft?: typeof graft, prune?: typeof prune } = {}
     if (graft.length > 0) first.graft = graft
@@ -324,15 +338,15 @@ export class Router<TEvent> {
     }
     for (const [topic, ids] of control.ihave) {
       addIds('ihave', topic, ids)
-      this.counters.ihaveSent++
+      this.countControl('sent', 'ihave', 1)
     }
     if (control.iwant.length > 0) {
       addIds('iwant', undefined, control.iwant)
-      this.counters.iwantSent++
+      this.countControl('sent', 'iwant', 1)
     }
     if (control.idontwant.length > 0 && features.idontwant(protocol)) {
       addIds('idontwant', undefined, control.idontwant)
-      this.counters.idontwantSent++
+      this.countControl('sent', 'idontwant', 1)
     }
     if (Object.keys(current).length > 0) records.push(current)
     return records

@@ -1,0 +1,38 @@
+/**
+ * The examples run as a user runs them (a child process through tsx), finish in time and
+ * print what they promise. The chat has its own test (chat.test.ts).
+ */
+import { expect } from 'chai'
+import { execFile } from 'node:child_process'
+
+/** Run `examples/<file>` with `args`; resolves with its exit code and output. */
+async function run (file: string, args: string[] = [], timeout = 30_000): Promise<{ code: number | null, stdout: string }> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', `examples/${file}`, ...args], { timeout }, (error, stdout, stderr) => {
+      if (error != null && error.code == null) resolve({ code: -1, stdout: `${stdout}\n${stderr}\n${error.message}` })
+      else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout: `${stdout}${stderr}` })
+    })
+  })
+}
+
+describe('examples', function () {
+  this.timeout(60_000)
+
+  it('npm run demo: three nodes discover each other over mDNS on 127.0.0.1 and exchange gossipsub greetings', async () => {
+    const { code, stdout } = await run('demo.ts')
+    expect(stdout).to.match(/done: every node received all 2 greetings/)
+    expect(code).to.equal(0)
+  })
+
+  it('ping-memory pings over the memory transport', async () => {
+    const { code, stdout } = await run('ping-memory.ts')
+    expect(code, stdout).to.equal(0)
+  })
+
+  it('metrics-prometheus counts published, received and forwarded messages per node', async () => {
+    const { code, stdout } = await run('metrics-prometheus.ts')
+    expect(code, stdout).to.equal(0)
+    expect(stdout).to.include('gossipsub_messages_published_total{node="node0",topic="metrics-demo"} 5')
+    expect(stdout).to.include('gossipsub_messages_received_total{node="node2",topic="metrics-demo"} 5')
+  })
+})
