@@ -134,6 +134,16 @@ describe('gossipsub score store', () => {
     expect(score.score('a')).to.equal(-1)
   })
 
+  it('P6 whitelist entries may be plain addresses, IPv4 or IPv6', () => {
+    const { score } = store({}, { ipColocationFactorWeight: -1, ipColocationFactorThreshold: 1, ipColocationFactorWhitelist: ['127.0.0.1', '::1'] })
+    for (const peer of ['a', 'b']) score.addPeer(peer, ['127.0.0.1'])
+    for (const peer of ['c', 'd']) score.addPeer(peer, ['::1'])
+    for (const peer of ['e', 'f']) score.addPeer(peer, ['127.0.0.2'])
+    // Two hosts of one IPv6 /64 count as colocated.
+    for (const peer of ['g', 'h']) score.addPeer(peer, [peer === 'g' ? '2001:db8::1' : '2001:db8::2'])
+    expect(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(p => score.score(p))).to.deep.equal([0, 0, 0, 0, -1, -1, -1, -1])
+  })
+
   it('P7: penalties beyond the threshold squared, decaying (34)', () => {
     const { score } = store({}, { behaviourPenaltyWeight: -1, behaviourPenaltyDecay: 0.99, decayToZero: 0.01 })
     score.addPeer('a', [])

@@ -16,7 +16,6 @@
  *
  * @module
  */
-import { IpNet } from '@chainsafe/netmask'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe } from '../../errors.js'
@@ -699,17 +698,10 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   }
 }
 
-/** The IP of `address` (and, for IPv6, its /64 network, which P6 counts too). */
+/** The IP of `address`, if it has one. */
 function ipsOf (address: Multiaddr): string[] {
   for (const component of address.getComponents()) {
-    if (component.name === 'ip4' && component.value != null) return [component.value]
-    if (component.name === 'ip6' && component.value != null) {
-      try {
-        return [component.value, new IpNet(`${component.value}/64`).toString()]
-      } catch {
-        return [component.value]
-      }
-    }
+    if ((component.name === 'ip4' || component.name === 'ip6') && component.value != null) return [component.value]
   }
   return []
 }

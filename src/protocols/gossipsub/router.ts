@@ -40,7 +40,7 @@ export interface PeerConnection {
   readonly outbound: boolean
   /** The protocol of our outbound pubsub stream on it, once negotiated. */
   protocol?: string
-  /** The remote's IP (and, for IPv6, its /64), for the IP colocation score (P6). */
+  /** The remote's IP, for the IP colocation score (P6). */
   readonly ips: readonly string[]
 }
 

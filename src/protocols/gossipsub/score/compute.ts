@@ -11,7 +11,7 @@
  * - P3b the sticky mesh failure penalty (deficits squared, added when pruned);
  * - P4 invalid deliveries squared;
  * - P5 the application's score; P6 the square of the peers beyond the threshold on each of
- *   the peer's IPs (whitelisted IPs excepted); P7 the square of the behaviour penalties beyond
+ *   the peer's IPs (and IPv6 /64s; whitelisted addresses excepted); P7 the square of the behaviour penalties beyond
  *   the threshold.
  *
  * @module
@@ -64,10 +64,10 @@ export function newTopicStats (): TopicStats {
 }
 
 /**
- * The score of `stats`. `peersOnIp(ip)` counts connected peers on an IP; `whitelisted(ip)`
- * exempts it from P6.
+ * The score of `stats`. `peersOnIp(ip)` counts connected peers on an IP (whitelisted
+ * addresses are not in `stats.ips` at all).
  */
-export function computeScore (stats: PeerStats, params: PeerScoreParams, peersOnIp: (ip: string) => number, whitelisted: (ip: string) => boolean): ScoreBreakdown {
+export function computeScore (stats: PeerStats, params: PeerScoreParams, peersOnIp: (ip: string) => number): ScoreBreakdown {
   const topics: Record<TopicHash, ScoreBreakdown['topics'][string]> = {}
   let topicsTotal = 0
   for (const [topic, t] of stats.topics) {
@@ -90,7 +90,6 @@ export function computeScore (stats: PeerStats, params: PeerScoreParams, peersOn
   const p5 = stats.applicationScore * params.appSpecificWeight
   let p6 = 0
   for (const ip of stats.ips) {
-    if (whitelisted(ip)) continue
     const surplus = peersOnIp(ip) - params.ipColocationFactorThreshold
     if (surplus > 0) p6 += surplus * surplus * params.ipColocationFactorWeight
   }

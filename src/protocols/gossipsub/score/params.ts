@@ -151,6 +151,11 @@ export type PeerScoreOptions = Partial<Omit<PeerScoreParams, 'topics'>> & {
   readonly topics?: Readonly<Record<TopicHash, Partial<TopicScoreParams>>>
 }
 
+/** A whitelist entry as a network: a CIDR range, or one address (as /32 or /128). */
+export function whitelistNet (entry: string): IpNet {
+  return new IpNet(entry.includes('/') ? entry : entry.includes(':') ? `${entry}/128` : `${entry}/32`)
+}
+
 /** Complete `options` with the defaults and validate; throws `ConfigError` naming the field. */
 export function peerScoreParams (options: PeerScoreOptions): PeerScoreParams {
   const p = { ...defaultPeerScoreParams, ...options }
@@ -167,8 +172,7 @@ export function peerScoreParams (options: PeerScoreOptions): PeerScoreParams {
   check(p.retainScore >= 0, at('retainScore'), 'must be ≥ 0')
   for (const entry of p.ipColocationFactorWhitelist) {
     try {
-      // eslint-disable-next-line no-new
-      new IpNet(entry)
+      whitelistNet(entry)
     } catch {
       throw new ConfigError(at('ipColocationFactorWhitelist'), `${entry} is not an IP address or CIDR range`)
     }

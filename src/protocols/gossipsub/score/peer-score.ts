@@ -19,6 +19,7 @@
  */
 import { IpNet } from '@chainsafe/netmask'
 import { computeScore, newTopicStats } from './compute.js'
+import { whitelistNet } from './params.js'
 import type { PeerStats, ScoreBreakdown, TopicStats } from './compute.js'
 import type { PeerScoreParams } from './params.js'
 import type { TopicHash } from '../../pubsub/topic.js'
@@ -45,7 +46,7 @@ export class PeerScore {
   private readonly whitelist: IpNet[]
 
   constructor (readonly params: PeerScoreParams, private readonly now: () => number = Date.now) {
-    this.whitelist = params.ipColocationFactorWhitelist.map(entry => new IpNet(entry))
+    this.whitelist = params.ipColocationFactorWhitelist.map(whitelistNet)
   }
 
   /** The score of `peer` (0 if unknown). */
@@ -236,7 +237,7 @@ export class PeerScore {
   }
 
   private compute (stats: PeerStats): ScoreBreakdown {
-    return computeScore(stats, this.params, ip => this.peersOnIp.get(ip)?.size ?? 0, ip => this.whitelist.some(net => net.contains(ip.split('/')[0])))
+    return computeScore(stats, this.params, ip => this.peersOnIp.get(ip)?.size ?? 0)
   }
 
   private topicStats (peer: string, topic: TopicHash): TopicStats | undefined {
@@ -267,7 +268,26 @@ export class PeerScore {
     if (t != null) t.invalidMessageDeliveries += 1
   }
 
-  private setIps (peer: string, stats: PeerStats, ips: readonly string[]): void {
+  /**
+   * The P6 keys of a peer's addresses: each address, and for IPv6 its /64 network too (one
+   * host often holds a whole /64); whitelisted addresses have none.
+   */
+  private colocationKeys (addresses: readonly string[]): string[] {
+    const keys: string[] = []
+    for (const address of addresses) {
+      if (this.whitelist.some(net => net.contains(address))) continue
+      keys.push(address)
+      if (address.includes(':')) {
+        try {
+          keys.push(new IpNet(`${address}/64`).toString())
+        } catch {}
+      }
+    }
+    return keys
+  }
+
+  private setIps (peer: string, stats: PeerStats, addresses: readonly string[]): void {
+    const ips = this.colocationKeys(addresses)
     for (const ip of stats.ips) {
       const peers = this.peersOnIp.get(ip)
       peers?.delete(peer)
