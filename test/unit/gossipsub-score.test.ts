@@ -368,3 +368,83 @@ describe('gossipsub scoring in the router', () => {
     expect(h.behaviour.peerScore(local.peerId)).to.equal(0)
   })
 })
+
+describe('docs/gossipsub.md: the worked scoring example holds', () => {
+  const decay = gossipsub.scoreParameterDecay
+  const options: PeerScoreOptions = {
+    topics: {
+      blocks: {
+        topicWeight: 1,
+        timeInMeshWeight: 0.01, timeInMeshQuantum: 1_000, timeInMeshCap: 600,
+        firstMessageDeliveriesWeight: 1, firstMessageDeliveriesDecay: decay(600_000), firstMessageDeliveriesCap: 20,
+        meshMessageDeliveriesWeight: -0.5, meshMessageDeliveriesThreshold: 10, meshMessageDeliveriesDecay: decay(60_000),
+        meshMessageDeliveriesCap: 100, meshMessageDeliveriesActivation: 30_000, meshMessageDeliveriesWindow: 50,
+        meshFailurePenaltyWeight: -0.5, meshFailurePenaltyDecay: decay(300_000),
+        invalidMessageDeliveriesWeight: -20, invalidMessageDeliveriesDecay: decay(3_600_000)
+      }
+    },
+    topicScoreCap: 30,
+    appSpecificWeight: 1,
+    ipColocationFactorWeight: -10,
+    ipColocationFactorThreshold: 3,
+    behaviourPenaltyWeight: -5,
+    behaviourPenaltyDecay: decay(600_000),
+    decayInterval: 1_000,
+    decayToZero: 0.01,
+    retainScore: 600_000
+  }
+  function run () {
+    let now = 0
+    const score = new PeerScore(peerScoreParams(options), () => now)
+    return { score, tick: (seconds: number, each?: (second: number) => void) => { for (let s = 0; s < seconds; s++) { now += 1_000; each?.(s); score.refresh() } } }
+  }
+
+  it('an honest peer, first with a third of 120 messages and a close second with the rest, scores about +20 after 60 s', () => {
+    const { score, tick } = run()
+    for (const peer of ['honest', 'other']) {
+      score.addPeer(peer, [])
+      score.graft(peer, 'blocks')
+    }
+    let m = 0
+    tick(60, () => {
+      for (let i = 0; i < 2; i++, m++) {
+        score.validate(`m${m}`, 'blocks')
+        const [first, second] = m % 3 === 0 ? ['honest', 'other'] : ['other', 'honest']
+        score.deliver(`m${m}`, 'blocks', first)
+        score.duplicate(`m${m}`, second)
+      }
+    })
+    const parts = score.breakdown('honest')?.topics.blocks
+    // P2 hits its cap of 20 and hovers just under it between deliveries.
+    expect(parts?.p2).to.be.within(19.5, 20)
+    expect(parts?.p3).to.equal(0)
+    expect(score.score('honest')).to.be.within(20.1, 20.6)
+  })
+
+  it('a silent mesh peer falls to about −50 once active, and keeps P3b after the prune', () => {
+    const { score, tick } = run()
+    score.addPeer('silent', [])
+    score.graft('silent', 'blocks')
+    tick(31)
+    expect(score.score('silent')).to.be.closeTo(-50 + 0.31, 0.01)
+    score.prune('silent', 'blocks')
+    expect(score.score('silent')).to.equal(-50)
+  })
+
+  it('one, two, three invalid blocks: −20, −80, −180', () => {
+    const { score } = run()
+    score.addPeer('bad', [])
+    const seen: number[] = []
+    for (let i = 0; i < 3; i++) {
+      score.rejectUnrecorded('blocks', 'bad')
+      seen.push(score.score('bad'))
+    }
+    expect(seen).to.deep.equal([-20, -80, -180])
+  })
+
+  it('five peers on one IP score −40 each', () => {
+    const { score } = run()
+    for (let i = 0; i < 5; i++) score.addPeer(`p${i}`, ['192.0.2.9'])
+    expect(score.score('p0')).to.equal(-40)
+  })
+})
