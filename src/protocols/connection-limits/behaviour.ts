@@ -44,7 +44,7 @@ export class LimitExceededError extends PeerswarmError {
  * Peers on the bypass list are exempt from the established-connection limits.
  *
  * ```ts
- * combine({ limits: new connectionLimits.Behaviour({ maxEstablishedPerPeer: 1 }), … })
+ * combine({ limits: new connectionLimits.Behaviour({ maxEstablishedPerPeer: 1 }), ping: new ping.Behaviour() })
  * ```
  */
 export class Behaviour implements NetworkBehaviour<never, never, never> {

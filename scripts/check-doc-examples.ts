@@ -1,0 +1,108 @@
+/**
+ * Type-checks every TypeScript example of the documentation: the ```ts blocks of README.md and
+ * docs/*.md, and those of doc comments in src/ (which typedoc publishes). Each becomes a
+ * module under .doc-examples/ and the TypeScript compiler checks them all against the sources.
+ *
+ * An example may use, without importing them, every export of 'peerswarm' and of
+ * 'peerswarm/testing', and a `key` (the node's keypair); an example that starts with `.`
+ * continues a `SwarmBuilder` chain. Its own imports of 'peerswarm' are pointed at the sources.
+ *
+ * Run: npx tsx scripts/check-doc-examples.ts (part of `npm test`)
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+
+const root = join(import.meta.dirname, '..')
+const out = join(root, '.doc-examples')
+
+interface Example { readonly source: string, readonly line: number, readonly code: string }
+
+/** The ```ts blocks of a markdown file. */
+function fromMarkdown (file: string): Example[] {
+  return blocks(file, readFileSync(file, 'utf8').split('\n'))
+}
+
+/** The ```ts blocks inside the doc comments of a source file. */
+function fromSource (file: string): Example[] {
+  const lines = readFileSync(file, 'utf8').split('\n').map(line => {
+    const match = /^\s*\* ?(.*)$/.exec(line)
+    return match == null ? '' : match[1]
+  })
+  return blocks(file, lines)
+}
+
+function blocks (file: string, lines: string[]): Example[] {
+  const examples: Example[] = []
+  let start = -1
+  for (const [i, line] of lines.entries()) {
+    if (start < 0 && line.trim() === '```ts') start = i
+    else if (start >= 0 && line.trim() === '```') {
+      examples.push({ source: relative(root, file), line: start + 1, code: lines.slice(start + 1, i).join('\n') })
+      start = -1
+    }
+  }
+  return examples
+}
+
+function walk (dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap(entry => entry.isDirectory()
+    ? walk(join(dir, entry.name))
+    : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
+}
+
+const examples = [
+  ...fromMarkdown(join(root, 'README.md')),
+  ...readdirSync(join(root, 'docs')).filter(f => f.endsWith('.md')).flatMap(f => fromMarkdown(join(root, 'docs', f))),
+  ...walk(join(root, 'src')).flatMap(fromSource)
+]
+
+/** Every export of the package and of its testing entry point, visible to each example. */
+const PREAMBLE = `import * as __peerswarm from '../src/index.js'
+import * as __testing from '../src/testing/index.js'
+const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, generateKeypair, peerIdOf } = __peerswarm
+const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
+declare const key: __peerswarm.Keypair
+`
+
+rmSync(out, { recursive: true, force: true })
+mkdirSync(out)
+const names: Array<{ file: string, example: Example }> = []
+for (const [i, example] of examples.entries()) {
+  const imports: string[] = []
+  const body: string[] = []
+  for (const line of example.code.split('\n')) {
+    if (/^import\s/.test(line)) {
+      // Named imports from the package are already in scope; others are kept.
+      if (/from 'peerswarm(\/testing)?'/.test(line)) continue
+      imports.push(line)
+    } else {
+      body.push(line)
+    }
+  }
+  const code = body.join('\n').trimStart().startsWith('.')
+    ? `const __builder = SwarmBuilder.withNewIdentity().withMemoryTransport()\nvoid __builder\n  ${body.join('\n').trim()}`
+    : body.join('\n')
+  const file = `example-${String(i).padStart(3, '0')}.ts`
+  writeFileSync(join(out, file), `${PREAMBLE}${imports.join('\n')}\nexport {}\n{\n${code}\n}\n`)
+  names.push({ file, example })
+}
+writeFileSync(join(out, 'tsconfig.json'), JSON.stringify({
+  extends: '../tsconfig.json',
+  compilerOptions: { noEmit: true, noUnusedLocals: false },
+  include: ['*.ts']
+}))
+
+try {
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(out, 'tsconfig.json')], { stdio: 'pipe' })
+  console.log(`doc examples: ${examples.length} type-checked`)
+  rmSync(out, { recursive: true, force: true })
+} catch (err) {
+  const output = String((err as { stdout?: Buffer }).stdout ?? err)
+  for (const { file, example } of names) {
+    const errors = output.split('\n').filter(line => line.includes(file))
+    if (errors.length > 0) console.error(`${example.source}:${example.line}: the example does not type-check:\n  ${errors.join('\n  ')}`)
+  }
+  console.error(output.split('\n').filter(line => !names.some(n => line.includes(n.file))).join('\n'))
+  process.exit(1)
+}
