@@ -67,6 +67,9 @@ for await (const event of swarm) {
     case 'NewListenAddr':
       console.log(`Local node is listening on ${event.address.toString()}`)
       break
+    case 'ConnectionClosed':
+      if (event.numEstablished === 0) console.log(`Disconnected from ${event.peerId.toString()}${event.cause == null ? '' : `: ${event.cause.message}`}`)
+      break
     case 'Behaviour': {
       const { behaviour, event: e } = event.event
       if (behaviour === 'mdns' && e.type === 'Discovered') {

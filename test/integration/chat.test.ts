@@ -18,7 +18,8 @@ describe('examples/chat: two processes on 127.0.0.1', function () {
       await Promise.all([a.line(new RegExp(`^mDNS discovered a new peer: ${idB}$`)), b.line(new RegExp(`^mDNS discovered a new peer: ${idA}$`))])
 
       a.type('hello from a')
-      expect(await b.line(/^Got message: /)).to.equal(`Got message: 'hello from a' from peer: ${idA}`)
+      const got = await b.line(/^Got message: /).catch((err: Error) => { throw new Error(`${err.message}\nthe other chat's output:\n${a.lines.join('\n')}`) })
+      expect(got).to.equal(`Got message: 'hello from a' from peer: ${idA}`)
       b.type('and back from b')
       expect(await a.line(/^Got message: /)).to.equal(`Got message: 'and back from b' from peer: ${idB}`)
 
