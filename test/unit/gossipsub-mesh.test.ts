@@ -149,6 +149,13 @@ describe('gossipsub mesh', () => {
     expect(h.behaviour.allMeshPeers()).to.deep.equal([])
   })
 
+  it('ignores a PRUNE for a topic we have no mesh of: nothing is recorded', async () => {
+    h = Harness.create()
+    const peer = await h.connect({ topics: ['other'] })
+    h.inject(peer, { control: { prune: [{ topicID: 'other', backoff: 3_600 }] } })
+    expect(h.behaviour.backoffRemaining('other', peer.peerId)).to.equal(0)
+  })
+
   it('applies every GRAFT of one RPC (20)', async () => {
     h = Harness.create()
     h.behaviour.subscribe('a')

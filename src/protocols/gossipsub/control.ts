@@ -11,8 +11,8 @@
  * - GRAFT: ignored for topics we have no mesh of; answered by PRUNE (without PX) for explicit
  *   peers, peers in backoff (which also extends the backoff), peers below score 0, and, when
  *   the mesh is full, inbound peers (with PX);
- * - PRUNE: the peer leaves the mesh and is backed off for its announced backoff (or ours);
- *   its PX peers are dialed if its score allows;
+ * - PRUNE: ignored for topics we have no mesh of; otherwise the peer leaves the mesh and is
+ *   backed off for its announced backoff (or ours); its PX peers are dialed if its score allows;
  * - IDONTWANT (v1.2): the ids are not sent to that peer for `idontwantTtlHeartbeats`.
  *
  * @module
@@ -118,12 +118,13 @@ function handlePrune<T> (
 ): void {
   r.countControl('received', 'prune', 1)
   const topic = prune.topicID
-  if (topic == null) return
-  const members = r.mesh.get(topic)
+  // A PRUNE for a topic we have no mesh of changes nothing (as go): recording its backoff
+  // would let a peer fill our backoff table with made-up topics.
+  if (topic == null || !r.mesh.has(topic)) return
   r.removeFromMesh(topic, peer.key)
   const backoff = prune.backoff != null && prune.backoff > 0 ? Math.min(prune.backoff * 1000, MAX_BACKOFF) : r.config.pruneBackoff
   r.backoff.update(topic, peer.key, backoff)
-  if (members != null && (prune.peers?.length ?? 0) > 0 && r.score(peer.key) >= r.thresholds.acceptPX) {
+  if ((prune.peers?.length ?? 0) > 0 && r.score(peer.key) >= r.thresholds.acceptPX) {
     connectExchangedPeers(r, prune.peers ?? [], pxDials)
   }
 }
