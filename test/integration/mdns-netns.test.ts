@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { execFileSync } from 'node:child_process'
+import { requireCapability } from '../fixtures/capabilities.js'
 import { Chat } from '../fixtures/chat-process.js'
 
 /**
@@ -68,6 +69,8 @@ function run (command: string[]): void {
 
 describe('mdns between hosts: chats in network namespaces on a bridged LAN', function () {
   this.timeout(60_000)
+  // Network namespaces need root; without it these tests are skipped (CI requires them).
+  before(function () { requireCapability(this, 'netns') })
   let lan: Lan | undefined
   const chats: Chat[] = []
   afterEach(() => {
