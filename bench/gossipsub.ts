@@ -1,0 +1,417 @@
+/**
+ * GossipSub benchmark: ours against js-libp2p's `@libp2p/gossipsub` 17.1.1, in the same run.
+ *
+ * Cases: 10 and 30 nodes × payloads of 256 B and 16 KiB × one publisher and five publishers.
+ * Each case runs ours, then js, every network in a fresh child process (so that one network's
+ * heap does not inflate the next one's RSS), all of its nodes in that one process over TCP on
+ * 127.0.0.1 (Noise, Yamux).
+ *
+ * Topology (same for both, seeded): node i dials 3 random other nodes it has no link with yet
+ * (at most D_hi links per node), then components left apart are linked. All nodes subscribe to
+ * one topic. Both implementations: D = 6, D_lo = 4, D_hi = 12, D_score = 4, D_out = 2,
+ * D_lazy = 6, heartbeat 1 s, StrictSign, flood publish on, message id = author's peer id
+ * (multihash bytes) ‖ seqno (8 bytes, big-endian) — ours by default, js through `msgIdFn`
+ * (js's optional `fastMsgIdFn` stays unset, its default). Peer scoring on for both with the
+ * same parameters: js always scores, with its defaults; ours is given the same defaults (no
+ * topic parameters; P5, P6, P7 weights; thresholds −10/−50/−80/10/20). In both, 127.0.0.1 is
+ * whitelisted for P6 (IP colocation), or meshes collapse past 10 local peers (ours as
+ * 127.0.0.1/32: a plain address is refused, reported in /tmp/gossipsub-bugs.md). js's
+ * connection manager allow-lists 127.0.0.0/8. IDONTWANT: js sends it from 512 B, ours from
+ * 1,000 B: neither for 256 B, both for 16 KiB.
+ *
+ * Once every node knows its neighbours' subscriptions and every mesh has min(D_lo, peers)
+ * members, the publishers publish `messages` messages in turn (message i from publisher
+ * i mod P, the five publishers picked at random, seeded), as fast as the publish call allows,
+ * yielding to the event loop between two. Each payload carries its send time and index.
+ * 10 nodes: 1,000 messages; 30 nodes: 500 messages (reduced: at ~6–7 messages/s, a 30-node
+ * 16 KiB js run of 1,000 would take over two minutes; rates are per second, so they compare).
+ * Absolute figures move by up to ±40% between runs on a shared 2-core machine; compare the
+ * implementations within one run.
+ *
+ * Reported per implementation and case:
+ * - deliveryRatio: distinct (node, message) deliveries / (messages × (nodes − 1)); `duplicates`
+ *   counts deliveries of a message a node already had (should be 0);
+ * - p50Ms, p99Ms: latency publish → delivery over every delivery;
+ * - msgsPerSec: messages / (first publish → last delivery);
+ * - wireBytesPerDelivery: bytes handed to TCP sockets (`net.Socket.prototype.write` is wrapped,
+ *   which counts every protocol, Noise and Yamux byte, control and heartbeat traffic included)
+ *   from the first publish to the last delivery, / distinct deliveries; `xPayload` is that over
+ *   the payload size;
+ * - rssIdleMBPerNode: (RSS after warm-up − RSS before the nodes were made) / nodes, after a GC;
+ *   rssMBPerNode: the same after the run (message caches and seen caches full);
+ *   heapMBPerNode: (JS heap used + external buffers after the run − before the nodes were made)
+ *   / nodes, after a GC: what is still live, where RSS also keeps the peak's pages.
+ *
+ * One JSON line per case (both implementations), then one JSON line of ratios ours / js per
+ * case (latency, bytes, RSS: lower is better; rate: higher is better).
+ * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try).
+ *
+ * Run: npm run bench:gossipsub (about 15 minutes on a 2-core machine)
+ */
+import '../src/compat.js'
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub as jsGossipsub } from '@libp2p/gossipsub'
+import { identify as jsIdentify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
+import type { Message as JsMessage } from '@libp2p/gossipsub'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const TOPIC = 'bench'
+const SEED = 7
+const LINKS_PER_NODE = 3
+const D = { meshN: 6, meshNLow: 4, meshNHigh: 12, meshNScore: 4, meshOutboundMin: 2, gossipLazy: 6 }
+const HEARTBEAT_MS = 1_000
+/** Give up when no delivery happened for this long. */
+const STALL_MS = 10_000
+const WARMUP_TIMEOUT_MS = 60_000
+/** A child that runs longer than this is killed. */
+const CHILD_TIMEOUT_MS = 15 * 60_000
+
+interface Case {
+  readonly nodes: number
+  readonly size: number
+  readonly publishers: number
+  readonly messages: number
+}
+
+type Impl = 'ours' | 'js'
+
+interface Result {
+  deliveryRatio: number
+  duplicates: number
+  p50Ms: number
+  p99Ms: number
+  msgsPerSec: number
+  wireBytesPerDelivery: number
+  xPayload: number
+  rssIdleMBPerNode: number
+  rssMBPerNode: number
+  heapMBPerNode: number
+}
+
+interface Network {
+  /** Publish one payload from node `from`. */
+  publish: (from: number, payload: Uint8Array) => Promise<void>
+  /** Called with (node index, payload) on every delivery. */
+  onDelivery: (listener: (node: number, payload: Uint8Array) => void) => void
+  close: () => Promise<void>
+}
+
+/** mulberry32: a small seeded PRNG. */
+function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** The links [dialer, listener] of a connected random graph on `n` nodes; degrees ≤ `maxDegree`. */
+function topology (n: number, random: () => number): Array<[number, number]> {
+  const neighbours = Array.from({ length: n }, () => new Set<number>())
+  const links: Array<[number, number]> = []
+  const link = (a: number, b: number): void => {
+    neighbours[a].add(b)
+    neighbours[b].add(a)
+    links.push([a, b])
+  }
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < LINKS_PER_NODE; k++) {
+      const candidates = Array.from({ length: n }, (_, j) => j)
+        .filter(j => j !== i && !neighbours[i].has(j) && neighbours[i].size < D.meshNHigh && neighbours[j].size < D.meshNHigh)
+      if (candidates.length === 0) break
+      link(i, candidates[Math.floor(random() * candidates.length)])
+    }
+  }
+  const component = new Array<number>(n).fill(-1)
+  const firsts: number[] = []
+  for (let i = 0; i < n; i++) {
+    if (component[i] !== -1) continue
+    firsts.push(i)
+    const stack = [i]
+    component[i] = i
+    while (stack.length > 0) {
+      for (const j of neighbours[stack.pop() as number]) {
+        if (component[j] === -1) { component[j] = i; stack.push(j) }
+      }
+    }
+  }
+  for (let c = 1; c < firsts.length; c++) link(firsts[c - 1], firsts[c])
+  return links
+}
+
+function degrees (n: number, links: Array<[number, number]>): number[] {
+  const degree = new Array<number>(n).fill(0)
+  for (const [a, b] of links) { degree[a]++; degree[b]++ }
+  return degree
+}
+
+/** The publishers of a case: node 0 alone, or `count` distinct random nodes. */
+function publishers (nodes: number, count: number): number[] {
+  if (count === 1) return [0]
+  const random = prng(SEED + nodes)
+  const all = Array.from({ length: nodes }, (_, i) => i)
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[all[i], all[j]] = [all[j], all[i]]
+  }
+  return all.slice(0, count)
+}
+
+async function waitFor (what: string, condition: () => boolean, timeout = WARMUP_TIMEOUT_MS, describe: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what} ${describe()}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+/** Warm-up: every node knows its neighbours' subscriptions and has a mesh of min(D_lo, peers). */
+async function warmUp (degree: number[], subscribers: (i: number) => number, mesh: (i: number) => number): Promise<void> {
+  const state = (): string => JSON.stringify(degree.map((d, i) => [d, subscribers(i), mesh(i)]))
+  await waitFor('subscriptions', () => degree.every((d, i) => subscribers(i) === d), WARMUP_TIMEOUT_MS, state)
+  await waitFor('meshes', () => degree.every((d, i) => mesh(i) >= Math.min(D.meshNLow, d)), WARMUP_TIMEOUT_MS, state)
+}
+
+async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[]): Promise<Network> {
+  const swarms = await Promise.all(Array.from({ length: nodes }, async () => SwarmBuilder.withNewIdentity().withTcp()
+    .withBehaviour(key => combine({
+      identify: new identify.Behaviour(key.publicKey),
+      gossipsub: new gossipsub.Behaviour({
+        authenticity: gossipsub.MessageAuthenticity.signed(key),
+        ...D,
+        heartbeatInterval: HEARTBEAT_MS,
+        floodPublish: true,
+        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1/32', '::1/128'] }
+      })
+    }))
+    .build()))
+  let listener: (node: number, payload: Uint8Array) => void = () => {}
+  const addresses: Array<Multiaddr | undefined> = []
+  const loops = swarms.map(async (swarm, i) => {
+    for await (const event of swarm) {
+      if (event.type === 'NewListenAddr' && addresses[i] == null) addresses[i] = event.address
+      if (event.type === 'Behaviour' && event.event.behaviour === 'gossipsub' && event.event.event.type === 'Message') listener(i, event.event.event.message.data)
+    }
+  })
+  for (const swarm of swarms) {
+    swarm.behaviour.gossipsub.subscribe(TOPIC)
+    swarm.listenOn('/ip4/127.0.0.1/tcp/0')
+  }
+  await waitFor('listening', () => addresses.filter(a => a != null).length === nodes)
+  for (const [from, to] of links) swarms[from].dial(addresses[to] as Multiaddr)
+  await warmUp(degree, i => swarms[i].behaviour.gossipsub.subscribers(TOPIC).length, i => swarms[i].behaviour.gossipsub.meshPeers(TOPIC).length)
+  return {
+    publish: async (from, payload) => { swarms[from].behaviour.gossipsub.publish(TOPIC, payload) },
+    onDelivery: (l) => { listener = l },
+    close: async () => {
+      await Promise.all(swarms.map(async s => { await s.close() }))
+      await Promise.all(loops)
+    }
+  }
+}
+
+/** Our default message id, for js: the author's peer id multihash ‖ seqno (8 bytes, big-endian). */
+function authorSeqnoId (msg: JsMessage): Uint8Array {
+  if (msg.type !== 'signed') throw new Error('expected a signed message')
+  const from = msg.from.toMultihash().bytes
+  const id = new Uint8Array(from.byteLength + 8)
+  id.set(from)
+  new DataView(id.buffer).setBigUint64(from.byteLength, msg.sequenceNumber)
+  return id
+}
+
+/** The implementation class has `getMeshPeers`; the `GossipSub` interface the service is typed with does not. */
+function meshPeersOf (pubsub: unknown): string[] {
+  return (pubsub as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(TOPIC)
+}
+
+async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[]): Promise<Network> {
+  const libp2ps = await Promise.all(Array.from({ length: nodes }, async () => createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: jsIdentify(),
+      pubsub: jsGossipsub({
+        D: D.meshN,
+        Dlo: D.meshNLow,
+        Dhi: D.meshNHigh,
+        Dscore: D.meshNScore,
+        Dout: D.meshOutboundMin,
+        Dlazy: D.gossipLazy,
+        heartbeatInterval: HEARTBEAT_MS,
+        floodPublish: true,
+        globalSignaturePolicy: 'StrictSign',
+        msgIdFn: authorSeqnoId,
+        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
+      })
+    },
+    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  })))
+  let listener: (node: number, payload: Uint8Array) => void = () => {}
+  libp2ps.forEach((node, i) => {
+    node.services.pubsub.subscribe(TOPIC)
+    node.services.pubsub.addEventListener('message', (evt) => { listener(i, evt.detail.data) })
+  })
+  for (const [from, to] of links) await libp2ps[from].dial(libp2ps[to].getMultiaddrs()[0])
+  await warmUp(degree, i => libp2ps[i].services.pubsub.getSubscribers(TOPIC).length, i => meshPeersOf(libp2ps[i].services.pubsub).length)
+  return {
+    publish: async (from, payload) => { await libp2ps[from].services.pubsub.publish(TOPIC, payload) },
+    onDelivery: (l) => { listener = l },
+    close: async () => { await Promise.all(libp2ps.map(async n => { await n.stop() })) }
+  }
+}
+
+/** Bytes handed to TCP sockets so far in this process. */
+let wireBytes = 0
+function countSocketWrites (): void {
+  const proto = net.Socket.prototype as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean }
+  const write = proto.write
+  proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
+    wireBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
+    return write.call(this, chunk, ...rest)
+  }
+}
+
+/** RSS, and the JS heap plus buffers in use, after a full GC. */
+function memoryAfterGc (): { rss: number, heap: number } {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  gc?.()
+  const usage = process.memoryUsage()
+  return { rss: usage.rss, heap: usage.heapUsed + usage.external }
+}
+
+/** One implementation on one case, in this process. */
+async function runCase (impl: Impl, c: Case): Promise<Result> {
+  countSocketWrites()
+  const links = topology(c.nodes, prng(SEED))
+  const degree = degrees(c.nodes, links)
+  const from = publishers(c.nodes, c.publishers)
+  const before = memoryAfterGc()
+  const network = impl === 'ours' ? await oursNetwork(c.nodes, links, degree) : await jsNetwork(c.nodes, links, degree)
+  try {
+    const idle = memoryAfterGc()
+    const latencies: number[] = []
+    const seen = new Set<number>()
+    let duplicates = 0
+    let lastDelivery = performance.now()
+    network.onDelivery((node, payload) => {
+      const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+      const key = node * c.messages + view.getUint32(8)
+      if (seen.has(key)) {
+        duplicates++
+        return
+      }
+      seen.add(key)
+      lastDelivery = performance.now()
+      latencies.push(lastDelivery - view.getFloat64(0))
+    })
+    const expected = c.messages * (c.nodes - 1)
+    wireBytes = 0
+    const started = performance.now()
+    for (let i = 0; i < c.messages; i++) {
+      const payload = new Uint8Array(c.size)
+      const view = new DataView(payload.buffer)
+      view.setFloat64(0, performance.now())
+      view.setUint32(8, i)
+      await network.publish(from[i % from.length], payload)
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    while (seen.size < expected && performance.now() - lastDelivery < STALL_MS) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    const bytes = wireBytes
+    const after = memoryAfterGc()
+    latencies.sort((a, b) => a - b)
+    const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
+    const perDelivery = bytes / seen.size
+    const mb = (bytes: number): number => bytes / (1024 * 1024) / c.nodes
+    return {
+      deliveryRatio: seen.size / expected,
+      duplicates,
+      p50Ms: percentile(0.5),
+      p99Ms: percentile(0.99),
+      msgsPerSec: c.messages / ((lastDelivery - started) / 1000),
+      wireBytesPerDelivery: perDelivery,
+      xPayload: perDelivery / c.size,
+      rssIdleMBPerNode: mb(idle.rss - before.rss),
+      rssMBPerNode: mb(after.rss - before.rss),
+      heapMBPerNode: mb(after.heap - before.heap)
+    }
+  } finally {
+    await network.close()
+  }
+}
+
+/** Run one implementation on one case in a fresh child process; its last stdout line is the result. */
+async function inChild (impl: Impl, c: Case): Promise<Result> {
+  const file = fileURLToPath(import.meta.url)
+  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', file], {
+    env: { ...process.env, GOSSIPSUB_BENCH_CHILD: JSON.stringify({ impl, case: c }) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => { out += chunk })
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, CHILD_TIMEOUT_MS)
+  const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+  clearTimeout(timer)
+  const last = out.trim().split('\n').at(-1) ?? ''
+  if (code !== 0 || !last.startsWith('{')) throw new Error(`${impl} ${JSON.stringify(c)}: child exited with ${String(code)}: ${out}`)
+  return JSON.parse(last) as Result
+}
+
+function round (value: number): number {
+  return Math.round(value * 1000) / 1000
+}
+
+function rounded (result: Result): Result {
+  return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])) as unknown as Result
+}
+
+const child = process.env.GOSSIPSUB_BENCH_CHILD
+if (child != null) {
+  const { impl, case: c } = JSON.parse(child) as { impl: Impl, case: Case }
+  const result = await runCase(impl, c)
+  console.log(JSON.stringify(result))
+  // js-libp2p may leave timers behind after stop(); the result is out.
+  process.exit(0)
+} else {
+  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  const cases: Case[] = []
+  for (const nodes of [10, 30]) {
+    for (const size of [256, 16 * 1024]) {
+      for (const publishers of [1, 5]) cases.push({ nodes, size, publishers, messages: override ?? (nodes === 10 ? 1_000 : 500) })
+    }
+  }
+  const ratios: Record<string, unknown> = {}
+  for (const c of cases) {
+    const name = `${c.nodes}n-${c.size}B-${c.publishers}pub`
+    const ours = rounded(await inChild('ours', c))
+    const js = rounded(await inChild('js', c))
+    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js }))
+    ratios[name] = {
+      deliveryRatio: round(ours.deliveryRatio / js.deliveryRatio),
+      p50: round(ours.p50Ms / js.p50Ms),
+      p99: round(ours.p99Ms / js.p99Ms),
+      msgsPerSec: round(ours.msgsPerSec / js.msgsPerSec),
+      wireBytesPerDelivery: round(ours.wireBytesPerDelivery / js.wireBytesPerDelivery),
+      rssIdlePerNode: round(ours.rssIdleMBPerNode / js.rssIdleMBPerNode),
+      rssPerNode: round(ours.rssMBPerNode / js.rssMBPerNode),
+      heapPerNode: round(ours.heapMBPerNode / js.heapMBPerNode)
+    }
+  }
+  console.log(JSON.stringify({ bench: 'gossipsub', ratios: 'ours/js', degree: `${LINKS_PER_NODE} dials per node`, node: process.version, results: ratios }))
+}
