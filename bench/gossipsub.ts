@@ -13,9 +13,8 @@
  * (multihash bytes) ‖ seqno (8 bytes, big-endian) — ours by default, js through `msgIdFn`
  * (js's optional `fastMsgIdFn` stays unset, its default). Peer scoring on for both with the
  * same parameters: js always scores, with its defaults; ours is given the same defaults (no
- * topic parameters; P5, P6, P7 weights; thresholds −10/−50/−80/10/20). In both, 127.0.0.1 is
- * whitelisted for P6 (IP colocation), or meshes collapse past 10 local peers (ours as
- * 127.0.0.1/32: a plain address is refused, reported in /tmp/gossipsub-bugs.md). js's
+ * topic parameters; P5, P6, P7 weights; thresholds −10/−50/−80/10/20). In both, 127.0.0.1 and
+ * ::1 are whitelisted for P6 (IP colocation), or meshes collapse past 10 local peers. js's
  * connection manager allow-lists 127.0.0.0/8. IDONTWANT: js sends it from 512 B, ours from
  * 1,000 B: neither for 256 B, both for 16 KiB.
  *
@@ -191,7 +190,7 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
         ...D,
         heartbeatInterval: HEARTBEAT_MS,
         floodPublish: true,
-        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1/32', '::1/128'] }
+        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] }
       })
     }))
     .build()))
