@@ -33,7 +33,7 @@ export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './swarm
 export type { DialOpts, DialTarget, PeerCondition } from './swarm/dial-opts.js'
 export { ignoreForKeepAlive } from './swarm/connection.js'
 export {
-  LocalPeerIdError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
+  LocalPeerIdError, InvalidDialTargetError, InvalidListenAddressError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
   DialTransportError, UpgradeError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
   KeepAliveTimeoutError, ConnectionIOError, HandlerClosedError
 } from './swarm/errors.js'

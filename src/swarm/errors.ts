@@ -25,6 +25,36 @@ export class LocalPeerIdError extends PeerswarmError {
   }
 }
 
+/**
+ * What was passed to `dial` cannot be dialed: a string that is not a multiaddr, or a value that
+ * is neither a `Multiaddr`, a `PeerId` nor `DialOpts`. `input` is what was passed.
+ */
+export class InvalidDialTargetError extends PeerswarmError {
+  readonly type = 'InvalidDialTarget'
+  constructor (readonly input: unknown, reason: string, cause?: unknown) {
+    super('ERR_INVALID_DIAL_TARGET', `cannot dial ${show(input)}: ${reason}`, { cause })
+  }
+}
+
+/** `listenOn` was given a string that is not a multiaddr. */
+export class InvalidListenAddressError extends PeerswarmError {
+  constructor (readonly input: string, cause?: unknown) {
+    super('ERR_INVALID_LISTEN_ADDRESS', `cannot listen on ${JSON.stringify(input)}: not a multiaddr (${describe(cause)})`, { cause })
+  }
+}
+
+/** A short, safe rendering of any value for an error message. */
+function show (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value)
+  if (value === null || typeof value !== 'object') return String(value)
+  try {
+    const text = JSON.stringify(value)
+    return text === undefined ? Object.prototype.toString.call(value) : text.length > 200 ? `${text.slice(0, 200)}…` : text
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
 /** No address was known for the peer: none given, none from a behaviour, all filtered out. */
 export class NoAddressesError extends PeerswarmError {
   readonly type = 'NoAddresses'
@@ -93,6 +123,7 @@ export class DialTransportError extends PeerswarmError {
 
 /** Why a dial failed. */
 export type DialError =
+  | InvalidDialTargetError
   | LocalPeerIdError
   | NoAddressesError
   | DialPeerConditionFalseError

@@ -8,11 +8,11 @@ import { logger } from '@libp2p/logger'
 import { multiaddr as toMultiaddr } from '@multiformats/multiaddr'
 import { ConnectionDenied, PeerswarmError, SwarmClosedError, describe, toError } from '../errors.js'
 import { toDialOpts } from './dial-opts.js'
-import { DialDeniedError, DialPeerConditionFalseError, ListenDeniedError, LocalPeerIdError, NoAddressesError } from './errors.js'
+import { DialDeniedError, DialPeerConditionFalseError, InvalidDialTargetError, InvalidListenAddressError, ListenDeniedError, LocalPeerIdError, NoAddressesError } from './errors.js'
 import { newConnectionId, newListenerId } from './ids.js'
 import { Pool } from './pool.js'
 import type { SwarmConfig } from './config.js'
-import type { DialTarget, PeerCondition } from './dial-opts.js'
+import type { DialOpts, DialTarget, PeerCondition } from './dial-opts.js'
 import type { DialError } from './errors.js'
 import type { SwarmEvent } from './events.js'
 import type { ConnectionId, ListenerId } from './ids.js'
@@ -152,7 +152,12 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
    */
   listenOn (address: Multiaddr | string): ListenerId {
     this.assertOpen()
-    const addr = typeof address === 'string' ? toMultiaddr(address) : address
+    let addr: Multiaddr
+    try {
+      addr = typeof address === 'string' ? toMultiaddr(address) : address
+    } catch (err) {
+      throw new InvalidListenAddressError(address as string, err)
+    }
     const transport = this.transports.find(t => t.listenFilter([addr]).length > 0)
     if (transport == null) throw new UnsupportedAddressError(addr)
     const id = newListenerId()
@@ -182,14 +187,22 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   }
 
   /**
-   * Dial an address, a peer (addresses from the behaviours, e.g. mDNS), or with full options.
-   * Returns the id the connection will have. Throws a `DialError` if the dial cannot start
-   * (no addresses, condition false, denied by a behaviour); failures after that arrive as
+   * Dial an address (a `Multiaddr` or a string such as `'/ip4/127.0.0.1/tcp/4001/p2p/12D3…'`),
+   * a peer (addresses from the behaviours, e.g. mDNS), or with full options. Returns the id the
+   * connection will have. Throws a `DialError` if the dial cannot start (an unusable target,
+   * no addresses, condition false, denied by a behaviour); failures after that arrive as
    * `OutgoingConnectionError`. Behaviours hear every failure as `DialFailure`.
    */
   dial (target: DialTarget): ConnectionId {
     this.assertOpen()
-    const opts = toDialOpts(target)
+    let opts: DialOpts
+    try {
+      opts = toDialOpts(target)
+    } catch (err) {
+      if (!(err instanceof InvalidDialTargetError)) throw err
+      this.behaviour.onSwarmEvent({ type: 'DialFailure', connectionId: newConnectionId(), error: err })
+      throw err
+    }
     const connectionId = opts.connectionId ?? newConnectionId()
     const peerId = opts.peerId
     const fail = (error: DialError): never => {

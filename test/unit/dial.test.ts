@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
-  DialPeerConditionFalseError, DialTransportError, LocalPeerIdError, MemoryConnectionRefusedError, NoAddressesError,
+  DialPeerConditionFalseError, DialTransportError, InvalidDialTargetError, InvalidListenAddressError, LocalPeerIdError, MemoryConnectionRefusedError, NoAddressesError,
   UnsupportedAddressError, WrongPeerIdError, combine, generateKeypair, peerIdOf
 } from '../../src/index.js'
 import { connect, drive, listen, newSwarm } from '../../src/testing/index.js'
@@ -132,6 +132,49 @@ describe('dialing', () => {
     const { a, closeAll } = await threeSwarms()
     try {
       expect(thrown(() => a.listenOn('/ip4/127.0.0.1/tcp/0'))).to.be.instanceOf(UnsupportedAddressError)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  it('dials a multiaddr given as a string, /p2p/ suffix included', async () => {
+    const { a, b, closeAll } = await threeSwarms()
+    try {
+      const address = (await listen(b)).encapsulate(`/p2p/${b.localPeerId.toString()}`)
+      a.dial(address.toString())
+      const [[established]] = await drive([a, b], { count: [1, 0], filter: e => e.type === 'ConnectionEstablished' })
+      expect(established.type === 'ConnectionEstablished' && established.peerId.equals(b.localPeerId)).to.equal(true)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  it('refuses an unusable dial target with InvalidDialTargetError saying what was passed, and behaviours hear DialFailure', async () => {
+    const { a, closeAll } = await threeSwarms()
+    try {
+      const garbage = thrown(() => a.dial('/ip4/not-an-ip/tcp/1'))
+      expect(garbage).to.be.instanceOf(InvalidDialTargetError)
+      expect((garbage as Error).message).to.include('"/ip4/not-an-ip/tcp/1"').and.include('not a multiaddr')
+      expect((garbage as InvalidDialTargetError).input).to.equal('/ip4/not-an-ip/tcp/1')
+      const badPeer = thrown(() => a.dial('/memory/1/p2p/notapeerid'))
+      expect(badPeer).to.be.instanceOf(InvalidDialTargetError)
+      for (const value of [42, null, { hello: 'world' }, { addresses: ['/memory/1'] }]) {
+        const error = thrown(() => a.dial(value as never))
+        expect(error, JSON.stringify(value)).to.be.instanceOf(InvalidDialTargetError)
+        expect((error as Error).message).to.include(JSON.stringify(value))
+      }
+      expect(a.behaviour.book.of('DialFailure').map(f => f.error)).to.have.length(6)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  it('refuses to listen on a string that is not a multiaddr, naming it', async () => {
+    const { a, closeAll } = await threeSwarms()
+    try {
+      const error = thrown(() => a.listenOn('tcp://127.0.0.1:80'))
+      expect(error).to.be.instanceOf(InvalidListenAddressError)
+      expect((error as Error).message).to.include('"tcp://127.0.0.1:80"')
     } finally {
       await closeAll()
     }
