@@ -92,6 +92,8 @@ for await (const event of swarm) {
         console.log(`mDNS error: ${e.error.message}`)
       } else if (behaviour === 'pubsub' && e.type === 'Subscribed') {
         console.log(`Peer ${e.peerId.toString()} joined ${e.topic}`)
+      } else if (behaviour === 'pubsub' && e.type === 'InvalidRpc') {
+        console.log(`Invalid RPC from ${e.peerId.toString()}: ${e.error.message}${e.error.cause instanceof Error ? ` (${e.error.cause.message})` : ''}`)
       } else if (behaviour === 'pubsub' && e.type === 'Message') {
         console.log(`Got message: '${new TextDecoder().decode(e.message.data)}' from peer: ${e.message.source?.toString() ?? e.propagationSource.toString()}`)
       }

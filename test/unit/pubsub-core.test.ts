@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { expect } from 'chai'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -51,6 +52,15 @@ describe('pubsub RPC codec', () => {
     expect(() => decodeRpc(new Uint8Array([0x09, 1, 2, 3, 4, 5, 6, 7, 8])), '64-bit subscriptions').to.throw(InvalidRpcError)
     // SubOpts.topicid (a string) sent as a varint.
     expect(() => decodeRpc(new Uint8Array([0x0a, 0x02, 0x10, 0x01])), 'varint topic').to.throw(InvalidRpcError)
+  })
+
+  it('decodes control messages in a process that has encoded nothing yet', () => {
+    // A fresh process: the first RPC a node receives may carry a GRAFT before it has sent any.
+    // RPC { control { graft { topicID: "t" } } }
+    const script = `import { decodeRpc } from './src/protocols/pubsub/rpc.ts'
+      console.log(JSON.stringify(decodeRpc(Uint8Array.from([0x1a, 0x05, 0x1a, 0x03, 0x0a, 0x01, 0x74]))))`
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(JSON.parse(output)).to.deep.equal({ control: { graft: [{ topicID: 't' }] } })
   })
 })
 

@@ -50,8 +50,12 @@ const RPC = new Type('RPC')
   .add(new Field('publish', 2, 'Message', 'repeated'))
   .add(new Field('control', 3, 'ControlMessage'))
 
+// Resolved now: protobufjs links a field to its nested type only when that type is first
+// encoded or decoded, and `checkWireTypes` reads the links before any decode (a node whose first
+// received RPC carried a GRAFT refused it).
 new protobuf.Root().add(RPC).add(SubOpts).add(MessageType).add(ControlMessage).add(ControlIHave).add(ControlIWant)
   .add(ControlGraft).add(ControlPrune).add(ControlIDontWant).add(PeerInfo)
+  .resolveAll()
 
 /** A subscription change in an RPC. */
 export interface SubOptsRecord {
