@@ -97,6 +97,35 @@ describe('gossipsub forwarding and publishing', () => {
     expect(kind(() => h.behaviour.publish(T, bytes(1)))).to.equal('Duplicate')
   })
 
+  it('refuses a publish with AllQueuesFull when no recipient\'s queue has room, and not while one has', async () => {
+    h = Harness.create({ maxQueuedBytes: 4096, publishRequiresPeers: true })
+    h.behaviour.subscribe(T)
+    await h.connectMany(2, { topics: [T], stalled: true })
+    await h.heartbeats(1)
+    const kind = (fn: () => unknown): string | undefined => {
+      try {
+        fn()
+      } catch (err) {
+        return err instanceof gossipsub.PublishError ? err.kind : String(err)
+      }
+      return undefined
+    }
+    const outcomes: Array<string | undefined> = []
+    for (let i = 0; i < 8; i++) {
+      outcomes.push(kind(() => h.behaviour.publish(T, new Uint8Array(1000).fill(i))))
+      h.drain()
+    }
+    // Four 1 kB messages (with their framing) fill 4 KiB queues; nothing is sent after that.
+    expect(outcomes.slice(0, 3)).to.deep.equal([undefined, undefined, undefined])
+    expect(outcomes.slice(-1)).to.deep.equal(['AllQueuesFull'])
+    // A recipient that reads makes room: publishing works again, for that peer.
+    const reader = await h.connect({ topics: [T] })
+    await h.heartbeats(1)
+    h.clearSent()
+    expect(kind(() => h.behaviour.publish(T, new Uint8Array(1000).fill(0xee)))).to.equal(undefined)
+    expect(collect.messages(h.takeSent(reader))).to.have.length(1)
+  })
+
   it('signs with StrictSign and never forwards a message to its author', async () => {
     const key = await generateKeypair()
     h = Harness.create({ authenticity: gossipsub.MessageAuthenticity.signed(key) })

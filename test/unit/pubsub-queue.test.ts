@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai'
 import * as FakeTimers from '@sinonjs/fake-timers'
-import { StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
+import { QueueGauge, StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
 import type { HandlerOut } from '../../src/protocols/pubsub/stream-handler.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -46,8 +46,8 @@ describe('pubsub outbound queue', () => {
   beforeEach(() => { clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'queueMicrotask'], now: 1_000 }) })
   afterEach(() => { clock.uninstall() })
 
-  function open (options: { maxQueuedBytes?: number, lowPriorityDeadline?: number } = {}) {
-    const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline })
+  function open (options: { maxQueuedBytes?: number, lowPriorityDeadline?: number, gauge?: QueueGauge } = {}) {
+    const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline, gauge: options.gauge })
     const stream = new FakeStream()
     handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: stream as unknown as Stream, protocol: '/meshsub/1.1.0', info: undefined })
     const reports = (): HandlerOut[] => {
@@ -122,5 +122,38 @@ describe('pubsub outbound queue', () => {
     await turn(clock)
     expect(stream.written).to.deep.equal([0, 1, 2, 3, 4])
     expect(writes).to.deep.equal([10])
+  })
+
+  it('keeps the shared gauge of high-priority bytes true as frames are written, dropped and discarded', async () => {
+    const gauge = new QueueGauge(30)
+    const { handler, stream } = open({ maxQueuedBytes: 30, gauge })
+    stream.writable = false
+    const send = (tag: number, size: number, priority?: 'low'): void => {
+      // The behaviour reserves what it sends at high priority before the handler sees it.
+      if (priority == null) gauge.reserve(size)
+      handler.onBehaviourEvent({ type: 'Send', frames: frame(tag, size), priority })
+    }
+    send(0, 10)
+    await turn(clock)
+    expect(gauge.bytes, 'written (the stream took it before pushing back)').to.equal(0)
+    send(1, 10)
+    send(2, 10, 'low')
+    send(3, 10)
+    expect(gauge.bytes, 'two high frames queued; forwards do not count').to.equal(20)
+    expect(gauge.hasRoom(10)).to.equal(true)
+    send(4, 20)
+    expect(gauge.bytes, 'a frame that cannot fit (even after evicting the forward) is dropped and released').to.equal(20)
+    stream.drain()
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 1, 3])
+    expect(gauge.bytes).to.equal(0)
+    stream.writable = false
+    send(5, 10)
+    send(6, 10)
+    await turn(clock)
+    handler.close()
+    expect(gauge.bytes, 'discarded on close').to.equal(0)
+    send(7, 10)
+    expect(gauge.bytes, 'refused after close').to.equal(0)
   })
 })

@@ -26,7 +26,7 @@ import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerat
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { StreamHandler } from '../pubsub/stream-handler.js'
+import { QueueGauge, StreamHandler } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { handleControl } from './control.js'
@@ -44,7 +44,7 @@ import type { HandlerIn, HandlerOut } from '../pubsub/stream-handler.js'
 import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { ValidationResult, Validator } from '../pubsub/validation.js'
 import type { Context } from '../../behaviour/context.js'
-import type { FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
+import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -129,6 +129,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly held = new Map<string, HeldMessage>()
   /** Connections we dialed for PX entries. */
   private readonly pxDials = new Set<ConnectionId>()
+  /** Queue gauges of handlers made for connections not yet established. */
+  private readonly gauges = new Map<ConnectionId, QueueGauge>()
   /** Peers already reported as `GossipsubNotSupported`. */
   private readonly unsupported = new Set<string>()
   private readonly protocols: readonly string[]
@@ -333,8 +335,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   /**
    * Publish `data` on `topic`; returns the message id. We need not subscribe to the topic
    * (the message then goes to its fanout). Throws `PublishError`: `MessageTooLarge`,
-   * `TransformFailed`, `SigningError`, `Duplicate` (same id within the seen TTL), or
-   * `NoPeersSubscribedToTopic` (unless `publishRequiresPeers` is off).
+   * `TransformFailed`, `SigningError`, `Duplicate` (same id within the seen TTL),
+   * `NoPeersSubscribedToTopic` (unless `publishRequiresPeers` is off), or `AllQueuesFull`
+   * (no recipient's outbound queue, bounded by `maxQueuedBytes`, has room: back off and retry).
    */
   publish (topic: Topic | TopicHash, data: Uint8Array): MessageId {
     const hash = topicHash(topic)
@@ -352,6 +355,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const recipients = this.publishRecipients(hash)
     if (recipients.length === 0 && this.config.publishRequiresPeers) {
       throw new PublishError('NoPeersSubscribedToTopic', `no peer subscribes to ${hash}`)
+    }
+    // The frame is at least the data long: if no recipient's queue has room for that, none
+    // would take the message (a publish faster than the network drains).
+    if (recipients.length > 0 && !recipients.some(peer => this.router.hasRoom(peer, wire.byteLength))) {
+      throw new PublishError('AllQueuesFull', `the outbound queues of all ${recipients.length} recipients are full`)
     }
     let built
     try {
@@ -387,12 +395,12 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     return id
   }
 
-  handleEstablishedInboundConnection (): StreamHandler {
-    return this.handler()
+  handleEstablishedInboundConnection ({ connectionId }: EstablishedInboundConnection): StreamHandler {
+    return this.handler(connectionId)
   }
 
-  handleEstablishedOutboundConnection (): StreamHandler {
-    return this.handler()
+  handleEstablishedOutboundConnection ({ connectionId }: EstablishedOutboundConnection): StreamHandler {
+    return this.handler(connectionId)
   }
 
   onSwarmEvent (event: FromSwarm): void {
@@ -401,7 +409,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
         const peer = this.peer(event.peerId)
         const address = event.endpoint.type === 'Dialer' ? event.endpoint.address : event.endpoint.sendBackAddr
-        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address) })
+        const gauge = this.gauges.get(event.connectionId)
+        this.gauges.delete(event.connectionId)
+        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge })
         const ips = [...new Set(peer.connections.flatMap(c => c.ips))]
         if (peer.connections.length === 1) this.router.scoring?.addPeer(peer.key, ips)
         else this.router.scoring?.updateIps(peer.key, ips)
@@ -418,6 +428,10 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         break
       case 'DialFailure':
         if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
+        this.gauges.delete(event.connectionId)
+        break
+      case 'ListenFailure':
+        this.gauges.delete(event.connectionId)
         break
       default:
     }
@@ -481,8 +495,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     this.heartbeatTimer = setTimeout(tick, this.config.heartbeatInitialDelay)
   }
 
-  private handler (): StreamHandler {
+  private handler (connectionId: ConnectionId): StreamHandler {
+    const gauge = new QueueGauge(this.config.maxQueuedBytes)
+    this.gauges.set(connectionId, gauge)
     return new StreamHandler({
+      gauge,
       protocols: this.protocols,
       maxFrameSize: this.config.maxTransmitSize,
       maxQueuedBytes: this.config.maxQueuedBytes,

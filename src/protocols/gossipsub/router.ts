@@ -24,7 +24,7 @@ import type { MetricsSink } from './metrics.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
-import type { HandlerIn } from '../pubsub/stream-handler.js'
+import type { HandlerIn, QueueGauge } from '../pubsub/stream-handler.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
@@ -42,6 +42,8 @@ export interface PeerConnection {
   protocol?: string
   /** The remote's IP, for the IP colocation score (P6). */
   readonly ips: readonly string[]
+  /** High-priority bytes queued towards the connection's handler. */
+  readonly gauge?: QueueGauge
 }
 
 /** What we know of a connected peer. */
@@ -235,7 +237,14 @@ export class Router<TEvent> {
   sendFrame (peer: PeerState, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
     const connection = peer.connections[0]
     if (connection == null) return
+    if (priority === 'high') connection.gauge?.reserve(frame.byteLength)
     this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame, priority } })
+  }
+
+  /** Whether `peer`'s outbound queue has room for `size` more high-priority bytes. */
+  hasRoom (peer: PeerState, size: number): boolean {
+    const gauge = peer.connections[0]?.gauge
+    return gauge == null || gauge.hasRoom(size)
   }
 
   /** Send an RPC to `peer` now. */

@@ -15,6 +15,11 @@ export type PublishErrorKind =
   | 'SigningError'
   /** The configured data transform threw (GossipSub). */
   | 'TransformFailed'
+  /**
+   * Every recipient's outbound queue is full (GossipSub): the network does not drain as fast
+   * as we publish. Nothing was sent; publish again later.
+   */
+  | 'AllQueuesFull'
 
 /** A message could not be published; `kind` says why. */
 export class PublishError extends PeerswarmError {

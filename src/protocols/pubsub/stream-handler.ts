@@ -58,6 +58,36 @@ export interface StreamHandlerConfig {
   readonly timeout: number
   /** Low-priority frames not written within this many ms are dropped (default: never). */
   readonly lowPriorityDeadline?: number
+  /** Shared with the behaviour, which reserves the high-priority bytes it sends. */
+  readonly gauge?: QueueGauge
+}
+
+/**
+ * The high-priority bytes on their way to one handler or waiting in its queue. The behaviour
+ * adds what it sends (`reserve`) and the handler releases what leaves, is dropped or discarded,
+ * so that the behaviour can tell at once, without a round trip to the connection, whether a
+ * peer's queue has room (e.g. to refuse a publish when every recipient's queue is full).
+ */
+export class QueueGauge {
+  /** High-priority bytes reserved and not yet released. */
+  bytes = 0
+
+  constructor (readonly limit: number) {}
+
+  /** Whether `size` more high-priority bytes fit. */
+  hasRoom (size: number): boolean {
+    return this.bytes + size <= this.limit
+  }
+
+  /** Count `size` bytes sent towards the handler. */
+  reserve (size: number): void {
+    this.bytes += size
+  }
+
+  /** The handler is done with `size` bytes. */
+  release (size: number): void {
+    this.bytes = Math.max(0, this.bytes - size)
+  }
 }
 
 /** Largest single write; more queued bytes leave in several writes. */
@@ -97,9 +127,12 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   }
 
   onBehaviourEvent (event: HandlerIn): void {
-    // A remote without our protocol, or whose stream could not be reopened, gets nothing.
-    if (this.outboundState === 'unsupported' || this.outboundState === 'failed') return
     const size = event.frames.byteLength
+    // A remote without our protocol, or whose stream could not be reopened, gets nothing.
+    if (this.outboundState === 'unsupported' || this.outboundState === 'failed' || this.closed) {
+      if (event.priority !== 'low') this.config.gauge?.release(size)
+      return
+    }
     if (event.priority === 'low') {
       if (this.queuedBytes + size > this.config.maxQueuedBytes) {
         this.drop(size)
@@ -114,6 +147,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         this.drop(evicted.frames.byteLength)
       }
       if (this.queuedBytes + size > this.config.maxQueuedBytes) {
+        this.config.gauge?.release(size)
         this.drop(size)
         return
       }
@@ -263,6 +297,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
       parts.push(next)
       size += next.byteLength
     }
+    this.config.gauge?.release(size)
     // Forwarded frames only once no high-priority frame is waiting.
     while (this.queue.length === 0 && room(this.lowQueue[0]?.frames)) {
       const next = (this.lowQueue.shift() as { frames: Uint8Array }).frames
@@ -306,6 +341,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   }
 
   private discardQueue (): void {
+    for (const frames of this.queue) this.config.gauge?.release(frames.byteLength)
     this.queue.length = 0
     this.lowQueue.length = 0
     this.queuedBytes = 0
