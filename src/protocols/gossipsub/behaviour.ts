@@ -411,7 +411,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         const address = event.endpoint.type === 'Dialer' ? event.endpoint.address : event.endpoint.sendBackAddr
         const gauge = this.gauges.get(event.connectionId)
         this.gauges.delete(event.connectionId)
-        peer.connections.push({ id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge })
+        const connection = { id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge }
+        peer.connections.push(connection)
         const ips = [...new Set(peer.connections.flatMap(c => c.ips))]
         if (peer.connections.length === 1) this.router.scoring?.addPeer(peer.key, ips)
         else this.router.scoring?.updateIps(peer.key, ips)
@@ -419,7 +420,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         const topics = this.topics()
         if (topics.length > 0) {
           const frame = encodeFrame(encodeRpc({ subscriptions: topics.map(topicid => ({ subscribe: true, topicid })) }))
-          this.router.queue({ type: 'NotifyHandler', peerId: event.peerId, handler: event.connectionId, event: { type: 'Send', frames: frame } })
+          this.router.sendOn(peer, connection, frame)
         }
         break
       }
@@ -676,7 +677,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const frame = encodeFrame(encodeRpc({ subscriptions: [{ subscribe, topicid: topic }] }))
     for (const peer of this.router.peers.values()) {
       for (const connection of peer.connections) {
-        this.router.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame } })
+        this.router.sendOn(peer, connection, frame)
       }
     }
   }

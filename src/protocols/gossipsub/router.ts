@@ -236,7 +236,11 @@ export class Router<TEvent> {
    */
   sendFrame (peer: PeerState, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
     const connection = peer.connections[0]
-    if (connection == null) return
+    if (connection != null) this.sendOn(peer, connection, frame, priority)
+  }
+
+  /** Queue `frame` for the handler of one of `peer`'s connections. */
+  sendOn (peer: PeerState, connection: PeerConnection, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
     if (priority === 'high') connection.gauge?.reserve(frame.byteLength)
     this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame, priority } })
   }
