@@ -41,8 +41,16 @@
  *   heapMBPerNode: (JS heap used + external buffers after the run − before the nodes were made)
  *   / nodes, after a GC: what is still live, where RSS also keeps the peak's pages.
  *
+ *   overheadBytesPerDelivery: wireBytesPerDelivery − payload size: duplicates, control, framing;
+ *
  * One JSON line per case (both implementations), then one JSON line of ratios ours / js per
  * case (latency, bytes, RSS: lower is better; rate: higher is better).
+ *
+ * `npm run bench:gossipsub -- idontwant` runs instead the IDONTWANT comparison: 10 and 30
+ * nodes, 16 KiB, five publishers, each implementation with IDONTWANT on and off (threshold set
+ * above any message), over emulated links of 5–40 ms one-way latency (drawn per socket,
+ * seeded) and 20 Mbit/s each (see `emulateLinks`), and reports overheadBytesPerDelivery for the four and the
+ * share of it that IDONTWANT cuts in each implementation.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try).
  *
  * Run: npm run bench:gossipsub (about 15 minutes on a 2-core machine)
@@ -77,7 +85,16 @@ interface Case {
   readonly size: number
   readonly publishers: number
   readonly messages: number
+  /** IDONTWANT off (both implementations: threshold above any message) in the `idontwant` mode. */
+  readonly noIdontwant?: boolean
+  /** Emulated links (see `emulateLinks`): one-way latency range in ms, and bandwidth. */
+  readonly links?: { readonly latencyMs: readonly [number, number], readonly mbps: number }
 }
+
+/** The emulated links of the `idontwant` mode: one-way latency range (ms) and bandwidth. */
+const LINKS = { latencyMs: [5, 40], mbps: 20 } as const
+/** A threshold no message reaches: IDONTWANT off. */
+const NEVER = Number.MAX_SAFE_INTEGER
 
 type Impl = 'ours' | 'js'
 
@@ -89,6 +106,7 @@ interface Result {
   msgsPerSec: number
   wireBytesPerDelivery: number
   xPayload: number
+  overheadBytesPerDelivery: number
   rssIdleMBPerNode: number
   rssMBPerNode: number
   heapMBPerNode: number
@@ -181,7 +199,7 @@ async function warmUp (degree: number[], subscribers: (i: number) => number, mes
   await waitFor('meshes', () => degree.every((d, i) => mesh(i) >= Math.min(D.meshNLow, d)), WARMUP_TIMEOUT_MS, state)
 }
 
-async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[]): Promise<Network> {
+async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
   const swarms = await Promise.all(Array.from({ length: nodes }, async () => SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
       identify: new identify.Behaviour(key.publicKey),
@@ -190,6 +208,7 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
         ...D,
         heartbeatInterval: HEARTBEAT_MS,
         floodPublish: true,
+        ...(noIdontwant ? { idontwantMessageThreshold: NEVER } : {}),
         scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] }
       })
     }))
@@ -234,7 +253,7 @@ function meshPeersOf (pubsub: unknown): string[] {
   return (pubsub as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(TOPIC)
 }
 
-async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[]): Promise<Network> {
+async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
   const libp2ps = await Promise.all(Array.from({ length: nodes }, async () => createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -253,6 +272,7 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
         floodPublish: true,
         globalSignaturePolicy: 'StrictSign',
         msgIdFn: authorSeqnoId,
+        ...(noIdontwant ? { idontwantMinDataSize: NEVER } : {}),
         scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
       })
     },
@@ -283,6 +303,60 @@ function countSocketWrites (): void {
   }
 }
 
+/**
+ * Emulated links: every TCP socket gets a one-way latency drawn (seeded) from
+ * `latencyMs` = [min, max] and a bandwidth of `mbps`; each write leaves once the socket has
+ * sent what was written before it (size / bandwidth each) and reaches the kernel a latency
+ * later, in order. On bare loopback every link is instant, and IDONTWANT cannot win: a peer
+ * forwards a message as it gets it, and a mesh peer's IDONTWANT travels with that peer's own
+ * copy. It wins while a large message is still on the wire: the small IDONTWANT sent before it
+ * arrives first.
+ */
+function emulateLinks (latencyMs: readonly [number, number], mbps: number): void {
+  const random = prng(SEED)
+  const bytesPerMs = mbps * 1e6 / 8 / 1000
+  interface Link { readonly latency: number, busyUntil: number, readonly queue: Array<{ at: number, run: () => void }>, timer?: ReturnType<typeof setTimeout> }
+  const links = new WeakMap<net.Socket, Link>()
+  const proto = net.Socket.prototype as unknown as {
+    write: (chunk: unknown, ...rest: unknown[]) => boolean
+    end: (...args: unknown[]) => net.Socket
+  }
+  const { write, end } = proto
+  const linkOf = (socket: net.Socket): Link => {
+    let link = links.get(socket)
+    if (link == null) {
+      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), busyUntil: 0, queue: [] }
+      links.set(socket, link)
+    }
+    return link
+  }
+  const pump = (link: Link): void => {
+    link.timer = undefined
+    const now = performance.now()
+    while (link.queue.length > 0 && link.queue[0].at <= now) (link.queue.shift() as { run: () => void }).run()
+    if (link.queue.length > 0) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
+  }
+  const later = (socket: net.Socket, bytes: number, run: () => void): void => {
+    const link = linkOf(socket)
+    const now = performance.now()
+    link.busyUntil = Math.max(now, link.busyUntil) + bytes / bytesPerMs
+    link.queue.push({ at: link.busyUntil + link.latency, run })
+    if (link.timer == null) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
+  }
+  proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
+    // Pipes (stdout) are sockets too; only TCP links have a remote port.
+    if (this.remotePort == null) return write.call(this, chunk, ...rest)
+    const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
+    later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
+    return true
+  }
+  proto.end = function (this: net.Socket, ...args: unknown[]): net.Socket {
+    if (this.remotePort == null) return end.apply(this, args)
+    later(this, 0, () => { if (!this.destroyed) end.apply(this, args) })
+    return this
+  }
+}
+
 /** RSS, and the JS heap plus buffers in use, after a full GC. */
 function memoryAfterGc (): { rss: number, heap: number } {
   const gc = (globalThis as { gc?: () => void }).gc
@@ -295,11 +369,12 @@ function memoryAfterGc (): { rss: number, heap: number } {
 /** One implementation on one case, in this process. */
 async function runCase (impl: Impl, c: Case): Promise<Result> {
   countSocketWrites()
+  if (c.links != null) emulateLinks(c.links.latencyMs, c.links.mbps)
   const links = topology(c.nodes, prng(SEED))
   const degree = degrees(c.nodes, links)
   const from = publishers(c.nodes, c.publishers)
   const before = memoryAfterGc()
-  const network = impl === 'ours' ? await oursNetwork(c.nodes, links, degree) : await jsNetwork(c.nodes, links, degree)
+  const network = impl === 'ours' ? await oursNetwork(c.nodes, links, degree, c.noIdontwant) : await jsNetwork(c.nodes, links, degree, c.noIdontwant)
   try {
     const idle = memoryAfterGc()
     const latencies: number[] = []
@@ -345,6 +420,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
       msgsPerSec: c.messages / ((lastDelivery - started) / 1000),
       wireBytesPerDelivery: perDelivery,
       xPayload: perDelivery / c.size,
+      overheadBytesPerDelivery: perDelivery - c.size,
       rssIdleMBPerNode: mb(idle.rss - before.rss),
       rssMBPerNode: mb(after.rss - before.rss),
       heapMBPerNode: mb(after.heap - before.heap)
@@ -387,6 +463,29 @@ if (child != null) {
   console.log(JSON.stringify(result))
   // js-libp2p may leave timers behind after stop(); the result is out.
   process.exit(0)
+} else if (process.argv.includes('idontwant')) {
+  // IDONTWANT on and off, 16 KiB, five publishers: bytes on the wire beyond the one useful copy
+  // per delivery (duplicates, control, framing), for both implementations.
+  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  const results: Record<string, unknown> = {}
+  for (const nodes of [10, 30]) {
+    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: LINKS }
+    const row: Record<string, Result> = {}
+    for (const impl of ['ours', 'js'] as const) {
+      row[`${impl}On`] = rounded(await inChild(impl, base))
+      row[`${impl}Off`] = rounded(await inChild(impl, { ...base, noIdontwant: true }))
+    }
+    const cut = (on: Result, off: Result): number => round(1 - on.overheadBytesPerDelivery / off.overheadBytesPerDelivery)
+    const name = `${nodes}n-16384B-5pub`
+    results[name] = {
+      overheadBytesPerDelivery: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, Math.round(r.overheadBytesPerDelivery)])),
+      deliveryRatio: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.deliveryRatio])),
+      msgsPerSec: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.msgsPerSec])),
+      cutByIdontwant: { ours: cut(row.oursOn, row.oursOff), js: cut(row.jsOn, row.jsOff) }
+    }
+    console.log(JSON.stringify({ bench: 'gossipsub-idontwant', case: name, ...base, ...row }))
+  }
+  console.log(JSON.stringify({ bench: 'gossipsub-idontwant', node: process.version, results }))
 } else {
   const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
   const cases: Case[] = []

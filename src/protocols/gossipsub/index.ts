@@ -14,7 +14,7 @@ export type { PeerScoreParams, PeerScoreOptions, TopicScoreParams, PeerScoreThre
 export type { ScoreBreakdown } from './score/compute.js'
 export { METRICS } from './metrics.js'
 export type { MetricsSink, CounterName, HistogramName, Counters, Histograms, Labels } from './metrics.js'
-export { signPeerRecord } from './peer-exchange.js'
+export { InvalidPeerRecordError, signPeerRecord } from './peer-exchange.js'
 export { IdentTopic, Sha256Topic } from '../pubsub/topic.js'
 export type { Topic, TopicHash } from '../pubsub/topic.js'
 export { MessageAuthenticity } from '../pubsub/authenticity.js'

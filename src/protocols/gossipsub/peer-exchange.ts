@@ -14,6 +14,7 @@
 import { peerIdFromMultihash, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import * as Digest from 'multiformats/hashes/digest'
+import { PeerswarmError } from '../../errors.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -53,26 +54,45 @@ export class PeerRecords {
   }
 }
 
-/** Verify a signed peer record envelope; rejects if it is malformed or forged. */
+/** A PX entry or a signed peer record is malformed, forged, or names another peer. */
+export class InvalidPeerRecordError extends PeerswarmError {
+  constructor (message: string, cause?: unknown) {
+    super('ERR_INVALID_PEER_RECORD', message, { cause })
+  }
+}
+
+/** Run `fn`; any failure becomes an `InvalidPeerRecordError` saying `what` failed. */
+async function invalidAs<T> (what: string, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof InvalidPeerRecordError) throw err
+    throw new InvalidPeerRecordError(`${what}: ${err instanceof Error ? err.message : String(err)}`, err)
+  }
+}
+
+/** Verify a signed peer record envelope; rejects with `InvalidPeerRecordError` if it is malformed or forged. */
 export async function openRecord (envelope: Uint8Array): Promise<ExchangedPeer & { readonly seq: bigint }> {
-  const opened = await RecordEnvelope.openAndCertify(envelope, PeerRecord.DOMAIN)
-  if (!equalBytes(opened.payloadType, PeerRecord.CODEC)) throw new Error('the envelope does not hold a peer record')
-  const record = PeerRecord.createFromProtobuf(opened.payload)
+  const opened = await invalidAs('malformed or forged envelope', async () => RecordEnvelope.openAndCertify(envelope, PeerRecord.DOMAIN))
+  if (!equalBytes(opened.payloadType, PeerRecord.CODEC)) throw new InvalidPeerRecordError('the envelope does not hold a peer record')
+  const record = await invalidAs('malformed peer record', () => PeerRecord.createFromProtobuf(opened.payload))
   // The record must be signed by the peer it describes.
-  if (!record.peerId.equals(peerIdFromPublicKeyBytes(opened))) throw new Error('the record is signed by another peer')
+  const signer = await invalidAs('unusable signing key', () => peerIdFromPublicKeyBytes(opened))
+  if (!record.peerId.equals(signer)) throw new InvalidPeerRecordError('the record is signed by another peer')
   return { peerId: record.peerId, addresses: record.multiaddrs, record: envelope, seq: record.seqNumber }
 }
 
 /**
  * Check a PX entry: its peer id, and its record if it has one (which must name the same
- * peer). Rejects when the entry is unusable.
+ * peer). Rejects with `InvalidPeerRecordError` when the entry is unusable.
  */
 export async function openExchangedPeer (info: { readonly peerID?: Uint8Array, readonly signedPeerRecord?: Uint8Array }): Promise<ExchangedPeer & { readonly seq?: bigint }> {
-  if (info.peerID == null) throw new Error('PX entry without a peer id')
-  const peerId = peerIdFromMultihash(Digest.decode(info.peerID))
+  if (info.peerID == null) throw new InvalidPeerRecordError('PX entry without a peer id')
+  const peerID = info.peerID
+  const peerId = await invalidAs('invalid peer id in a PX entry', () => peerIdFromMultihash(Digest.decode(peerID)))
   if (info.signedPeerRecord == null) return { peerId, addresses: [] }
   const opened = await openRecord(info.signedPeerRecord)
-  if (!opened.peerId.equals(peerId)) throw new Error('the PX record is for another peer than its entry')
+  if (!opened.peerId.equals(peerId)) throw new InvalidPeerRecordError('the PX record is for another peer than its entry')
   return opened
 }
 

@@ -1,0 +1,181 @@
+/**
+ * Property tests (fast-check) on every decoder that reads bytes from the network: random bytes
+ * and mutations of valid messages (bytes flipped, inserted, deleted, truncated). Each decoder
+ * either returns a value or throws its own typed error; nothing else escapes, and nothing
+ * decodes to more than its limits allow.
+ *
+ * `npm test` runs FUZZ_RUNS inputs per property (default 300); `npm run fuzz` runs 100,000.
+ */
+import { expect } from 'chai'
+import fc from 'fast-check'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError, generateKeypair, gossipsub, peerIdOf } from '../../src/index.js'
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from '../../src/protocols/pubsub/framing.js'
+import { decodeRpc, encodeRpc, InvalidRpcError } from '../../src/protocols/pubsub/rpc.js'
+import { buildQuery, buildResponses, MalformedPacketError, parsePacket } from '../../src/protocols/mdns/packet.js'
+import { decodeInfo, encodeInfo, InvalidIdentifyError } from '../../src/protocols/identify/message.js'
+import { InvalidPeerRecordError, openExchangedPeer, signPeerRecord } from '../../src/protocols/gossipsub/peer-exchange.js'
+import { Harness } from '../fixtures/gossipsub-harness.js'
+import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
+const SERVICE = '_p2p._udp.local'
+
+/** Bytes of `seed` changed by a few random edits. */
+function mutations (seeds: readonly Uint8Array[]): fc.Arbitrary<Uint8Array> {
+  const edit = fc.record({ kind: fc.constantFrom('flip', 'insert', 'delete', 'truncate', 'set'), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) })
+  return fc.tuple(fc.constantFrom(...seeds), fc.array(edit, { minLength: 1, maxLength: 8 })).map(([seed, edits]) => {
+    let bytes = Array.from(seed)
+    for (const { kind, at, byte } of edits) {
+      const i = bytes.length === 0 ? 0 : at % bytes.length
+      if (kind === 'flip') bytes[i] ^= 1 << (byte % 8)
+      else if (kind === 'set') bytes[i] = byte
+      else if (kind === 'insert') bytes.splice(i, 0, byte)
+      else if (kind === 'delete') bytes.splice(i, 1)
+      else bytes = bytes.slice(0, i)
+    }
+    return Uint8Array.from(bytes)
+  })
+}
+
+/** Random bytes, and mutations of the valid `seeds`. */
+function inputs (seeds: readonly Uint8Array[], maxLength = 1024): fc.Arbitrary<Uint8Array> {
+  return fc.oneof(fc.uint8Array({ maxLength }), mutations(seeds))
+}
+
+/** `fn()` returns, or throws an instance of `type`; anything else fails the property. */
+function returnsOrThrows (type: new (...args: never[]) => Error, fn: () => unknown): void {
+  try {
+    fn()
+  } catch (err) {
+    if (!(err instanceof type)) throw new Error(`expected a ${type.name}, got ${String(err)}`, { cause: err })
+  }
+}
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+describe(`fuzzing the decoders (${RUNS} inputs per property)`, function () {
+  this.timeout(RUNS > 1000 ? 0 : 60_000)
+
+  describe('pubsub RPC', () => {
+    const seeds: Uint8Array[] = [
+      encodeRpc({ subscriptions: [{ subscribe: true, topicid: 'a' }, { subscribe: false, topicid: 'b' }] }),
+      encodeRpc({ publish: [{ from: bytes('peer'), data: bytes('hello'), seqno: new Uint8Array(8), topic: 't', signature: new Uint8Array(64), key: new Uint8Array(36) }] }),
+      encodeRpc({
+        control: {
+          ihave: [{ topicID: 't', messageIDs: [bytes('id1'), bytes('id2')] }],
+          iwant: [{ messageIDs: [bytes('id3')] }],
+          graft: [{ topicID: 't' }],
+          prune: [{ topicID: 't', peers: [{ peerID: bytes('p'), signedPeerRecord: bytes('r') }], backoff: 60 }],
+          idontwant: [{ messageIDs: [bytes('id4')] }]
+        }
+      })
+    ]
+
+    it('decodes or throws InvalidRpcError', () => {
+      fc.assert(fc.property(inputs(seeds), (input) => { returnsOrThrows(InvalidRpcError, () => decodeRpc(input)) }), { numRuns: RUNS })
+    })
+
+    it('reads every frame back from any split of a stream of frames, and refuses oversized ones', () => {
+      const frames = fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 8 })
+      fc.assert(fc.property(frames, fc.array(fc.nat(), { maxLength: 6 }), (payloads, cuts) => {
+        const stream = Uint8Array.from(payloads.flatMap(p => Array.from(encodeFrame(p))))
+        const points = [...new Set(cuts.map(c => c % (stream.byteLength + 1)))].sort((a, b) => a - b)
+        const decoder = new FrameDecoder(300)
+        const got: number[][] = []
+        let from = 0
+        for (const to of [...points, stream.byteLength]) {
+          for (const frame of decoder.decode(stream.subarray(from, to))) got.push(Array.from(frame))
+          from = to
+        }
+        expect(got).to.deep.equal(payloads.map(p => Array.from(p)))
+      }), { numRuns: RUNS })
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (input) => {
+        returnsOrThrows(FrameTooLargeError, () => {
+          for (const frame of new FrameDecoder(16).decode(input)) expect(frame.byteLength).to.be.at.most(16)
+        })
+      }), { numRuns: RUNS })
+    })
+
+    it('a GossipSub behaviour takes any decodable RPC from a peer without throwing, and stays bounded', async () => {
+      const h = Harness.create({ maxTopicsPerPeer: 64 })
+      try {
+        h.behaviour.subscribe('t')
+        const [peer] = await h.connectMany(1, { topics: ['t'] })
+        const id = fc.uint8Array({ maxLength: 40 })
+        const topic = fc.oneof(fc.constant('t'), fc.string({ maxLength: 12 }))
+        const rpc: fc.Arbitrary<Rpc> = fc.record({
+          subscriptions: fc.array(fc.record({ subscribe: fc.boolean(), topicid: topic }, { requiredKeys: [] }), { maxLength: 4 }),
+          publish: fc.array(fc.record({ from: fc.uint8Array({ maxLength: 40 }), data: fc.uint8Array({ maxLength: 64 }), seqno: fc.uint8Array({ maxLength: 10 }), topic, signature: fc.uint8Array({ maxLength: 70 }), key: fc.uint8Array({ maxLength: 40 }) }, { requiredKeys: [] }), { maxLength: 3 }),
+          control: fc.record({
+            ihave: fc.array(fc.record({ topicID: topic, messageIDs: fc.array(id, { maxLength: 8 }) }, { requiredKeys: [] }), { maxLength: 3 }),
+            iwant: fc.array(fc.record({ messageIDs: fc.array(id, { maxLength: 8 }) }, { requiredKeys: [] }), { maxLength: 3 }),
+            graft: fc.array(fc.record({ topicID: topic }, { requiredKeys: [] }), { maxLength: 3 }),
+            prune: fc.array(fc.record({ topicID: topic, backoff: fc.nat(), peers: fc.array(fc.record({ peerID: id, signedPeerRecord: id }, { requiredKeys: [] }), { maxLength: 2 }) }, { requiredKeys: [] }), { maxLength: 2 }),
+            idontwant: fc.array(fc.record({ messageIDs: fc.array(id, { maxLength: 8 }) }, { requiredKeys: [] }), { maxLength: 2 })
+          }, { requiredKeys: [] })
+        }, { requiredKeys: [] })
+        fc.assert(fc.property(rpc, (r) => {
+          // Through the codec, as from the wire.
+          h.inject(peer, decodeRpc(encodeRpc(r)))
+          h.clearSent()
+        }), { numRuns: RUNS })
+        expect(h.behaviour.allPeers().find(p => p.peerId.equals(peer.peerId))?.topics.length ?? 0).to.be.at.most(64)
+      } finally {
+        h.close()
+      }
+    })
+  })
+
+  describe('mDNS packets', () => {
+    it('parse or throw MalformedPacketError', async () => {
+      const key = await generateKeypair()
+      const seeds = [
+        buildQuery(SERVICE, 7),
+        ...buildResponses({ serviceName: SERVICE, peerName: 'abcdef', peerId: peerIdOf(key), addresses: [multiaddr('/ip4/127.0.0.1/tcp/4001'), multiaddr('/ip6/::1/tcp/4001')], ttl: 120, hostAddress: { family: 4, address: '127.0.0.1' } })
+      ]
+      fc.assert(fc.property(inputs(seeds, 1500), (input) => {
+        returnsOrThrows(MalformedPacketError, () => {
+          const packet = parsePacket(input, SERVICE, 4)
+          if (packet.type === 'Response') for (const peer of packet.peers) expect(peer.addresses.length).to.be.at.most(4)
+        })
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('identify messages', () => {
+    it('decode or throw InvalidIdentifyError', async () => {
+      const key = await generateKeypair()
+      const seed = encodeInfo({
+        publicKey: key.publicKey,
+        protocolVersion: 'ipfs/0.1.0',
+        agentVersion: 'peerswarm/0.1.0',
+        listenAddrs: [multiaddr('/ip4/127.0.0.1/tcp/4001')],
+        protocols: ['/ipfs/ping/1.0.0', '/meshsub/1.2.0'],
+        observedAddr: multiaddr('/ip4/127.0.0.1/tcp/5555')
+      })
+      fc.assert(fc.property(inputs([seed]), (input) => { returnsOrThrows(InvalidIdentifyError, () => decodeInfo(input, peerIdOf(key))) }), { numRuns: RUNS })
+    })
+  })
+
+  describe('PX entries and signed peer records', () => {
+    it('open or reject with InvalidPeerRecordError', async () => {
+      const key = await generateKeypair()
+      const record = await signPeerRecord(key, [multiaddr('/ip4/127.0.0.1/tcp/4001')])
+      const peerID = peerIdOf(key).toMultihash().bytes
+      await fc.assert(fc.asyncProperty(inputs([record]), inputs([peerID], 64), fc.boolean(), async (signedPeerRecord, id, withRecord) => {
+        try {
+          await openExchangedPeer({ peerID: id, ...(withRecord ? { signedPeerRecord } : {}) })
+        } catch (err) {
+          if (!(err instanceof InvalidPeerRecordError)) throw new Error(`expected an InvalidPeerRecordError, got ${String(err)}`, { cause: err })
+        }
+      }), { numRuns: RUNS })
+    })
+  })
+
+  it('keeps GossipSub config errors typed for any numbers', () => {
+    fc.assert(fc.property(fc.record({ meshN: fc.integer({ min: -2, max: 20 }), meshNLow: fc.integer({ min: -2, max: 20 }), meshNHigh: fc.integer({ min: -2, max: 30 }), heartbeatInterval: fc.integer({ min: -10, max: 5_000 }) }), (options) => {
+      returnsOrThrows(ConfigError, () => new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.anonymous(), ...options }).close())
+    }), { numRuns: RUNS })
+  })
+})
