@@ -1,0 +1,60 @@
+/**
+ * GossipSub's resource bounds, each hit on purpose (docs/limits.md lists them all): what a
+ * peer can make us hold is capped, and going over the cap costs only that peer.
+ */
+import { createHash } from 'node:crypto'
+import { expect } from 'chai'
+import { gossipsub } from '../../src/index.js'
+import { collect, Harness, keyOf } from '../fixtures/gossipsub-harness.js'
+import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
+
+const T = 'topic'
+
+describe('GossipSub limits', () => {
+  let h: Harness
+  afterEach(() => { h.close() })
+
+  it('maxTopicsPerPeer: subscriptions beyond it are ignored; the topics it already has still work', async () => {
+    h = Harness.create({ maxTopicsPerPeer: 10 })
+    h.behaviour.subscribe(T)
+    const [peer] = await h.connectMany(1, { topics: [T] })
+    h.inject(peer, { subscriptions: Array.from({ length: 100 }, (_, i) => ({ subscribe: true, topicid: `spam-${i}` })) })
+    const known = h.behaviour.allPeers().find(p => p.peerId.equals(peer.peerId))
+    expect(known?.topics).to.have.length(10)
+    expect(known?.topics).to.include(T)
+    expect(h.behaviour.subscribers(T).map(keyOf)).to.deep.equal([keyOf(peer)])
+  })
+
+  it('maxIDontWantIds: IDONTWANT ids beyond it in one heartbeat are not recorded (the message is still sent)', async () => {
+    h = Harness.create({ maxIDontWantIds: 5, idontwantMessageThreshold: 1 })
+    h.behaviour.subscribe(T)
+    const [source, peer] = await h.connectMany(2, { topics: [T] })
+    await h.heartbeats(1)
+    // Messages whose ids the peer announces: the first five are honoured, the rest not.
+    const author = new MessageAuthor(gossipsub.MessageAuthenticity.anonymous())
+    const raws = await Promise.all(Array.from({ length: 8 }, async (_, i) => author.build(T, new Uint8Array([i, 1, 2]), BigInt(i)).complete))
+    // Unsigned messages are identified by the SHA-256 of their data.
+    const ids = raws.map(raw => createHash('sha256').update(raw.data as Uint8Array).digest())
+    h.inject(peer, { control: { idontwant: [{ messageIDs: ids }] } })
+    h.clearSent()
+    for (const raw of raws) h.inject(source, { publish: [raw] })
+    expect(collect.messages(h.takeSent(peer))).to.have.length(3)
+  })
+
+  it('maxPendingValidations: with manual validation, the oldest held message is dropped past the bound', async () => {
+    h = Harness.create({ validateMessagesManually: true, maxPendingValidations: 4 })
+    h.behaviour.subscribe(T)
+    const [source, other] = await h.connectMany(2, { topics: [T] })
+    await h.heartbeats(1)
+    const author = new MessageAuthor(gossipsub.MessageAuthenticity.anonymous())
+    for (let i = 0; i < 6; i++) h.inject(source, { publish: [await author.build(T, new Uint8Array([i]), BigInt(i)).complete] })
+    h.drain()
+    const held = h.events.flatMap(e => e.type === 'Message' ? [e.messageId] : [])
+    expect(held).to.have.length(6)
+    h.clearSent()
+    // The two oldest were dropped: accepting them forwards nothing; the four others go out.
+    const accepted = held.map(id => h.behaviour.reportMessageValidationResult(id, source.peerId, 'accept'))
+    expect(accepted).to.deep.equal([false, false, true, true, true, true])
+    expect(collect.messages(h.takeSent(other))).to.have.length(4)
+  })
+})
