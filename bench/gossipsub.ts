@@ -59,14 +59,8 @@ import '../src/compat.js'
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub as jsGossipsub } from '@libp2p/gossipsub'
-import { identify as jsIdentify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
-import type { Message as JsMessage } from '@libp2p/gossipsub'
+import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'bench'
@@ -238,45 +232,25 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
   }
 }
 
-/** Our default message id, for js: the author's peer id multihash ‖ seqno (8 bytes, big-endian). */
-function authorSeqnoId (msg: JsMessage): Uint8Array {
-  if (msg.type !== 'signed') throw new Error('expected a signed message')
-  const from = msg.from.toMultihash().bytes
-  const id = new Uint8Array(from.byteLength + 8)
-  id.set(from)
-  new DataView(id.buffer).setBigUint64(from.byteLength, msg.sequenceNumber)
-  return id
-}
-
 /** The implementation class has `getMeshPeers`; the `GossipSub` interface the service is typed with does not. */
 function meshPeersOf (pubsub: unknown): string[] {
   return (pubsub as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(TOPIC)
 }
 
 async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
-  const libp2ps = await Promise.all(Array.from({ length: nodes }, async () => createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: {
-      identify: jsIdentify(),
-      pubsub: jsGossipsub({
-        D: D.meshN,
-        Dlo: D.meshNLow,
-        Dhi: D.meshNHigh,
-        Dscore: D.meshNScore,
-        Dout: D.meshOutboundMin,
-        Dlazy: D.gossipLazy,
-        heartbeatInterval: HEARTBEAT_MS,
-        floodPublish: true,
-        globalSignaturePolicy: 'StrictSign',
-        msgIdFn: authorSeqnoId,
-        ...(noIdontwant ? { idontwantMinDataSize: NEVER } : {}),
-        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
-      })
-    },
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  const libp2ps = await Promise.all(Array.from({ length: nodes }, async () => jsGossipsubNode({
+    D: D.meshN,
+    Dlo: D.meshNLow,
+    Dhi: D.meshNHigh,
+    Dscore: D.meshNScore,
+    Dout: D.meshOutboundMin,
+    Dlazy: D.gossipLazy,
+    heartbeatInterval: HEARTBEAT_MS,
+    floodPublish: true,
+    globalSignaturePolicy: 'StrictSign',
+    msgIdFn: authorSeqnoId,
+    ...(noIdontwant ? { idontwantMinDataSize: NEVER } : {}),
+    scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
   })))
   let listener: (node: number, payload: Uint8Array) => void = () => {}
   libp2ps.forEach((node, i) => {

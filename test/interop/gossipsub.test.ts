@@ -4,20 +4,13 @@
  * that every mesh edge, every control message and every forwarded message crosses the boundary.
  * Scoring is on at both ends.
  */
-import './js-node.js'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub as jsGossipsub } from '@libp2p/gossipsub'
+import { authorSeqnoId, jsGossipsubNode } from './js-node.js'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
-import { identify as jsIdentify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
-import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, gossipsub, identify } from '../../src/index.js'
 import { EventLog } from '../fixtures/event-log.js'
-import type { Message as JsMessage } from '@libp2p/gossipsub'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'interop-gossipsub'
@@ -47,16 +40,6 @@ const TOPIC_SCORE = {
 type Policy = 'StrictSign' | 'StrictNoSign'
 type ControlKind = 'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant'
 
-/** The message id both ends use for signed messages: author's multihash ‖ 8-byte seqno (ours by default). */
-function authorSeqnoId (msg: JsMessage): Uint8Array {
-  if (msg.type !== 'signed') throw new Error('expected a signed message')
-  const from = msg.from.toMultihash().bytes
-  const id = new Uint8Array(from.byteLength + 8)
-  id.set(from)
-  new DataView(id.buffer).setBigUint64(from.byteLength, msg.sequenceNumber)
-  return id
-}
-
 async function ourNode (policy: Policy) {
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
@@ -81,28 +64,17 @@ async function ourNode (policy: Policy) {
 }
 
 async function jsNode (policy: Policy) {
-  const node = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: {
-      identify: jsIdentify(),
-      pubsub: jsGossipsub({
-        ...MESH,
-        heartbeatInterval: HEARTBEAT_MS,
-        mcacheLength: HISTORY.length,
-        mcacheGossip: HISTORY.gossip,
-        idontwantMinDataSize: IDONTWANT_MIN,
-        globalSignaturePolicy: policy,
-        // StrictNoSign: js's default (SHA-256 of the data) is ours too.
-        ...(policy === 'StrictSign' ? { msgIdFn: authorSeqnoId } : {}),
-        scoreParams: { IPColocationFactorWhitelist: new Set(WHITELIST), topics: { [TOPIC]: createTopicScoreParams(TOPIC_SCORE) } }
-      })
-    },
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  return jsGossipsubNode({
+    ...MESH,
+    heartbeatInterval: HEARTBEAT_MS,
+    mcacheLength: HISTORY.length,
+    mcacheGossip: HISTORY.gossip,
+    idontwantMinDataSize: IDONTWANT_MIN,
+    globalSignaturePolicy: policy,
+    // StrictNoSign: js's default (SHA-256 of the data) is ours too.
+    ...(policy === 'StrictSign' ? { msgIdFn: authorSeqnoId } : {}),
+    scoreParams: { IPColocationFactorWhitelist: new Set(WHITELIST), topics: { [TOPIC]: createTopicScoreParams(TOPIC_SCORE) } }
   })
-  return node
 }
 
 type JsNode = Awaited<ReturnType<typeof jsNode>>

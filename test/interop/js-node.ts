@@ -6,12 +6,14 @@ import dgram from 'node:dgram'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { floodsub } from '@libp2p/floodsub'
+import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
+import type { Message as JsMessage } from '@libp2p/gossipsub'
 
 export async function jsNode () {
   return createLibp2p({
@@ -48,6 +50,20 @@ export async function jsFloodsubNode (policy: 'StrictSign' | 'StrictNoSign') {
 
 export type JsFloodsubNode = Awaited<ReturnType<typeof jsFloodsubNode>>
 
+/** A js-libp2p node on TCP running `@libp2p/gossipsub` with `options`. */
+export async function jsGossipsubNode (options: Parameters<typeof gossipsub>[0]) {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), pubsub: gossipsub(options) },
+    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
+  })
+}
+
+export type JsGossipsubNode = Awaited<ReturnType<typeof jsGossipsubNode>>
+
 /** A js-libp2p node with `@libp2p/mdns` on `serviceTag`, querying every `interval` ms. */
 export async function jsMdnsNode (serviceTag: string, interval = 1_000) {
   return createLibp2p({
@@ -81,4 +97,17 @@ export function pinMulticastToLoopback (): () => void {
     proto.addMembership = addMembership
     proto.setMulticastInterface = setMulticastInterface
   }
+}
+
+/**
+ * Our default id of a signed message, for `@libp2p/gossipsub`'s `msgIdFn`: the author's peer
+ * id multihash ‖ seqno (8 bytes, big-endian).
+ */
+export function authorSeqnoId (msg: JsMessage): Uint8Array {
+  if (msg.type !== 'signed') throw new Error('expected a signed message')
+  const from = msg.from.toMultihash().bytes
+  const id = new Uint8Array(from.byteLength + 8)
+  id.set(from)
+  new DataView(id.buffer).setBigUint64(from.byteLength, msg.sequenceNumber)
+  return id
 }

@@ -13,6 +13,16 @@ import type { FakePeer } from '../fixtures/gossipsub-harness.js'
 const T = 'topic'
 const bytes = (...values: number[]) => new Uint8Array(values)
 
+/** The `PublishError` kind `fn` throws, or undefined if it returns. */
+function kind (fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    return err instanceof gossipsub.PublishError ? err.kind : String(err)
+  }
+  return undefined
+}
+
 describe('gossipsub forwarding and publishing', () => {
   let h: Harness
   afterEach(() => { h?.close() })
@@ -80,14 +90,6 @@ describe('gossipsub forwarding and publishing', () => {
 
   it('refuses to publish with typed errors: no peers, too large, duplicate, failed transform', async () => {
     h = Harness.create({ maxTransmitSize: 1024, dataTransform: { outbound: (_t, d) => { if (d[0] === 0xff) throw new Error('no'); return d }, inbound: (_t, d) => d } })
-    const kind = (fn: () => unknown): string | undefined => {
-      try {
-        fn()
-      } catch (err) {
-        return err instanceof gossipsub.PublishError ? err.kind : String(err)
-      }
-      return undefined
-    }
     expect(kind(() => h.behaviour.publish(T, bytes(1)))).to.equal('NoPeersSubscribedToTopic')
     await h.connect({ topics: [T] })
     expect(kind(() => h.behaviour.publish(T, new Uint8Array(2048)))).to.equal('MessageTooLarge')
@@ -102,14 +104,6 @@ describe('gossipsub forwarding and publishing', () => {
     h.behaviour.subscribe(T)
     await h.connectMany(2, { topics: [T], stalled: true })
     await h.heartbeats(1)
-    const kind = (fn: () => unknown): string | undefined => {
-      try {
-        fn()
-      } catch (err) {
-        return err instanceof gossipsub.PublishError ? err.kind : String(err)
-      }
-      return undefined
-    }
     const outcomes: Array<string | undefined> = []
     for (let i = 0; i < 8; i++) {
       outcomes.push(kind(() => h.behaviour.publish(T, new Uint8Array(1000).fill(i))))
