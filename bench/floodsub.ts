@@ -26,7 +26,9 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 const NODES = 10
 const MESSAGES = 1_000
 const TOPIC = 'bench'
-const SIZES = [256, 16 * 1024]
+const SIZES = process.env.BENCH_SIZES != null ? process.env.BENCH_SIZES.split(',').map(Number) : [256, 16 * 1024]
+/** `BENCH_ONLY=ours` or `js` runs one implementation (e.g. to profile it alone). */
+const ONLY = process.env.BENCH_ONLY
 /** Give up when no delivery happened for this long. */
 const STALL_MS = 10_000
 
@@ -158,6 +160,12 @@ function rounded (result: Result): Result {
 
 const results: Record<string, unknown> = {}
 for (const size of SIZES) {
+  if (ONLY === 'js' || ONLY === 'ours') {
+    const network = ONLY === 'js' ? await jsNetwork() : await oursNetwork()
+    results[`${size}B`] = { [ONLY]: rounded(await run(network, size)) }
+    await network.close()
+    continue
+  }
   const ours = await oursNetwork()
   const oursResult = await run(ours, size)
   await ours.close()
