@@ -14,6 +14,8 @@
  * Run: npm run bench:floodsub
  */
 import '../src/compat.js'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { floodsub as jsFloodsub } from '@libp2p/floodsub'
@@ -26,7 +28,31 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 const NODES = 10
 const MESSAGES = 1_000
 const TOPIC = 'bench'
-const SIZES = [256, 16 * 1024]
+const SIZES = process.env.BENCH_SIZES != null ? process.env.BENCH_SIZES.split(',').map(Number) : [256, 16 * 1024]
+/** `BENCH_ONLY=ours` or `js` runs one implementation (e.g. to profile it alone). */
+const ONLY = process.env.BENCH_ONLY
+/**
+ * `BENCH_PROFILE=dir`: write a CPU profile of each measured run (publish → last delivery, no
+ * set-up) to `dir/<impl>-<size>.cpuprofile`.
+ */
+const PROFILE_DIR = process.env.BENCH_PROFILE
+
+/** Run `body`, profiling it into `PROFILE_DIR/name.cpuprofile` when asked to. */
+async function profiled<T> (name: string, body: () => Promise<T>): Promise<T> {
+  if (PROFILE_DIR == null) return body()
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  try {
+    return await body()
+  } finally {
+    const { profile } = await session.post('Profiler.stop')
+    mkdirSync(PROFILE_DIR, { recursive: true })
+    writeFileSync(`${PROFILE_DIR}/${name}.cpuprofile`, JSON.stringify(profile))
+    session.disconnect()
+  }
+}
 /** Give up when no delivery happened for this long. */
 const STALL_MS = 10_000
 
@@ -158,6 +184,12 @@ function rounded (result: Result): Result {
 
 const results: Record<string, unknown> = {}
 for (const size of SIZES) {
+  if (ONLY === 'js' || ONLY === 'ours') {
+    const network = ONLY === 'js' ? await jsNetwork() : await oursNetwork()
+    results[`${size}B`] = { [ONLY]: rounded(await profiled(`${ONLY}-${size}`, async () => run(network, size))) }
+    await network.close()
+    continue
+  }
   const ours = await oursNetwork()
   const oursResult = await run(ours, size)
   await ours.close()

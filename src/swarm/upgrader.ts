@@ -11,6 +11,7 @@
  */
 import { handle, select } from '@libp2p/multistream-select'
 import { LocalPeerIdError, UpgradeError } from './errors.js'
+import { HandshakeStream, SecureChannel, noiseCipherOf } from './secure-channel.js'
 import type { UpgradePhase } from './errors.js'
 import type { Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
@@ -33,6 +34,11 @@ export interface UpgraderInit {
    * negotiates the muxer with multistream-select, as rust-libp2p does.
    */
   readonly inlineMuxerNegotiation?: boolean
+  /**
+   * Frame Noise transport messages ourselves, with writes coalesced per event-loop turn
+   * (default: true). Off, `@chainsafe/libp2p-noise`'s own stream carries the connection.
+   */
+  readonly ownNoiseFraming?: boolean
 }
 
 /** The security + muxer upgrade shared by all transports of a swarm. */
@@ -76,16 +82,27 @@ export class SwarmUpgrader {
     // extension that go-libp2p and js-libp2p speak), which saves a round trip; when the remote
     // lists none (rust-libp2p), we fall back to multistream-select on the encrypted stream.
     const options = { signal, skipStreamMuxerNegotiation: this.init.inlineMuxerNegotiation === false }
-    const secured = await step('handshake', async () => initiator ? encrypter.secureOutbound(maConn, options) : encrypter.secureInbound(maConn, options))
+    // Noise handshakes over a stand-in for the socket; once it is done, our SecureChannel takes
+    // the socket over with Noise's cipher states (own framing, coalesced writes) and Noise's
+    // own encrypted stream stays unattached. Other encrypters keep their own stream.
+    const ownFraming = encryption === '/noise' && this.init.ownNoiseFraming !== false
+    const below = ownFraming ? new HandshakeStream(maConn) : maConn
+    const secured = await step('handshake', async () => initiator ? encrypter.secureOutbound(below, options) : encrypter.secureInbound(below, options))
+    let connection = secured.connection
+    if (below instanceof HandshakeStream) {
+      const cipher = noiseCipherOf(secured.connection)
+      // Without readable cipher states (another Noise version), the stand-in stays in place.
+      if (cipher != null) connection = new SecureChannel(maConn, cipher, below.detach())
+    }
     if (secured.remotePeer.equals(this.init.localPeer)) throw new LocalPeerIdError(maConn.remoteAddr)
     let factory = secured.streamMuxer
     if (factory == null) {
-      const negotiated = await step('muxer-negotiation', async () => negotiate(secured.connection, [...this.muxers.keys()], { signal }))
+      const negotiated = await step('muxer-negotiation', async () => negotiate(connection, [...this.muxers.keys()], { signal }))
       factory = this.muxers.get(negotiated)
       if (factory == null) throw new UpgradeError('muxer-negotiation', `negotiated unknown muxer ${negotiated}`)
     }
     const multiplexer = factory.protocol
-    const muxer = factory.createStreamMuxer(secured.connection)
+    const muxer = factory.createStreamMuxer(connection)
     return { maConn, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
   }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { PeerswarmError } from '../../errors.js'
@@ -13,6 +14,7 @@ import { encodeMessage } from './rpc.js'
 import type { RawMessage } from './rpc.js'
 import type { TopicHash } from './topic.js'
 import type { PeerId, PrivateKey, PublicKey } from '@libp2p/interface'
+import type { KeyObject } from 'node:crypto'
 
 /** How our own messages are authored. */
 export type MessageAuthenticity =
@@ -72,13 +74,92 @@ function signedBytes (message: RawMessage): Uint8Array {
   return bytes
 }
 
+/** DER prefixes that turn a raw 32-byte Ed25519 key into SPKI (public) and PKCS#8 (private). */
+const ED25519_SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00])
+const ED25519_PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20])
+
+function der (prefix: Uint8Array, key: Uint8Array): Buffer {
+  const bytes = Buffer.alloc(prefix.byteLength + key.byteLength)
+  bytes.set(prefix)
+  bytes.set(key, prefix.byteLength)
+  return bytes
+}
+
+/**
+ * A signer for `key`: Ed25519 signs through a `node:crypto` KeyObject imported once
+ * (@libp2p/crypto re-imports the key from JWK on every call); other keys sign themselves.
+ */
+function signerOf (key: PrivateKey): (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array> {
+  if (key.type === 'Ed25519' && key.raw.byteLength >= 32) {
+    try {
+      const object = createPrivateKey({ key: der(ED25519_PKCS8_PREFIX, key.raw.subarray(0, 32)), format: 'der', type: 'pkcs8' })
+      return (bytes) => nodeSign(null, bytes, object)
+    } catch {}
+  }
+  return (bytes) => key.sign(bytes)
+}
+
+/** A verifier for `key`, as {@link signerOf}: Ed25519 through a `node:crypto` KeyObject. */
+function verifierOf (key: PublicKey): (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> {
+  if (key.type === 'Ed25519' && key.raw.byteLength === 32) {
+    let object: KeyObject | undefined
+    try {
+      object = createPublicKey({ key: der(ED25519_SPKI_PREFIX, key.raw), format: 'der', type: 'spki' })
+    } catch {}
+    if (object != null) {
+      const imported = object
+      return (bytes, signature) => signature.byteLength === 64 && nodeVerify(null, bytes, imported, signature)
+    }
+  }
+  return (bytes, signature) => key.verify(bytes, signature)
+}
+
+/**
+ * Verifying keys per author, imported once (`node:crypto` KeyObjects for Ed25519), at most
+ * `capacity` of them: the least recently used goes first.
+ */
+export class VerifyingKeyCache {
+  private readonly entries = new Map<string, (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>>()
+
+  constructor (readonly capacity = 4096) {
+    if (!(capacity >= 1)) throw new RangeError('the key cache needs room for one key')
+  }
+
+  /** Keys held. */
+  get size (): number {
+    return this.entries.size
+  }
+
+  /** Whether `id`'s key is held (does not count as a use). */
+  has (id: string): boolean {
+    return this.entries.has(id)
+  }
+
+  /** The verifier of `id`, made from `key()` if not held. */
+  get (id: string, key: () => PublicKey): (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> {
+    const held = this.entries.get(id)
+    if (held != null) {
+      // Most recently used last.
+      this.entries.delete(id)
+      this.entries.set(id, held)
+      return held
+    }
+    const made = verifierOf(key())
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as string)
+    this.entries.set(id, made)
+    return made
+  }
+}
+
 /** Authors our own messages. */
 export class MessageAuthor {
   private readonly peerId?: PeerId
   private readonly inlineKey?: Uint8Array
+  private readonly sign?: (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>
 
   constructor (private readonly authenticity: MessageAuthenticity) {
     if (authenticity.type === 'Signed') {
+      this.sign = signerOf(authenticity.key)
       this.peerId = peerIdFromPrivateKey(authenticity.key)
       // Ed25519 and secp256k1 keys are readable from the peer id; others travel in `key`.
       if (this.peerId.publicKey == null || this.peerId.type === 'RSA') this.inlineKey = publicKeyToProtobuf(authenticity.key.publicKey)
@@ -90,12 +171,12 @@ export class MessageAuthor {
    * complete message, signed if required (asynchronously for keys that sign asynchronously).
    */
   build (topic: TopicHash, data: Uint8Array, seqno: bigint): { readonly fields: RawMessage, readonly complete: RawMessage | Promise<RawMessage> } {
-    if (this.authenticity.type === 'Anonymous' || this.peerId == null) {
+    if (this.authenticity.type === 'Anonymous' || this.peerId == null || this.sign == null) {
       const fields = { data, topic }
       return { fields, complete: fields }
     }
     const fields: RawMessage = { from: this.peerId.toMultihash().bytes, data, seqno: seqnoBytes(seqno), topic }
-    const signature = this.authenticity.key.sign(signedBytes(fields))
+    const signature = this.sign(signedBytes(fields))
     const finish = (sig: Uint8Array): RawMessage => ({ ...fields, signature: sig, key: this.inlineKey })
     return { fields, complete: signature instanceof Promise ? signature.then(finish) : finish(signature) }
   }
@@ -108,16 +189,19 @@ export interface Checked {
 }
 
 /**
- * Checks received messages against a policy. Verifying keys are cached per author (importing a
- * key costs as much as a fifth of a verification), within a bound.
+ * Checks received messages against a policy. Verifying keys are imported once per author
+ * (importing a key costs as much as a fifth of a verification) and kept in a bounded LRU.
  */
 export class MessageChecker {
-  private readonly keys = new Map<string, PublicKey>()
+  /** Verifying keys of authors whose key is in their peer id. */
+  readonly keys: VerifyingKeyCache
 
   constructor (
     readonly policy: SignaturePolicy,
-    private readonly maxCachedKeys = 4096
-  ) {}
+    maxCachedKeys = 4096
+  ) {
+    this.keys = new VerifyingKeyCache(maxCachedKeys)
+  }
 
   /** Structural checks; throws `InvalidMessageError`. Cheap: no signature work. */
   check (message: RawMessage): Checked {
@@ -140,29 +224,23 @@ export class MessageChecker {
 
   /** Verify the signature of a message that passed `check` with an author. */
   verify (message: RawMessage, author: PeerId): boolean | Promise<boolean> {
-    const key = this.keyOf(message, author)
     if (message.signature == null) return false
-    return key.verify(signedBytes(message), message.signature)
-  }
-
-  private keyOf (message: RawMessage, author: PeerId): PublicKey {
-    const cacheKey = author.toString()
-    const cached = this.keys.get(cacheKey)
-    if (cached != null && message.key == null) return cached
-    let key: PublicKey | undefined
     if (message.key != null) {
+      // A key carried in the message (RSA authors) is checked against its author every time.
+      let key: PublicKey
       try {
         key = publicKeyFromProtobuf(message.key)
       } catch {
         throw new InvalidMessageError('InvalidKey', 'message key is not a public key')
       }
       if (!peerIdFromPublicKey(key).equals(author)) throw new InvalidMessageError('KeyMismatch', 'message key does not match its author')
-    } else {
-      key = author.publicKey
-      if (key == null) throw new InvalidMessageError('InvalidKey', 'no key in the message and none in its author id')
+      return key.verify(signedBytes(message), message.signature)
     }
-    if (this.keys.size >= this.maxCachedKeys) this.keys.delete(this.keys.keys().next().value as string)
-    this.keys.set(cacheKey, key)
-    return key
+    const verifier = this.keys.get(author.toString(), () => {
+      const key = author.publicKey
+      if (key == null) throw new InvalidMessageError('InvalidKey', 'no key in the message and none in its author id')
+      return key
+    })
+    return verifier(signedBytes(message), message.signature)
   }
 }

@@ -1,0 +1,154 @@
+/**
+ * Noise transport-message framing, done on contiguous bytes: `u16 BE length ‖ ciphertext`
+ * (libp2p Noise spec), at most 65,535 bytes of ciphertext per message, so at most 65,519 bytes
+ * of plaintext (the ChaCha20-Poly1305 tag takes 16).
+ *
+ * - {@link NoiseFrameDecoder} splits received chunks into whole messages without byte-wise
+ *   list access: complete messages are sub-arrays of the chunk they arrived in; only a message
+ *   split across chunks is copied, once, into a buffer of its exact size.
+ * - {@link sealFrames} packs plaintext parts (e.g. every Yamux frame queued in one turn) into as
+ *   few messages as the size limit allows and returns them as one buffer, for one socket write.
+ *
+ * The cipher itself stays the dependency's (`@chainsafe/libp2p-noise`'s cipher states).
+ *
+ * @module
+ */
+import { PeerswarmError } from '../errors.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+/** Largest Noise message (ciphertext and tag), from its 2-byte length prefix. */
+export const NOISE_MAX_MESSAGE = 65_535
+/** The ChaCha20-Poly1305 tag. */
+export const NOISE_TAG_LENGTH = 16
+/** Largest plaintext of one Noise message. */
+export const NOISE_MAX_PLAINTEXT = NOISE_MAX_MESSAGE - NOISE_TAG_LENGTH
+
+/** A Noise message that cannot be framed or was framed wrongly. */
+export class NoiseFrameError extends PeerswarmError {
+  constructor (message: string) {
+    super('ERR_NOISE_FRAME', message)
+  }
+}
+
+/** Splits a byte stream into Noise messages (ciphertexts, without their length prefix). */
+export class NoiseFrameDecoder {
+  /** The message being reassembled across chunks, sized exactly, and how much of it is in. */
+  private partial?: Uint8Array
+  private partialFill = 0
+  /** A lone first byte of a length prefix that ended a chunk. */
+  private prefixByte = -1
+
+  /** Whether bytes of an unfinished message are held. */
+  get buffered (): boolean {
+    return this.partial != null || this.prefixByte >= 0
+  }
+
+  /**
+   * Calls `onFrame` with each complete message in `chunk`, in order. A message is a sub-array
+   * of the chunk when the chunk holds all of it (callers may decrypt it in place).
+   */
+  decode (chunk: Uint8Array | Uint8ArrayList, onFrame: (frame: Uint8Array) => void): void {
+    if (chunk instanceof Uint8Array) {
+      this.decodeArray(chunk, onFrame)
+      return
+    }
+    for (const part of chunk) this.decodeArray(part, onFrame)
+  }
+
+  private decodeArray (buf: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
+    const end = buf.byteLength
+    let at = 0
+    if (this.partial != null) {
+      const partial = this.partial
+      const take = Math.min(partial.byteLength - this.partialFill, end)
+      partial.set(take === end ? buf : buf.subarray(0, take), this.partialFill)
+      this.partialFill += take
+      at = take
+      if (this.partialFill < partial.byteLength) return
+      this.partial = undefined
+      onFrame(partial)
+    } else if (this.prefixByte >= 0 && end > 0) {
+      const length = (this.prefixByte << 8) | buf[0]
+      this.prefixByte = -1
+      at = 1
+      at = this.frameAt(buf, at, length, onFrame)
+    }
+    while (at < end) {
+      if (at + 1 === end) {
+        this.prefixByte = buf[at]
+        return
+      }
+      const length = (buf[at] << 8) | buf[at + 1]
+      at = this.frameAt(buf, at + 2, length, onFrame)
+    }
+  }
+
+  /** The message of `length` bytes starting at `at`: delivered, or started as partial. */
+  private frameAt (buf: Uint8Array, at: number, length: number, onFrame: (frame: Uint8Array) => void): number {
+    if (length < NOISE_TAG_LENGTH) throw new NoiseFrameError(`Noise message of ${length} bytes is shorter than its tag`)
+    const available = buf.byteLength - at
+    if (available >= length) {
+      onFrame(buf.subarray(at, at + length))
+      return at + length
+    }
+    const partial = new Uint8Array(length)
+    partial.set(buf.subarray(at), 0)
+    this.partial = partial
+    this.partialFill = available
+    return buf.byteLength
+  }
+}
+
+/**
+ * Encrypts `parts` (`total` bytes of plaintext, in order) as consecutive Noise messages of at
+ * most {@link NOISE_MAX_PLAINTEXT} bytes of plaintext each, and returns them framed, in one
+ * buffer. `encrypt` must return the ciphertext with its tag and must not keep its argument
+ * (the plaintext of a message that spans parts is assembled in a reused scratch buffer).
+ */
+export function sealFrames (parts: readonly Uint8Array[], total: number, encrypt: (plaintext: Uint8Array) => Uint8Array, scratch?: Uint8Array): Uint8Array {
+  if (total === 0) return new Uint8Array(0)
+  const messages = Math.max(1, Math.ceil(total / NOISE_MAX_PLAINTEXT))
+  const out = new Uint8Array(total + messages * (2 + NOISE_TAG_LENGTH))
+  let written = 0
+  const emit = (plaintext: Uint8Array): void => {
+    const sealed = encrypt(plaintext)
+    const length = sealed.byteLength
+    if (length > NOISE_MAX_MESSAGE) throw new NoiseFrameError(`Noise message of ${length} bytes exceeds ${NOISE_MAX_MESSAGE}`)
+    if (written + 2 + length > out.byteLength) throw new NoiseFrameError('cipher output longer than plaintext and tag')
+    out[written] = length >>> 8
+    out[written + 1] = length & 0xff
+    out.set(sealed, written + 2)
+    written += 2 + length
+  }
+  if (parts.length === 1 && total <= NOISE_MAX_PLAINTEXT) {
+    emit(parts[0])
+    return out
+  }
+  let buffer = scratch != null && scratch.byteLength >= NOISE_MAX_PLAINTEXT ? scratch : undefined
+  let fill = 0
+  for (const part of parts) {
+    let offset = 0
+    const size = part.byteLength
+    // A full message's worth of one part, with nothing assembled before it, goes as is.
+    while (offset < size) {
+      const room = NOISE_MAX_PLAINTEXT - fill
+      const left = size - offset
+      if (fill === 0 && left >= NOISE_MAX_PLAINTEXT) {
+        emit(part.subarray(offset, offset + NOISE_MAX_PLAINTEXT))
+        offset += NOISE_MAX_PLAINTEXT
+        continue
+      }
+      buffer ??= new Uint8Array(NOISE_MAX_PLAINTEXT)
+      const take = Math.min(room, left)
+      buffer.set(offset === 0 && take === size ? part : part.subarray(offset, offset + take), fill)
+      fill += take
+      offset += take
+      if (fill === NOISE_MAX_PLAINTEXT) {
+        emit(buffer)
+        fill = 0
+      }
+    }
+  }
+  if (fill > 0 && buffer != null) emit(buffer.subarray(0, fill))
+  return written === out.byteLength ? out : out.subarray(0, written)
+}

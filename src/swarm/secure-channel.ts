@@ -1,0 +1,237 @@
+/**
+ * Our own transport-message layer under the muxer: the Noise handshake and cipher states stay
+ * `@chainsafe/libp2p-noise`'s, the framing and the writes are ours.
+ *
+ * - {@link HandshakeStream} stands between the raw connection and Noise during the handshake,
+ *   so that afterwards Noise's own encrypted stream can be left unattached (it never sees
+ *   another byte) and {@link SecureChannel} takes the raw connection over, with the bytes that
+ *   arrived right behind the handshake.
+ * - {@link SecureChannel} coalesces writes: everything the muxer sends within one event-loop
+ *   turn (Yamux frames of every stream, window updates, pings) is encrypted as few Noise
+ *   messages (≤ 65,535 B each) and leaves in one write to the socket, at the end of the turn
+ *   (`setImmediate`), or at once when `FLUSH_BYTES` are waiting. Reads decode whole messages
+ *   from contiguous chunks ({@link NoiseFrameDecoder}), decrypt them in place, and hand the
+ *   muxer every plaintext of a chunk in one event.
+ *
+ * The wire stays spec Noise (`u16 BE length ‖ ChaCha20-Poly1305 ciphertext`), so any libp2p
+ * Noise peer reads it.
+ *
+ * @module
+ */
+import { AbstractMessageStream } from '@libp2p/utils'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { NOISE_MAX_PLAINTEXT, NOISE_TAG_LENGTH, NoiseFrameDecoder, sealFrames } from './noise-framing.js'
+import type { AbortOptions, MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import type { SendResult } from '@libp2p/utils'
+
+/** The cipher states a Noise handshake ends with (`@chainsafe/libp2p-noise`'s `handshake`). */
+export interface NoiseCipher {
+  encrypt: (plaintext: Uint8Array) => Uint8Array | Uint8ArrayList
+  decrypt: (ciphertext: Uint8Array, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
+}
+
+/** Queued plaintext past which a write leaves at once rather than at the end of the turn. */
+export const FLUSH_BYTES = 256 * 1024
+
+/** The cipher of a connection secured by `@chainsafe/libp2p-noise`, if it can be read. */
+export function noiseCipherOf (secured: unknown): NoiseCipher | undefined {
+  const handshake = (secured as { handshake?: Partial<NoiseCipher> } | undefined)?.handshake
+  if (typeof handshake?.encrypt !== 'function' || typeof handshake.decrypt !== 'function') return undefined
+  return handshake as NoiseCipher
+}
+
+function toArray (bytes: Uint8Array | Uint8ArrayList): Uint8Array {
+  return bytes instanceof Uint8Array ? bytes : bytes.subarray()
+}
+
+/**
+ * A transparent stand-in for the raw connection during a security handshake. {@link detach}
+ * stops it: from then on it forwards nothing, and it returns the bytes received but not
+ * consumed by the handshake.
+ */
+export class HandshakeStream extends AbstractMessageStream {
+  private readonly leftover = new Uint8ArrayList()
+  private detached = false
+  private readonly rawOnMessage = (evt: StreamMessageEvent): void => { this.onData(evt.data) }
+  private readonly rawOnDrain = (): void => { this.safeDispatchEvent('drain') }
+  private readonly rawOnRemoteCloseWrite = (): void => { this.onRemoteCloseWrite() }
+  private readonly rawOnClose = (evt: StreamCloseEvent): void => {
+    if (evt.error != null) {
+      if (evt.local === true) this.abort(evt.error)
+      else this.onRemoteReset()
+    } else {
+      this.onTransportClosed()
+    }
+  }
+
+  constructor (readonly raw: MessageStream) {
+    super({ log: raw.log, inactivityTimeout: raw.inactivityTimeout, maxReadBufferLength: raw.maxReadBufferLength, direction: raw.direction })
+    raw.addEventListener('message', this.rawOnMessage)
+    raw.addEventListener('drain', this.rawOnDrain)
+    raw.addEventListener('close', this.rawOnClose)
+    raw.addEventListener('remoteCloseWrite', this.rawOnRemoteCloseWrite)
+  }
+
+  /**
+   * Bytes put back by a reader that is done (the handshake's length-prefixed reader does so
+   * when it lets go): kept for whoever takes the connection over, never re-dispatched here.
+   */
+  override unshift (data: Uint8Array | Uint8ArrayList): void {
+    this.leftover.prepend(data)
+  }
+
+  /** Stop forwarding; returns the bytes received and not yet consumed, in order. */
+  detach (): Uint8ArrayList {
+    this.detached = true
+    this.raw.removeEventListener('message', this.rawOnMessage)
+    this.raw.removeEventListener('drain', this.rawOnDrain)
+    this.raw.removeEventListener('close', this.rawOnClose)
+    this.raw.removeEventListener('remoteCloseWrite', this.rawOnRemoteCloseWrite)
+    const rest = new Uint8ArrayList(this.leftover, this.readBuffer)
+    this.leftover.consume(this.leftover.byteLength)
+    this.readBuffer.consume(this.readBuffer.byteLength)
+    return rest
+  }
+
+  sendData (data: Uint8ArrayList): SendResult {
+    if (this.detached) throw new Error('handshake stream detached')
+    return { sentBytes: data.byteLength, canSendMore: this.raw.send(data) }
+  }
+
+  sendReset (err: Error): void {
+    if (!this.detached) this.raw.abort(err)
+  }
+
+  sendPause (): void {
+    if (!this.detached) this.raw.pause()
+  }
+
+  sendResume (): void {
+    if (!this.detached) this.raw.resume()
+  }
+
+  async close (options?: AbortOptions): Promise<void> {
+    if (!this.detached) await this.raw.close(options)
+  }
+}
+
+/** An encrypted connection: Noise transport messages over `raw`, writes coalesced per turn. */
+export class SecureChannel extends AbstractMessageStream {
+  private readonly decoder = new NoiseFrameDecoder()
+  private pending: Uint8Array[] = []
+  private pendingBytes = 0
+  private flushScheduled = false
+  /** The raw connection refused more until its `drain`. */
+  private rawFull = false
+  private readonly scratch = new Uint8Array(NOISE_MAX_PLAINTEXT)
+  private readonly encryptOne = (plaintext: Uint8Array): Uint8Array => toArray(this.cipher.encrypt(plaintext))
+  private readonly flushNow = (): void => {
+    this.flushScheduled = false
+    this.flush()
+  }
+
+  private readonly rawOnMessage = (evt: StreamMessageEvent): void => { this.receive(evt.data) }
+  private readonly rawOnDrain = (): void => {
+    this.rawFull = false
+    this.safeDispatchEvent('drain')
+  }
+
+  private readonly rawOnRemoteCloseWrite = (): void => { this.onRemoteCloseWrite() }
+  private readonly rawOnClose = (evt: StreamCloseEvent): void => {
+    this.discardPending()
+    if (evt.error != null) {
+      if (evt.local === true) this.abort(evt.error)
+      else this.onRemoteReset()
+    } else {
+      this.onTransportClosed()
+    }
+  }
+
+  /**
+   * Take `raw` over with `cipher`. `leftover`: bytes that arrived behind the handshake, read
+   * before anything new.
+   */
+  constructor (readonly raw: MessageStream, private readonly cipher: NoiseCipher, leftover?: Uint8ArrayList) {
+    super({ log: raw.log, inactivityTimeout: raw.inactivityTimeout, maxReadBufferLength: raw.maxReadBufferLength, direction: raw.direction })
+    // Kept in the read buffer until the muxer listens (AbstractMessageStream dispatches then).
+    if (leftover != null && leftover.byteLength > 0) this.receive(leftover)
+    raw.addEventListener('message', this.rawOnMessage)
+    raw.addEventListener('drain', this.rawOnDrain)
+    raw.addEventListener('close', this.rawOnClose)
+    raw.addEventListener('remoteCloseWrite', this.rawOnRemoteCloseWrite)
+  }
+
+  /** Decode, decrypt in place, and pass every plaintext of `chunk` on in one event. */
+  private receive (chunk: Uint8Array | Uint8ArrayList): void {
+    const plaintext = new Uint8ArrayList()
+    try {
+      this.decoder.decode(chunk, (frame) => {
+        plaintext.append(this.cipher.decrypt(frame, frame.subarray(0, frame.byteLength - NOISE_TAG_LENGTH)))
+      })
+    } catch (err) {
+      this.abort(err as Error)
+      return
+    }
+    if (plaintext.byteLength > 0) this.onData(plaintext)
+  }
+
+  sendData (data: Uint8ArrayList): SendResult {
+    for (const buf of data) {
+      if (buf.byteLength === 0) continue
+      this.pending.push(buf)
+      this.pendingBytes += buf.byteLength
+    }
+    if (this.pendingBytes >= FLUSH_BYTES) {
+      this.flush()
+    } else if (!this.flushScheduled && this.pendingBytes > 0) {
+      this.flushScheduled = true
+      setImmediate(this.flushNow)
+    }
+    return { sentBytes: data.byteLength, canSendMore: !this.rawFull }
+  }
+
+  /** Encrypt and write everything queued, as one write. */
+  flush (): void {
+    if (this.pendingBytes === 0) return
+    const parts = this.pending
+    const total = this.pendingBytes
+    this.pending = []
+    this.pendingBytes = 0
+    if (this.raw.status !== 'open') return
+    let sealed: Uint8Array
+    try {
+      sealed = sealFrames(parts, total, this.encryptOne, this.scratch)
+    } catch (err) {
+      this.abort(err as Error)
+      return
+    }
+    try {
+      if (!this.raw.send(sealed)) this.rawFull = true
+    } catch (err) {
+      this.abort(err as Error)
+    }
+  }
+
+  private discardPending (): void {
+    this.pending = []
+    this.pendingBytes = 0
+  }
+
+  sendReset (err: Error): void {
+    this.discardPending()
+    this.raw.abort(err)
+  }
+
+  sendPause (): void {
+    this.raw.pause()
+  }
+
+  sendResume (): void {
+    this.raw.resume()
+  }
+
+  async close (options?: AbortOptions): Promise<void> {
+    this.flush()
+    await this.raw.close(options)
+  }
+}
