@@ -41,6 +41,10 @@
  *   heapMBPerNode: (JS heap used + external buffers after the run − before the nodes were made)
  *   / nodes, after a GC: what is still live, where RSS also keeps the peak's pages.
  *
+ * - cryptoCeiling: our sign and verify of a message of the case's size, measured in the same run
+ *   (bench/crypto-ceiling.ts), the ceiling 1 / (sign + (nodes − 1) × verify) they put on a
+ *   network in one process (each node verifies the first copy only), and each side's share.
+ *
  * One JSON line per case (both implementations), then one JSON line of ratios ours / js per
  * case (latency, bytes, RSS: lower is better; rate: higher is better).
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try).
@@ -58,6 +62,7 @@ import { identify as jsIdentify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
+import { cryptoCeiling } from './crypto-ceiling.js'
 import type { Message as JsMessage } from '@libp2p/gossipsub'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -400,7 +405,9 @@ if (child != null) {
     const name = `${c.nodes}n-${c.size}B-${c.publishers}pub`
     const ours = rounded(await inChild('ours', c))
     const js = rounded(await inChild('js', c))
-    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js }))
+    const ceiling = await cryptoCeiling(c.nodes, c.size)
+    const crypto = rounded({ ...ceiling, oursShare: ours.msgsPerSec / ceiling.msgsPerSec, jsShare: js.msgsPerSec / ceiling.msgsPerSec } as unknown as Result)
+    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js, cryptoCeiling: crypto }))
     ratios[name] = {
       deliveryRatio: round(ours.deliveryRatio / js.deliveryRatio),
       p50: round(ours.p50Ms / js.p50Ms),
