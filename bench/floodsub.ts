@@ -6,16 +6,30 @@
  * messages as fast as its publish call allows (yielding to the event loop between two), for
  * payloads of 256 B and of 16 KiB. Each payload carries its send time.
  *
+ * Each network runs in a fresh child process (so that one network's heap does not inflate the
+ * next one's RSS): ours, then js, per size.
+ *
  * Reported per implementation and size: delivery ratio (deliveries / (1,000 × 9)), p50 and p99
- * latency (publish → delivery, over every delivery), and messages per second (1,000 / time
- * from the first publish to the last delivery). Ratios are ours / js (latency: lower is
- * better; rate: higher is better).
+ * latency (publish → delivery, over every delivery), messages per second (1,000 / time from the
+ * first publish to the last delivery), wire bytes per delivery (bytes handed to TCP sockets —
+ * `net.Socket.prototype.write` wrapped, all of Noise, Yamux and control traffic — from the first
+ * publish to the last delivery, / deliveries), and RSS per node (RSS after the run − RSS before
+ * the nodes were made, after a GC, / nodes). Per size, also the crypto ceiling measured in the
+ * same run (bench/crypto-ceiling.ts: our sign and verify, 1 / (sign + 9 × verify)) and each
+ * implementation's share of it. Ratios are ours / js (latency, bytes, RSS: lower is better;
+ * rate: higher is better).
+ *
+ * `BENCH_SIZES=256,16384` picks sizes; `BENCH_ONLY=ours|js` runs one side in this process
+ * (no child), `BENCH_PROFILE=dir` writes a CPU profile of each measured run (set-up excluded).
  *
  * Run: npm run bench:floodsub
  */
 import '../src/compat.js'
+import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { floodsub as jsFloodsub } from '@libp2p/floodsub'
@@ -23,6 +37,7 @@ import { identify as jsIdentify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, floodsub, identify } from '../src/index.js'
+import { cryptoCeiling } from './crypto-ceiling.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const NODES = 10
@@ -137,9 +152,30 @@ interface Result {
   p50Ms: number
   p99Ms: number
   msgsPerSec: number
+  wireBytesPerDelivery: number
+  rssMBPerNode: number
 }
 
-async function run (network: Network, size: number): Promise<Result> {
+/** Bytes handed to TCP sockets so far in this process. */
+let wireBytes = 0
+function countSocketWrites (): void {
+  const proto = net.Socket.prototype as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean }
+  const write = proto.write
+  proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
+    wireBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
+    return write.call(this, chunk, ...rest)
+  }
+}
+
+/** RSS after a full GC (with --expose-gc). */
+function rssAfterGc (): number {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  gc?.()
+  return process.memoryUsage().rss
+}
+
+async function run (network: Network, size: number, rssBefore: number): Promise<Result> {
   const latencies: number[] = []
   const seen = new Set<string>()
   let lastDelivery = performance.now()
@@ -151,6 +187,7 @@ async function run (network: Network, size: number): Promise<Result> {
     lastDelivery = performance.now()
     latencies.push(lastDelivery - view.getFloat64(0))
   })
+  wireBytes = 0
   const started = performance.now()
   for (let i = 0; i < MESSAGES; i++) {
     const payload = new Uint8Array(size)
@@ -164,46 +201,86 @@ async function run (network: Network, size: number): Promise<Result> {
   while (seen.size < expected && performance.now() - lastDelivery < STALL_MS) {
     await new Promise(resolve => setTimeout(resolve, 20))
   }
+  const bytes = wireBytes
   latencies.sort((a, b) => a - b)
   const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
   return {
     deliveryRatio: seen.size / expected,
     p50Ms: percentile(0.5),
     p99Ms: percentile(0.99),
-    msgsPerSec: MESSAGES / ((lastDelivery - started) / 1000)
+    msgsPerSec: MESSAGES / ((lastDelivery - started) / 1000),
+    wireBytesPerDelivery: bytes / seen.size,
+    rssMBPerNode: (rssAfterGc() - rssBefore) / (1024 * 1024) / NODES
   }
+}
+
+type Impl = 'ours' | 'js'
+
+/** One implementation at one size, in this process. */
+async function runCase (impl: Impl, size: number): Promise<Result> {
+  countSocketWrites()
+  const before = rssAfterGc()
+  const network = impl === 'js' ? await jsNetwork() : await oursNetwork()
+  try {
+    return await profiled(`${impl}-${size}`, async () => run(network, size, before))
+  } finally {
+    await network.close()
+  }
+}
+
+/** One implementation at one size in a fresh child process; its last stdout line is the result. */
+async function inChild (impl: Impl, size: number): Promise<Result> {
+  const file = fileURLToPath(import.meta.url)
+  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', file], {
+    env: { ...process.env, FLOODSUB_BENCH_CHILD: JSON.stringify({ impl, size }) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => { out += chunk })
+  const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+  const last = out.trim().split('\n').at(-1) ?? ''
+  if (code !== 0 || !last.startsWith('{')) throw new Error(`${impl} ${size} B: child exited with ${String(code)}: ${out}`)
+  return JSON.parse(last) as Result
 }
 
 function round (value: number): number {
   return Math.round(value * 1000) / 1000
 }
 
-function rounded (result: Result): Result {
-  return { deliveryRatio: round(result.deliveryRatio), p50Ms: round(result.p50Ms), p99Ms: round(result.p99Ms), msgsPerSec: round(result.msgsPerSec) }
+function rounded<T extends object> (result: T): T {
+  return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])) as T
+}
+
+const child = process.env.FLOODSUB_BENCH_CHILD
+if (child != null) {
+  const { impl, size } = JSON.parse(child) as { impl: Impl, size: number }
+  console.log(JSON.stringify(await runCase(impl, size)))
+  // js-libp2p may leave timers behind after stop(); the result is out.
+  process.exit(0)
 }
 
 const results: Record<string, unknown> = {}
 for (const size of SIZES) {
   if (ONLY === 'js' || ONLY === 'ours') {
-    const network = ONLY === 'js' ? await jsNetwork() : await oursNetwork()
-    results[`${size}B`] = { [ONLY]: rounded(await profiled(`${ONLY}-${size}`, async () => run(network, size))) }
-    await network.close()
+    results[`${size}B`] = { [ONLY]: rounded(await runCase(ONLY, size)) }
     continue
   }
-  const ours = await oursNetwork()
-  const oursResult = await run(ours, size)
-  await ours.close()
-  const js = await jsNetwork()
-  const jsResult = await run(js, size)
-  await js.close()
+  const ours = await inChild('ours', size)
+  const js = await inChild('js', size)
+  const ceiling = await cryptoCeiling(NODES, size)
   results[`${size}B`] = {
-    ours: rounded(oursResult),
-    js: rounded(jsResult),
+    ours: rounded(ours),
+    js: rounded(js),
+    cryptoCeiling: rounded({ ...ceiling, oursShare: ours.msgsPerSec / ceiling.msgsPerSec, jsShare: js.msgsPerSec / ceiling.msgsPerSec }),
     ratio: {
-      p50: round(oursResult.p50Ms / jsResult.p50Ms),
-      p99: round(oursResult.p99Ms / jsResult.p99Ms),
-      msgsPerSec: round(oursResult.msgsPerSec / jsResult.msgsPerSec)
+      p50: round(ours.p50Ms / js.p50Ms),
+      p99: round(ours.p99Ms / js.p99Ms),
+      msgsPerSec: round(ours.msgsPerSec / js.msgsPerSec),
+      wireBytesPerDelivery: round(ours.wireBytesPerDelivery / js.wireBytesPerDelivery),
+      rssPerNode: round(ours.rssMBPerNode / js.rssMBPerNode)
     }
   }
+  console.log(JSON.stringify({ size, ...(results[`${size}B`] as object) }))
 }
 console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, node: process.version, results }))

@@ -39,9 +39,11 @@
  * - rssIdleMBPerNode: (RSS after warm-up − RSS before the nodes were made) / nodes, after a GC;
  *   rssMBPerNode: the same after the run (message caches and seen caches full);
  *   heapMBPerNode: (JS heap used + external buffers after the run − before the nodes were made)
- *   / nodes, after a GC: what is still live, where RSS also keeps the peak's pages.
- *
- *   overheadBytesPerDelivery: wireBytesPerDelivery − payload size: duplicates, control, framing;
+ *   / nodes, after a GC: what is still live, where RSS also keeps the peak's pages;
+ * - overheadBytesPerDelivery: wireBytesPerDelivery − payload size: duplicates, control, framing;
+ * - cryptoCeiling: our sign and verify of a message of the case's size, measured in the same run
+ *   (bench/crypto-ceiling.ts), the ceiling 1 / (sign + (nodes − 1) × verify) they put on a
+ *   network in one process (each node verifies the first copy only), and each side's share.
  *
  * One JSON line per case (both implementations), then one JSON line of ratios ours / js per
  * case (latency, bytes, RSS: lower is better; rate: higher is better).
@@ -61,6 +63,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
+import { cryptoCeiling } from './crypto-ceiling.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'bench'
@@ -426,8 +429,8 @@ function round (value: number): number {
   return Math.round(value * 1000) / 1000
 }
 
-function rounded (result: Result): Result {
-  return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])) as unknown as Result
+function rounded<T extends object> (result: T): T {
+  return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])) as T
 }
 
 const child = process.env.GOSSIPSUB_BENCH_CHILD
@@ -473,7 +476,9 @@ if (child != null) {
     const name = `${c.nodes}n-${c.size}B-${c.publishers}pub`
     const ours = rounded(await inChild('ours', c))
     const js = rounded(await inChild('js', c))
-    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js }))
+    const ceiling = await cryptoCeiling(c.nodes, c.size)
+    const crypto = rounded({ ...ceiling, oursShare: ours.msgsPerSec / ceiling.msgsPerSec, jsShare: js.msgsPerSec / ceiling.msgsPerSec })
+    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js, cryptoCeiling: crypto }))
     ratios[name] = {
       deliveryRatio: round(ours.deliveryRatio / js.deliveryRatio),
       p50: round(ours.p50Ms / js.p50Ms),
