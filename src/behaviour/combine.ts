@@ -38,7 +38,7 @@ export type Combined<C extends Children> = CombinedBehaviour<C> & { readonly [K 
 
 const RESERVED = new Set([
   'children', 'handlePendingInboundConnection', 'handleEstablishedInboundConnection', 'handlePendingOutboundConnection',
-  'handleEstablishedOutboundConnection', 'onSwarmEvent', 'onConnectionHandlerEvent', 'poll', 'close', 'constructor'
+  'handleEstablishedOutboundConnection', 'onSwarmEvent', 'onConnectionHandlerEvent', 'poll', 'shutdown', 'close', 'constructor'
 ])
 
 /** Combine behaviours into one; see the module documentation. Keys must not shadow methods. */
@@ -100,6 +100,10 @@ export class CombinedBehaviour<C extends Children> implements NetworkBehaviour<C
       return tagAction(key, action)
     }
     return undefined
+  }
+
+  shutdown (): void {
+    for (const [, child] of this.entries) child.shutdown?.()
   }
 
   async close (): Promise<void> {
@@ -211,6 +215,10 @@ export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
       }
     }
     return undefined
+  }
+
+  async drain (): Promise<void> {
+    await Promise.all(this.handlers.map(async ([, handler]) => { await handler.drain?.() }))
   }
 
   close (): void {

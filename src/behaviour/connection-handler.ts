@@ -111,6 +111,16 @@ export interface ConnectionHandler<TFromBehaviour = unknown, TToBehaviour = unkn
   poll(cx: Context): ConnectionHandlerEvent<TToBehaviour> | undefined
 
   /**
+   * The connection is about to close gracefully (the swarm is closing, or the connection is
+   * closed by the behaviour, the application or the idle timeout): send what is queued and
+   * resolve. Events the behaviour sent before the close have all been delivered by then. The
+   * connection waits at most `SwarmConfig.drainTimeout` (the handler is not told when that
+   * runs out), then calls `close()` and closes the muxer. Not called when the connection is
+   * lost or aborted.
+   */
+  drain?(): Promise<void>
+
+  /**
    * The connection is gone: release timers and streams. Called exactly once; the handler is
    * never used again.
    */

@@ -148,6 +148,15 @@ export interface NetworkBehaviour<TEvent = unknown, TToHandler = unknown, TFromH
   onConnectionHandlerEvent(peerId: PeerId, connectionId: ConnectionId, event: TFromHandler): void
   /** The next action for the swarm, or `undefined` (then keep `cx.waker`). */
   poll(cx: Context): ToSwarm<TEvent, TToHandler> | undefined
+  /**
+   * The swarm is about to close, with every connection still open: queue what the protocol
+   * says on leaving (e.g. unsubscribe, PRUNE) as `NotifyHandler` actions. Called once. The
+   * swarm then polls the behaviour until it has nothing more (or `SwarmConfig.drainTimeout`
+   * runs out), delivering its `NotifyHandler` actions and dropping every other action, and
+   * lets each connection's handlers `drain` before closing it.
+   */
+  shutdown?(): void
+
   /** The swarm is closing: release timers and sockets. Called once, after all connections closed. */
   close?(): void | Promise<void>
 }

@@ -57,6 +57,10 @@ export class Toggle<B extends AnyBehaviour> implements NetworkBehaviour<EventOf<
     return this.inner?.poll(cx) as ToSwarm<EventOf<B>, unknown> | undefined
   }
 
+  shutdown (): void {
+    this.inner?.shutdown?.()
+  }
+
   async close (): Promise<void> {
     await this.inner?.close?.()
   }

@@ -30,6 +30,13 @@ export interface SwarmConfig {
   readonly substreamNegotiationTimeout: number
   /** Timeout of a connection's dial or upgrade (security + muxer), in ms (default: 10 000). */
   readonly connectionTimeout: number
+  /**
+   * How long a graceful close waits for each connection's handlers to send what they have
+   * queued (`ConnectionHandler.drain`), in ms (default: 2 000). `swarm.close()` and
+   * `closeConnection` wait at most this long per connection before closing the muxer; `0`
+   * skips draining.
+   */
+  readonly drainTimeout: number
 }
 
 /** rust-libp2p's defaults. */
@@ -40,7 +47,8 @@ export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   dialConcurrencyFactor: 8,
   maxNegotiatingInboundStreams: 128,
   substreamNegotiationTimeout: 10_000,
-  connectionTimeout: 10_000
+  connectionTimeout: 10_000,
+  drainTimeout: 2_000
 })
 
 /** setTimeout's longest delay, in ms; Node fires longer ones after 1 ms. */
@@ -56,6 +64,8 @@ export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   positiveInteger(config, 'maxNegotiatingInboundStreams')
   positiveFinite(config, 'substreamNegotiationTimeout')
   positiveFinite(config, 'connectionTimeout')
+  nonNegative(config, 'drainTimeout', false)
+  if (config.drainTimeout > MAX_TIMER_DELAY) throw new ConfigError('drainTimeout', `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
   if (!Number.isInteger(config.perConnectionEventBufferSize)) throw new ConfigError('perConnectionEventBufferSize', 'must be an integer')
   return Object.freeze(config)
 }

@@ -25,6 +25,8 @@ import type { ConnectionEvent, ConnectionHandler, SubstreamProtocol } from '../b
 import type { PeerId, Stream } from '@libp2p/interface'
 
 const log = logger('peerswarm:connection')
+/** At most this many events are taken from a handler as its connection closes. */
+const MAX_LAST_EVENTS = 1024
 
 
 const ignoredForKeepAlive = new WeakSet<Stream>()
@@ -57,7 +59,8 @@ export class Connection {
   /** Set once closed; `undefined` when we closed it ourselves. */
   closeCause?: ConnectionError
 
-  private state: 'open' | 'closing' | 'closed' = 'open'
+  /** `draining`: closing gracefully, the handler still runs to send what it has. */
+  private state: 'open' | 'draining' | 'closing' | 'closed' = 'open'
   private handler?: ConnectionHandler
   private readonly config: SwarmConfig
   private readonly wakeSwarm: () => void
@@ -106,6 +109,11 @@ export class Connection {
     return this.state === 'open'
   }
 
+  /** True while the handler runs: open, or draining before a graceful close. */
+  private get serving (): boolean {
+    return this.state === 'open' || this.state === 'draining'
+  }
+
   /** Start serving with `handler` (the behaviour's established-connection gate returned it). */
   start (handler: ConnectionHandler): void {
     if (this.state !== 'open') {
@@ -141,17 +149,28 @@ export class Connection {
     return event
   }
 
-  /** Close gracefully; `cause` is reported in `ConnectionClosed` (none: closed by us). */
+  /**
+   * Close gracefully; `cause` is reported in `ConnectionClosed` (none: closed by us). The
+   * handler first gets the behaviour's queued events and up to `drainTimeout` to send what it
+   * has (`ConnectionHandler.drain`); then the muxer and the connection close.
+   */
   close (cause?: ConnectionError): void {
     if (this.state !== 'open') return
-    this.state = 'closing'
+    this.state = 'draining'
     this.closeCause = cause
-    this.stopServing()
-    const { muxer, maConn } = this.upgraded
-    const signal = AbortSignal.timeout(this.config.connectionTimeout)
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    const { muxer, secured, maConn } = this.upgraded
     void (async () => {
+      await this.drainHandler()
+      // Lost or aborted while draining: already closed.
+      if (this.state !== 'draining') return
+      this.state = 'closing'
+      this.stopServing()
+      const signal = AbortSignal.timeout(this.config.connectionTimeout)
       try {
         await muxer.close({ signal })
+        await secured.close({ signal })
         await maConn.close({ signal })
       } catch (err) {
         log('closing %s failed, aborting: %s', this.id, err)
@@ -177,7 +196,7 @@ export class Connection {
   }
 
   private wake (): void {
-    if (this.scheduled || this.state !== 'open' || this.handler == null) return
+    if (this.scheduled || !this.serving || this.handler == null) return
     this.scheduled = true
     queueMicrotask(() => {
       this.scheduled = false
@@ -203,7 +222,7 @@ export class Connection {
     const handler = this.handler
     if (handler == null) return
     let progress = true
-    while (progress && this.state === 'open') {
+    while (progress && this.serving) {
       progress = false
       if (this.commands.length > 0) {
         const wasFull = this.commands.length >= this.config.notifyHandlerBufferSize
@@ -217,7 +236,10 @@ export class Connection {
         handler.onConnectionEvent(event)
         progress = true
       }
-      while (this.state === 'open' && this.events.length < this.eventCapacity) {
+      // While draining, the swarm may be closing and no longer taking events: keep polling the
+      // handler (it may need a stream to send its last frames), up to MAX_LAST_EVENTS.
+      const capacity = this.state === 'draining' ? MAX_LAST_EVENTS : this.eventCapacity
+      while (this.serving && this.events.length < capacity) {
         const request = handler.poll(this.cx)
         if (request === undefined) break
         progress = true
@@ -361,12 +383,54 @@ export class Connection {
   }
 
   private onTransportClosed (error?: Error): void {
-    if (this.state === 'open') {
-      this.closeCause = new ConnectionIOError(error == null ? 'connection closed by the remote' : `connection lost: ${error.message}`, error)
+    if (this.state === 'open' || this.state === 'draining') {
+      if (this.state === 'open') this.closeCause = new ConnectionIOError(error == null ? 'connection closed by the remote' : `connection lost: ${error.message}`, error)
       this.state = 'closing'
-      this.stopServing()
     }
+    // Also ends a drain in progress: nothing more can be sent.
+    this.stopServing()
     this.markClosed()
+  }
+
+  /** Hand the handler what the behaviour queued, then wait for its `drain`, bounded. */
+  private async drainHandler (): Promise<void> {
+    const handler = this.handler
+    if (handler == null) return
+    try {
+      for (const command of this.commands.splice(0)) handler.onBehaviourEvent(command)
+    } catch (err) {
+      log.error('handler of connection %s failed on its last events: %e', this.id, err)
+      return
+    }
+    if (handler.drain == null || this.config.drainTimeout === 0) return
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, this.config.drainTimeout) })
+    try {
+      await Promise.race([handler.drain(), deadline])
+    } catch (err) {
+      log('handler of connection %s failed to drain: %s', this.id, err)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
+   * What the handler still has for the behaviour (e.g. messages that arrived just before the
+   * remote closed) is kept and reported before the closure, as rust-libp2p's `poll_close`
+   * does; its other requests are dropped. Bounded by `MAX_LAST_EVENTS`.
+   */
+  private takeLastEvents (handler: ConnectionHandler): void {
+    const cx: Context = { waker: { wake: () => {} } }
+    try {
+      for (let i = 0; i < MAX_LAST_EVENTS; i++) {
+        const request = handler.poll(cx)
+        if (request === undefined) return
+        if (request.type === 'NotifyBehaviour') this.events.push(request.event)
+      }
+      log('handler of connection %s still had events after %d; dropped', this.id, MAX_LAST_EVENTS)
+    } catch (err) {
+      log.error('handler of connection %s failed while closing: %e', this.id, err)
+    }
   }
 
   /** Stop the handler and everything that would wake it; the transport may still be closing. */
@@ -377,6 +441,7 @@ export class Connection {
     this.commands.length = 0
     const handler = this.handler
     this.handler = undefined
+    if (handler != null) this.takeLastEvents(handler)
     try {
       handler?.close?.()
     } catch (err) {

@@ -230,8 +230,28 @@ export class SecureChannel extends AbstractMessageStream {
     this.raw.resume()
   }
 
+  /**
+   * Close gracefully: what the muxer handed over (still in our write buffer under
+   * back-pressure, or queued for this turn's write) is encrypted and written first.
+   */
   async close (options?: AbortOptions): Promise<void> {
+    if (this.writeBuffer.byteLength > 0 || this.sendingData) await idleOrClosed(this, options)
     this.flush()
     await this.raw.close(options)
   }
+}
+
+/** Resolves on `stream`'s next `idle` (its write buffer is empty), or when it closes or `options.signal` aborts. */
+async function idleOrClosed (stream: AbstractMessageStream, options?: AbortOptions): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.removeEventListener('idle', done)
+      stream.removeEventListener('close', done)
+      options?.signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    stream.addEventListener('idle', done)
+    stream.addEventListener('close', done)
+    options?.signal?.addEventListener('abort', done)
+  })
 }

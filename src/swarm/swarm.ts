@@ -105,6 +105,8 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   private woken = false
   private readonly wakeWaiters = new Set<() => void>()
   private state: 'open' | 'closing' | 'closed' = 'open'
+  /** Settles when a `close()` in progress is done. */
+  private whenClosed: Promise<void> = Promise.resolve()
 
   constructor (init: SwarmInit<B>) {
     this.behaviour = init.behaviour
@@ -294,12 +296,22 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   }
 
   /**
-   * Close listeners and connections, then the behaviour. Pending `selectNextSome` calls reject
-   * with `SwarmClosedError` and iteration ends. Behaviours hear every connection's closure.
+   * Close gracefully, then resolve: listeners stop; the behaviour says goodbye
+   * (`NetworkBehaviour.shutdown`: GossipSub and FloodSub unsubscribe from every topic, GossipSub
+   * PRUNEs its meshes); each connection's handlers send what they have queued, within
+   * `SwarmConfig.drainTimeout`; connections close, then the behaviour (mDNS sends its goodbye
+   * there). Pending `selectNextSome` calls reject with `SwarmClosedError` at once and iteration
+   * ends. Behaviours hear every connection's closure. A second call resolves when the first
+   * is done. `await using swarm = …` calls it.
    */
   async close (): Promise<void> {
-    if (this.state !== 'open') return
+    if (this.state !== 'open') {
+      await this.whenClosed
+      return
+    }
     this.state = 'closing'
+    let closedNow!: () => void
+    this.whenClosed = new Promise<void>(resolve => { closedNow = resolve })
     this.wake()
     for (const event of this.listenerEvents.splice(0)) {
       if (event.type === 'Incoming') event.settle.reject(new SwarmClosedError())
@@ -308,6 +320,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
       await s.listener.close().catch(() => {})
     }))
     this.listenerStates.clear()
+    await this.sayGoodbye()
     const closed = await this.pool.closeAll()
     const remaining = new Map<string, number>()
     for (const connection of closed) remaining.set(connection.peerId.toString(), (remaining.get(connection.peerId.toString()) ?? 0) + 1)
@@ -325,6 +338,36 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     }
     await this.behaviour.close?.()
     this.state = 'closed'
+    closedNow()
+  }
+
+  /**
+   * Let the behaviour queue its goodbyes and hand them to the connections' handlers: poll it
+   * until it has nothing more, within `drainTimeout`. Only `NotifyHandler` actions are carried
+   * out; events for the application, dials and the rest are dropped (the swarm is closing).
+   */
+  private async sayGoodbye (): Promise<void> {
+    if (this.behaviour.shutdown == null) return
+    try {
+      this.behaviour.shutdown()
+    } catch (err) {
+      log.error('the behaviour failed to shut down: %e', err)
+      return
+    }
+    const deadline = Date.now() + this.config.drainTimeout
+    const cx: Context = { waker: { wake: () => {} } }
+    while (Date.now() < deadline) {
+      if (this.pendingNotify != null) {
+        if (this.deliverPendingNotify()) continue
+        // The connection's buffer is full: let it run, then try again.
+        await new Promise(resolve => setTimeout(resolve, 1))
+        continue
+      }
+      const action = this.behaviour.poll(cx)
+      if (action === undefined) return
+      if (action.type === 'NotifyHandler') this.handleBehaviourAction(action as ToSwarm<EventOf<B>, unknown>)
+    }
+    log('the behaviour had more to send when drainTimeout ran out')
   }
 
   /** Same as `close()`, for `await using swarm = …`. */

@@ -13,11 +13,17 @@ import { handle, select } from '@libp2p/multistream-select'
 import { LocalPeerIdError, UpgradeError } from './errors.js'
 import { HandshakeStream, SecureChannel, noiseCipherOf } from './secure-channel.js'
 import type { UpgradePhase } from './errors.js'
-import type { Connection, ConnectionEncrypter, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
+import type { Connection, ConnectionEncrypter, MessageStream, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
 /** A connection after its upgrade: authenticated remote and a stream muxer. */
 export interface UpgradedConnection {
+  /** The transport's connection. */
   readonly maConn: MultiaddrConnection
+  /**
+   * The encrypted stream the muxer runs on (our `SecureChannel`, or the encrypter's own):
+   * closed gracefully before `maConn`, so that its last writes leave.
+   */
+  readonly secured: MessageStream
   readonly muxer: StreamMuxer
   readonly remotePeer: PeerId
   /** Negotiated security protocol id, e.g. `/noise`. */
@@ -103,7 +109,7 @@ export class SwarmUpgrader {
     }
     const multiplexer = factory.protocol
     const muxer = factory.createStreamMuxer(connection)
-    return { maConn, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
+    return { maConn, secured: connection, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
   }
 
   /**

@@ -10,7 +10,8 @@ describe('configuration', () => {
       dialConcurrencyFactor: 8,
       maxNegotiatingInboundStreams: 128,
       substreamNegotiationTimeout: 10_000,
-      connectionTimeout: 10_000
+      connectionTimeout: 10_000,
+      drainTimeout: 2_000
     })
     expect(Object.isFrozen(defaultSwarmConfig)).to.equal(true)
     expect(new ping.Behaviour().config).to.deep.equal({ interval: 15_000, timeout: 20_000 })
@@ -30,7 +31,9 @@ describe('configuration', () => {
     ['maxNegotiatingInboundStreams', { maxNegotiatingInboundStreams: Number.NaN }],
     ['substreamNegotiationTimeout', { substreamNegotiationTimeout: Infinity }],
     ['connectionTimeout', { connectionTimeout: 0 }],
-    ['connectionTimeout', { connectionTimeout: 2 ** 31 }]
+    ['connectionTimeout', { connectionTimeout: 2 ** 31 }],
+    ['drainTimeout', { drainTimeout: -1 }],
+    ['drainTimeout', { drainTimeout: 2 ** 31 }]
   ]
   for (const [field, options] of bad) {
     it(`rejects ${JSON.stringify(options)} with a ConfigError naming ${field}`, () => {

@@ -279,6 +279,15 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     }
   }
 
+  /**
+   * Unsubscribe from every topic and stop relaying: every peer hears it. The swarm's `close()`
+   * calls it and sends these before the connections close.
+   */
+  shutdown (): void {
+    for (const topic of [...this.subscribed]) this.unsubscribe(topic)
+    for (const topic of [...this.relayed]) this.stopRelaying(topic)
+  }
+
   poll (cx: Context): ToSwarm<Event, HandlerIn> | undefined {
     this.waker = cx.waker
     return this.actions.shift()

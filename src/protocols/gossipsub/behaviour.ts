@@ -478,6 +478,15 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     return this.router.nextAction()
   }
 
+  /**
+   * Leave every topic, as `unsubscribe` does: PRUNE to each mesh peer (with the unsubscribe
+   * backoff, and PX when `doPX`) and an unsubscription to every peer. The swarm's `close()`
+   * calls it and sends these before the connections close.
+   */
+  shutdown (): void {
+    for (const topic of this.topics()) this.unsubscribe(topic)
+  }
+
   close (): void {
     this.closed = true
     if (this.heartbeatTimer != null) clearTimeout(this.heartbeatTimer)

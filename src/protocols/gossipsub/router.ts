@@ -88,8 +88,12 @@ export type ControlType = 'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant'
 export const features = {
   /** It takes part in meshes and gossip (any meshsub version). */
   mesh: (protocol: string | undefined) => protocol === PROTOCOL_V1_2 || protocol === PROTOCOL_V1_1 || protocol === PROTOCOL_V1_0,
-  /** It understands PRUNE backoff and peer exchange (v1.1 and later). */
-  backoffAndPx: (protocol: string | undefined) => protocol === PROTOCOL_V1_2 || protocol === PROTOCOL_V1_1,
+  /**
+   * It understands PRUNE backoff and peer exchange (v1.1 and later). Also while our stream to
+   * it is still negotiating (`undefined`): a PRUNE queued then must keep its backoff, and the
+   * fields are optional ones that a v1.0 decoder skips.
+   */
+  backoffAndPx: (protocol: string | undefined) => protocol === undefined || protocol === PROTOCOL_V1_2 || protocol === PROTOCOL_V1_1,
   /** It understands IDONTWANT (v1.2). */
   idontwant: (protocol: string | undefined) => protocol === PROTOCOL_V1_2,
   /** It speaks only FloodSub. */

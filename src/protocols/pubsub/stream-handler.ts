@@ -114,6 +114,8 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private waker?: Waker
   private closed = false
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  /** Called whenever a round of writing ends (see `drain`). */
+  private readonly writeWaiters: Array<() => void> = []
 
   constructor (private readonly config: StreamHandlerConfig) {}
 
@@ -181,6 +183,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         break
       default:
     }
+    if (event.type === 'DialUpgradeError') this.wakeWriteWaiters()
   }
 
   poll (cx: Context): ConnectionHandlerEvent<HandlerOut> | undefined {
@@ -207,8 +210,30 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     return undefined
   }
 
+  /**
+   * Write everything queued to the outbound stream (waiting for it if it is still being
+   * opened), then close its writable end, which hands the stream's buffered bytes to the
+   * muxer first. Resolves once done, or when nothing more can be written.
+   */
+  async drain (): Promise<void> {
+    while (this.queued && !this.closed && this.outboundState !== 'unsupported' && this.outboundState !== 'failed') {
+      // Either a round of writing ends, or the outbound stream opens or fails.
+      const progress = new Promise<void>(resolve => { this.writeWaiters.push(resolve) })
+      this.flush()
+      await progress
+    }
+    const stream = this.outbound
+    if (stream == null || this.closed) return
+    try {
+      await stream.close()
+    } catch (err) {
+      log('closing the outbound stream failed: %s', describe(err))
+    }
+  }
+
   close (): void {
     this.closed = true
+    this.wakeWriteWaiters()
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     this.discardQueue()
@@ -272,7 +297,12 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     } finally {
       this.writing = false
       if (this.queued && this.outbound != null && !this.closed) this.flush()
+      this.wakeWriteWaiters()
     }
+  }
+
+  private wakeWriteWaiters (): void {
+    for (const wake of this.writeWaiters.splice(0)) wake()
   }
 
   /**
