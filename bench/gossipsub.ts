@@ -53,7 +53,8 @@
  * above any message), over emulated links of 5–40 ms one-way latency (drawn per socket,
  * seeded) and 20 Mbit/s each (see `emulateLinks`), and reports overheadBytesPerDelivery for the four and the
  * share of it that IDONTWANT cuts in each implementation.
- * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try).
+ * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
+ * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
  * Run: npm run bench:gossipsub (about 15 minutes on a 2-core machine)
  */
@@ -471,6 +472,9 @@ if (child != null) {
       for (const publishers of [1, 5]) cases.push({ nodes, size, publishers, messages: override ?? (nodes === 10 ? 1_000 : 500) })
     }
   }
+  // BENCH_CASES=10n-256B-1pub,30n-16384B-5pub runs only those.
+  const only = process.env.BENCH_CASES?.split(',')
+  if (only != null) cases.splice(0, cases.length, ...cases.filter(c => only.includes(`${c.nodes}n-${c.size}B-${c.publishers}pub`)))
   const ratios: Record<string, unknown> = {}
   for (const c of cases) {
     const name = `${c.nodes}n-${c.size}B-${c.publishers}pub`

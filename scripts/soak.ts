@@ -1,0 +1,146 @@
+/**
+ * Soak: a 10-node GossipSub network over TCP on 127.0.0.1 with steady traffic, for `--minutes`
+ * (default 10), sampling memory as it goes.
+ *
+ * Every node subscribes to one topic; each node dials three others (a ring plus two random
+ * chords, seeded). Publishers take turns, `--rate` messages per second in all (default 50) of
+ * 1 KiB. Every `--sample` seconds (default 10), after a full GC, one JSON line reports RSS,
+ * JS heap used and external memory, and the deliveries so far. The first `--warmup` share of
+ * the run (default 0.2) is warm-up (caches fill: seen cache, message cache, score history);
+ * the verdict compares the median of the first three samples after it with the median of the
+ * last three: RSS must grow by less than 5%, and every message must have reached every node.
+ * Exit code 1 otherwise.
+ *
+ * Run: npm run soak (or npm run soak -- --minutes 2)
+ */
+import '../src/compat.js'
+import { SwarmBuilder, combine, gossipsub, identify, ping } from '../src/index.js'
+import type { Keypair, Swarm } from '../src/index.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const args = new Map<string, string>()
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1] ?? '')
+const number = (name: string, fallback: number): number => {
+  const value = Number(args.get(name) ?? fallback)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`)
+  return value
+}
+const MINUTES = number('minutes', 10)
+const RATE = number('rate', 50)
+const SAMPLE_S = number('sample', 10)
+const WARMUP = number('warmup', 0.2)
+const NODES = 10
+const SIZE = 1024
+const TOPIC = 'soak'
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc == null) throw new Error('run with --expose-gc (npm run soak does)')
+
+function behaviour (key: Keypair) {
+  return combine({
+    gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }),
+    identify: new identify.Behaviour(key.publicKey),
+    ping: new ping.Behaviour()
+  })
+}
+type Node = Swarm<ReturnType<typeof behaviour>>
+
+/** A small seeded PRNG (mulberry32), so that every run builds the same topology. */
+function prng (seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const nodes: Node[] = []
+const delivered = new Array<number>(NODES).fill(0)
+let running = true
+
+/** Each node's event loop: count deliveries, ignore the rest. */
+async function drive (node: Node, index: number): Promise<void> {
+  for await (const event of node) {
+    if (event.type === 'Behaviour' && event.event.behaviour === 'gossipsub' && event.event.event.type === 'Message') delivered[index]++
+  }
+}
+
+for (let i = 0; i < NODES; i++) {
+  const node = await SwarmBuilder.withNewIdentity().withTcp().withBehaviour(behaviour).build()
+  node.listenOn('/ip4/127.0.0.1/tcp/0')
+  node.behaviour.gossipsub.subscribe(TOPIC)
+  nodes.push(node)
+}
+const addresses: Multiaddr[] = []
+for (const node of nodes) {
+  const event = await node.selectNextSome()
+  if (event.type !== 'NewListenAddr') throw new Error(`expected NewListenAddr, got ${event.type}`)
+  addresses.push(event.address.encapsulate(`/p2p/${node.localPeerId.toString()}`))
+}
+const loops = nodes.map(async (node, i) => { await drive(node, i) })
+const random = prng(7)
+for (let i = 0; i < NODES; i++) {
+  const targets = new Set([(i + 1) % NODES])
+  while (targets.size < 3) {
+    const j = Math.floor(random() * NODES)
+    if (j !== i) targets.add(j)
+  }
+  for (const j of targets) nodes[i].dial(addresses[j])
+}
+// Let the meshes form (bounded).
+const formed = Date.now() + 30_000
+while (Date.now() < formed && !nodes.every(n => n.behaviour.gossipsub.meshPeers(TOPIC).length >= 2)) {
+  await new Promise(resolve => setTimeout(resolve, 100))
+}
+
+interface Sample { t: number, rssMB: number, heapMB: number, externalMB: number, published: number, delivered: number }
+const samples: Sample[] = []
+const mb = (bytes: number): number => Math.round(bytes / 1024 / 10.24) / 100
+let published = 0
+const started = Date.now()
+const end = started + MINUTES * 60_000
+
+// Steady traffic: publish on a timer, round-robin over the nodes.
+const publisher = setInterval(() => {
+  if (!running) return
+  const payload = new Uint8Array(SIZE)
+  new DataView(payload.buffer).setUint32(0, published)
+  try {
+    nodes[published % NODES].behaviour.gossipsub.publish(TOPIC, payload)
+    published++
+  } catch (err) {
+    console.error(`publish ${published} failed: ${String(err)}`)
+  }
+}, 1000 / RATE)
+
+while (Date.now() < end) {
+  await new Promise(resolve => setTimeout(resolve, Math.min(SAMPLE_S * 1000, Math.max(0, end - Date.now()))))
+  gc()
+  const memory = process.memoryUsage()
+  const sample = { t: Math.round((Date.now() - started) / 1000), rssMB: mb(memory.rss), heapMB: mb(memory.heapUsed), externalMB: mb(memory.external), published, delivered: delivered.reduce((a, b) => a + b, 0) }
+  samples.push(sample)
+  console.log(JSON.stringify(sample))
+}
+running = false
+clearInterval(publisher)
+// Let the last messages arrive (bounded).
+const expected = (): number => published * (NODES - 1)
+const settle = Date.now() + 10_000
+while (Date.now() < settle && delivered.reduce((a, b) => a + b, 0) < expected()) await new Promise(resolve => setTimeout(resolve, 50))
+const total = delivered.reduce((a, b) => a + b, 0)
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
+const afterWarmup = samples.filter(s => s.t >= MINUTES * 60 * WARMUP)
+const first = median(afterWarmup.slice(0, 3).map(s => s.rssMB))
+const last = median(afterWarmup.slice(-3).map(s => s.rssMB))
+const growth = (last - first) / first
+const ok = afterWarmup.length >= 4 && growth < 0.05 && total === expected()
+console.log(JSON.stringify({
+  soak: 'gossipsub', nodes: NODES, minutes: MINUTES, rate: RATE, size: SIZE, node: process.version,
+  published, deliveryRatio: total / expected(), rssAfterWarmupMB: first, rssEndMB: last, rssGrowth: Math.round(growth * 10_000) / 10_000,
+  heapEndMB: afterWarmup.at(-1)?.heapMB, verdict: ok ? 'pass' : 'fail'
+}))
+await Promise.all(nodes.map(async n => { await n.close() }))
+await Promise.all(loops)
+process.exit(ok ? 0 : 1)
