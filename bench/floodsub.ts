@@ -28,7 +28,6 @@ import '../src/compat.js'
 import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -38,6 +37,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, floodsub, identify } from '../src/index.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
+import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const NODES = 10
@@ -156,17 +156,6 @@ interface Result {
   rssMBPerNode: number
 }
 
-/** Bytes handed to TCP sockets so far in this process. */
-let wireBytes = 0
-function countSocketWrites (): void {
-  const proto = net.Socket.prototype as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean }
-  const write = proto.write
-  proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
-    wireBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
-    return write.call(this, chunk, ...rest)
-  }
-}
-
 /** RSS after a full GC (with --expose-gc). */
 function rssAfterGc (): number {
   const gc = (globalThis as { gc?: () => void }).gc
@@ -187,7 +176,7 @@ async function run (network: Network, size: number, rssBefore: number): Promise<
     lastDelivery = performance.now()
     latencies.push(lastDelivery - view.getFloat64(0))
   })
-  wireBytes = 0
+  resetWireBytes()
   const started = performance.now()
   for (let i = 0; i < MESSAGES; i++) {
     const payload = new Uint8Array(size)
@@ -201,7 +190,7 @@ async function run (network: Network, size: number, rssBefore: number): Promise<
   while (seen.size < expected && performance.now() - lastDelivery < STALL_MS) {
     await new Promise(resolve => setTimeout(resolve, 20))
   }
-  const bytes = wireBytes
+  const bytes = wireBytes()
   latencies.sort((a, b) => a - b)
   const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
   return {

@@ -65,6 +65,7 @@ import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
+import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'bench'
@@ -270,17 +271,6 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
   }
 }
 
-/** Bytes handed to TCP sockets so far in this process. */
-let wireBytes = 0
-function countSocketWrites (): void {
-  const proto = net.Socket.prototype as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean }
-  const write = proto.write
-  proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
-    wireBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
-    return write.call(this, chunk, ...rest)
-  }
-}
-
 /**
  * Emulated links: every TCP socket gets a one-way latency drawn (seeded) from
  * `latencyMs` = [min, max] and a bandwidth of `mbps`; each write leaves once the socket has
@@ -371,7 +361,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
       latencies.push(lastDelivery - view.getFloat64(0))
     })
     const expected = c.messages * (c.nodes - 1)
-    wireBytes = 0
+    resetWireBytes()
     const started = performance.now()
     for (let i = 0; i < c.messages; i++) {
       const payload = new Uint8Array(c.size)
@@ -384,7 +374,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     while (seen.size < expected && performance.now() - lastDelivery < STALL_MS) {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
-    const bytes = wireBytes
+    const bytes = wireBytes()
     const after = memoryAfterGc()
     latencies.sort((a, b) => a - b)
     const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN

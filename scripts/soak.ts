@@ -17,6 +17,7 @@ import '../src/compat.js'
 import { SwarmBuilder, combine, gossipsub, identify, ping } from '../src/index.js'
 import type { Keypair, Swarm } from '../src/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { prng } from '../test/fixtures/prng.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -44,16 +45,6 @@ function behaviour (key: Keypair) {
   })
 }
 type Node = Swarm<ReturnType<typeof behaviour>>
-
-/** A small seeded PRNG (mulberry32), so that every run builds the same topology. */
-function prng (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const nodes: Node[] = []
 const delivered = new Array<number>(NODES).fill(0)

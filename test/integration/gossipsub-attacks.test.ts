@@ -6,10 +6,9 @@
  */
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub } from '../../src/index.js'
-import { EventLog } from '../fixtures/event-log.js'
+import { EventLog, addressOf, until } from '../fixtures/event-log.js'
 import { RawPubsub } from '../fixtures/raw-pubsub.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
-import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'attack'
 
@@ -42,21 +41,6 @@ async function attacker () {
 
 type Node = Awaited<ReturnType<typeof honest>>
 type Attacker = Awaited<ReturnType<typeof attacker>>
-
-async function addressOf (node: Node): Promise<Multiaddr> {
-  const event = await node.find(e => e.type === 'NewListenAddr')
-  if (event.type !== 'NewListenAddr') throw new Error('unreachable')
-  return event.address.encapsulate(`/p2p/${node.swarm.localPeerId.toString()}`)
-}
-
-/** Wait until `condition()` holds, checking every 20 ms, for at most `timeout` ms. */
-async function until (condition: () => boolean, timeout: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeout
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeout} ms`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 const delivered = (node: Node): string[] => node.events.flatMap(e => e.type === 'Behaviour' && e.event.event.type === 'Message'
   ? [new TextDecoder().decode(e.event.event.message.data)]

@@ -39,38 +39,46 @@ describe('graceful shutdown', function () {
   const swarms: Array<Swarm<AnyBehaviour>> = []
   afterEach(async () => { await Promise.all(swarms.splice(0).map(async s => { await s.close() })) })
 
-  it('gossipsub: messages published just before close() all arrive', async () => {
-    const a = await newSwarm(gossip)
-    const b = await newSwarm(gossip)
-    swarms.push(a, b)
-    for (const s of [a, b]) s.behaviour.gossipsub.subscribe(topic)
-    await connect(a, b)
-    await driveUntil([a, b], () => a.behaviour.gossipsub.meshPeers(topic).length === 1 && b.behaviour.gossipsub.meshPeers(topic).length === 1)
-    const sent = Array.from({ length: 50 }, (_, i) => `m${String(i).padStart(2, '0')}`)
-    for (const m of sent) a.behaviour.gossipsub.publish(topic, text(m))
-    // Nobody polls a again: close() alone must carry the queued messages out.
-    const [received] = await Promise.all([
-      drive([b], { count: 50, filter: e => e.type === 'Behaviour' && e.event.event.type === 'Message' }),
-      a.close()
-    ])
-    expect(messageTexts(received[0])).to.deep.equal(sent)
-  })
-
-  it('floodsub: messages published just before close() all arrive', async () => {
-    const a = await newSwarm(flood)
-    const b = await newSwarm(flood)
-    swarms.push(a, b)
-    for (const s of [a, b]) s.behaviour.floodsub.subscribe(topic)
-    await connect(a, b)
-    await driveUntil([a, b], () => a.behaviour.floodsub.subscribers(topic).length === 1 && b.behaviour.floodsub.subscribers(topic).length === 1)
-    const sent = Array.from({ length: 50 }, (_, i) => `f${String(i).padStart(2, '0')}`)
-    for (const m of sent) a.behaviour.floodsub.publish(topic, text(m))
-    const [received] = await Promise.all([
-      drive([b], { count: 50, filter: e => e.type === 'Behaviour' && e.event.event.type === 'Message' }),
-      a.close()
-    ])
-    expect(messageTexts(received[0])).to.deep.equal(sent)
-  })
+  // The same check for both pubsub behaviours: each case makes a swarm, and reads its pubsub
+  // child and whether it is ready to publish to the other swarm.
+  interface PubsubCase {
+    readonly name: string
+    readonly make: () => Promise<Swarm<AnyBehaviour>>
+    readonly pubsub: (s: Swarm<AnyBehaviour>) => { subscribe: (t: gossipsub.IdentTopic) => unknown, publish: (t: gossipsub.IdentTopic, data: Uint8Array) => unknown }
+    readonly ready: (s: Swarm<AnyBehaviour>) => boolean
+  }
+  const cases: PubsubCase[] = [
+    {
+      name: 'gossipsub',
+      make: async () => await newSwarm(gossip) as unknown as Swarm<AnyBehaviour>,
+      pubsub: s => (s as unknown as Swarm<ReturnType<typeof gossip>>).behaviour.gossipsub,
+      ready: s => (s as unknown as Swarm<ReturnType<typeof gossip>>).behaviour.gossipsub.meshPeers(topic).length === 1
+    },
+    {
+      name: 'floodsub',
+      make: async () => await newSwarm(flood) as unknown as Swarm<AnyBehaviour>,
+      pubsub: s => (s as unknown as Swarm<ReturnType<typeof flood>>).behaviour.floodsub,
+      ready: s => (s as unknown as Swarm<ReturnType<typeof flood>>).behaviour.floodsub.subscribers(topic).length === 1
+    }
+  ]
+  for (const c of cases) {
+    it(`${c.name}: messages published just before close() all arrive`, async () => {
+      const a = await c.make()
+      const b = await c.make()
+      swarms.push(a, b)
+      for (const s of [a, b]) c.pubsub(s).subscribe(topic)
+      await connect(a, b)
+      await driveUntil([a, b], () => c.ready(a) && c.ready(b))
+      const sent = Array.from({ length: 50 }, (_, i) => `m${String(i).padStart(2, '0')}`)
+      for (const m of sent) c.pubsub(a).publish(topic, text(m))
+      // Nobody polls a again: close() alone must carry the queued messages out.
+      const [received] = await Promise.all([
+        drive([b], { count: 50, filter: e => messageTexts([e]).length === 1 }),
+        a.close()
+      ])
+      expect(messageTexts(received[0])).to.deep.equal(sent)
+    })
+  }
 
   it('gossipsub: close() PRUNEs the mesh with the unsubscribe backoff and unsubscribes, before the connection closes', async () => {
     const ours = await newSwarm(gossip)
