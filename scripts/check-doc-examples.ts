@@ -60,7 +60,7 @@ const examples = [
 /** Every export of the package and of its testing entry point, visible to each example. */
 const PREAMBLE = `import * as __peerswarm from '../src/index.js'
 import * as __testing from '../src/testing/index.js'
-const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, generateKeypair, peerIdOf } = __peerswarm
+const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, requestResponse, generateKeypair, peerIdOf } = __peerswarm
 const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
 declare const key: __peerswarm.Keypair
 `
