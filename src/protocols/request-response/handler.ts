@@ -3,7 +3,10 @@
  *
  * Outbound, per request from the behaviour, in order:
  *  1. wait for a free slot (at most `maxConcurrentStreams` requests of this connection have a
- *     stream at once; the others wait in arrival order);
+ *     stream at once; the others wait in arrival order). Until the remote has answered one
+ *     stream negotiation of ours, there is one slot: js-libp2p's Yamux aborts the whole
+ *     connection when more than 10 streams arrive before its side of the connection is ready,
+ *     which a burst of requests on a fresh connection would do;
  *  2. ask the connection for a stream of one of our outbound protocols;
  *  3. write the request, close our writing side, read the response;
  *  4. report the response, then leave the stream to the remote to close (reset at the deadline).
@@ -106,6 +109,8 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
   private readonly pending = new Set<Outbound<TRequest>>()
   /** Outbound requests holding a slot. */
   private busy = 0
+  /** The remote has answered a negotiation of ours: all slots are usable. */
+  private remoteReady = false
   private readonly inbound = new Set<Inbound>()
   /** Streams finishing after their exchange (waiting for the remote's close). */
   private readonly settling = new Set<Stream>()
@@ -155,6 +160,7 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
           break
         }
         this.opening.delete(record.id)
+        this.onRemoteReady()
         if (record.done) {
           event.stream.abort(new Error('the request timed out while its stream was negotiated'))
           this.releaseSlot(record)
@@ -167,8 +173,9 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
         const record = this.opening.get(event.info as OutboundRequestId)
         if (record == null) break
         this.opening.delete(record.id)
-        this.releaseSlot(record)
         const { kind } = event.error
+        if (kind === 'NegotiationFailed') this.onRemoteReady()
+        this.releaseSlot(record)
         const error = kind === 'NegotiationFailed'
           ? new OutboundFailure('UnsupportedProtocols', `${this.init.peerId.toString()} supports none of ${this.init.protocols.outbound.join(', ')}`, event.error)
           : kind === 'Timeout'
@@ -215,10 +222,17 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
     this.settling.clear()
   }
 
+  private onRemoteReady (): void {
+    if (this.remoteReady) return
+    this.remoteReady = true
+    this.fillSlots()
+  }
+
   /** Give slots to waiting requests, oldest first. */
   private fillSlots (): void {
     let added = false
-    while (this.busy < this.init.config.maxConcurrentStreams && this.waiting.length > 0) {
+    const slots = this.remoteReady ? this.init.config.maxConcurrentStreams : 1
+    while (this.busy < slots && this.waiting.length > 0) {
       const record = this.waiting.shift() as Outbound<TRequest>
       if (record.done) continue
       record.holdsSlot = true
