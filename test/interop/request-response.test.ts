@@ -92,10 +92,8 @@ describe('interop with js-libp2p: request-response (length-prefixed JSON)', func
     }))
     expect(responses).to.deep.equal(Array.from({ length: 20 }, (_, i) => ({ sum: i + 1, by: 'peerswarm' })))
     // Each request ended with ResponseSent on our side.
-    for (let n = 0; n < 20; n++) {
-      await node.find(e => e.type === 'Behaviour' && e.event.type === 'ResponseSent' &&
-        node.events.filter(x => x.type === 'Behaviour' && x.event.type === 'ResponseSent').length >= 20)
-    }
+    const sent = (): number => node.events.filter(e => e.type === 'Behaviour' && e.event.type === 'ResponseSent').length
+    await node.find(e => e.type === 'Behaviour' && e.event.type === 'ResponseSent' && sent() === 20)
     const failures = node.events.filter(e => e.type === 'Behaviour' && e.event.type === 'InboundFailure')
     expect(failures).to.deep.equal([])
     const requests = node.events.filter(e => e.type === 'Behaviour' && e.event.type === 'Message' && e.event.message.type === 'Request')
