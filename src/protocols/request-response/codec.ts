@@ -55,9 +55,13 @@ export const DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 
 /** How a length-prefixed codec turns messages into bytes and back. */
 export interface LengthPrefixedCodecInit<TRequest, TResponse> extends SizeLimits {
+  /** The bytes of a request. */
   encodeRequest(request: TRequest): Uint8Array
+  /** A request from its bytes; throw (e.g. `InvalidMessageError`) if they are not one. */
   decodeRequest(bytes: Uint8Array): TRequest
+  /** The bytes of a response. */
   encodeResponse(response: TResponse): Uint8Array
+  /** A response from its bytes; throw (e.g. `InvalidMessageError`) if they are not one. */
   decodeResponse(bytes: Uint8Array): TResponse
 }
 
