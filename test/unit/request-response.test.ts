@@ -2,6 +2,7 @@
  * Request-response over the memory transport: exchanges, outcomes, limits, timeouts and
  * streams, through the public API only.
  */
+import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { combine, DialPeerConditionFalseError, NoAddressesError, requestResponse } from '../../src/index.js'
 import { connect, driveUntil, listen, newSwarm } from '../../src/testing/index.js'
@@ -361,6 +362,26 @@ describe('request-response', () => {
       { type: 'Response', requestId: second, response: { n: 6, echo: 'echo 6' } }
     ])
     expect(dials, 'one dial for both requests').to.equal(1)
+  })
+
+  it('another dial of the peer failing does not fail requests waiting for our own dial', async () => {
+    const codec = requestResponse.jsonCodec<Request, Response>()
+    const a = await track(newSwarm(() => combine({ book: new AddressBook(), rr: new requestResponse.Behaviour(codec, [PROTOCOL]) })))
+    const b = await track(rrSwarm())
+    a.addPeerAddress(b.localPeerId, await listen(b))
+    const requestId = a.behaviour.rr.sendRequest(b.localPeerId, { n: 1 })
+    a.dial({ peerId: b.localPeerId, addresses: [multiaddr('/memory/424242')], condition: 'always' })
+    const outcomes: RREvent[] = []
+    let dialErrors = 0
+    const c = collector([b], echo)
+    await run<AnyBehaviour>([a, b], (i, event) => {
+      if (i === 1) return c.on(0, event)
+      if (event.type === 'OutgoingConnectionError') dialErrors++
+      const inner = event.type === 'Behaviour' ? event.event as unknown as { behaviour: string, event: RREvent } : undefined
+      if (inner?.behaviour === 'rr') outcomes.push(inner.event)
+    }, () => outcomes.length === 1 && dialErrors === 1)
+    expect(outcomes[0]).to.deep.include({ type: 'Message' })
+    expect(outcomes[0].type === 'Message' && outcomes[0].message).to.deep.equal({ type: 'Response', requestId, response: echo({ n: 1 }) })
   })
 
   it('a peer without known addresses: DialFailure with the dial error', async () => {

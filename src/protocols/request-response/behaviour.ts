@@ -185,7 +185,9 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
     peer.waiting.set(requestId, { requestId, request, deadline, timer })
     if (peer.dial == null) {
       peer.dial = newConnectionId()
-      this.queue({ type: 'Dial', opts: { peerId, connectionId: peer.dial } })
+      // `disconnected`, not the default `disconnectedAndNotDialing`: a dial of someone else's
+      // to a bad address must not stand in for ours.
+      this.queue({ type: 'Dial', opts: { peerId, connectionId: peer.dial, condition: 'disconnected' } })
     }
     return requestId
   }
@@ -273,9 +275,10 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
         const peer = this.peers.get(event.peerId.toString())
         if (peer == null) break
         if (peer.dial === event.connectionId) peer.dial = undefined
-        // A dial refused because another is in progress (or a connection just opened) is not
-        // the peer's failure: that other dial's outcome decides.
-        if (event.error instanceof DialPeerConditionFalseError || peer.waiting.size === 0) break
+        // While a dial of ours is under way, its outcome decides, not another dial's. A dial
+        // refused because another is in progress (or a connection just opened) is not the
+        // peer's failure either: that other dial's outcome decides.
+        if (peer.dial !== undefined || event.error instanceof DialPeerConditionFalseError || peer.waiting.size === 0) break
         log('dialing %p failed: %s', event.peerId, event.error.message)
         for (const waiting of peer.waiting.values()) {
           clearTimeout(waiting.timer)
