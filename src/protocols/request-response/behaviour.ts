@@ -297,16 +297,11 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
     switch (event.type) {
       case 'Request':
         state?.inbound.add(event.requestId)
-        this.generate({
-          type: 'Message',
-          peerId,
-          connectionId,
-          message: { type: 'Request', requestId: event.requestId, request: event.request, protocol: event.protocol, channel: event.channel }
-        })
+        this.generate({ type: 'Message', peerId, connectionId, message: event })
         break
       case 'Response':
         if (state?.outbound.delete(event.requestId) !== true) break
-        this.generate({ type: 'Message', peerId, connectionId, message: { type: 'Response', requestId: event.requestId, response: event.response } })
+        this.generate({ type: 'Message', peerId, connectionId, message: event })
         break
       case 'OutboundFailure':
         if (state?.outbound.delete(event.requestId) !== true) break

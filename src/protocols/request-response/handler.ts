@@ -27,6 +27,7 @@ import { logger } from '@libp2p/logger'
 import { describe, toError } from '../../errors.js'
 import { ResponseChannel } from './channel.js'
 import { InboundFailure, OutboundFailure } from './errors.js'
+import type { Message } from './behaviour.js'
 import type { Answer, InboundRequestId, OutboundRequestId } from './channel.js'
 import type { Codec } from './codec.js'
 import type { Config, Protocols } from './config.js'
@@ -44,17 +45,12 @@ export type FromBehaviour<TRequest> = {
   readonly deadline: number
 }
 
-/** What a handler reports to its behaviour. */
+/**
+ * What a handler reports to its behaviour: a request of the remote's or the response to one of
+ * ours (as the behaviour's `Message`), and each request's end.
+ */
 export type ToBehaviour<TRequest, TResponse> =
-  | {
-    /** The remote sent a request on `protocol`; answer it through `channel`. */
-    readonly type: 'Request'
-    readonly requestId: InboundRequestId
-    readonly request: TRequest
-    readonly protocol: string
-    readonly channel: ResponseChannel<TResponse>
-  }
-  | { readonly type: 'Response', readonly requestId: OutboundRequestId, readonly response: TResponse }
+  | Message<TRequest, TResponse>
   | { readonly type: 'ResponseSent', readonly requestId: InboundRequestId }
   | { readonly type: 'OutboundFailure', readonly requestId: OutboundRequestId, readonly error: OutboundFailure }
   | { readonly type: 'InboundFailure', readonly requestId: InboundRequestId, readonly error: InboundFailure }
