@@ -7,6 +7,10 @@
  * 'peerswarm/testing', and a `key` (the node's keypair); an example that starts with `.`
  * continues a `SwarmBuilder` chain. Its own imports of 'peerswarm' are pointed at the sources.
  *
+ * A markdown block preceded by `<!-- source: path -->` is part of that file of the repository
+ * instead (a guide that walks through a runnable example): the blocks of one path, in order and
+ * joined by one blank line, must be exactly the file, which the project's own type-check covers.
+ *
  * Run: npx tsx scripts/check-doc-examples.ts (part of `npm test`)
  */
 import { execFileSync } from 'node:child_process'
@@ -18,9 +22,43 @@ const out = join(root, '.doc-examples')
 
 interface Example { readonly source: string, readonly line: number, readonly code: string }
 
-/** The ```ts blocks of a markdown file. */
+/** A markdown block that is a part of a repository file (`<!-- source: path -->` before it). */
+interface Part extends Example { readonly path: string }
+
+const parts: Part[] = []
+
+/** The ```ts blocks of a markdown file; those marked as parts of a file go to `parts`. */
 function fromMarkdown (file: string): Example[] {
-  return blocks(file, readFileSync(file, 'utf8').split('\n'))
+  const lines = readFileSync(file, 'utf8').split('\n')
+  return blocks(file, lines).filter((example) => {
+    const path = /^<!-- source: (\S+) -->$/.exec(lines[example.line - 2]?.trim() ?? '')?.[1]
+    if (path == null) return true
+    parts.push({ ...example, path })
+    return false
+  })
+}
+
+/** Every file that guides show in parts must be exactly the concatenation of its parts. */
+function checkParts (): boolean {
+  let ok = true
+  const byPath = new Map<string, Part[]>()
+  for (const part of parts) {
+    const key = `${part.source}\0${part.path}`
+    byPath.set(key, [...byPath.get(key) ?? [], part])
+  }
+  for (const group of byPath.values()) {
+    const { source, path } = group[0]
+    const shown = group.map(part => part.code.replace(/^\n+|\n+$/g, '')).join('\n\n')
+    const actual = readFileSync(join(root, path), 'utf8').replace(/\n+$/, '')
+    if (shown === actual) continue
+    ok = false
+    const shownLines = shown.split('\n')
+    const actualLines = actual.split('\n')
+    const at = shownLines.findIndex((line, i) => line !== actualLines[i])
+    const line = at < 0 ? shownLines.length : at
+    console.error(`${source}: its blocks of ${path} differ from the file at the file's line ${line + 1}:\n  guide: ${shownLines[line] ?? '(end)'}\n  file:  ${actualLines[line] ?? '(end)'}`)
+  }
+  return ok
 }
 
 /** The ```ts blocks inside the doc comments of a source file. */
@@ -60,10 +98,12 @@ const examples = [
 /** Every export of the package and of its testing entry point, visible to each example. */
 const PREAMBLE = `import * as __peerswarm from '../src/index.js'
 import * as __testing from '../src/testing/index.js'
-const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, generateKeypair, peerIdOf } = __peerswarm
+const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, requestResponse, generateKeypair, peerIdOf } = __peerswarm
 const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
 declare const key: __peerswarm.Keypair
 `
+
+if (!checkParts()) process.exit(1)
 
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
@@ -95,7 +135,7 @@ writeFileSync(join(out, 'tsconfig.json'), JSON.stringify({
 
 try {
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(out, 'tsconfig.json')], { stdio: 'pipe' })
-  console.log(`doc examples: ${examples.length} type-checked`)
+  console.log(`doc examples: ${examples.length} type-checked, ${parts.length} parts of ${new Set(parts.map(p => p.path)).size} files match them`)
   rmSync(out, { recursive: true, force: true })
 } catch (err) {
   const output = String((err as { stdout?: Buffer }).stdout ?? err)

@@ -12,7 +12,7 @@ import { generateKeypair, peerIdOf } from '../identity.js'
 import { memory } from '../transport/memory.js'
 import { tcp } from '../transport/tcp.js'
 import { webSockets } from '../transport/websockets.js'
-import { swarmConfig } from './config.js'
+import { defaultSwarmConfig, swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
 import { SwarmUpgrader } from './upgrader.js'
 import type { SwarmConfig } from './config.js'
@@ -110,19 +110,26 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const key = this.identity ?? await generateKeypair()
     const peerId = peerIdOf(key)
     const logger = defaultLogger()
-    const upgrader = noiseYamuxUpgrader(key, logger)
+    const upgrader = noiseYamuxUpgrader(key, logger, true, config.maxNegotiatingInboundStreams)
     const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
     const transports = this.transports.map(factory => factory(components))
     return new Swarm({ localPeerId: peerId, behaviour: this.create(key), transports, upgrader, config })
   }
 }
 
-/** @internal The upgrader every swarm uses: Noise, then Yamux. */
-export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger(), inlineMuxerNegotiation = true): SwarmUpgrader {
+/**
+ * @internal The upgrader every swarm uses: Noise, then Yamux. Yamux holds the streams that
+ * arrive before the swarm has taken the connection over (a remote may open streams in the same
+ * packet as its last handshake message) up to `maxEarlyStreams`, and aborts the connection
+ * beyond; its own default, 10, let a js-libp2p peer that opens a burst of streams at once kill
+ * the connection. The connection then applies `maxNegotiatingInboundStreams` to them.
+ */
+export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger(), inlineMuxerNegotiation = true,
+  maxEarlyStreams = defaultSwarmConfig.maxNegotiatingInboundStreams): SwarmUpgrader {
   const peerId = peerIdOf(key)
   const upgrader = new SwarmUpgrader({ localPeer: peerId, inlineMuxerNegotiation })
   upgrader.addEncrypter(noise({ crypto: noiseCrypto })({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
-  upgrader.addMuxer(yamux()())
+  upgrader.addMuxer(yamux({ maxEarlyStreams })())
   return upgrader
 }
 

@@ -35,4 +35,19 @@ describe('examples', function () {
     expect(stdout).to.include('gossipsub_messages_published_total{node="node0",topic="metrics-demo"} 5')
     expect(stdout).to.include('gossipsub_messages_received_total{node="node2",topic="metrics-demo"} 5')
   })
+
+  it('custom-behaviour: two swarms exchange one greeting of the hello protocol', async () => {
+    const { code, stdout } = await run('custom-behaviour.ts')
+    expect(code, stdout).to.equal(0)
+    expect(stdout).to.include('bob was greeted by alice')
+    expect(stdout).to.include('alice heard: hello, alice!')
+  })
+
+  it('file-sharing: a getter finds the provider over mDNS on 127.0.0.1 and fetches a file in chunks', async () => {
+    const { code, stdout } = await run('file-sharing.ts')
+    expect(code, stdout).to.equal(0)
+    expect(stdout).to.match(/getter: \S+ provides generated\.bin \(1060921 bytes\)/)
+    expect(stdout).to.include('100% 1036/1036 KiB')
+    expect(stdout).to.match(/fetched generated\.bin: 1060921 bytes, sha-256 [0-9a-f]{16}… matches/)
+  })
 })

@@ -1,3 +1,5 @@
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddrConnectionPair } from '@libp2p/utils'
 import { expect } from 'chai'
 import { dummy, generateKeypair, ping } from '../../src/index.js'
 import { noiseYamuxUpgrader } from '../../src/swarm/builder.js'
@@ -41,6 +43,33 @@ describe('inbound stream negotiation limits', () => {
     } finally {
       await swarm.close()
       await driving
+    }
+  })
+})
+
+describe('streams opened before the swarm takes a connection over', () => {
+  // A remote may open streams in the same packet as its last handshake message: they reach our
+  // muxer before the swarm's connection listens to it. js-libp2p does so when it dials and opens
+  // a burst of streams at once; Yamux's own limit (10) would abort the connection.
+  it('are held by our muxer up to maxNegotiatingInboundStreams, then handed over', async () => {
+    const ours = noiseYamuxUpgrader(await generateKeypair(), undefined, true, 40).streamMuxers().get('/yamux/1.0.0')
+    if (ours == null) throw new Error('no yamux')
+    const [outbound, inbound] = multiaddrConnectionPair()
+    const remote = yamux()().createStreamMuxer(outbound)
+    const muxer = ours.createStreamMuxer(inbound)
+    try {
+      const opened = await Promise.all(Array.from({ length: 30 }, async () => remote.createStream()))
+      for (const stream of opened) stream.send(new Uint8Array([1]))
+      const deadline = performance.now() + 5_000
+      while (muxer.streams.length < 30 && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(muxer.status).to.equal('open')
+      const handedOver: unknown[] = []
+      muxer.addEventListener('stream', (evt) => { handedOver.push(evt.detail) })
+      await new Promise(resolve => setTimeout(resolve, 0))
+      expect(handedOver).to.have.length(30)
+    } finally {
+      remote.abort(new Error('done'))
+      muxer.abort(new Error('done'))
     }
   })
 })
