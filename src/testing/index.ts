@@ -12,7 +12,7 @@
  *
  * @module
  */
-import '../compat.js'
+import '../node.js'
 import { PeerswarmError } from '../errors.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import type { AnyBehaviour, EventOf } from '../behaviour/network-behaviour.js'
