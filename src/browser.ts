@@ -19,8 +19,8 @@
  *
  * @packageDocumentation
  */
-export { Swarm, UnsupportedAddressError } from './swarm/swarm.js'
-export type { NetworkInfo, SelectOptions } from './swarm/swarm.js'
+export { Swarm, UnsupportedAddressError, transportOf } from './swarm/swarm.js'
+export type { ConnectionInfo, NetworkInfo, SelectOptions } from './swarm/swarm.js'
 export { SwarmBuilder, BehaviourSwarmBuilder } from './swarm/builder.js'
 export type { TransportComponents, TransportFactory } from './swarm/builder.js'
 export { swarmConfig, defaultSwarmConfig } from './swarm/config.js'
