@@ -7,10 +7,16 @@
  */
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:http'
 import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import { SwarmBuilder, combine, gossipsub, identify } from '../../src/index.js'
+import { DemoNetwork, TOPIC as DEMO_TOPIC } from '../../examples/demo-network.js'
+import { connect, driveUntil, newSwarm } from '../../src/testing/index.js'
+import { serveView } from '../../src/view/index.js'
 import { chromiumPath, requireCapability } from '../fixtures/capabilities.js'
 import type { PageMessage } from '../fixtures/browser-page.js'
 import type { Swarm } from '../../src/index.js'
@@ -228,6 +234,99 @@ describe('in the browser (headless Chromium)', function () {
         expect(problems).to.deep.equal([])
       } finally {
         await page.close()
+      }
+    })
+  })
+  describe('the network view of npm run demo', () => {
+    let network: DemoNetwork | undefined
+    let shots: string | undefined
+
+    after(async () => {
+      await network?.close()
+      if (shots != null) rmSync(shots, { recursive: true, force: true })
+    })
+
+    it('shows every node and every mesh edge the swarms report; counters move as messages are delivered; a screenshot is a PNG', async function () {
+      if (browser == null) this.skip()
+      const net = network = await DemoNetwork.start({ count: 5, view: true, log: () => {} })
+      await Promise.race([net.allGreeted(), new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('the demo nodes did not greet each other within 30 s')) }, 30_000).unref())])
+      const page = await (browser as Browser).newPage({ viewport: { width: 1400, height: 900 } })
+      const problems: string[] = []
+      page.on('pageerror', error => problems.push(error.message))
+      try {
+        await page.goto((net.view as { url: string }).url)
+        const ids = net.nodes.map(swarm => swarm.localPeerId.toString())
+        const fromSwarms = (): { mesh: string[], connections: string[] } => ({
+          mesh: net.nodes.flatMap(swarm => swarm.behaviour.gossipsub.meshPeers(DEMO_TOPIC).map(peer => `${swarm.localPeerId.toString()}>${peer.toString()}`)).sort(),
+          connections: [...new Set(net.nodes.flatMap(swarm => swarm.connections().map(c => [swarm.localPeerId.toString(), c.peerId.toString()].sort().join('|'))))].sort()
+        })
+        const fromPage = async (): Promise<{ nodes: string[], mesh: string[], connections: string[] }> => await page.evaluate((topic) => ({
+          nodes: Array.from(document.querySelectorAll('g.node.observed')).map(g => g.getAttribute('data-peer') ?? '').sort(),
+          mesh: Array.from(document.querySelectorAll('line.mesh')).filter(l => l.getAttribute('data-topic') === topic).map(l => `${l.getAttribute('data-from') ?? ''}>${l.getAttribute('data-to') ?? ''}`).sort(),
+          connections: Array.from(document.querySelectorAll('line.conn')).map(l => `${l.getAttribute('data-a') ?? ''}|${l.getAttribute('data-b') ?? ''}`).sort()
+        }), DEMO_TOPIC.hash)
+        let last: unknown
+        await until('the page to show what the swarms report', async () => {
+          const shown = await fromPage()
+          const reported = fromSwarms()
+          last = { shown, reported }
+          return JSON.stringify(shown.nodes) === JSON.stringify([...ids].sort()) && reported.mesh.length > 0 &&
+            JSON.stringify(shown.mesh) === JSON.stringify(reported.mesh) && JSON.stringify(shown.connections) === JSON.stringify(reported.connections)
+        }).catch((err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(last)}`) })
+        // Every node has 4 peers here, and each of them is in its mesh (D = 6).
+        expect(fromSwarms().mesh).to.have.length(5 * 4)
+
+        const delivered = async (): Promise<number> => Number(await page.textContent('#delivered'))
+        const before = await delivered()
+        for (let i = 0; i < 10; i++) expect(net.publish(i % 5, `counted ${i}`)).to.equal(true)
+        // Ten messages, each delivered at the four other nodes.
+        await until('the delivery counter to count 40 more', async () => await delivered() >= before + 40)
+        expect(await page.textContent('#latency')).to.match(/ms mean/)
+        // Clicking a node shows its details.
+        await page.click(`g.node[data-peer="${ids[2]}"] circle`)
+        await until('the details of node 2', async () => await page.textContent('#node-name') === 'node 2')
+        expect(await page.locator('#connections tr').count()).to.equal(1 + net.nodes[2].connections().length)
+
+        shots = mkdtempSync(join(tmpdir(), 'peerswarm-view-'))
+        const file = join(shots, 'view.png')
+        await page.screenshot({ path: file })
+        const png = readFileSync(file)
+        expect(png.byteLength).to.be.above(5_000)
+        expect([...png.subarray(0, 8)]).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+        expect(problems).to.deep.equal([])
+      } finally {
+        await page.close()
+      }
+    })
+  })
+
+  describe('serveView of one swarm', () => {
+    it('lists its connections and its mesh in the page', async function () {
+      if (browser == null) this.skip()
+      const create = (key: Parameters<typeof behaviour>[0]) => combine({ gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key), heartbeatInitialDelay: 10, heartbeatInterval: 100 }) })
+      const swarms = await Promise.all([0, 1, 2].map(async () => newSwarm(create)))
+      const controller = new AbortController()
+      const view = await serveView(swarms[0])
+      const page = await (browser as Browser).newPage()
+      try {
+        for (const swarm of swarms) swarm.behaviour.gossipsub.subscribe('t')
+        await connect(swarms[0], swarms[1])
+        await connect(swarms[2], swarms[0])
+        await driveUntil(swarms, () => swarms[0].behaviour.gossipsub.meshPeers('t').length === 2)
+        const loops = swarms.map(async swarm => { try { for (;;) await swarm.selectNextSome({ signal: controller.signal }) } catch {} })
+        await page.goto(view.url)
+        await until('two connections and a mesh of two in the page', async () => await page.evaluate(() =>
+          document.querySelectorAll('#connections tr').length === 3 && document.querySelectorAll('line.mesh').length === 2))
+        const directions = await page.$$eval('#connections tr td:nth-child(3)', cells => cells.map(c => c.textContent).sort())
+        expect(directions).to.deep.equal(['inbound', 'outbound'])
+        expect(await page.textContent('.topics')).to.include('t')
+        controller.abort()
+        await Promise.all(loops)
+      } finally {
+        controller.abort()
+        await page.close()
+        await view.close()
+        await Promise.all(swarms.map(async swarm => { await swarm.close() }))
       }
     })
   })
