@@ -3,8 +3,9 @@
  * docs/*.md, and those of doc comments in src/ (which typedoc publishes). Each becomes a
  * module under .doc-examples/ and the TypeScript compiler checks them all against the sources.
  *
- * An example may use, without importing them, every export of 'peerswarm' and of
- * 'peerswarm/testing', and a `key` (the node's keypair); an example that starts with `.`
+ * An example may use, without importing them, every export of 'peerswarm', of
+ * 'peerswarm/testing' and of 'peerswarm/view', a `key` (the node's keypair) and a `swarm`
+ * (of any behaviour); an example that starts with `.`
  * continues a `SwarmBuilder` chain. Its own imports of 'peerswarm' are pointed at the sources.
  *
  * A markdown block preceded by `<!-- source: path -->` is part of that file of the repository
@@ -95,12 +96,15 @@ const examples = [
   ...walk(join(root, 'src')).flatMap(fromSource)
 ]
 
-/** Every export of the package and of its testing entry point, visible to each example. */
+/** Every export of the package and of its testing and view entry points, visible to each example. */
 const PREAMBLE = `import * as __peerswarm from '../src/index.js'
 import * as __testing from '../src/testing/index.js'
+import * as __view from '../src/view/index.js'
 const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, requestResponse, generateKeypair, peerIdOf } = __peerswarm
 const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
+const { serveView, serveNetworkView } = __view
 declare const key: __peerswarm.Keypair
+declare const swarm: __peerswarm.Swarm<__peerswarm.AnyBehaviour>
 `
 
 if (!checkParts()) process.exit(1)
@@ -114,7 +118,7 @@ for (const [i, example] of examples.entries()) {
   for (const line of example.code.split('\n')) {
     if (/^import\s/.test(line)) {
       // Named imports from the package are already in scope; others are kept.
-      if (/from 'peerswarm(\/testing)?'/.test(line)) continue
+      if (/from 'peerswarm(\/testing|\/view)?'/.test(line)) continue
       imports.push(line)
     } else {
       body.push(line)

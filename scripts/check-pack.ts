@@ -3,7 +3,9 @@
  * project in a temporary directory (outside the repository, so nothing resolves to our
  * sources), type-check a consumer file against the shipped `.d.ts` with the consumer's own
  * strict `NodeNext` settings, then run it: two swarms over the memory transport (from
- * `peerswarm/testing`) ping each other, and a GossipSub message crosses between them.
+ * `peerswarm/testing`) ping each other, a GossipSub message crosses between them, and
+ * `peerswarm/view` serves its page. Then a browser consumer is bundled with esbuild for the
+ * browser from the installed package: it must get `dist/browser.js` and nothing Node-only.
  *
  * Run: npm run check:pack (CI runs it; it needs the npm registry or a warm npm cache).
  */
@@ -12,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
 
 const root = resolve(fileURLToPath(import.meta.url), '../..')
 const tsc = join(root, 'node_modules/typescript/bin/tsc')
@@ -23,6 +26,7 @@ function run (command: string, args: string[], cwd: string): string {
 
 const consumer = `import { SwarmBuilder, combine, gossipsub, ping, type SwarmEvent } from 'peerswarm'
 import { connect, drive } from 'peerswarm/testing'
+import { serveView } from 'peerswarm/view'
 
 async function node () {
   return SwarmBuilder.withNewIdentity().withMemoryTransport()
@@ -45,7 +49,23 @@ const [, [got]] = await drive([a, b], { count: [0, 1], filter: e => e.type === '
 if (got.type === 'Behaviour' && got.event.behaviour === 'pubsub' && got.event.event.type === 'Message') {
   console.log('received:', new TextDecoder().decode(got.event.event.message.data))
 }
+const view = await serveView(a)
+const page = await fetch(view.url)
+console.log('view:', page.status, (await page.text()).includes('<title>peerswarm view</title>'))
+await view.close()
 await Promise.all([a.close(), b.close()])
+`
+
+const browserConsumer = `import { SwarmBuilder, combine, gossipsub, identify } from 'peerswarm'
+
+const swarm = await SwarmBuilder.withNewIdentity().withWebSockets()
+  .withBehaviour(key => combine({
+    identify: new identify.Behaviour(key.publicKey),
+    gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
+  }))
+  .build()
+swarm.behaviour.gossipsub.subscribe('chat')
+console.log(swarm.localPeerId.toString())
 `
 
 try {
@@ -64,7 +84,15 @@ try {
   console.log('consumer type-checks against the shipped .d.ts')
   const output = run(process.execPath, [join(dir, 'out/consumer.js')], dir)
   if (!output.includes('received: hello')) throw new Error(`the consumer did not get its message; it printed:\n${output}`)
-  console.log('consumer runs: a GossipSub message crossed between two swarms of the installed package')
+  if (!output.includes('view: 200 true')) throw new Error(`peerswarm/view did not serve its page; the consumer printed:\n${output}`)
+  console.log('consumer runs: a GossipSub message crossed between two swarms of the installed package; the view served')
+  writeFileSync(join(dir, 'browser.ts'), browserConsumer)
+  const bundle = await build({ absWorkingDir: dir, entryPoints: ['browser.ts'], bundle: true, platform: 'browser', format: 'esm', minify: true, write: false, metafile: true, logLevel: 'silent' })
+  const inputs = Object.keys(bundle.metafile.inputs)
+  if (!inputs.includes('node_modules/peerswarm/dist/browser.js')) throw new Error(`the browser bundle did not use dist/browser.js: ${inputs.filter(i => i.includes('peerswarm/')).join(', ')}`)
+  const nodeOnly = inputs.filter(i => /peerswarm\/dist\/(index|node|compat)\.js$|\/(ws|@libp2p\/tcp|dns-packet)\//.test(i))
+  if (nodeOnly.length > 0) throw new Error(`the browser bundle holds Node-only modules: ${nodeOnly.join(', ')}`)
+  console.log(`a browser consumer bundles from the installed package (exports' browser condition): ${Math.round(bundle.outputFiles[0].contents.byteLength / 1000)} KB minified`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

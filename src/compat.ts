@@ -1,8 +1,10 @@
 /**
  * Node 20 shims for what the js-libp2p v3 stack expects from the platform.
  *
- * Imported for its side effects by the package entry point; every shim is a no-op where the
- * platform already provides the feature (Node >= 22, browsers).
+ * Imported for its side effects by the Node platform (`node.ts`, loaded by the Node entry point
+ * and `peerswarm/testing`); every shim is a no-op where Node already provides the feature
+ * (Node >= 22). The browser entry point does not load it: browsers have both, and `ws` is
+ * Node-only.
  *
  * - `Promise.withResolvers`: used by `@libp2p/utils` on every multistream-select round and by
  *   Yamux. Without it every upgrade fails and the dialer only sees a misleading `ECONNRESET`.

@@ -4,13 +4,13 @@
  * @module
  */
 import { noise } from '@chainsafe/libp2p-noise'
-import { asCrypto, defaultCrypto, nodeCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
+import { ConfigError } from '../errors.js'
 import { generateKeypair, peerIdOf } from '../identity.js'
+import { platform } from '../platform.js'
 import { memory } from '../transport/memory.js'
-import { tcp } from '../transport/tcp.js'
 import { webSockets } from '../transport/websockets.js'
 import { defaultSwarmConfig, swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
@@ -20,7 +20,6 @@ import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../identity.js'
 import type { TcpOptions } from '../transport/tcp.js'
 import type { WebSocketsOptions } from '../transport/websockets.js'
-import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import type { ComponentLogger, Libp2pEvents, Transport, TypedEventTarget } from '@libp2p/interface'
 
 /** What a transport factory receives (what js-libp2p transports expect as components). */
@@ -66,8 +65,13 @@ export class SwarmBuilder {
     return this
   }
 
-  /** Add TCP (`/ip4/…/tcp/<port>`, `/ip6/…`, `/dns…`). */
+  /**
+   * Add TCP (`/ip4/…/tcp/<port>`, `/ip6/…`, `/dns…`). Node only: in the browser build this
+   * throws a `ConfigError` (browsers cannot open TCP sockets; use {@link withWebSockets}).
+   */
   withTcp (options: TcpOptions = {}): this {
+    const tcp = platform().tcp
+    if (tcp == null) throw new ConfigError('transport', `TCP is not available on this platform (${platform().name}): browsers cannot open TCP sockets; use withWebSockets()`)
     return this.withTransport(tcp(options))
   }
 
@@ -128,26 +132,9 @@ export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defa
   maxEarlyStreams = defaultSwarmConfig.maxNegotiatingInboundStreams): SwarmUpgrader {
   const peerId = peerIdOf(key)
   const upgrader = new SwarmUpgrader({ localPeer: peerId, inlineMuxerNegotiation })
-  upgrader.addEncrypter(noise({ crypto: noiseCrypto })({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
+  upgrader.addEncrypter(noise({ crypto: platform().noiseCrypto })({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
   upgrader.addMuxer(yamux({ maxEarlyStreams })())
   return upgrader
-}
-
-/**
- * Noise's ChaCha20-Poly1305 per message size: the wasm one below {@link CHACHA_NODE_FROM}
- * bytes, node's above (measured on Node 20: wasm 4.3 µs / node 5.9 µs to seal 300 B, 12.5 /
- * 7.0 µs at 1,200 B, 38 / 11 µs at 4 KiB; opening crosses over lower, near 300 B). The
- * dependency switches at 1,200 B.
- */
-const CHACHA_NODE_FROM = 512
-const noiseCrypto: ICryptoInterface = {
-  ...defaultCrypto,
-  chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
-    return plaintext.byteLength < CHACHA_NODE_FROM ? asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k) : nodeCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
-  },
-  chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
-    return ciphertext.byteLength < CHACHA_NODE_FROM ? asCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst) : nodeCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
-  }
 }
 
 async function rejectInbound (): Promise<void> {

@@ -56,6 +56,8 @@ export class Connection {
   readonly peerId: PeerId
   readonly endpoint: ConnectedPoint
   readonly upgraded: UpgradedConnection
+  /** When the connection was established (ms since the epoch). */
+  readonly establishedAt = Date.now()
   /** Set once closed; `undefined` when we closed it ourselves. */
   closeCause?: ConnectionError
 
@@ -97,6 +99,11 @@ export class Connection {
     maConn.addEventListener('close', (evt) => { this.onTransportClosed(evt.error) })
     // The transport may have closed while the swarm was still running the gates.
     if (maConn.status !== 'open') this.onTransportClosed()
+  }
+
+  /** Streams open on the connection (negotiated or negotiating). */
+  get streamCount (): number {
+    return this.upgraded.muxer.streams.length
   }
 
   /** True once the connection is fully closed and its closure can be reported. */

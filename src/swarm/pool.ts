@@ -132,6 +132,11 @@ export class Pool {
     return this.established.get(id)
   }
 
+  /** Every established connection that is still open, oldest first. */
+  openConnections (): Connection[] {
+    return [...this.established.values()].filter(c => c.open)
+  }
+
   /** Established connections to `peerId` that are still open, oldest first. */
   connectionsTo (peerId: PeerId): Connection[] {
     return [...this.byPeer.get(peerId.toString()) ?? []].filter(c => c.open)

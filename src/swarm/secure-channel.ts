@@ -9,7 +9,7 @@
  * - {@link SecureChannel} coalesces writes: everything the muxer sends within one event-loop
  *   turn (Yamux frames of every stream, window updates, pings) is encrypted as few Noise
  *   messages (≤ 65,535 B each) and leaves in one write to the socket, at the end of the turn
- *   (`setImmediate`), or at once when `FLUSH_BYTES` are waiting. Reads decode whole messages
+ *   (`setImmediate`, or a task where there is none), or at once when `FLUSH_BYTES` are waiting. Reads decode whole messages
  *   from contiguous chunks ({@link NoiseFrameDecoder}), decrypt them in place, and hand the
  *   muxer every plaintext of a chunk in one event.
  *
@@ -20,6 +20,7 @@
  */
 import { AbstractMessageStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { nextTurn } from '../platform.js'
 import { NOISE_MAX_PLAINTEXT, NOISE_TAG_LENGTH, NoiseFrameDecoder, sealFrames } from './noise-framing.js'
 import type { AbortOptions, MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
@@ -185,7 +186,7 @@ export class SecureChannel extends AbstractMessageStream {
       this.flush()
     } else if (!this.flushScheduled && this.pendingBytes > 0) {
       this.flushScheduled = true
-      setImmediate(this.flushNow)
+      nextTurn(this.flushNow)
     }
     return { sentBytes: data.byteLength, canSendMore: !this.rawFull }
   }

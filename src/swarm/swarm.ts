@@ -15,7 +15,7 @@ import type { SwarmConfig } from './config.js'
 import type { DialOpts, DialTarget, PeerCondition } from './dial-opts.js'
 import type { DialError } from './errors.js'
 import type { SwarmEvent } from './events.js'
-import type { ConnectionId, ListenerId } from './ids.js'
+import type { ConnectedPoint, ConnectionId, ListenerId } from './ids.js'
 import type { ConnectionCounters, PoolEvent } from './pool.js'
 import { abortUpgraded } from './upgrader.js'
 import type { SwarmUpgrader } from './upgrader.js'
@@ -38,6 +38,34 @@ export interface NetworkInfo {
   /** Peers with at least one established connection. */
   readonly numPeers: number
   readonly connectionCounters: ConnectionCounters
+}
+
+/** One established connection, as {@link Swarm.connections} lists it. */
+export interface ConnectionInfo {
+  readonly id: ConnectionId
+  readonly peerId: PeerId
+  /** Who dialed, and the addresses involved. */
+  readonly endpoint: ConnectedPoint
+  /** The remote's address as the transport reports it. */
+  readonly remoteAddress: Multiaddr
+  /** The transport, read from the address: `'tcp'`, `'websockets'`, `'memory'`, … */
+  readonly transport: string
+  /** The negotiated security protocol, e.g. `/noise`. */
+  readonly encryption: string
+  /** The negotiated muxer, e.g. `/yamux/1.0.0`. */
+  readonly multiplexer: string
+  /** When it was established, in milliseconds since the epoch. */
+  readonly establishedAt: number
+  /** Streams open on it (negotiated or negotiating). */
+  readonly streams: number
+}
+
+/** The transport an address belongs to: the outermost of `ws`/`wss`, `memory`, `tcp`, `udp`; else its first protocol. */
+export function transportOf (address: Multiaddr): string {
+  const names = address.getComponents().map(component => component.name)
+  if (names.includes('ws') || names.includes('wss') || names.includes('tls')) return names.includes('wss') || names.includes('tls') ? 'websockets (tls)' : 'websockets'
+  for (const name of ['memory', 'webrtc', 'webtransport', 'quic-v1', 'tcp', 'udp']) if (names.includes(name)) return name
+  return names[0] ?? 'unknown'
 }
 
 /** Options of `selectNextSome`. */
@@ -288,6 +316,21 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   /** Tell behaviours an address of another peer (e.g. from configuration). */
   addPeerAddress (peerId: PeerId, address: Multiaddr): void {
     this.report({ type: 'NewExternalAddrOfPeer', peerId, address })
+  }
+
+  /** Every established, open connection, oldest first. */
+  connections (): ConnectionInfo[] {
+    return this.pool.openConnections().map(connection => ({
+      id: connection.id,
+      peerId: connection.peerId,
+      endpoint: connection.endpoint,
+      remoteAddress: connection.upgraded.maConn.remoteAddr,
+      transport: transportOf(connection.endpoint.type === 'Dialer' ? connection.endpoint.address : connection.endpoint.localAddr),
+      encryption: connection.upgraded.encryption,
+      multiplexer: connection.upgraded.multiplexer,
+      establishedAt: connection.establishedAt,
+      streams: connection.streamCount
+    }))
   }
 
   /** Counts of peers and connections. */

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import '../compat.js'
+import '../node.js'
 import { PeerswarmError } from '../errors.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import type { AnyBehaviour, EventOf } from '../behaviour/network-behaviour.js'
@@ -144,7 +144,8 @@ export type DriveResult<S extends ReadonlyArray<Swarm<AnyBehaviour>>> = {
 
 /**
  * Drive all `swarms` at once, discarding their events, until `condition()` holds (checked
- * after every event). Throws `TestTimeoutError` after `options.timeout`.
+ * after every event, and every 10 ms for state that changes without an event, such as a
+ * mesh grafted by a heartbeat). Throws `TestTimeoutError` after `options.timeout`.
  */
 export async function driveUntil (swarms: ReadonlyArray<Swarm<AnyBehaviour>>, condition: () => boolean, options: { readonly timeout?: number } = {}): Promise<void> {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT
@@ -152,17 +153,22 @@ export async function driveUntil (swarms: ReadonlyArray<Swarm<AnyBehaviour>>, co
   const controller = new AbortController()
   await withDeadline(`driveUntil(${condition.name || 'condition'})`, timeout, seen, [], async (signal) => {
     const stop = AbortSignal.any([signal, controller.signal])
-    await Promise.all(swarms.map(async (swarm, i) => {
-      while (!condition()) {
-        try {
-          seen.push(`${i}:${describeEvent(await swarm.selectNextSome({ signal: stop }))}`)
-        } catch (err) {
-          if (controller.signal.aborted) return
-          throw err
+    const timer = setInterval(() => { if (condition()) controller.abort() }, 10)
+    try {
+      await Promise.all(swarms.map(async (swarm, i) => {
+        while (!condition()) {
+          try {
+            seen.push(`${i}:${describeEvent(await swarm.selectNextSome({ signal: stop }))}`)
+          } catch (err) {
+            if (controller.signal.aborted) return
+            throw err
+          }
         }
-      }
-      controller.abort()
-    }))
+        controller.abort()
+      }))
+    } finally {
+      clearInterval(timer)
+    }
   })
 }
 

@@ -3,7 +3,7 @@
  * print what they promise. The chat has its own test (chat.test.ts).
  */
 import { expect } from 'chai'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 
 /** Run `examples/<file>` with `args`; resolves with its exit code and output. */
 async function run (file: string, args: string[] = [], timeout = 30_000): Promise<{ code: number | null, stdout: string }> {
@@ -22,6 +22,41 @@ describe('examples', function () {
     const { code, stdout } = await run('demo.ts')
     expect(stdout).to.match(/done: every node received all 2 greetings/)
     expect(code).to.equal(0)
+  })
+
+  it('npm run demo serves its network view while it runs, and still exits 0 by itself', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', '--seconds', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const exited = new Promise<number | null>(resolve => child.on('exit', resolve))
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const check = (): void => {
+          const match = /^view: (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(output)
+          if (match != null) resolve(match[1])
+        }
+        child.stdout.on('data', check)
+        void exited.then(() => { reject(new Error(`the demo exited without printing its view's URL:\n${output}`)) })
+      })
+      const page = await fetch(url)
+      expect(page.status).to.equal(200)
+      expect(await page.text()).to.include('<title>peerswarm demo: 3 nodes</title>')
+      const snapshot = await (await fetch(`${url}snapshot.json`)).json() as { nodes: Array<{ name: string }> }
+      expect(snapshot.nodes.map(n => n.name)).to.deep.equal(['node 0', 'node 1', 'node 2'])
+      expect(await exited, output).to.equal(0)
+      expect(output).to.match(/done: every node received all 2 greetings/)
+      expect(output).to.match(/delivered \d+ messages, mean latency/)
+    } finally {
+      child.kill()
+    }
+  })
+
+  it('npm run demo -- --no-view serves nothing and exits after the greetings', async () => {
+    const { code, stdout } = await run('demo.ts', ['--no-view'])
+    expect(code, stdout).to.equal(0)
+    expect(stdout).not.to.match(/view: http/)
+    expect(stdout).to.match(/done: every node received all 2 greetings/)
   })
 
   it('ping-memory pings over the memory transport', async () => {

@@ -16,6 +16,8 @@ import { SeenCache } from '../pubsub/seen-cache.js'
 import { StreamHandler } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as floodsubConfig, PROTOCOL } from './config.js'
+import { newTotals } from '../pubsub/totals.js'
+import type { MessageTotals } from '../pubsub/totals.js'
 import type { Config } from './config.js'
 import type { RejectReason } from '../pubsub/authenticity.js'
 import type { Message, MessageId, MessageIdFn } from '../pubsub/message.js'
@@ -98,6 +100,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly targets = new Map<PeerKey, PeerId>()
   private readonly actions: Array<ToSwarm<Event, HandlerIn>> = []
+  private readonly counted: MessageTotals = newTotals()
   private waker?: Waker
 
   constructor (options: Partial<Config> & Pick<Config, 'authenticity'>) {
@@ -202,6 +205,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const message = toMessage(fields, hash)
     const id = this.messageId(message)
     if (!this.seen.add(messageIdKey(id))) throw new PublishError('Duplicate', 'a message with the same id was published or seen recently')
+    this.counted.published++
     const send = (raw: RawMessage): void => {
       const frame = this.frameOf({ publish: [raw] })
       for (const peer of this.recipients(hash, undefined, undefined)) this.sendTo(peer, frame)
@@ -215,6 +219,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       this.queue({ type: 'GenerateEvent', event: { type: 'Message', propagationSource: this.localPeerId, messageId: id, message } })
     }
     return id
+  }
+
+  /** Message totals since creation (published, received, forwarded, duplicates, …); always counted. */
+  totals (): Readonly<MessageTotals> {
+    return { ...this.counted, duplicates: this.pipeline.duplicates }
   }
 
   /** Dial `peerId` and keep it connected (redialed when it disconnects). */
@@ -272,6 +281,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.queue({ type: 'CloseConnection', peerId, connection: connectionId })
         break
       case 'SlowPeer':
+        this.counted.droppedBytes += event.droppedBytes
         this.queue({ type: 'GenerateEvent', event: { type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes } })
         break
       case 'Ready':
@@ -334,15 +344,21 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         if (wanted) {
           this.queue({ type: 'GenerateEvent', event: { type: 'Message', propagationSource: source, messageId: outcome.id, message } })
         }
+        this.counted.received++
         const frame = this.frameOf({ publish: [raw] })
-        for (const peer of this.recipients(message.topic, source, message.source)) this.sendTo(peer, frame)
+        for (const peer of this.recipients(message.topic, source, message.source)) {
+          this.sendTo(peer, frame)
+          this.counted.forwarded++
+        }
         break
       }
       case 'Rejected':
+        this.counted.invalid++
         log('rejected a message from %p: %s', outcome.source, outcome.reason)
         this.queue({ type: 'GenerateEvent', event: { type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error } })
         break
       case 'Ignored':
+        this.counted.ignored++
         break
     }
     this.waker?.wake()

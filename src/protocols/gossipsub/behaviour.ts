@@ -33,6 +33,7 @@ import { handleControl } from './control.js'
 import { heartbeat } from './heartbeat.js'
 import { graftable, join, leave } from './mesh.js'
 import { features, Router, shuffle } from './router.js'
+import type { MessageTotals } from '../pubsub/totals.js'
 import type { Config, Options } from './config.js'
 import type { ScoreBreakdown } from './score/compute.js'
 import type { PeerState } from './router.js'
@@ -164,7 +165,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       },
       onDuplicate: (idKey, source) => {
         this.router.scoring?.duplicate(idKey, source.toString())
-        this.router.metrics?.increment('messages_duplicate', 1, undefined)
+        this.router.count('messages_duplicate', 1, undefined)
       },
       onOutcome: (outcome) => {
         this.onOutcome(outcome)
@@ -224,6 +225,16 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   /** Our fanout peers on `topic` (a topic we publish to without subscribing). */
   fanoutPeers (topic: Topic | TopicHash): PeerId[] {
     return this.peerIds(this.router.fanout.get(topicHash(topic)) ?? [])
+  }
+
+  /** Topics we hold a fanout for: published to recently without subscribing. */
+  fanoutTopics (): TopicHash[] {
+    return [...this.router.fanout.keys()]
+  }
+
+  /** Message totals since creation (published, received, forwarded, duplicates, …); always counted. */
+  totals (): Readonly<MessageTotals> {
+    return { ...this.router.totals }
   }
 
   /**
@@ -320,7 +331,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const source = propagationSource.toString()
     if (result === 'accept') {
       this.router.scoring?.deliver(key, held.topic, source)
-      this.router.metrics?.increment('messages_received', 1, { topic: held.topic })
+      this.router.count('messages_received', 1, { topic: held.topic })
       this.forward(key, held)
     } else if (result === 'reject') {
       log('the application rejected a message from %p', propagationSource)
@@ -386,7 +397,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       send(built.complete)
     }
     this.seen.add(idKey)
-    this.router.metrics?.increment('messages_published', 1, { topic: hash })
+    this.router.count('messages_published', 1, { topic: hash })
     if (!this.router.mesh.has(hash)) this.router.fanoutLastPublished.set(hash, Date.now())
     if (this.config.subscribeLocalMessages && this.router.mesh.has(hash) && this.localPeerId != null) {
       this.router.emit({ type: 'Message', propagationSource: this.localPeerId, messageId: id, message: { ...message, data } })
@@ -465,7 +476,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.router.queue({ type: 'CloseConnection', peerId, connection: connectionId })
         break
       case 'SlowPeer':
-        this.router.metrics?.increment('queue_dropped_bytes', event.droppedBytes, undefined)
+        this.router.count('queue_dropped_bytes', event.droppedBytes, undefined)
         this.router.emit({ type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes })
         break
     }
@@ -584,7 +595,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
           this.hold(idKey, held)
         } else {
           this.router.scoring?.deliver(idKey, message.topic, source.toString())
-          this.router.metrics?.increment('messages_received', 1, { topic: message.topic })
+          this.router.count('messages_received', 1, { topic: message.topic })
           this.forward(idKey, held)
         }
         break
@@ -594,14 +605,14 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         const topic = outcome.raw.topic
         if (outcome.idKey != null && topic != null) this.router.scoring?.reject(outcome.idKey, topic, outcome.source.toString())
         else this.router.scoring?.rejectUnrecorded(topic, outcome.source.toString())
-        this.router.metrics?.increment('messages_invalid', 1, { reason: outcome.reason })
+        this.router.count('messages_invalid', 1, { reason: outcome.reason })
         this.router.emit({ type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error })
         break
       }
       case 'Ignored':
         this.router.promises.deliver(messageIdKey(outcome.id))
         if (outcome.idKey != null) this.router.scoring?.ignore(outcome.idKey)
-        this.router.metrics?.increment('messages_ignored', 1, undefined)
+        this.router.count('messages_ignored', 1, undefined)
         break
     }
   }
@@ -656,7 +667,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         forwarded++
       }
     }
-    if (forwarded > 0) router.metrics?.increment('messages_forwarded', forwarded, { topic })
+    if (forwarded > 0) router.count('messages_forwarded', forwarded, { topic })
   }
 
   /**

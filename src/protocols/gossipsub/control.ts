@@ -58,7 +58,7 @@ function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefine
   if (wanted.size === 0) return
   const keys = shuffle([...wanted.keys()], r.random).slice(0, maxIHaveLength - peer.iasked)
   peer.iasked += keys.length
-  r.metrics?.increment('iwant_ids_requested', keys.length, undefined)
+  r.count('iwant_ids_requested', keys.length, undefined)
   r.iwant(peer.key, keys.map(key => wanted.get(key) as MessageId))
   r.promises.add(peer.key, keys, r.now() + r.config.iwantFollowupTime)
 }

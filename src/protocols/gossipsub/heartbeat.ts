@@ -48,7 +48,7 @@ export function heartbeat<T> (r: Router<T>): void {
 
   for (const [peer, count] of r.promises.brokenPromises()) {
     log('%s broke %d IWANT promise(s)', peer, count)
-    r.metrics?.increment('promises_broken', count, undefined)
+    r.count('promises_broken', count, undefined)
     r.scoring?.addPenalty(peer, count)
   }
 

@@ -13,6 +13,7 @@
  */
 import { encodeFrame } from '../pubsub/framing.js'
 import { encodeRpc } from '../pubsub/rpc.js'
+import { newTotals } from '../pubsub/totals.js'
 import { BackoffTable } from './backoff.js'
 import { FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { GossipPromises } from './gossip-promises.js'
@@ -20,7 +21,8 @@ import { MessageCache } from './mcache.js'
 import { PeerRecords } from './peer-exchange.js'
 import { PeerScore } from './score/peer-score.js'
 import type { Config } from './config.js'
-import type { MetricsSink } from './metrics.js'
+import type { CounterName, Counters, Labels, MetricsSink } from './metrics.js'
+import type { MessageTotals } from '../pubsub/totals.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
@@ -112,6 +114,17 @@ export interface Thresholds {
 /** Largest control payload per RPC, as rust-libp2p reads at most 16 KiB of control. */
 const MAX_CONTROL_BYTES = 16 * 1024
 
+/** The message total each counter adds to. */
+const TOTAL_OF: Partial<Record<CounterName, keyof MessageTotals>> = {
+  messages_published: 'published',
+  messages_received: 'received',
+  messages_forwarded: 'forwarded',
+  messages_duplicate: 'duplicates',
+  messages_invalid: 'invalid',
+  messages_ignored: 'ignored',
+  queue_dropped_bytes: 'droppedBytes'
+}
+
 /** GossipSub's shared state and sending primitives. */
 export class Router<TEvent> {
   readonly peers = new Map<PeerKey, PeerState>()
@@ -142,6 +155,8 @@ export class Router<TEvent> {
   /** Where metrics go, if anywhere. */
   readonly metrics?: MetricsSink
   /** Counters of control traffic, for tests and diagnostics. */
+  /** Message totals (`Behaviour.totals()`). */
+  readonly totals: MessageTotals = newTotals()
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
   private readonly actions: Array<ToSwarm<TEvent, HandlerIn>> = []
@@ -166,11 +181,21 @@ export class Router<TEvent> {
     }
   }
 
+  /**
+   * Count `value` of the metric `name`: in the always-on message totals (for the counters that
+   * have one) and in the metrics sink, if any.
+   */
+  count<N extends CounterName> (name: N, value: number, labels: Labels<Counters[N]>): void {
+    const total = TOTAL_OF[name]
+    if (total != null) this.totals[total] += value
+    this.metrics?.increment(name, value, labels)
+  }
+
   /** Count control entries of `type` sent or received. */
   countControl (direction: 'sent' | 'received', type: ControlType, entries: number): void {
     if (entries === 0) return
     this.counters[`${type}${direction === 'sent' ? 'Sent' : 'Received'}`] += entries
-    this.metrics?.increment(direction === 'sent' ? 'control_sent' : 'control_received', entries, { type })
+    this.count(direction === 'sent' ? 'control_sent' : 'control_received', entries, { type })
   }
 
   /** Remember how to wake the swarm when an action is queued. */

@@ -5,16 +5,15 @@
  *
  * @module
  */
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { PeerswarmError } from '../../errors.js'
+import { platform } from '../../platform.js'
 import { readAuthor, readSeqno, seqnoBytes } from './message.js'
 import { encodeMessage } from './rpc.js'
 import type { RawMessage } from './rpc.js'
 import type { TopicHash } from './topic.js'
 import type { PeerId, PrivateKey, PublicKey } from '@libp2p/interface'
-import type { KeyObject } from 'node:crypto'
 
 /** How our own messages are authored. */
 export type MessageAuthenticity =
@@ -74,48 +73,32 @@ function signedBytes (message: RawMessage): Uint8Array {
   return bytes
 }
 
-/** DER prefixes that turn a raw 32-byte Ed25519 key into SPKI (public) and PKCS#8 (private). */
-const ED25519_SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00])
-const ED25519_PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20])
-
-function der (prefix: Uint8Array, key: Uint8Array): Buffer {
-  const bytes = Buffer.alloc(prefix.byteLength + key.byteLength)
-  bytes.set(prefix)
-  bytes.set(key, prefix.byteLength)
-  return bytes
-}
-
 /**
- * A signer for `key`: Ed25519 signs through a `node:crypto` KeyObject imported once
- * (@libp2p/crypto re-imports the key from JWK on every call); other keys sign themselves.
+ * A signer for `key`: Ed25519 through the platform's keys imported once where it has them
+ * (`node:crypto` KeyObjects on Node; @libp2p/crypto re-imports the key from JWK on every call);
+ * other keys, and Ed25519 elsewhere, sign themselves.
  */
 function signerOf (key: PrivateKey): (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array> {
-  if (key.type === 'Ed25519' && key.raw.byteLength >= 32) {
-    try {
-      const object = createPrivateKey({ key: der(ED25519_PKCS8_PREFIX, key.raw.subarray(0, 32)), format: 'der', type: 'pkcs8' })
-      return (bytes) => nodeSign(null, bytes, object)
-    } catch {}
+  const keys = platform().ed25519
+  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength >= 32) {
+    const sign = keys.signer(key.raw.subarray(0, 32))
+    if (sign != null) return sign
   }
   return (bytes) => key.sign(bytes)
 }
 
-/** A verifier for `key`, as {@link signerOf}: Ed25519 through a `node:crypto` KeyObject. */
+/** A verifier for `key`, as {@link signerOf}. */
 function verifierOf (key: PublicKey): (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> {
-  if (key.type === 'Ed25519' && key.raw.byteLength === 32) {
-    let object: KeyObject | undefined
-    try {
-      object = createPublicKey({ key: der(ED25519_SPKI_PREFIX, key.raw), format: 'der', type: 'spki' })
-    } catch {}
-    if (object != null) {
-      const imported = object
-      return (bytes, signature) => signature.byteLength === 64 && nodeVerify(null, bytes, imported, signature)
-    }
+  const keys = platform().ed25519
+  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength === 32) {
+    const verify = keys.verifier(key.raw)
+    if (verify != null) return verify
   }
   return (bytes, signature) => key.verify(bytes, signature)
 }
 
 /**
- * Verifying keys per author, imported once (`node:crypto` KeyObjects for Ed25519), at most
+ * Verifying keys per author, imported once (`node:crypto` KeyObjects for Ed25519 on Node), at most
  * `capacity` of them: the least recently used goes first.
  */
 export class VerifyingKeyCache {

@@ -1,0 +1,70 @@
+/**
+ * peerswarm for browsers: the same API as the Node entry point without what browsers cannot
+ * run. Bundlers pick it through the `browser` condition of the package's `exports`.
+ *
+ * Here: the memory and WebSockets transports (dialing `/ws` and `/wss` addresses; browsers
+ * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub and GossipSub.
+ * Not here: TCP (`SwarmBuilder.withTcp()` throws a `ConfigError`) and mDNS (no UDP sockets).
+ * Nothing reachable from this module imports a `node:` module or uses a Node global.
+ *
+ * ```ts
+ * import { SwarmBuilder, gossipsub } from 'peerswarm'
+ *
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withWebSockets()
+ *   .withBehaviour(key => new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }))
+ *   .build()
+ * swarm.dial('/ip4/127.0.0.1/tcp/4001/ws/p2p/12D3KooW…')
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { Swarm, UnsupportedAddressError, transportOf } from './swarm/swarm.js'
+export type { ConnectionInfo, NetworkInfo, SelectOptions } from './swarm/swarm.js'
+export { SwarmBuilder, BehaviourSwarmBuilder } from './swarm/builder.js'
+export type { TransportComponents, TransportFactory } from './swarm/builder.js'
+export { swarmConfig, defaultSwarmConfig } from './swarm/config.js'
+export type { SwarmConfig } from './swarm/config.js'
+export type { SwarmEvent } from './swarm/events.js'
+export type { ConnectionCounters } from './swarm/pool.js'
+export { newConnectionId, newListenerId } from './swarm/ids.js'
+export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './swarm/ids.js'
+export type { DialOpts, DialTarget, PeerCondition } from './swarm/dial-opts.js'
+export { ignoreForKeepAlive } from './swarm/connection.js'
+export {
+  LocalPeerIdError, InvalidDialTargetError, InvalidListenAddressError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
+  DialTransportError, UpgradeError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
+  KeepAliveTimeoutError, ConnectionIOError, HandlerClosedError
+} from './swarm/errors.js'
+export type { DialError, ListenError, ConnectionError, FailedAddress, UpgradePhase } from './swarm/errors.js'
+export { PeerswarmError, ConfigError, ConnectionDenied, SwarmClosedError, AbortError } from './errors.js'
+
+export type { Context, Waker } from './behaviour/context.js'
+export type {
+  NetworkBehaviour, ToSwarm, FromSwarm, EventOf, AnyBehaviour, PendingInboundConnection, EstablishedInboundConnection,
+  PendingOutboundConnection, EstablishedOutboundConnection
+} from './behaviour/network-behaviour.js'
+export { StreamUpgradeError } from './behaviour/connection-handler.js'
+export type {
+  ConnectionHandler, ConnectionHandlerEvent, ConnectionEvent, SubstreamProtocol, ProtocolsChange, StreamUpgradeErrorKind,
+  ToBehaviourOf, FromBehaviourOf
+} from './behaviour/connection-handler.js'
+export { combine, CombinedBehaviour, CombinedHandler } from './behaviour/combine.js'
+export type { Combined, CombinedEvent, Children, Tagged } from './behaviour/combine.js'
+export { toggle, Toggle } from './behaviour/toggle.js'
+export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
+
+export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'
+export type { TcpOptions } from './transport/tcp.js'
+export { webSockets } from './transport/websockets.js'
+export type { WebSocketsOptions } from './transport/websockets.js'
+export { generateKeypair, peerIdOf, keypairToProtobuf, keypairFromProtobuf, parsePeerId } from './identity.js'
+export type { Keypair } from './identity.js'
+
+export * as ping from './protocols/ping/index.js'
+export * as identify from './protocols/identify/index.js'
+export * as connectionLimits from './protocols/connection-limits/index.js'
+export * as pubsub from './protocols/pubsub/index.js'
+export * as floodsub from './protocols/floodsub/index.js'
+export * as gossipsub from './protocols/gossipsub/index.js'
+export * as requestResponse from './protocols/request-response/index.js'
