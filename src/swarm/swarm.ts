@@ -356,6 +356,15 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     let closedNow!: () => void
     this.whenClosed = new Promise<void>(resolve => { closedNow = resolve })
     this.wake()
+    try {
+      await this.closeGracefully()
+    } finally {
+      this.state = 'closed'
+      closedNow()
+    }
+  }
+
+  private async closeGracefully (): Promise<void> {
     for (const event of this.listenerEvents.splice(0)) {
       if (event.type === 'Incoming') event.settle.reject(new SwarmClosedError())
     }
@@ -380,8 +389,6 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
       })
     }
     await this.behaviour.close?.()
-    this.state = 'closed'
-    closedNow()
   }
 
   /**
@@ -399,18 +406,22 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     }
     const deadline = Date.now() + this.config.drainTimeout
     const cx: Context = { waker: { wake: () => {} } }
-    while (Date.now() < deadline) {
-      if (this.pendingNotify != null) {
-        if (this.deliverPendingNotify()) continue
-        // The connection's buffer is full: let it run, then try again.
-        await new Promise(resolve => setTimeout(resolve, 1))
-        continue
+    try {
+      while (Date.now() < deadline) {
+        if (this.pendingNotify != null) {
+          if (this.deliverPendingNotify()) continue
+          // The connection's buffer is full: let it run, then try again.
+          await new Promise(resolve => setTimeout(resolve, 1))
+          continue
+        }
+        const action = this.behaviour.poll(cx)
+        if (action === undefined) return
+        if (action.type === 'NotifyHandler') this.handleBehaviourAction(action as ToSwarm<EventOf<B>, unknown>)
       }
-      const action = this.behaviour.poll(cx)
-      if (action === undefined) return
-      if (action.type === 'NotifyHandler') this.handleBehaviourAction(action as ToSwarm<EventOf<B>, unknown>)
+      log('the behaviour had more to send when drainTimeout ran out')
+    } catch (err) {
+      log.error('the behaviour failed while saying goodbye: %e', err)
     }
-    log('the behaviour had more to send when drainTimeout ran out')
   }
 
   /** Same as `close()`, for `await using swarm = …`. */

@@ -129,6 +129,24 @@ describe('graceful shutdown', function () {
     expect(a.connectedPeers()).to.deep.equal([])
   })
 
+  it('a behaviour that fails while saying goodbye does not stop close()', async () => {
+    let leaving = false
+    const failing = Object.assign(dummy(), {
+      shutdown: () => { leaving = true },
+      poll: () => {
+        if (leaving) throw new Error('broken behaviour')
+        return undefined
+      }
+    })
+    const a = await newSwarm(() => failing)
+    const b = await newSwarm(() => dummy())
+    swarms.push(b)
+    await connect(a, b)
+    await a.close()
+    await a.close()
+    expect(a.connectedPeers()).to.deep.equal([])
+  })
+
   it('a second close() waits for the first; selectNextSome rejects once closing; await using closes', async () => {
     const a = await newSwarm(gossip)
     const b = await newSwarm(gossip)
