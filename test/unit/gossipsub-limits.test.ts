@@ -57,4 +57,25 @@ describe('GossipSub limits', () => {
     expect(accepted).to.deep.equal([false, false, true, true, true, true])
     expect(collect.messages(h.takeSent(other))).to.have.length(4)
   })
+
+  it('maxPendingValidations: asynchronous validations past the bound are not waited for; those messages are ignored', async () => {
+    h = Harness.create({ maxPendingValidations: 3 })
+    h.behaviour.subscribe(T)
+    const [spammer, other] = await h.connectMany(2, { topics: [T] })
+    await h.heartbeats(1)
+    const pending: Array<() => void> = []
+    h.behaviour.setValidator(T, async () => await new Promise<'accept'>(resolve => { pending.push(() => { resolve('accept') }) }))
+    const author = new MessageAuthor(gossipsub.MessageAuthenticity.anonymous())
+    const raws = await Promise.all(Array.from({ length: 5 }, async (_, i) => author.build(T, new Uint8Array([i, 9]), BigInt(i)).complete))
+    h.clearSent()
+    for (const raw of raws) h.inject(spammer, { publish: [raw] })
+    // Five validations started, but only three are waited for: the last two were ignored at
+    // once, whatever their validators say later.
+    expect(pending).to.have.length(5)
+    for (const resolve of pending.splice(0)) resolve()
+    await h.clock.tickAsync(0)
+    h.drain()
+    expect(collect.messages(h.takeSent(other)).map(m => m.data?.[0])).to.deep.equal([0, 1, 2])
+    expect(h.events.filter(e => e.type === 'Message')).to.have.length(3)
+  })
 })
