@@ -56,6 +56,7 @@ export { toggle, Toggle } from './behaviour/toggle.js'
 export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
 
 export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'
+export type { MemoryHub } from './transport/memory.js'
 export { tcp } from './transport/tcp.js'
 export type { TcpOptions } from './transport/tcp.js'
 export { webSockets } from './transport/websockets.js'
