@@ -16,14 +16,15 @@
  *   by in-order delivery, everything behind it) with it. Bytes are never lost: on a reliable
  *   stream transport, loss is delay;
  * - a connection takes one round trip to set up (TCP's handshake) before the upgrade starts;
- * - a partition holds everything sent across it (connections stall, dials wait); when it
- *   heals, what was held leaves at the next retransmission TCP would make (from `rto`,
+ * - a partition holds everything sent across it (connections stall) and refuses dials across
+ *   it after a round trip (as an ICMP unreachable would); when it heals, what was held leaves at the next retransmission TCP would make (from `rto`,
  *   doubling, at most 120 s apart), in order. With `resetAfter`, connections still across it
  *   that long after it opened are reset at both ends, as a keep-alive or TCP user timeout
  *   would.
  *
  * @module
  */
+import '../compat.js'
 import { logger } from '@libp2p/logger'
 import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -101,8 +102,8 @@ export interface NetworkStats {
   connections: number
   /** Connections reset by a partition's `resetAfter`. */
   resets: number
-  /** Dials that waited for a partition to heal. */
-  stalledDials: number
+  /** Dials refused because a partition separated the hosts. */
+  unreachableDials: number
 }
 
 /** A partition opened by {@link SimulatedNetwork.partition}. */
@@ -134,6 +135,13 @@ export interface SimulatedHost {
 export class LinkTimeoutError extends PeerswarmError {
   constructor () {
     super('ERR_LINK_TIMEOUT', 'connection reset: the link was partitioned for too long')
+  }
+}
+
+/** A dial across an open partition: the host is unreachable (as an ICMP unreachable ends a TCP connect). */
+export class LinkUnreachableError extends PeerswarmError {
+  constructor (address: Multiaddr) {
+    super('ERR_UNREACHABLE', `${address.toString()} is unreachable: a partition separates the hosts`)
   }
 }
 
@@ -263,8 +271,6 @@ export class SimulatedNetwork {
   private readonly hostPorts = new Map<number, string>()
   private readonly pairs = new Set<ConnectionPair>()
   private readonly partitions = new Set<OpenPartition>()
-  /** Dials waiting for a partition to heal. */
-  private readonly waitingDials = new Set<() => void>()
   private hosts = 0
   private lastPort = 0
   private counters: NetworkStats = emptyStats()
@@ -451,7 +457,6 @@ export class SimulatedNetwork {
         }
       }
     }
-    for (const wake of [...this.waitingDials]) wake()
   }
 
   private resetAcross (partition: OpenPartition): void {
@@ -515,14 +520,11 @@ export class SimulatedNetwork {
     const target = this.listeners.get(port)
     if (target == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
     const link = this.linkOf(dialer, target.host)
-    const started = this.scheduler.now()
-    if (this.blocked(dialer, target.host)) {
-      this.counters.stalledDials++
-      await this.untilReachable(dialer, target.host, signal)
-      // The SYN is retransmitted after 1 s, then doubling.
-      await this.scheduler.sleepUntil(nextRetransmission(started, this.scheduler.now(), 1000), signal)
-    }
     await this.scheduler.sleepUntil(this.scheduler.now() + 2 * link.latency, signal)
+    if (this.blocked(dialer, target.host)) {
+      this.counters.unreachableDials++
+      throw new LinkUnreachableError(multiaddr(`/memory/${port}`))
+    }
     const listener = this.listeners.get(port)
     if (listener == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
     const pair = new ConnectionPair(this, link, dialer, target.host, [`/memory/${port}`, `/memory/${this.hostPorts.get(dialer) ?? '0'}`])
@@ -530,25 +532,6 @@ export class SimulatedNetwork {
     this.counters.connections++
     listener.accept(pair.ends[1])
     return pair.ends[0]
-  }
-
-  private async untilReachable (a: number, b: number, signal: AbortSignal): Promise<void> {
-    while (this.blocked(a, b)) {
-      signal.throwIfAborted()
-      await new Promise<void>((resolve, reject) => {
-        const wake = (): void => {
-          this.waitingDials.delete(wake)
-          signal.removeEventListener('abort', onAbort)
-          resolve()
-        }
-        const onAbort = (): void => {
-          this.waitingDials.delete(wake)
-          reject(signal.reason)
-        }
-        this.waitingDials.add(wake)
-        signal.addEventListener('abort', onAbort, { once: true })
-      })
-    }
   }
 }
 
@@ -576,5 +559,5 @@ function validateLink (options: LinkOptions): void {
 }
 
 function emptyStats (): NetworkStats {
-  return { bytes: 0, chunks: 0, segments: 0, lostSegments: 0, delayedChunks: 0, heldChunks: 0, connections: 0, resets: 0, stalledDials: 0 }
+  return { bytes: 0, chunks: 0, segments: 0, lostSegments: 0, delayedChunks: 0, heldChunks: 0, connections: 0, resets: 0, unreachableDials: 0 }
 }
