@@ -61,7 +61,7 @@ const examples = [
 const PREAMBLE = `import * as __peerswarm from '../src/index.js'
 import * as __testing from '../src/testing/index.js'
 const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, generateKeypair, peerIdOf } = __peerswarm
-const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
+const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast, SimulatedNetwork, VirtualClock, Random, runScenario, formatReport } = __testing
 declare const key: __peerswarm.Keypair
 `
 

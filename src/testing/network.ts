@@ -129,6 +129,8 @@ export interface SimulatedHost {
   readonly id: number
   /** The host's transport, for `SwarmBuilder.withTransport` (listen on `/memory/0`). */
   readonly transport: TransportFactory
+  /** The host's hub: raw connections over the network, without a swarm (for tests of the links themselves). */
+  readonly hub: MemoryHub
 }
 
 /** A connection reset by a partition (as a keep-alive or TCP user timeout would). */
@@ -285,7 +287,8 @@ export class SimulatedNetwork {
   /** A new host. Its transport listens on `/memory/<n>` addresses of this network only. */
   host (): SimulatedHost {
     const id = this.hosts++
-    return { id, transport: memory(this.hub(id)) }
+    const hub = this.hub(id)
+    return { id, transport: memory(hub), hub }
   }
 
   /** Hosts made so far. */

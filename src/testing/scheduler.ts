@@ -1,10 +1,13 @@
 /**
  * One timer for many delayed actions: a binary heap ordered by due time, then by insertion,
- * and a single `setTimeout` armed for the earliest. Everything due when it fires runs in that
+ * and a single timer armed for the earliest (exact on a virtual clock, a `setTimeout`
+ * otherwise). Everything due when it fires runs in that
  * one callback, in order. Times are `performance.now()` milliseconds.
  *
  * @module
  */
+
+import { timerAt } from './virtual-time.js'
 
 interface Entry {
   readonly at: number
@@ -16,7 +19,7 @@ interface Entry {
 export class Scheduler {
   private readonly heap: Entry[] = []
   private seq = 0
-  private timer?: ReturnType<typeof setTimeout>
+  private timer?: { cancel: () => void }
   private armedFor = Infinity
   private stopped = false
   private firing = false
@@ -62,7 +65,7 @@ export class Scheduler {
   stop (): void {
     this.stopped = true
     this.heap.length = 0
-    if (this.timer != null) clearTimeout(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     this.armedFor = Infinity
   }
@@ -70,9 +73,9 @@ export class Scheduler {
   private arm (): void {
     const first = this.heap[0]
     if (first == null) return
-    if (this.timer != null) clearTimeout(this.timer)
+    this.timer?.cancel()
     this.armedFor = first.at
-    this.timer = setTimeout(this.fire, Math.max(0, first.at - this.now()))
+    this.timer = timerAt(first.at, this.fire)
   }
 
   private readonly fire = (): void => {

@@ -119,6 +119,16 @@ export class VirtualClock {
     return this.current
   }
 
+  /** @internal A timer at exactly `at` (virtual ms), without Node's 1 ms minimum. */
+  exactTimer (at: number, callback: () => void): { cancel: () => void } {
+    const timer = new VirtualTimer(this, this.nextId++, callback, [], 0, false)
+    this.byId.set(timer.id, timer)
+    timer.at = Math.max(at, this.current)
+    timer.seq = this.seq++
+    this.push({ at: timer.at, seq: timer.seq, timer })
+    return { cancel: () => { this.clear(timer) } }
+  }
+
   /** Real ms (the real `Date.now()`), also while installed. */
   realNow (): number {
     return (this.saved?.dateNow ?? Date.now).call(Date)
@@ -332,6 +342,16 @@ interface Entry {
   readonly at: number
   readonly seq: number
   readonly timer: VirtualTimer
+}
+
+/**
+ * @internal A timer at `at` (`performance.now()` ms): exact on an installed virtual clock,
+ * a `setTimeout` otherwise.
+ */
+export function timerAt (at: number, callback: () => void): { cancel: () => void } {
+  if (installed != null) return installed.exactTimer(at, callback)
+  const timer = setTimeout(callback, Math.max(0, at - performance.now()))
+  return { cancel: () => { clearTimeout(timer) } }
 }
 
 function earlier (a: Entry, b: Entry): boolean {
