@@ -152,6 +152,8 @@ export interface DeliveryReport {
   readonly reachable: number
   /** Distinct deliveries. */
   readonly delivered: number
+  /** Of those, deliveries to receivers that were reachable (`delivered − deliveredReachable` crossed a partition, late). */
+  readonly deliveredReachable: number
   /** delivered / expected. */
   readonly deliveryRatio: number
   /** Messages that reached every subscriber. */
@@ -219,8 +221,8 @@ interface Published {
   readonly batch: number
   readonly publisher: number
   readonly at: number
-  /** Receivers a path of topology links not cut by a partition led to when it was published. */
-  readonly reachable: number
+  /** Receivers a path of topology links not cut by a partition led to when it was published (1: reachable). */
+  readonly reachable: Uint8Array
 }
 
 /**
@@ -283,23 +285,22 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     return { ...fault, groups }
   })
   const totalMessages = plans.reduce((sum, plan) => sum + plan.messages, 0)
-  /** Peers other than `source` that topology links not cut by an open partition lead to. */
-  const reachableFrom = (source: number): number => {
+  /** The peers (1) that topology links not cut by an open partition lead to from `source` (0 itself). */
+  const reachableFrom = (source: number): Uint8Array => {
     const seen = new Uint8Array(n)
     const stack = [source]
     seen[source] = 1
-    let count = 0
     while (stack.length > 0) {
       const u = stack.pop() as number
       for (const w of neighbours[u]) {
         if (seen[w] === 0 && !net.blocked(u, w)) {
           seen[w] = 1
-          count++
           stack.push(w)
         }
       }
     }
-    return count
+    seen[source] = 0
+    return seen
   }
 
   const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links })
@@ -539,21 +540,23 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
       const paths: number[] = []
       let expected = 0
       let reachable = 0
+      let deliveredReachable = 0
       let complete = 0
       for (const id of ids) {
         const message = published[id]
         if (message == null) continue
-        reachable += message.reachable
         const d = pathFrom(message.publisher)
         let all = true
         for (let p = 0; p < n; p++) {
           if (p === message.publisher) continue
           expected++
+          reachable += message.reachable[p]
           const at = deliveredAt[id * n + p]
           if (Number.isNaN(at)) {
             all = false
             continue
           }
+          deliveredReachable += message.reachable[p]
           latencies.push(at - message.at)
           paths.push(d[p])
         }
@@ -567,6 +570,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
         expected,
         reachable,
         delivered: latencies.length,
+        deliveredReachable,
         deliveryRatio: expected === 0 ? NaN : latencies.length / expected,
         complete,
         latency: summarise(latencies),
@@ -629,7 +633,7 @@ export function formatReport (report: ScenarioReport): string {
     `  set-up ${(report.setupMs / 1000).toFixed(1)} s, measured ${(report.durationMs / 1000).toFixed(1)} s; real time ${(report.real.setupMs / 1000).toFixed(1)} s + ${((report.real.totalMs - report.real.setupMs) / 1000).toFixed(1)} s`
   ]
   for (const d of [...report.batches, ...(report.batches.length > 1 ? [report.total] : [])]) {
-    lines.push(`  ${d.label}: ${d.messages} messages${d.publishErrors > 0 ? ` (${d.publishErrors} publish errors)` : ''}, delivered ${pct(d.deliveryRatio)} (${d.delivered}/${d.expected}${d.reachable < d.expected ? `, ${d.reachable} reachable` : ''}), complete ${d.complete}/${d.messages}, ` +
+    lines.push(`  ${d.label}: ${d.messages} messages${d.publishErrors > 0 ? ` (${d.publishErrors} publish errors)` : ''}, delivered ${pct(d.deliveryRatio)} (${d.delivered}/${d.expected}${d.reachable < d.expected ? `; ${d.deliveredReachable}/${d.reachable} reachable` : ''}), complete ${d.complete}/${d.messages}, ` +
       `latency p50 ${ms(d.latency.p50)} p95 ${ms(d.latency.p95)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)} ms (shortest path p50 ${ms(d.pathLatency.p50)} p99 ${ms(d.pathLatency.p99)})`)
   }
   lines.push(`  duplicates/delivery ${report.duplicatesPerDelivery.toFixed(2)}, bytes/delivery ${report.bytesPerDelivery.toFixed(0)}, mesh degree start ${degree(report.meshDegree.start)} end ${degree(report.meshDegree.end)}`)

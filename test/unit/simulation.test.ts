@@ -271,7 +271,10 @@ describe('simulation: scenario runner', function () {
     expect(before.latency.p50).to.be.at.least(before.pathLatency.p50)
 
     expect(during.reachable, 'the partition cuts').to.be.lessThan(during.expected)
-    expect(during.delivered, 'nothing crosses it; all within the groups arrives').to.equal(during.reachable)
+    expect(during.delivered, 'nothing crosses it').to.equal(during.deliveredReachable)
+    // Inside the groups, a message forwarded only into links that are then reset can be lost
+    // for good (gossip goes to non-mesh peers only): most, not necessarily all, arrive.
+    expect(during.deliveredReachable / during.reachable).to.be.at.least(0.9)
 
     expect(after.deliveryRatio, 'healed: every subscriber gets every later message').to.equal(1)
     expect(report.redials).to.be.greaterThan(0)
