@@ -294,6 +294,21 @@ describe('simulation: scenario runner', function () {
     expect(report.meshDegree.start.min).to.be.at.least(4)
   })
 
+  it('also runs on the real clock', async () => {
+    const started = Date.now()
+    const report = await runScenario({
+      peers: 8,
+      seed: 2,
+      time: 'real',
+      topology: { type: 'random-regular', degree: 4 },
+      link: { latency: 30 },
+      publish: { messages: 5, publishers: 2, interval: 100 }
+    })
+    expect(report.total.deliveryRatio).to.equal(1)
+    expect(report.total.latency.p50).to.be.at.least(30)
+    expect(Date.now() - started, 'real time passed').to.be.at.least(report.durationMs)
+  })
+
   it('is reproducible: the same seed gives the same report', async () => {
     const run = async (): Promise<Omit<ScenarioReport, 'real' | 'memory'>> => {
       const { real, memory, ...report } = await runScenario({
