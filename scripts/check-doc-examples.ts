@@ -101,7 +101,7 @@ const PREAMBLE = `import * as __peerswarm from '../src/index.js'
 import * as __testing from '../src/testing/index.js'
 import * as __view from '../src/view/index.js'
 const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, requestResponse, generateKeypair, peerIdOf } = __peerswarm
-const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast } = __testing
+const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast, SimulatedNetwork, VirtualClock, Random, runScenario, formatReport } = __testing
 const { serveView, serveNetworkView } = __view
 declare const key: __peerswarm.Keypair
 declare const swarm: __peerswarm.Swarm<__peerswarm.AnyBehaviour>

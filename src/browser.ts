@@ -55,6 +55,7 @@ export { toggle, Toggle } from './behaviour/toggle.js'
 export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
 
 export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'
+export type { MemoryHub } from './transport/memory.js'
 export type { TcpOptions } from './transport/tcp.js'
 export { webSockets } from './transport/websockets.js'
 export type { WebSocketsOptions } from './transport/websockets.js'

@@ -1,6 +1,8 @@
 /**
  * Helpers for tests of swarms and behaviours, in the spirit of rust-libp2p's `swarm-test`:
- * ephemeral swarms over the in-memory transport, `listen`, `connect`, `drive` and `waitFor`.
+ * ephemeral swarms over the in-memory transport, `listen`, `connect`, `drive` and `waitFor`;
+ * and a simulated network with a scenario runner (`SimulatedNetwork`, `runScenario`, see
+ * docs/simulation.md).
  *
  * ```ts
  * import { newSwarm, connect, drive } from 'peerswarm/testing'
@@ -22,6 +24,17 @@ import type { SwarmConfig } from '../swarm/config.js'
 import type { SwarmEvent } from '../swarm/events.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+
+export { SimulatedNetwork, defaultLinkOptions, LinkTimeoutError, LinkUnreachableError } from './network.js'
+export type { LinkOptions, SimulatedNetworkOptions, NetworkStats, Partition, PartitionOptions, SimulatedHost } from './network.js'
+export { Random, meanOf } from './random.js'
+export type { Distribution } from './random.js'
+export { VirtualClock, SimulationStalledError } from './virtual-time.js'
+export type { VirtualClockOptions } from './virtual-time.js'
+export { randomRegular, scaleFree, topologyLinks, degrees, connected } from './topology.js'
+export type { Topology, TopologyLink } from './topology.js'
+export { runScenario, formatReport, summarise } from './scenario.js'
+export type { Scenario, PublishBatch, Fault, ScenarioReport, DeliveryReport, LatencySummary, DegreeSummary } from './scenario.js'
 
 /** Default time limit of every helper, in ms. */
 export const DEFAULT_TIMEOUT = 10_000

@@ -10,7 +10,7 @@ import { logger } from '@libp2p/logger'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PeerswarmError } from '../errors.js'
-import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, ListenerEvents, Transport, Upgrader } from '@libp2p/interface'
+import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, ListenerEvents, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
 import type { TransportFactory } from '../swarm/builder.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -23,10 +23,66 @@ export class MemoryConnectionRefusedError extends PeerswarmError {
   }
 }
 
-/** The process-wide table of memory listeners, by port. */
-const listeners = new Map<string, MemoryListener>()
-let lastEphemeralPort = 0
+/**
+ * Where memory listeners are found and how a dial reaches one. The default hub is
+ * process-wide and connects at once; a simulated network (`SimulatedNetwork` in
+ * `peerswarm/testing`) gives each of its hosts a hub of its own whose connections cross links
+ * with latency, bandwidth and loss.
+ */
+export interface MemoryHub {
+  /**
+   * Bind `accept` to `port` (`'0'`: a fresh port) and return the port bound. `accept` gets the
+   * listener's end of every connection dialed to it. Throws `PeerswarmError`
+   * `ERR_ADDRESS_IN_USE` when the port is taken.
+   */
+  bind: (port: string, accept: (connection: MultiaddrConnection) => void) => string
+  /** Release a port bound by `bind`. */
+  unbind: (port: string) => void
+  /**
+   * Connect to the listener on `port` and return the dialer's end (the listener's end goes to
+   * its `accept`). Throws {@link MemoryConnectionRefusedError} when nothing listens there.
+   */
+  connect: (port: string, options: { readonly signal: AbortSignal }) => Promise<MultiaddrConnection>
+}
 
+/** The process-wide hub: listeners by port; a dial connects at once. */
+class ProcessHub implements MemoryHub {
+  private readonly listeners = new Map<string, (connection: MultiaddrConnection) => void>()
+  private lastEphemeralPort = 0
+
+  bind (port: string, accept: (connection: MultiaddrConnection) => void): string {
+    const bound = port === '0' ? this.allocatePort() : port
+    if (this.listeners.has(bound)) throw new PeerswarmError('ERR_ADDRESS_IN_USE', `/memory/${bound} is in use`)
+    this.listeners.set(bound, accept)
+    return bound
+  }
+
+  unbind (port: string): void {
+    this.listeners.delete(port)
+  }
+
+  async connect (port: string): Promise<MultiaddrConnection> {
+    const accept = this.listeners.get(port)
+    if (accept == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
+    const [outbound, inbound] = multiaddrConnectionPair({
+      outbound: { remoteAddr: multiaddr(`/memory/${port}`) },
+      inbound: { remoteAddr: multiaddr(`/memory/${++this.lastEphemeralPort}`) }
+    })
+    accept(inbound)
+    return outbound
+  }
+
+  private allocatePort (): string {
+    for (;;) {
+      const port = String(1 + Math.floor(Math.random() * 2 ** 48))
+      if (!this.listeners.has(port)) return port
+    }
+  }
+}
+
+const processHub = new ProcessHub()
+
+/** The port of a `/memory/<port>` address, if it is one. */
 function memoryPort (address: Multiaddr): string | undefined {
   const components = address.getComponents()
   return components[0]?.name === 'memory' ? components[0].value : undefined
@@ -36,27 +92,17 @@ function isMemoryAddress (address: Multiaddr): boolean {
   return memoryPort(address) != null
 }
 
-function allocatePort (): string {
-  for (;;) {
-    const port = String(1 + Math.floor(Math.random() * 2 ** 48))
-    if (!listeners.has(port)) return port
-  }
-}
-
 class MemoryListener extends TypedEventEmitter<ListenerEvents> implements Listener {
   private port?: string
 
-  constructor (private readonly upgrader: Upgrader) {
+  constructor (private readonly hub: MemoryHub, private readonly upgrader: Upgrader) {
     super()
   }
 
   async listen (address: Multiaddr): Promise<void> {
     const requested = memoryPort(address)
     if (requested == null) throw new PeerswarmError('ERR_INVALID_MULTIADDR', `not a memory address: ${address.toString()}`)
-    const port = requested === '0' ? allocatePort() : requested
-    if (listeners.has(port)) throw new PeerswarmError('ERR_ADDRESS_IN_USE', `/memory/${port} is in use`)
-    listeners.set(port, this)
-    this.port = port
+    this.port = this.hub.bind(requested, (connection) => { this.accept(connection) })
     this.safeDispatchEvent('listening')
   }
 
@@ -68,13 +114,13 @@ class MemoryListener extends TypedEventEmitter<ListenerEvents> implements Listen
 
   async close (): Promise<void> {
     if (this.port == null) return
-    listeners.delete(this.port)
+    this.hub.unbind(this.port)
     this.port = undefined
     this.safeDispatchEvent('close')
   }
 
   /** A dialer reached us: hand its other end to the swarm. */
-  accept (maConn: Parameters<Upgrader['upgradeInbound']>[0]): void {
+  private accept (maConn: MultiaddrConnection): void {
     this.upgrader.upgradeInbound(maConn, { signal: AbortSignal.any([]) }).catch((err: unknown) => {
       log('inbound memory connection failed: %s', err)
       maConn.abort(err instanceof Error ? err : new Error(String(err)))
@@ -82,21 +128,21 @@ class MemoryListener extends TypedEventEmitter<ListenerEvents> implements Listen
   }
 }
 
-/** The in-memory transport. Listen on `/memory/0` for a fresh address. */
+/**
+ * The in-memory transport. Listen on `/memory/0` for a fresh address. Without a `hub`, every
+ * memory transport of the process shares one table of listeners and connects at once.
+ */
 export class MemoryTransport implements Transport {
   readonly [transportSymbol] = true as const
   readonly [Symbol.toStringTag] = 'peerswarm/memory'
 
+  constructor (private readonly hub: MemoryHub = processHub) {}
+
   async dial (address: Multiaddr, options: DialTransportOptions): Promise<Connection> {
     options.signal.throwIfAborted()
     const port = memoryPort(address)
-    const listener = port == null ? undefined : listeners.get(port)
-    if (listener == null) throw new MemoryConnectionRefusedError(address)
-    const [outbound, inbound] = multiaddrConnectionPair({
-      outbound: { remoteAddr: address },
-      inbound: { remoteAddr: multiaddr(`/memory/${++lastEphemeralPort}`) }
-    })
-    listener.accept(inbound)
+    if (port == null) throw new MemoryConnectionRefusedError(address)
+    const outbound = await this.hub.connect(port, { signal: options.signal })
     try {
       return await options.upgrader.upgradeOutbound(outbound, { signal: options.signal })
     } catch (err) {
@@ -106,7 +152,7 @@ export class MemoryTransport implements Transport {
   }
 
   createListener (options: CreateListenerOptions): Listener {
-    return new MemoryListener(options.upgrader)
+    return new MemoryListener(this.hub, options.upgrader)
   }
 
   listenFilter (addresses: Multiaddr[]): Multiaddr[] {
@@ -118,7 +164,7 @@ export class MemoryTransport implements Transport {
   }
 }
 
-/** A transport factory for `SwarmBuilder.withTransport`. */
-export function memory (): TransportFactory {
-  return () => new MemoryTransport()
+/** A transport factory for `SwarmBuilder.withTransport`; `hub` as for {@link MemoryTransport}. */
+export function memory (hub?: MemoryHub): TransportFactory {
+  return () => new MemoryTransport(hub)
 }

@@ -1,0 +1,566 @@
+/**
+ * A simulated network under the memory transport: hosts, links with latency, jitter,
+ * bandwidth and loss, and partitions that open and heal. Swarms use it through
+ * `SimulatedNetwork.host().transport`; their connections still run Noise and Yamux, and
+ * every byte they write crosses a link.
+ *
+ * The model (see docs/simulation.md):
+ * - each pair of hosts has one link, its one-way latency drawn once (seeded) from
+ *   `latency`; all connections between the pair share it and its bandwidth, each direction
+ *   its own;
+ * - a write is a chunk: it leaves once the link has sent what was written before it
+ *   (size / bandwidth each), arrives a latency later plus a jitter in [0, jitter] ms, and never
+ *   before the previous chunk of its connection (a TCP stream is delivered in order);
+ * - loss: each segment (`mss` bytes) of a chunk is lost with probability `loss`, again on each
+ *   retransmission; a segment lost k times arrives `rto × (2^k − 1)` later, and the chunk (and,
+ *   by in-order delivery, everything behind it) with it. Bytes are never lost: on a reliable
+ *   stream transport, loss is delay;
+ * - a connection takes one round trip to set up (TCP's handshake) before the upgrade starts;
+ * - a partition holds everything sent across it (connections stall) and refuses dials across
+ *   it after a round trip (as an ICMP unreachable would); when it heals, what was held leaves at the next retransmission TCP would make (from `rto`,
+ *   doubling, at most 120 s apart), in order. With `resetAfter`, connections still across it
+ *   that long after it opened are reset at both ends, as a keep-alive or TCP user timeout
+ *   would.
+ *
+ * @module
+ */
+import '../compat.js'
+import { logger } from '@libp2p/logger'
+import { AbstractMultiaddrConnection } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError, PeerswarmError } from '../errors.js'
+import { MemoryConnectionRefusedError, memory } from '../transport/memory.js'
+import { Random } from './random.js'
+import { Scheduler } from './scheduler.js'
+import type { Distribution } from './random.js'
+import type { MemoryHub } from '../transport/memory.js'
+import type { TransportFactory } from '../swarm/builder.js'
+import type { MultiaddrConnection } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { SendResult } from '@libp2p/utils'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+const log = logger('peerswarm:sim')
+
+/** Parameters of a link between two hosts. */
+export interface LinkOptions {
+  /** One-way latency in ms, drawn once per pair of hosts (default: 0). */
+  readonly latency: Distribution
+  /** Each chunk is delayed a further uniform [0, jitter] ms; a connection's chunks stay in order (default: 0). */
+  readonly jitter: number
+  /** Bandwidth of each direction, in Mbit/s (default: Infinity). */
+  readonly bandwidthMbps: number
+  /** Probability that a segment is lost (and retransmitted), in [0, 1) (default: 0). */
+  readonly loss: number
+  /** Segment size for loss, in bytes (default: 1,460, an Ethernet MSS). */
+  readonly mss: number
+  /** Retransmission timeout in ms, given the link's round-trip time (default: max(200, 2 × RTT)). */
+  readonly rto: (rtt: number) => number
+  /**
+   * Bytes a direction may have waiting to leave before writes report back-pressure (default:
+   * 4 MiB, a TCP send buffer).
+   */
+  readonly sendBuffer: number
+}
+
+/** Defaults of {@link LinkOptions}: an instant, lossless link. */
+export const defaultLinkOptions: LinkOptions = Object.freeze({
+  latency: 0,
+  jitter: 0,
+  bandwidthMbps: Infinity,
+  loss: 0,
+  mss: 1460,
+  rto: (rtt: number) => Math.max(200, 2 * rtt),
+  sendBuffer: 4 * 1024 * 1024
+})
+
+/** Options of a {@link SimulatedNetwork}. */
+export interface SimulatedNetworkOptions {
+  /** Seed of every random draw of the network (default: 0). */
+  readonly seed?: number | string
+  /** Every link's parameters (defaults: {@link defaultLinkOptions}). */
+  readonly link?: Partial<LinkOptions>
+  /** Per pair of hosts (`a < b`, host ids), parameters that override `link`. */
+  readonly links?: (a: number, b: number) => Partial<LinkOptions> | undefined
+}
+
+/** What crossed the network, counted since it was made (or since {@link SimulatedNetwork.resetStats}). */
+export interface NetworkStats {
+  /** Bytes written onto links (every protocol's: Noise, Yamux, multistream-select, payloads). */
+  bytes: number
+  /** Writes (chunks). */
+  chunks: number
+  /** Segments (`mss` bytes or less) the chunks made. */
+  segments: number
+  /** Segment losses (a segment lost twice counts twice). */
+  lostSegments: number
+  /** Chunks delayed by at least one loss. */
+  delayedChunks: number
+  /** Chunks held by a partition. */
+  heldChunks: number
+  /** Connections opened. */
+  connections: number
+  /** Connections reset by a partition's `resetAfter`. */
+  resets: number
+  /** Dials refused because a partition separated the hosts. */
+  unreachableDials: number
+}
+
+/** A partition opened by {@link SimulatedNetwork.partition}. */
+export interface Partition {
+  /** True until healed. */
+  readonly isOpen: boolean
+  /** Heal: links across it carry bytes again (held ones first, at TCP's next retransmission). */
+  heal: () => void
+}
+
+/** Options of {@link SimulatedNetwork.partition}. */
+export interface PartitionOptions {
+  /**
+   * Reset connections across the partition that are still open this many ms after it opened
+   * (default: never; they stall until it heals).
+   */
+  readonly resetAfter?: number
+}
+
+/** A simulated host: its id and the transport its swarm uses. */
+export interface SimulatedHost {
+  /** 0, 1, 2, … in order of creation. */
+  readonly id: number
+  /** The host's transport, for `SwarmBuilder.withTransport` (listen on `/memory/0`). */
+  readonly transport: TransportFactory
+  /** The host's hub: raw connections over the network, without a swarm (for tests of the links themselves). */
+  readonly hub: MemoryHub
+}
+
+/** A connection reset by a partition (as a keep-alive or TCP user timeout would). */
+export class LinkTimeoutError extends PeerswarmError {
+  constructor () {
+    super('ERR_LINK_TIMEOUT', 'connection reset: the link was partitioned for too long')
+  }
+}
+
+/** A dial across an open partition: the host is unreachable (as an ICMP unreachable ends a TCP connect). */
+export class LinkUnreachableError extends PeerswarmError {
+  constructor (address: Multiaddr) {
+    super('ERR_UNREACHABLE', `${address.toString()} is unreachable: a partition separates the hosts`)
+  }
+}
+
+/** What a chunk, a close or a reset is, while it crosses or waits. */
+interface Transmission {
+  readonly kind: 'data' | 'close' | 'reset'
+  readonly bytes?: Uint8Array
+  readonly sentAt: number
+}
+
+/** One direction of a link: shared by the connections of a pair of hosts. */
+interface Direction {
+  busyUntil: number
+  readonly random: Random
+}
+
+/** A link between two hosts (a ≤ b). */
+interface Link {
+  readonly a: number
+  readonly b: number
+  readonly options: LinkOptions
+  /** One-way latency, ms. */
+  readonly latency: number
+  /** Retransmission timeout, ms. */
+  readonly rto: number
+  /** Bytes per ms (Infinity: no serialisation delay). */
+  readonly bytesPerMs: number
+  readonly directions: readonly [Direction, Direction]
+}
+
+/** One end of a simulated connection. */
+class SimulatedConnection extends AbstractMultiaddrConnection {
+  /** When the previous chunk of this direction arrives (in-order delivery). */
+  lastArrival = 0
+  /** Transmissions held by a partition, oldest first. */
+  held: Transmission[] = []
+  heldBytes = 0
+  /** Waiting for 'drain' to be dispatched. */
+  drainScheduled = false
+
+  constructor (private readonly pair: ConnectionPair, readonly side: 0 | 1, init: { remoteAddr: Multiaddr, direction: 'inbound' | 'outbound' }) {
+    super({ ...init, log })
+  }
+
+  sendData (data: Uint8ArrayList): SendResult {
+    const bytes = data.subarray()
+    const canSendMore = this.pair.network.transmit(this.pair, this.side, { kind: 'data', bytes, sentAt: 0 })
+    return { sentBytes: bytes.byteLength, canSendMore }
+  }
+
+  sendReset (): void {
+    this.pair.network.transmit(this.pair, this.side, { kind: 'reset', sentAt: 0 })
+  }
+
+  async sendClose (): Promise<void> {
+    this.pair.network.transmit(this.pair, this.side, { kind: 'close', sentAt: 0 })
+  }
+
+  sendPause (): void {}
+
+  sendResume (): void {}
+
+  /** What the other end sent arrives here. */
+  receive (transmission: Transmission): void {
+    if (transmission.kind === 'data') {
+      if (this.status === 'open' && transmission.bytes != null) this.onData(transmission.bytes)
+    } else if (transmission.kind === 'close') {
+      this.onTransportClosed()
+    } else if (this.status === 'open' || this.status === 'closing') {
+      this.onRemoteReset()
+    }
+  }
+}
+
+/** The two ends of a connection and the link it crosses. */
+class ConnectionPair {
+  readonly ends: [SimulatedConnection, SimulatedConnection]
+  /** Host id of each end. */
+  readonly hosts: readonly [number, number]
+  dead = false
+
+  constructor (readonly network: SimulatedNetwork, readonly link: Link, dialer: number, listener: number, addresses: readonly [string, string]) {
+    this.hosts = [dialer, listener]
+    this.ends = [
+      new SimulatedConnection(this, 0, { remoteAddr: multiaddr(addresses[0]), direction: 'outbound' }),
+      new SimulatedConnection(this, 1, { remoteAddr: multiaddr(addresses[1]), direction: 'inbound' })
+    ]
+    for (const end of this.ends) end.addEventListener('close', () => { if (this.closed) network.forget(this) })
+  }
+
+  /** The link direction from end `side` to the other. */
+  direction (side: 0 | 1): Direction {
+    return this.link.directions[this.hosts[side] === this.link.a ? 0 : 1]
+  }
+
+  get closed (): boolean {
+    return this.ends.every(end => end.status !== 'open' && end.status !== 'closing')
+  }
+}
+
+interface OpenPartition {
+  readonly groupOf: ReadonlyMap<number, number>
+  timer?: ReturnType<typeof setTimeout>
+}
+
+/**
+ * A simulated network: make a host per swarm, give its transport to the swarm's builder, and
+ * its connections cross links with the configured latency, jitter, bandwidth and loss.
+ *
+ * ```ts
+ * const net = new SimulatedNetwork({ seed: 1, link: { latency: { min: 20, max: 80 }, loss: 0.01 } })
+ * const host = net.host()
+ * const swarm = await SwarmBuilder.withNewIdentity().withTransport(host.transport)
+ *   .withBehaviour(() => new ping.Behaviour()).build()
+ * swarm.listenOn('/memory/0')
+ * ```
+ */
+export class SimulatedNetwork {
+  /** The network's seeded randomness; `fork` it for draws of your own. */
+  readonly random: Random
+  private readonly scheduler = new Scheduler()
+  private readonly linkOptions: LinkOptions
+  private readonly linkOverrides?: (a: number, b: number) => Partial<LinkOptions> | undefined
+  private readonly links = new Map<string, Link>()
+  private readonly listeners = new Map<string, { readonly host: number, readonly accept: (connection: MultiaddrConnection) => void }>()
+  /** The first port each host bound: the address its outbound connections come from. */
+  private readonly hostPorts = new Map<number, string>()
+  private readonly pairs = new Set<ConnectionPair>()
+  private readonly partitions = new Set<OpenPartition>()
+  private hosts = 0
+  private lastPort = 0
+  private counters: NetworkStats = emptyStats()
+
+  constructor (options: SimulatedNetworkOptions = {}) {
+    this.random = new Random(options.seed ?? 0)
+    this.linkOptions = { ...defaultLinkOptions, ...options.link }
+    this.linkOverrides = options.links
+    validateLink(this.linkOptions)
+  }
+
+  /** A new host. Its transport listens on `/memory/<n>` addresses of this network only. */
+  host (): SimulatedHost {
+    const id = this.hosts++
+    const hub = this.hub(id)
+    return { id, transport: memory(hub), hub }
+  }
+
+  /** Hosts made so far. */
+  get size (): number {
+    return this.hosts
+  }
+
+  /** The current time of the network's clock (`performance.now()`), in ms. */
+  now (): number {
+    return this.scheduler.now()
+  }
+
+  /** The link between hosts `a` and `b` (made on first use): its one-way latency and options. */
+  link (a: number, b: number): { readonly latency: number, readonly rto: number, readonly options: LinkOptions } {
+    return this.linkOf(a, b)
+  }
+
+  /** Counters since the network was made or {@link resetStats}. */
+  stats (): NetworkStats {
+    return { ...this.counters }
+  }
+
+  /** Start the counters again from zero. */
+  resetStats (): void {
+    this.counters = emptyStats()
+  }
+
+  /** Connections open now (both ends not yet closed). */
+  get openConnections (): number {
+    let n = 0
+    for (const pair of this.pairs) if (!pair.closed) n++
+    return n
+  }
+
+  /**
+   * Open a partition between `groups` of host ids; hosts in no group form one more group.
+   * Bytes sent between groups are held until {@link Partition.heal}.
+   */
+  partition (groups: ReadonlyArray<readonly number[]>, options: PartitionOptions = {}): Partition {
+    const groupOf = new Map<number, number>()
+    groups.forEach((group, i) => { for (const host of group) groupOf.set(host, i) })
+    const partition: OpenPartition = { groupOf }
+    this.partitions.add(partition)
+    if (options.resetAfter != null) {
+      partition.timer = setTimeout(() => { this.resetAcross(partition) }, options.resetAfter)
+    }
+    const heal = (): void => {
+      if (!this.partitions.delete(partition)) return
+      if (partition.timer != null) clearTimeout(partition.timer)
+      this.released()
+    }
+    const partitions = this.partitions
+    return {
+      get isOpen () { return partitions.has(partition) },
+      heal
+    }
+  }
+
+  /** True while an open partition separates hosts `a` and `b`. */
+  blocked (a: number, b: number): boolean {
+    for (const partition of this.partitions) {
+      if ((partition.groupOf.get(a) ?? -1) !== (partition.groupOf.get(b) ?? -1)) return true
+    }
+    return false
+  }
+
+  /** Stop: drop everything in flight and every timer. Connections are left as they are. */
+  stop (): void {
+    this.scheduler.stop()
+    for (const partition of this.partitions) if (partition.timer != null) clearTimeout(partition.timer)
+    this.partitions.clear()
+  }
+
+  /** @internal Send `transmission` from end `side` of `pair`; returns false when the sender should wait for 'drain'. */
+  transmit (pair: ConnectionPair, side: 0 | 1, transmission: Transmission): boolean {
+    if (pair.dead) return true
+    const now = this.scheduler.now()
+    const sent: Transmission = { ...transmission, sentAt: now }
+    const from = pair.ends[side]
+    const size = sent.bytes?.byteLength ?? 0
+    if (sent.kind === 'data') {
+      this.counters.bytes += size
+      this.counters.chunks++
+    }
+    if (from.held.length > 0 || this.blocked(pair.hosts[0], pair.hosts[1])) {
+      from.held.push(sent)
+      from.heldBytes += size
+      this.counters.heldChunks++
+      if (from.heldBytes > pair.link.options.sendBuffer) {
+        from.drainScheduled = true
+        return false
+      }
+      return true
+    }
+    const departed = this.send(pair, side, sent, now)
+    const backlog = (departed - now) * pair.link.bytesPerMs
+    if (backlog > pair.link.options.sendBuffer && !from.drainScheduled) {
+      from.drainScheduled = true
+      this.scheduler.at(departed, () => {
+        from.drainScheduled = false
+        if (from.status === 'open') from.safeDispatchEvent('drain')
+      })
+      return false
+    }
+    return !from.drainScheduled
+  }
+
+  /** @internal A pair whose ends are both closed. */
+  forget (pair: ConnectionPair): void {
+    this.pairs.delete(pair)
+  }
+
+  /** Put `transmission` on the link at `start` (ms); returns when its last byte has left. */
+  private send (pair: ConnectionPair, side: 0 | 1, transmission: Transmission, start: number): number {
+    const { link } = pair
+    const direction = pair.direction(side)
+    const size = transmission.bytes?.byteLength ?? 0
+    const departed = Math.max(start, direction.busyUntil) + (Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0)
+    direction.busyUntil = departed
+    let delay = link.latency
+    if (link.options.jitter > 0) delay += direction.random.next() * link.options.jitter
+    if (link.options.loss > 0 && transmission.kind === 'data') {
+      const segments = Math.max(1, Math.ceil(size / link.options.mss))
+      this.counters.segments += segments
+      let worst = 0
+      for (let s = 0; s < segments; s++) {
+        let losses = 0
+        while (direction.random.next() < link.options.loss) losses++
+        if (losses > 0) {
+          this.counters.lostSegments += losses
+          worst = Math.max(worst, losses)
+        }
+      }
+      if (worst > 0) {
+        this.counters.delayedChunks++
+        delay += link.rto * (2 ** worst - 1)
+      }
+    } else if (transmission.kind === 'data') {
+      this.counters.segments += Math.max(1, Math.ceil(size / link.options.mss))
+    }
+    const to = pair.ends[side === 0 ? 1 : 0]
+    const from = pair.ends[side]
+    const arrival = Math.max(departed + delay, from.lastArrival)
+    from.lastArrival = arrival
+    this.scheduler.at(arrival, () => {
+      if (!pair.dead) to.receive(transmission)
+    })
+    return departed
+  }
+
+  /** Partitions changed: release what no partition holds any more. */
+  private released (): void {
+    const now = this.scheduler.now()
+    for (const pair of this.pairs) {
+      if (pair.dead || this.blocked(pair.hosts[0], pair.hosts[1])) continue
+      for (const side of [0, 1] as const) {
+        const from = pair.ends[side]
+        if (from.held.length === 0) continue
+        const held = from.held
+        from.held = []
+        from.heldBytes = 0
+        const resume = nextRetransmission(held[0].sentAt, now, pair.link.rto)
+        for (const transmission of held) this.send(pair, side, transmission, resume)
+        if (from.drainScheduled) {
+          this.scheduler.at(pair.direction(side).busyUntil, () => {
+            from.drainScheduled = false
+            if (from.status === 'open') from.safeDispatchEvent('drain')
+          })
+        }
+      }
+    }
+  }
+
+  private resetAcross (partition: OpenPartition): void {
+    partition.timer = undefined
+    if (!this.partitions.has(partition)) return
+    for (const pair of [...this.pairs]) {
+      const [a, b] = pair.hosts
+      if (pair.dead || (partition.groupOf.get(a) ?? -1) === (partition.groupOf.get(b) ?? -1)) continue
+      pair.dead = true
+      this.pairs.delete(pair)
+      this.counters.resets++
+      for (const end of pair.ends) end.abort(new LinkTimeoutError())
+    }
+  }
+
+  private linkOf (x: number, y: number): Link {
+    const a = Math.min(x, y)
+    const b = Math.max(x, y)
+    const key = `${a}-${b}`
+    let link = this.links.get(key)
+    if (link == null) {
+      const overrides = this.linkOverrides?.(a, b)
+      const options = overrides == null ? this.linkOptions : { ...this.linkOptions, ...overrides }
+      if (overrides != null) validateLink(options)
+      const latency = Math.max(0, this.random.fork(`latency/${key}`).draw(options.latency))
+      link = {
+        a,
+        b,
+        options,
+        latency,
+        rto: options.rto(2 * latency),
+        bytesPerMs: options.bandwidthMbps * 1000 / 8,
+        directions: [
+          { busyUntil: 0, random: this.random.fork(`link/${a}>${b}`) },
+          { busyUntil: 0, random: this.random.fork(`link/${b}>${a}`) }
+        ]
+      }
+      this.links.set(key, link)
+    }
+    return link
+  }
+
+  private hub (host: number): MemoryHub {
+    return {
+      bind: (port, accept) => {
+        const bound = port === '0' ? String(++this.lastPort) : port
+        if (this.listeners.has(bound)) throw new PeerswarmError('ERR_ADDRESS_IN_USE', `/memory/${bound} is in use`)
+        this.listeners.set(bound, { host, accept })
+        if (!this.hostPorts.has(host)) this.hostPorts.set(host, bound)
+        return bound
+      },
+      unbind: (port) => {
+        if (this.listeners.get(port)?.host === host) this.listeners.delete(port)
+        if (this.hostPorts.get(host) === port) this.hostPorts.delete(host)
+      },
+      connect: async (port, { signal }) => this.connect(host, port, signal)
+    }
+  }
+
+  private async connect (dialer: number, port: string, signal: AbortSignal): Promise<MultiaddrConnection> {
+    const target = this.listeners.get(port)
+    if (target == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
+    const link = this.linkOf(dialer, target.host)
+    await this.scheduler.sleepUntil(this.scheduler.now() + 2 * link.latency, signal)
+    if (this.blocked(dialer, target.host)) {
+      this.counters.unreachableDials++
+      throw new LinkUnreachableError(multiaddr(`/memory/${port}`))
+    }
+    const listener = this.listeners.get(port)
+    if (listener == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
+    const pair = new ConnectionPair(this, link, dialer, target.host, [`/memory/${port}`, `/memory/${this.hostPorts.get(dialer) ?? '0'}`])
+    this.pairs.add(pair)
+    this.counters.connections++
+    listener.accept(pair.ends[1])
+    return pair.ends[0]
+  }
+}
+
+/** TCP's first retransmission at or after `now` of something first sent at `sentAt`: `rto`, then doubling, at most 120 s apart. */
+function nextRetransmission (sentAt: number, now: number, rto: number): number {
+  let at = sentAt + rto
+  let step = rto
+  while (at < now) {
+    step = Math.min(2 * step, 120_000)
+    at += step
+  }
+  return at
+}
+
+function validateLink (options: LinkOptions): void {
+  const check = (field: keyof LinkOptions, ok: boolean, what: string): void => {
+    if (!ok) throw new ConfigError(`link.${field}`, what)
+  }
+  check('jitter', options.jitter >= 0, 'must be ≥ 0')
+  check('bandwidthMbps', options.bandwidthMbps > 0, 'must be > 0')
+  check('loss', options.loss >= 0 && options.loss < 1, 'must be within [0, 1)')
+  check('mss', Number.isInteger(options.mss) && options.mss > 0, 'must be a positive integer')
+  check('sendBuffer', options.sendBuffer > 0, 'must be > 0')
+  check('rto', typeof options.rto === 'function', 'must be a function of the RTT')
+}
+
+function emptyStats (): NetworkStats {
+  return { bytes: 0, chunks: 0, segments: 0, lostSegments: 0, delayedChunks: 0, heldChunks: 0, connections: 0, resets: 0, unreachableDials: 0 }
+}

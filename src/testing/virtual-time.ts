@@ -1,0 +1,359 @@
+/**
+ * Virtual time for simulations, as a discrete-event simulator runs: while a body runs, the
+ * process's clock (`Date.now`, `performance.now`), its timers (`setTimeout`, `setInterval`,
+ * `setImmediate`, `AbortSignal.timeout`) and `Math.random` (seeded) are the simulation's. The
+ * clock stands still while code runs and jumps to the next timer when nothing else is left to
+ * do, so computing takes no simulated time and a minute of simulated silence takes none of
+ * the machine's.
+ *
+ * Everything between two timers runs as usual: promises, `queueMicrotask`,
+ * `process.nextTick`. The driver lets the real event loop turn between callbacks (one real
+ * `setImmediate` each), so microtasks and any real I/O settle before the clock moves. Like
+ * Node, a `setTimeout` of less than 1 ms waits 1 ms.
+ *
+ * Only one virtual clock can be installed at a time, and nothing else should run in the
+ * process meanwhile: it takes over the globals.
+ *
+ * @module
+ */
+import { PeerswarmError } from '../errors.js'
+import { Random } from './random.js'
+
+/** The simulation cannot progress: no timer is due and the body has not settled. */
+export class SimulationStalledError extends PeerswarmError {
+  constructor (waitedMs: number) {
+    super('ERR_SIMULATION_STALLED', `nothing was scheduled for ${waitedMs} ms of real time and the simulation has not finished (a deadlock, or waiting on something outside the simulation)`)
+  }
+}
+
+/** A virtual timer, shaped like Node's `Timeout` (`ref`, `unref`, `refresh`, numeric id). */
+class VirtualTimer {
+  at = 0
+  seq = 0
+  cancelled = false
+
+  constructor (
+    private readonly clock: VirtualClock,
+    readonly id: number,
+    readonly callback: (...args: unknown[]) => void,
+    readonly args: unknown[],
+    readonly delay: number,
+    readonly repeat: boolean
+  ) {}
+
+  ref (): this { return this }
+  unref (): this { return this }
+  hasRef (): boolean { return true }
+  refresh (): this {
+    this.clock.reschedule(this)
+    return this
+  }
+
+  close (): this {
+    this.cancelled = true
+    return this
+  }
+
+  [Symbol.toPrimitive] (): number {
+    return this.id
+  }
+}
+
+interface Saved {
+  setTimeout: typeof globalThis.setTimeout
+  clearTimeout: typeof globalThis.clearTimeout
+  setInterval: typeof globalThis.setInterval
+  clearInterval: typeof globalThis.clearInterval
+  setImmediate: typeof globalThis.setImmediate
+  clearImmediate: typeof globalThis.clearImmediate
+  dateNow: typeof Date.now
+  performanceNow: PropertyDescriptor | undefined
+  abortTimeout: typeof AbortSignal.timeout
+  random: typeof Math.random
+}
+
+let installed: VirtualClock | undefined
+
+/** Options of a {@link VirtualClock}. */
+export interface VirtualClockOptions {
+  /** Seed of `Math.random` while installed (default: 0). */
+  readonly seed?: number | string
+  /** Give up when nothing was scheduled for this long in real time, in ms (default: 30 000). */
+  readonly stallTimeout?: number
+}
+
+/**
+ * A virtual clock. {@link run} installs it, runs a body to completion in virtual time and
+ * restores the globals.
+ *
+ * ```ts
+ * const clock = new VirtualClock({ seed: 1 })
+ * await clock.run(async () => {
+ *   await new Promise(resolve => setTimeout(resolve, 60_000)) // returns at once, one virtual minute later
+ * })
+ * ```
+ */
+export class VirtualClock {
+  private current: number
+  private readonly start: number
+  private readonly timers: Entry[] = []
+  private readonly byId = new Map<number, VirtualTimer>()
+  private immediates: VirtualTimer[] = []
+  private nextId = 1
+  private seq = 0
+  private saved?: Saved
+  private readonly random: Random
+  private readonly stallTimeout: number
+  /** Timer and immediate callbacks run so far. */
+  callbacks = 0
+
+  constructor (options: VirtualClockOptions = {}) {
+    this.start = Date.now()
+    this.current = 0
+    this.random = new Random(options.seed ?? 0).fork('Math.random')
+    this.stallTimeout = options.stallTimeout ?? 30_000
+  }
+
+  /** Virtual ms since the clock was made (what `performance.now()` returns while installed). */
+  now (): number {
+    return this.current
+  }
+
+  /** @internal A timer at exactly `at` (virtual ms), without Node's 1 ms minimum. */
+  exactTimer (at: number, callback: () => void): { cancel: () => void } {
+    const timer = new VirtualTimer(this, this.nextId++, callback, [], 0, false)
+    this.byId.set(timer.id, timer)
+    timer.at = Math.max(at, this.current)
+    timer.seq = this.seq++
+    this.push({ at: timer.at, seq: timer.seq, timer })
+    return { cancel: () => { this.clear(timer) } }
+  }
+
+  /** Real ms (the real `Date.now()`), also while installed. */
+  realNow (): number {
+    return (this.saved?.dateNow ?? Date.now).call(Date)
+  }
+
+  /** Run `body` in virtual time; the globals are the clock's until it settles. */
+  async run<T> (body: () => Promise<T>): Promise<T> {
+    this.install()
+    const saved = this.saved as Saved
+    let outcome: { ok: true, value: T } | { ok: false, error: unknown } | undefined
+    try {
+      body().then(value => { outcome = { ok: true, value } }, (error: unknown) => { outcome = { ok: false, error } })
+      // Node's loop, in virtual time: the timers that are due, then the immediates queued so
+      // far; a real turn after each callback lets microtasks (and real I/O) settle. The clock
+      // moves to the next timer only when no immediate waits.
+      const turn = async (): Promise<void> => { await new Promise<void>(resolve => { saved.setImmediate(resolve) }) }
+      let idleSince: number | undefined
+      while (outcome == null) {
+        await turn()
+        if (outcome != null) break
+        if (this.immediates.length === 0) {
+          const next = this.peek()
+          if (next == null) {
+            // Nothing scheduled: something real (a thread-pool job) may still be under way.
+            const realNow = saved.dateNow.call(Date)
+            idleSince ??= realNow
+            if (realNow - idleSince > this.stallTimeout) throw new SimulationStalledError(realNow - idleSince)
+            await new Promise<void>(resolve => { saved.setTimeout(resolve, 1) })
+            continue
+          }
+          if (next.at > this.current) this.current = next.at
+        }
+        idleSince = undefined
+        for (let timer = this.peek(); timer != null && timer.at <= this.current; timer = this.peek()) {
+          this.pop()
+          if (timer.repeat) {
+            this.schedule(timer, timer.delay)
+          } else {
+            this.byId.delete(timer.id)
+          }
+          this.call(timer)
+          await turn()
+        }
+        const immediates = this.immediates
+        this.immediates = []
+        for (const immediate of immediates) {
+          if (immediate.cancelled) continue
+          this.call(immediate)
+          await turn()
+        }
+      }
+    } finally {
+      this.uninstall()
+    }
+    if (!outcome.ok) throw outcome.error
+    return outcome.value
+  }
+
+  /** The next live timer (stale and cancelled entries are dropped on the way). */
+  private peek (): VirtualTimer | undefined {
+    for (;;) {
+      const entry = this.timers[0]
+      if (entry == null) return undefined
+      if (!entry.timer.cancelled && entry.seq === entry.timer.seq) return entry.timer
+      this.pop()
+    }
+  }
+
+  private call (timer: VirtualTimer): void {
+    this.callbacks++
+    try {
+      timer.callback(...timer.args)
+    } catch (err) {
+      // As an uncaught exception in a real timer would be: reported, not swallowed.
+      queueMicrotask(() => { throw err })
+    }
+  }
+
+  /** @internal `refresh()` of a timer: due `delay` from now again (its older heap entry goes stale). */
+  reschedule (timer: VirtualTimer): void {
+    if (timer.cancelled) return
+    this.schedule(timer, timer.delay)
+  }
+
+  private schedule (timer: VirtualTimer, delay: number): void {
+    timer.at = this.current + delay
+    timer.seq = this.seq++
+    this.push({ at: timer.at, seq: timer.seq, timer })
+  }
+
+  private add (callback: (...args: unknown[]) => void, delay: unknown, args: unknown[], repeat: boolean): VirtualTimer {
+    let ms = Number(delay)
+    if (!(ms >= 1 && ms <= 2 ** 31 - 1)) ms = 1
+    const timer = new VirtualTimer(this, this.nextId++, callback, args, ms, repeat)
+    this.byId.set(timer.id, timer)
+    this.schedule(timer, ms)
+    return timer
+  }
+
+  private clear (handle: unknown): void {
+    if (handle == null) return
+    const timer = handle instanceof VirtualTimer ? handle : this.byId.get(Number(handle))
+    if (timer == null) return
+    timer.cancelled = true
+    this.byId.delete(timer.id)
+  }
+
+  private install (): void {
+    if (installed != null) throw new PeerswarmError('ERR_CLOCK_INSTALLED', 'a virtual clock is already installed')
+    installed = this
+    const g = globalThis as unknown as Record<string, unknown>
+    this.saved = {
+      setTimeout: globalThis.setTimeout,
+      clearTimeout: globalThis.clearTimeout,
+      setInterval: globalThis.setInterval,
+      clearInterval: globalThis.clearInterval,
+      setImmediate: globalThis.setImmediate,
+      clearImmediate: globalThis.clearImmediate,
+      dateNow: Date.now,
+      performanceNow: Object.getOwnPropertyDescriptor(performance, 'now'),
+      abortTimeout: AbortSignal.timeout,
+      random: Math.random
+    }
+    g.setTimeout = (callback: (...args: unknown[]) => void, delay?: number, ...args: unknown[]) => this.add(callback, delay, args, false)
+    g.setInterval = (callback: (...args: unknown[]) => void, delay?: number, ...args: unknown[]) => this.add(callback, delay, args, true)
+    g.clearTimeout = (handle: unknown) => { this.clear(handle) }
+    g.clearInterval = (handle: unknown) => { this.clear(handle) }
+    g.setImmediate = (callback: (...args: unknown[]) => void, ...args: unknown[]) => {
+      const timer = new VirtualTimer(this, this.nextId++, callback, args, 0, false)
+      this.immediates.push(timer)
+      return timer
+    }
+    g.clearImmediate = (handle: unknown) => {
+      if (handle instanceof VirtualTimer) handle.cancelled = true
+    }
+    Date.now = () => this.start + Math.floor(this.current)
+    Object.defineProperty(performance, 'now', { value: () => this.current, configurable: true, writable: true })
+    AbortSignal.timeout = (ms: number): AbortSignal => {
+      const controller = new AbortController()
+      this.add(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, ms, [], false)
+      return controller.signal
+    }
+    Math.random = () => this.random.next()
+  }
+
+  private uninstall (): void {
+    const saved = this.saved
+    if (saved == null) return
+    const g = globalThis as unknown as Record<string, unknown>
+    g.setTimeout = saved.setTimeout
+    g.clearTimeout = saved.clearTimeout
+    g.setInterval = saved.setInterval
+    g.clearInterval = saved.clearInterval
+    g.setImmediate = saved.setImmediate
+    g.clearImmediate = saved.clearImmediate
+    Date.now = saved.dateNow
+    if (saved.performanceNow == null) {
+      delete (performance as unknown as Record<string, unknown>).now
+    } else {
+      Object.defineProperty(performance, 'now', saved.performanceNow)
+    }
+    AbortSignal.timeout = saved.abortTimeout
+    Math.random = saved.random
+    this.saved = undefined
+    this.timers.length = 0
+    this.immediates = []
+    this.byId.clear()
+    installed = undefined
+  }
+
+  private push (entry: Entry): void {
+    const heap = this.timers
+    heap.push(entry)
+    let i = heap.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      const p = heap[parent]
+      if (!earlier(entry, p)) break
+      heap[i] = p
+      i = parent
+    }
+    heap[i] = entry
+  }
+
+  private pop (): Entry | undefined {
+    const heap = this.timers
+    const top = heap[0]
+    if (top == null) return undefined
+    const last = heap.pop() as Entry
+    if (heap.length > 0) {
+      let i = 0
+      for (;;) {
+        const left = 2 * i + 1
+        const right = left + 1
+        let smallest = -1
+        let best = last
+        if (left < heap.length && earlier(heap[left], best)) { smallest = left; best = heap[left] }
+        if (right < heap.length && earlier(heap[right], best)) { smallest = right; best = heap[right] }
+        if (smallest === -1) break
+        heap[i] = best
+        i = smallest
+      }
+      heap[i] = last
+    }
+    return top
+  }
+}
+
+/** A timer's place in the heap; stale when the timer's `seq` has moved on. */
+interface Entry {
+  readonly at: number
+  readonly seq: number
+  readonly timer: VirtualTimer
+}
+
+/**
+ * @internal A timer at `at` (`performance.now()` ms): exact on an installed virtual clock,
+ * a `setTimeout` otherwise.
+ */
+export function timerAt (at: number, callback: () => void): { cancel: () => void } {
+  if (installed != null) return installed.exactTimer(at, callback)
+  const timer = setTimeout(callback, Math.max(0, at - performance.now()))
+  return { cancel: () => { clearTimeout(timer) } }
+}
+
+function earlier (a: Entry, b: Entry): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
+}
