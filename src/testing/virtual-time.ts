@@ -155,7 +155,11 @@ export class VirtualClock {
       // Node's loop, in virtual time: the timers that are due, then the immediates queued so
       // far; a real turn after each callback lets microtasks (and real I/O) settle. The clock
       // moves to the next timer only when no immediate waits.
-      const turn = async (): Promise<void> => { await new Promise<void>(resolve => { saved.setImmediate(resolve) }) }
+      // Browsers have no setImmediate: a zero timeout turns the loop there (more slowly).
+      const realTurn: (resolve: () => void) => void = typeof saved.setImmediate === 'function'
+        ? (resolve) => { saved.setImmediate(resolve) }
+        : (resolve) => { saved.setTimeout(resolve, 0) }
+      const turn = async (): Promise<void> => { await new Promise<void>(resolve => { realTurn(resolve) }) }
       let idleSince: number | undefined
       while (outcome == null) {
         await turn()
