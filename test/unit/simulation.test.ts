@@ -311,6 +311,24 @@ describe('simulation: scenario runner', function () {
     expect(report.meshDegree.start.min).to.be.at.least(4)
   })
 
+  it('delivers to the subscribers only; a publisher that does not subscribe uses a fanout', async () => {
+    const peers = 12
+    const all: Array<[number, number]> = []
+    for (let a = 0; a < peers; a++) for (let b = a + 1; b < peers; b++) all.push([a, b])
+    const report = await runScenario({
+      peers,
+      seed: 3,
+      topology: { type: 'links', links: all },
+      link: { latency: 10 },
+      subscribers: [0, 1, 2, 3, 4, 5],
+      publish: { messages: 6, publishers: [0, 11], interval: 100 }
+    })
+    // Publisher 0 subscribes (5 receivers), publisher 11 does not (6 receivers).
+    expect(report.total.expected).to.equal(3 * 5 + 3 * 6)
+    expect(report.total.deliveryRatio).to.equal(1)
+    expect(report.meshDegree.start.max, 'meshes of the subscribers only').to.equal(5)
+  })
+
   it('also runs on the real clock', async () => {
     const started = Date.now()
     const report = await runScenario({
