@@ -29,7 +29,7 @@ export { SimulatedNetwork, defaultLinkOptions, LinkTimeoutError, LinkUnreachable
 export type { LinkOptions, SimulatedNetworkOptions, NetworkStats, Partition, PartitionOptions, SimulatedHost } from './network.js'
 export { Random, meanOf } from './random.js'
 export type { Distribution } from './random.js'
-export { VirtualClock, SimulationStalledError } from './virtual-time.js'
+export { VirtualClock, SimulationStalledError, SimulationTimeLimitError } from './virtual-time.js'
 export type { VirtualClockOptions } from './virtual-time.js'
 export { randomRegular, scaleFree, topologyLinks, degrees, connected } from './topology.js'
 export type { Topology, TopologyLink } from './topology.js'

@@ -87,8 +87,14 @@ export interface Scenario {
   readonly identify?: boolean
   /** Swarm options of every peer (default: `connectionTimeout` 30 s). */
   readonly swarm?: Partial<SwarmConfig>
-  /** Topic every peer subscribes to (default: `sim`). */
+  /** The topic (default: `sim`). */
   readonly topic?: string
+  /**
+   * Who subscribes to it: a number of peers drawn at random (seeded), or their indexes
+   * (default: every peer). Only subscribers relay and receive; a publisher that does not
+   * subscribe publishes to a fanout.
+   */
+  readonly subscribers?: number | readonly number[]
   /** The publish schedule. */
   readonly publish: PublishBatch | readonly PublishBatch[]
   /** Faults (default: none). */
@@ -193,7 +199,7 @@ export interface ScenarioReport {
   readonly gossip: Readonly<Record<string, number>>
   /** The network's counters during the measurement. */
   readonly network: NetworkStats
-  /** Mesh degrees after the warm-up and at the end. */
+  /** Mesh degrees of the subscribers after the warm-up and at the end. */
   readonly meshDegree: { readonly start: DegreeSummary, readonly end: DegreeSummary }
   /** Topology links closed and dialed again during the measurement. */
   readonly redials: number
@@ -262,6 +268,19 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
   // The plan: topology, publishers, payload sizes, faults: all drawn before anything runs.
   const links = topologyLinks(scenario.topology ?? { type: 'random-regular', degree: 8 }, n, random.fork('topology'))
   const degree = degrees(n, links)
+  const subscribed = new Uint8Array(n)
+  if (scenario.subscribers == null) {
+    subscribed.fill(1)
+  } else {
+    const chosen = typeof scenario.subscribers === 'number'
+      ? random.fork('subscribers').shuffle(Array.from({ length: n }, (_, p) => p)).slice(0, scenario.subscribers)
+      : scenario.subscribers
+    for (const p of chosen) {
+      if (!Number.isInteger(p) || p < 0 || p >= n) throw new ConfigError('subscribers', 'must name peers of the scenario')
+      subscribed[p] = 1
+    }
+  }
+  const subscriberCount = subscribed.reduce((sum, x) => sum + x, 0)
   const neighbours = Array.from({ length: n }, (): number[] => [])
   /** Links each peer dials: peer → targets. */
   const dials = Array.from({ length: n }, (): number[] => [])
@@ -285,7 +304,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     return { ...fault, groups }
   })
   const totalMessages = plans.reduce((sum, plan) => sum + plan.messages, 0)
-  /** The peers (1) that topology links not cut by an open partition lead to from `source` (0 itself). */
+  /** The subscribers (1) that topology links not cut by an open partition lead to from `source` through subscribers (0 itself). */
   const reachableFrom = (source: number): Uint8Array => {
     const seen = new Uint8Array(n)
     const stack = [source]
@@ -293,7 +312,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     while (stack.length > 0) {
       const u = stack.pop() as number
       for (const w of neighbours[u]) {
-        if (seen[w] === 0 && !net.blocked(u, w)) {
+        if (seen[w] === 0 && subscribed[w] === 1 && !net.blocked(u, w)) {
           seen[w] = 1
           stack.push(w)
         }
@@ -413,8 +432,8 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
   })
 
   try {
-    for (const swarm of swarms) {
-      swarm.behaviour.gossipsub.subscribe(topic)
+    for (const [i, swarm] of swarms.entries()) {
+      if (subscribed[i] === 1) swarm.behaviour.gossipsub.subscribe(topic)
       swarm.listenOn('/memory/0')
     }
     await until(() => addresses.every(a => a != null), 10_000, 'listening')
@@ -440,9 +459,10 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     const meshLow = scenario.gossipsub?.meshNLow ?? gossipsub.defaultConfig.meshNLow
     const ready = (i: number): boolean => {
       const g = swarms[i].behaviour.gossipsub
+      const subscribedNeighbours = neighbours[i].reduce((sum, j) => sum + subscribed[j], 0)
       return neighbours[i].every(j => swarms[i].isConnected(swarms[j].localPeerId)) &&
-        g.subscribers(topic).length >= degree[i] &&
-        g.meshPeers(topic).length >= Math.min(meshLow, degree[i])
+        g.subscribers(topic).length >= subscribedNeighbours &&
+        (subscribed[i] === 0 || g.meshPeers(topic).length >= Math.min(meshLow, subscribedNeighbours))
     }
     await until(() => swarms.every((_, i) => ready(i)), warmupTimeout, 'warm-up', () => {
       const late = swarms.map((_, i) => i).filter(i => !ready(i))
@@ -452,7 +472,8 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     const realSetupMs = realNow() - realStart
     log(`set up in ${(setupMs / 1000).toFixed(1)} s (${net.stats().connections} connections), ${(realSetupMs / 1000).toFixed(1)} s of real time`)
     const memoryIdle = measureMemory()
-    const meshStart = summariseDegrees(swarms.map(s => s.behaviour.gossipsub.meshPeers(topic).length))
+    const meshDegrees = (): number[] => swarms.filter((_, i) => subscribed[i] === 1).map(s => s.behaviour.gossipsub.meshPeers(topic).length)
+    const meshStart = summariseDegrees(meshDegrees())
 
     // Measurement: publishes and faults on their schedule.
     net.resetStats()
@@ -476,12 +497,13 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
         new DataView(payload.buffer).setUint32(4, b)
         timers.push(setTimeout(() => {
           published[id] = { batch: b, publisher, at: performance.now(), reachable: reachableFrom(publisher) }
-          expectedRemaining += n - 1
+          const receivers = subscriberCount - subscribed[publisher]
+          expectedRemaining += receivers
           try {
             swarms[publisher].behaviour.gossipsub.publish(topic, payload)
           } catch (err) {
             published[id] = undefined
-            expectedRemaining -= n - 1
+            expectedRemaining -= receivers
             publishErrors[b]++
             log(`publish ${id} from #${publisher} failed: ${(err as Error).message}`)
           }
@@ -521,7 +543,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     measuring = false
     const network = net.stats()
     const gossip = Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b)))
-    const meshEnd = summariseDegrees(swarms.map(s => s.behaviour.gossipsub.meshPeers(topic).length))
+    const meshEnd = summariseDegrees(meshDegrees())
     const memoryEnd = measureMemory()
 
     // Shortest paths over link latencies from each publisher (Dijkstra), for the lower bound.
@@ -530,7 +552,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     const pathFrom = (source: number): Float64Array => {
       let d = distances.get(source)
       if (d == null) {
-        d = shortestPaths(n, neighbours, latencyOf, source)
+        d = shortestPaths(n, neighbours, latencyOf, source, subscribed)
         distances.set(source, d)
       }
       return d
@@ -548,7 +570,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
         const d = pathFrom(message.publisher)
         let all = true
         for (let p = 0; p < n; p++) {
-          if (p === message.publisher) continue
+          if (p === message.publisher || subscribed[p] === 0) continue
           expected++
           reachable += message.reachable[p]
           const at = deliveredAt[id * n + p]
@@ -663,8 +685,8 @@ function summariseDegrees (values: readonly number[]): DegreeSummary {
   return { min: Math.min(...values), mean: sum / Math.max(1, values.length), max: Math.max(...values), histogram }
 }
 
-/** Dijkstra from `source` (O(n²): fine for thousands of peers). */
-function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number): Float64Array {
+/** Dijkstra from `source` through `relays` only (O(n²): fine for thousands of peers). */
+function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number, relays: Uint8Array): Float64Array {
   const d = new Float64Array(n).fill(Infinity)
   const done = new Uint8Array(n)
   d[source] = 0
@@ -673,6 +695,7 @@ function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>,
     for (let v = 0; v < n; v++) if (done[v] === 0 && (u === -1 || d[v] < d[u])) u = v
     if (u === -1 || d[u] === Infinity) break
     done[u] = 1
+    if (u !== source && relays[u] === 0) continue
     for (const w of neighbours[u]) {
       const via = d[u] + latency(u, w)
       if (via < d[w]) d[w] = via

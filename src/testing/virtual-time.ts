@@ -26,6 +26,13 @@ export class SimulationStalledError extends PeerswarmError {
   }
 }
 
+/** The virtual clock passed its `timeLimit` before the body settled. */
+export class SimulationTimeLimitError extends PeerswarmError {
+  constructor (limitMs: number) {
+    super('ERR_SIMULATION_TIME_LIMIT', `the simulation ran ${limitMs} ms of virtual time without finishing`)
+  }
+}
+
 /** A virtual timer, shaped like Node's `Timeout` (`ref`, `unref`, `refresh`, numeric id). */
 class VirtualTimer {
   at = 0
@@ -80,6 +87,8 @@ export interface VirtualClockOptions {
   readonly seed?: number | string
   /** Give up when nothing was scheduled for this long in real time, in ms (default: 30 000). */
   readonly stallTimeout?: number
+  /** Give up when the body has not settled after this much virtual time, in ms (default: one hour). */
+  readonly timeLimit?: number
 }
 
 /**
@@ -104,6 +113,7 @@ export class VirtualClock {
   private saved?: Saved
   private readonly random: Random
   private readonly stallTimeout: number
+  private readonly timeLimit: number
   /** Timer and immediate callbacks run so far. */
   callbacks = 0
 
@@ -112,6 +122,7 @@ export class VirtualClock {
     this.current = 0
     this.random = new Random(options.seed ?? 0).fork('Math.random')
     this.stallTimeout = options.stallTimeout ?? 30_000
+    this.timeLimit = options.timeLimit ?? 3_600_000
   }
 
   /** Virtual ms since the clock was made (what `performance.now()` returns while installed). */
@@ -144,7 +155,11 @@ export class VirtualClock {
       // Node's loop, in virtual time: the timers that are due, then the immediates queued so
       // far; a real turn after each callback lets microtasks (and real I/O) settle. The clock
       // moves to the next timer only when no immediate waits.
-      const turn = async (): Promise<void> => { await new Promise<void>(resolve => { saved.setImmediate(resolve) }) }
+      // Browsers have no setImmediate: a zero timeout turns the loop there (more slowly).
+      const realTurn: (resolve: () => void) => void = typeof saved.setImmediate === 'function'
+        ? (resolve) => { saved.setImmediate(resolve) }
+        : (resolve) => { saved.setTimeout(resolve, 0) }
+      const turn = async (): Promise<void> => { await new Promise<void>(resolve => { realTurn(resolve) }) }
       let idleSince: number | undefined
       while (outcome == null) {
         await turn()
@@ -159,6 +174,7 @@ export class VirtualClock {
             await new Promise<void>(resolve => { saved.setTimeout(resolve, 1) })
             continue
           }
+          if (next.at > this.timeLimit) throw new SimulationTimeLimitError(this.timeLimit)
           if (next.at > this.current) this.current = next.at
         }
         idleSince = undefined

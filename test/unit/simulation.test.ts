@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { SwarmBuilder, ping } from '../../src/index.js'
 import {
-  LinkTimeoutError, LinkUnreachableError, Random, SimulatedNetwork, SimulationStalledError, VirtualClock, connected, degrees, drive,
+  LinkTimeoutError, LinkUnreachableError, Random, SimulatedNetwork, SimulationStalledError, SimulationTimeLimitError, VirtualClock, connected, degrees, drive,
   randomRegular, runScenario, scaleFree
 } from '../../src/testing/index.js'
 import type { Swarm } from '../../src/index.js'
@@ -68,9 +68,14 @@ describe('simulation: virtual time', () => {
     expect([setTimeout, clearTimeout, setInterval, setImmediate, Date.now, performance.now, AbortSignal.timeout, Math.random]).to.deep.equal(originals)
   })
 
-  it('reports a body that can never finish as stalled', async () => {
+  it('reports a body that can never finish as stalled, and one that runs past its time limit', async () => {
     const stuck = new VirtualClock({ stallTimeout: 50 }).run(async () => { await new Promise(() => {}) })
     expect(await rejection(stuck)).to.be.instanceOf(SimulationStalledError)
+    const endless = new VirtualClock({ timeLimit: 60_000 }).run(async () => {
+      setInterval(() => {}, 1_000)
+      await new Promise(() => {})
+    })
+    expect(await rejection(endless)).to.be.instanceOf(SimulationTimeLimitError)
   })
 })
 
@@ -87,7 +92,17 @@ describe('simulation: links', () => {
       await sleep(1_000)
       expect(arrivals.map(a => a.at - sent)).to.deep.equal([20, 30, 40, 50, 60])
       expect(net.stats()).to.include({ bytes: 50_000, chunks: 5, lostSegments: 0 })
+
+      // Past the send buffer, writes report back-pressure until what waits has left.
+      const small = new SimulatedNetwork({ link: { latency: 10, bandwidthMbps: 8, sendBuffer: 20_000 } })
+      const slow = await rawPair(small.host(), small.host())
+      const start2 = performance.now()
+      expect(slow.out.send(new Uint8Array(15_000))).to.equal(true)
+      expect(slow.out.send(new Uint8Array(15_000)), '30 kB waiting > 20 kB').to.equal(false)
+      const drained = await new Promise<number>(resolve => { slow.out.addEventListener('drain', () => { resolve(performance.now() - start2) }, { once: true }) })
+      expect(drained, 'once everything has left').to.equal(30)
       net.stop()
+      small.stop()
     })
   })
 
@@ -102,6 +117,8 @@ describe('simulation: links', () => {
       expect(ab).to.not.equal(other)
       expect(latencies(7)).to.deep.equal([ab, ba, other])
       for (const l of latencies(7)) expect(l).to.be.within(10, 100)
+      const overridden = new SimulatedNetwork({ link: { latency: 30 }, links: (a, b) => a === 0 && b === 2 ? { latency: 5 } : undefined })
+      expect([overridden.link(2, 0).latency, overridden.link(0, 1).latency]).to.deep.equal([5, 30])
 
       const net = new SimulatedNetwork({ seed: 3, link: { latency: 50, jitter: 40 } })
       const { out, arrivals } = await rawPair(net.host(), net.host())
@@ -294,12 +311,31 @@ describe('simulation: scenario runner', function () {
     expect(report.meshDegree.start.min).to.be.at.least(4)
   })
 
+  it('delivers to the subscribers only; a publisher that does not subscribe uses a fanout', async () => {
+    const peers = 12
+    const all: Array<[number, number]> = []
+    for (let a = 0; a < peers; a++) for (let b = a + 1; b < peers; b++) all.push([a, b])
+    const report = await runScenario({
+      peers,
+      seed: 3,
+      topology: { type: 'links', links: all },
+      link: { latency: 10 },
+      subscribers: [0, 1, 2, 3, 4, 5],
+      publish: { messages: 6, publishers: [0, 11], interval: 100 }
+    })
+    // Publisher 0 subscribes (5 receivers), publisher 11 does not (6 receivers).
+    expect(report.total.expected).to.equal(3 * 5 + 3 * 6)
+    expect(report.total.deliveryRatio).to.equal(1)
+    expect(report.meshDegree.start.max, 'meshes of the subscribers only').to.equal(5)
+  })
+
   it('also runs on the real clock', async () => {
     const started = Date.now()
     const report = await runScenario({
       peers: 8,
       seed: 2,
       time: 'real',
+      identify: true,
       topology: { type: 'random-regular', degree: 4 },
       link: { latency: 30 },
       publish: { messages: 5, publishers: 2, interval: 100 }
