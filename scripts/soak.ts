@@ -17,7 +17,7 @@ import '../src/compat.js'
 import { SwarmBuilder, combine, gossipsub, identify, ping } from '../src/index.js'
 import type { Keypair, Swarm } from '../src/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { prng } from '../test/fixtures/prng.js'
+import { Random } from '../src/testing/index.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -70,11 +70,11 @@ for (const node of nodes) {
   addresses.push(event.address.encapsulate(`/p2p/${node.localPeerId.toString()}`))
 }
 const loops = nodes.map(async (node, i) => { await drive(node, i) })
-const random = prng(7)
+const random = new Random(7)
 for (let i = 0; i < NODES; i++) {
   const targets = new Set([(i + 1) % NODES])
   while (targets.size < 3) {
-    const j = Math.floor(random() * NODES)
+    const j = random.int(NODES)
     if (j !== i) targets.add(j)
   }
   for (const j of targets) nodes[i].dial(addresses[j])

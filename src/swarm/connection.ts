@@ -231,14 +231,7 @@ export class Connection {
     let progress = true
     while (progress && this.serving) {
       progress = false
-      if (this.commands.length > 0) {
-        const wasFull = this.commands.length >= this.config.notifyHandlerBufferSize
-        for (let event = this.commands.shift(); event !== undefined; event = this.commands.shift()) {
-          handler.onBehaviourEvent(event)
-        }
-        if (wasFull) this.wakeSwarm()
-        progress = true
-      }
+      if (this.deliverCommands(handler)) progress = true
       for (let event = this.streamEvents.shift(); event !== undefined; event = this.streamEvents.shift()) {
         handler.onConnectionEvent(event)
         progress = true
@@ -399,12 +392,24 @@ export class Connection {
     this.markClosed()
   }
 
+  /** Hand the handler every event the behaviour queued; false if there was none. */
+  private deliverCommands (handler: ConnectionHandler): boolean {
+    if (this.commands.length === 0) return false
+    const wasFull = this.commands.length >= this.config.notifyHandlerBufferSize
+    for (let event = this.commands.shift(); event !== undefined; event = this.commands.shift()) {
+      handler.onBehaviourEvent(event)
+    }
+    if (wasFull) this.wakeSwarm()
+    return true
+  }
+
   /** Hand the handler what the behaviour queued, then wait for its `drain`, bounded. */
   private async drainHandler (): Promise<void> {
     const handler = this.handler
     if (handler == null) return
     try {
-      for (const command of this.commands.splice(0)) handler.onBehaviourEvent(command)
+      // Now rather than in the next run of the loop: `drain` must see them.
+      this.deliverCommands(handler)
     } catch (err) {
       log.error('handler of connection %s failed on its last events: %e', this.id, err)
       return
@@ -427,10 +432,9 @@ export class Connection {
    * does; its other requests are dropped. Bounded by `MAX_LAST_EVENTS`.
    */
   private takeLastEvents (handler: ConnectionHandler): void {
-    const cx: Context = { waker: { wake: () => {} } }
     try {
       for (let i = 0; i < MAX_LAST_EVENTS; i++) {
-        const request = handler.poll(cx)
+        const request = handler.poll(this.cx)
         if (request === undefined) return
         if (request.type === 'NotifyBehaviour') this.events.push(request.event)
       }

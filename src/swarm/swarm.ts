@@ -405,7 +405,6 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
       return
     }
     const deadline = Date.now() + this.config.drainTimeout
-    const cx: Context = { waker: { wake: () => {} } }
     try {
       while (Date.now() < deadline) {
         if (this.pendingNotify != null) {
@@ -414,7 +413,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
           await new Promise(resolve => setTimeout(resolve, 1))
           continue
         }
-        const action = this.behaviour.poll(cx)
+        const action = this.behaviour.poll(this.cx)
         if (action === undefined) return
         if (action.type === 'NotifyHandler') this.handleBehaviourAction(action as ToSwarm<EventOf<B>, unknown>)
       }

@@ -154,9 +154,9 @@ export class Router<TEvent> {
   readonly thresholds: Thresholds
   /** Where metrics go, if anywhere. */
   readonly metrics?: MetricsSink
-  /** Counters of control traffic, for tests and diagnostics. */
   /** Message totals (`Behaviour.totals()`). */
   readonly totals: MessageTotals = newTotals()
+  /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
   private readonly actions: Array<ToSwarm<TEvent, HandlerIn>> = []

@@ -180,10 +180,11 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         } else {
           this.reopenLater()
         }
+        // A drain waiting for this stream has nothing to wait for now, or must wait again.
+        this.wakeWriteWaiters()
         break
       default:
     }
-    if (event.type === 'DialUpgradeError') this.wakeWriteWaiters()
   }
 
   poll (cx: Context): ConnectionHandlerEvent<HandlerOut> | undefined {
