@@ -15,6 +15,7 @@
  *
  * Run: npm run soak (or npm run soak -- --minutes 2)
  */
+import { readFileSync } from 'node:fs'
 import '../src/compat.js'
 import { SwarmBuilder, combine, gossipsub, identify, ping } from '../src/index.js'
 import type { Keypair, Swarm } from '../src/index.js'
@@ -92,8 +93,26 @@ while (Date.now() < formed && !nodes.every(n => n.behaviour.gossipsub.meshPeers(
   await new Promise(resolve => setTimeout(resolve, 100))
 }
 
-interface Sample { t: number, rssMB: number, heapMB: number, externalMB: number, published: number, delivered: number }
+interface Sample {
+  t: number, rssMB: number, heapMB: number, heapTotalMB: number, externalMB: number, arrayBuffersMB: number
+  /** Linux only: resident anonymous memory (heaps, malloc) and file-backed pages (the node binary, libraries). */
+  rssAnonMB?: number, rssFileMB?: number
+  published: number, delivered: number
+}
 const samples: Sample[] = []
+/** RSS split into anonymous and file-backed pages, from /proc/self/status (absent off Linux). */
+function residentSplit (): Pick<Sample, 'rssAnonMB' | 'rssFileMB'> {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kB = (field: string): number | undefined => {
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+      return match == null ? undefined : mb(Number(match[1]) * 1024)
+    }
+    return { rssAnonMB: kB('RssAnon'), rssFileMB: kB('RssFile') }
+  } catch {
+    return {}
+  }
+}
 const mb = (bytes: number): number => Math.round(bytes / 1024 / 10.24) / 100
 let published = 0
 const started = Date.now()
@@ -116,7 +135,10 @@ while (Date.now() < end) {
   await new Promise(resolve => setTimeout(resolve, Math.min(SAMPLE_S * 1000, Math.max(0, end - Date.now()))))
   gc()
   const memory = process.memoryUsage()
-  const sample = { t: Math.round((Date.now() - started) / 1000), rssMB: mb(memory.rss), heapMB: mb(memory.heapUsed), externalMB: mb(memory.external), published, delivered: delivered.reduce((a, b) => a + b, 0) }
+  const sample: Sample = {
+    t: Math.round((Date.now() - started) / 1000), rssMB: mb(memory.rss), heapMB: mb(memory.heapUsed), heapTotalMB: mb(memory.heapTotal),
+    externalMB: mb(memory.external), arrayBuffersMB: mb(memory.arrayBuffers), ...residentSplit(), published, delivered: delivered.reduce((a, b) => a + b, 0)
+  }
   samples.push(sample)
   console.log(JSON.stringify(sample))
 }
