@@ -77,5 +77,14 @@ describe('GossipSub limits', () => {
     h.drain()
     expect(collect.messages(h.takeSent(other)).map(m => m.data?.[0])).to.deep.equal([0, 1, 2])
     expect(h.events.filter(e => e.type === 'Message')).to.have.length(3)
+    // The two turned away were not recorded as seen: an honest peer's later copy is judged and
+    // delivered, not dropped as a duplicate.
+    h.inject(other, { publish: [raws[3]] })
+    expect(pending).to.have.length(1)
+    for (const resolve of pending.splice(0)) resolve()
+    await h.clock.tickAsync(0)
+    h.drain()
+    const delivered = h.events.flatMap(e => e.type === 'Message' ? [e.message.data[0]] : [])
+    expect(delivered).to.deep.equal([0, 1, 2, 3])
   })
 })

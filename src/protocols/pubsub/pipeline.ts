@@ -9,7 +9,9 @@
  *  4. signature verification; a forged copy is rejected and *not* recorded as seen, so it
  *     cannot block the honest copy;
  *  5. recorded as seen, and `onFirstCopy` told (GossipSub sends IDONTWANT there);
- *  6. the topic's validator, if any.
+ *  6. the topic's validator, if any. A message turned away unjudged because too many
+ *     asynchronous validations are pending is forgotten again, so that a flood of messages
+ *     to validate cannot make an honest peer's later copy count as a duplicate.
  * Outcomes are reported through `onOutcome`, at once or when an asynchronous step settles.
  *
  * @module
@@ -131,6 +133,10 @@ export class InboundPipeline {
         if (result === 'accept') onOutcome({ type: 'Accepted', id, idKey, raw, message, source })
         else if (result === 'ignore') onOutcome({ type: 'Ignored', id, source, idKey })
         else this.reject(raw, source, new InvalidMessageError('ValidationFailed', 'rejected by the topic validator'), idKey)
+      }, () => {
+        // Turned away unjudged: forget it, so that another copy (an honest peer's) is judged.
+        seen.delete(idKey)
+        onOutcome({ type: 'Ignored', id, source })
       })
     }
     if (checked.author == null) {
@@ -144,10 +150,12 @@ export class InboundPipeline {
       this.reject(raw, source, err)
       return
     }
-    this.settle(verified, afterSignature, () => { onOutcome({ type: 'Ignored', id, source }) })
+    const ignore = (): void => { onOutcome({ type: 'Ignored', id, source }) }
+    this.settle(verified, afterSignature, ignore, ignore)
   }
 
-  private validate (message: Message, source: PeerId, done: (result: ValidationResult) => void): void {
+  /** Run the topic's validator; `overLimit` if it is asynchronous and too many are pending. */
+  private validate (message: Message, source: PeerId, done: (result: ValidationResult) => void, overLimit: () => void): void {
     const validator = this.init.validators.get(message.topic)
     if (validator == null) {
       done('accept')
@@ -161,11 +169,14 @@ export class InboundPipeline {
       done('ignore')
       return
     }
-    this.settle(result, done, () => { done('ignore') })
+    this.settle(result, done, overLimit, () => { done('ignore') })
   }
 
-  /** Continue with `value` now, or when it settles; over the pending bound, give up at once. */
-  private settle<T> (value: T | Promise<T>, next: (value: T) => void, overflow: () => void): void {
+  /**
+   * Continue with `value` now, or when it settles; over the pending bound, give up at once
+   * (`overLimit`); `failed` if the promise rejects.
+   */
+  private settle<T> (value: T | Promise<T>, next: (value: T) => void, overLimit: () => void, failed: () => void): void {
     if (!(value instanceof Promise)) {
       next(value)
       return
@@ -173,7 +184,7 @@ export class InboundPipeline {
     if (this.pending >= (this.init.maxPending ?? 1024)) {
       log('too many messages waiting for asynchronous checks, ignoring one')
       value.catch(() => {})
-      overflow()
+      overLimit()
       return
     }
     this.pending++
@@ -183,7 +194,7 @@ export class InboundPipeline {
     }, (err: unknown) => {
       this.pending--
       log('asynchronous check failed, ignoring the message: %s', describe(err))
-      overflow()
+      failed()
     })
   }
 
