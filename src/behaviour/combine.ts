@@ -139,6 +139,14 @@ class InboundRoutes {
   constructor (readonly byProtocol: ReadonlyMap<string, { readonly key: string, readonly info: unknown }>) {}
 }
 
+/** Whether two answers to `listenProtocol` are the same (protocols in order, `info`, timeout). */
+function sameListen (a: SubstreamProtocol, b: SubstreamProtocol): boolean {
+  if (a === b) return true
+  if (a.info !== b.info || a.timeout !== b.timeout || a.protocols.length !== b.protocols.length) return false
+  for (let i = 0; i < a.protocols.length; i++) if (a.protocols[i] !== b.protocols[i]) return false
+  return true
+}
+
 /** The child that asked for an outbound stream, with its own `info`. */
 class OutboundRoute {
   constructor (readonly key: string, readonly info: unknown) {}
@@ -148,23 +156,34 @@ class OutboundRoute {
 export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
   private readonly byKey: ReadonlyMap<string, ConnectionHandler>
   private next = 0
+  /** The children's last answers to `listenProtocol` and what they combined into. */
+  private lastListen?: { readonly children: readonly SubstreamProtocol[], readonly combined: SubstreamProtocol }
 
   constructor (private readonly handlers: ReadonlyArray<readonly [string, ConnectionHandler]>) {
     this.byKey = new Map(handlers)
   }
 
-  /** Every child's protocols; when two children list the same protocol, the first key wins. */
+  /**
+   * Every child's protocols; when two children list the same protocol, the first key wins.
+   * The connection asks on every turn of its loop: the combined answer is rebuilt only when a
+   * child's answer changed (its protocols, `info` or timeout).
+   */
   listenProtocol (): SubstreamProtocol {
+    const listens = this.handlers.map(([, handler]) => handler.listenProtocol())
+    const last = this.lastListen
+    if (last != null && listens.every((listen, i) => sameListen(listen, last.children[i]))) return last.combined
     const routes = new Map<string, { key: string, info: unknown }>()
     let timeout: number | undefined
-    for (const [key, handler] of this.handlers) {
-      const listen = handler.listenProtocol()
+    listens.forEach((listen, i) => {
+      const key = this.handlers[i][0]
       for (const protocol of listen.protocols) {
         if (!routes.has(protocol)) routes.set(protocol, { key, info: listen.info })
       }
       if (listen.timeout != null) timeout = Math.max(timeout ?? 0, listen.timeout)
-    }
-    return { protocols: [...routes.keys()], info: new InboundRoutes(routes), timeout }
+    })
+    const combined = { protocols: [...routes.keys()], info: new InboundRoutes(routes), timeout }
+    this.lastListen = { children: listens, combined }
+    return combined
   }
 
   connectionKeepAlive (): boolean {
