@@ -3,19 +3,34 @@ import { dummy } from '../../src/index.js'
 import { listen, newSwarm } from '../../src/testing/index.js'
 import { Flood } from '../fixtures/behaviours.js'
 
+/**
+ * `a` (an endless flood handler per connection, buffer of 7 events) dialing `b`, which is
+ * driven in the background; `a` is left to the test.
+ */
+async function floodingPair () {
+  const bufferSize = 7
+  const a = await newSwarm(() => new Flood(), { perConnectionEventBufferSize: bufferSize })
+  const b = await newSwarm(() => dummy())
+  const stopB = new AbortController()
+  const driveB = (async () => {
+    try {
+      for (;;) await b.selectNextSome({ signal: stopB.signal })
+    } catch {}
+  })()
+  a.dial(await listen(b))
+  const stop = async (): Promise<void> => {
+    stopB.abort()
+    await driveB
+    await a.close()
+    await b.close()
+  }
+  return { a, b, bufferSize, stop }
+}
+
 describe('back-pressure from the application to handlers', () => {
   it('a handler flooding events stays within the buffer of a slow application, and nothing is lost', async () => {
-    const bufferSize = 7
-    const a = await newSwarm(() => new Flood(), { perConnectionEventBufferSize: bufferSize })
-    const b = await newSwarm(() => dummy())
-    const stopB = new AbortController()
-    const driveB = (async () => {
-      try {
-        for (;;) await b.selectNextSome({ signal: stopB.signal })
-      } catch {}
-    })()
+    const { a, b, bufferSize, stop } = await floodingPair()
     try {
-      a.dial(await listen(b))
       const received: number[] = []
       let maxAhead = 0
       const deadline = Date.now() + 10_000
@@ -36,27 +51,15 @@ describe('back-pressure from the application to handlers', () => {
       expect(maxAhead).to.be.at.most(bufferSize + 2)
       expect(a.behaviour.handlers).to.have.length(1)
     } finally {
-      stopB.abort()
-      await driveB
-      await a.close()
-      await b.close()
+      await stop()
     }
   })
 })
 
 describe('events a handler still has when its connection closes', () => {
   it('are kept up to MAX_LAST_EVENTS (1,024) and reported before ConnectionClosed; the rest are dropped', async () => {
-    const bufferSize = 7
-    const a = await newSwarm(() => new Flood(), { perConnectionEventBufferSize: bufferSize })
-    const b = await newSwarm(() => dummy())
-    const stopB = new AbortController()
-    const driveB = (async () => {
-      try {
-        for (;;) await b.selectNextSome({ signal: stopB.signal })
-      } catch {}
-    })()
+    const { a, b, bufferSize, stop } = await floodingPair()
     try {
-      a.dial(await listen(b))
       // Drive `a` until its connection is up, then stop taking its events: the endless handler
       // fills the connection's buffer and waits.
       for (let i = 0; i < 20; i++) {
@@ -86,10 +89,7 @@ describe('events a handler still has when its connection closes', () => {
       expect(received).to.deep.equal(Array.from({ length: received.length }, (_, i) => i))
       expect(received.length).to.be.at.least(1_024)
     } finally {
-      stopB.abort()
-      await driveB
-      await a.close()
-      await b.close()
+      await stop()
     }
   })
 })
