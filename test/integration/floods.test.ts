@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub, ping } from '../../src/index.js'
-import { EventLog, addressOf, until } from '../fixtures/event-log.js'
+import { EventLog, addressOf, meshedPair, until } from '../fixtures/event-log.js'
 import type { PeerId } from '@libp2p/interface'
 
 const TOPIC = 'flood'
@@ -86,11 +86,7 @@ describe('floods (127.0.0.1)', function () {
 
   /** a and b meshed; returns them and a function giving a's ping RTTs to b since a point. */
   async function victimAndHonest () {
-    const a = await honest()
-    const b = await honest()
-    closing.push(a, b)
-    b.swarm.dial(await addressOf(a))
-    await until(() => a.swarm.behaviour.gossipsub.meshPeers(TOPIC).length === 1 && b.swarm.behaviour.gossipsub.meshPeers(TOPIC).length === 1, 5_000, 'the mesh a–b')
+    const { a, b } = await meshedPair(honest, TOPIC, closing)
     const rttsToB = (from: number): number[] => a.events.slice(from).flatMap(e =>
       e.type === 'Behaviour' && e.event.behaviour === 'ping' && e.event.event.type === 'Success' && e.event.event.peerId.equals(b.swarm.localPeerId) ? [e.event.event.rtt] : [])
     return { a, b, rttsToB }

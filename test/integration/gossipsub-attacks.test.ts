@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub } from '../../src/index.js'
-import { EventLog, addressOf, until } from '../fixtures/event-log.js'
+import { EventLog, addressOf, meshedPair, until } from '../fixtures/event-log.js'
 import { RawPubsub } from '../fixtures/raw-pubsub.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
 
@@ -60,11 +60,7 @@ describe('gossipsub under attack (127.0.0.1)', function () {
   afterEach(async () => { await Promise.all(closing.splice(0).map(async n => { await n.close() })) })
 
   async function victimAndHonest () {
-    const a = await honest()
-    const b = await honest()
-    closing.push(a, b)
-    b.swarm.dial(await addressOf(a))
-    await until(() => a.swarm.behaviour.gossipsub.meshPeers(TOPIC).length === 1 && b.swarm.behaviour.gossipsub.meshPeers(TOPIC).length === 1, 5_000, 'the mesh a–b')
+    const { a, b } = await meshedPair(async () => await honest(), TOPIC, closing)
     const m = await attacker()
     closing.push(m)
     await join(m, a)
