@@ -263,7 +263,8 @@ export class Connection {
         const stream = this.waitingInbound.shift()
         if (stream != null) this.negotiateInbound(handler, stream)
       }
-      if (this.state === 'open' && this.checkLocalProtocols(handler)) progress = true
+      // Once the rest stands still (the handler is asked for its protocols on every check).
+      if (!progress && this.state === 'open' && this.checkLocalProtocols(handler)) progress = true
     }
     this.updateKeepAlive(handler)
   }
