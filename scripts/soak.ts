@@ -124,17 +124,26 @@ let published = 0
 const started = Date.now()
 const end = started + MINUTES * 60_000
 
-// Steady traffic: publish on a timer, round-robin over the nodes.
-const publisher = setInterval(() => {
-  if (!running) return
+// Steady traffic: round-robin over the nodes at RATE per second of wall time. A tick publishes
+// what is due since the start, so a late timer (a busy machine) does not lower the rate: the
+// caches' steady state depends on it (the seen cache holds 2 minutes of ids).
+let attempted = 0
+const publishOne = (): void => {
   const payload = new Uint8Array(SIZE)
-  new DataView(payload.buffer).setUint32(0, published)
+  new DataView(payload.buffer).setUint32(0, attempted)
   try {
-    nodes[published % NODES].behaviour.gossipsub.publish(TOPIC, payload)
+    nodes[attempted % NODES].behaviour.gossipsub.publish(TOPIC, payload)
     published++
   } catch (err) {
-    console.error(`publish ${published} failed: ${String(err)}`)
+    console.error(`publish ${attempted} failed: ${String(err)}`)
   }
+  attempted++
+}
+const publisher = setInterval(() => {
+  if (!running) return
+  const due = Math.floor((Date.now() - started) * RATE / 1000)
+  // At most one second's worth at once (after a long stall the rest waits for later ticks).
+  for (let i = 0; i < RATE && attempted < due; i++) publishOne()
 }, 1000 / RATE)
 
 while (Date.now() < end) {
