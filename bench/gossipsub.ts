@@ -63,6 +63,8 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
+import { encodeFrame } from '../src/protocols/pubsub/framing.js'
+import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
@@ -106,6 +108,8 @@ interface Result {
   wireBytesPerDelivery: number
   xPayload: number
   overheadBytesPerDelivery: number
+  duplicatesPerDelivery: number
+  duplicateBytesPerDelivery: number
   rssIdleMBPerNode: number
   rssMBPerNode: number
   heapMBPerNode: number
@@ -116,6 +120,8 @@ interface Network {
   publish: (from: number, payload: Uint8Array) => Promise<void>
   /** Called with (node index, payload) on every delivery. */
   onDelivery: (listener: (node: number, payload: Uint8Array) => void) => void
+  /** Copies of messages received by all nodes that their receiver already had, so far. */
+  duplicates: () => number
   close: () => Promise<void>
 }
 
@@ -230,6 +236,7 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
   return {
     publish: async (from, payload) => { swarms[from].behaviour.gossipsub.publish(TOPIC, payload) },
     onDelivery: (l) => { listener = l },
+    duplicates: () => swarms.reduce((sum, s) => sum + s.behaviour.gossipsub.totals().duplicates, 0),
     close: async () => {
       await Promise.all(swarms.map(async s => { await s.close() }))
       await Promise.all(loops)
@@ -258,15 +265,24 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
     scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
   })))
   let listener: (node: number, payload: Uint8Array) => void = () => {}
+  let duplicates = 0
   libp2ps.forEach((node, i) => {
     node.services.pubsub.subscribe(TOPIC)
     node.services.pubsub.addEventListener('message', (evt) => { listener(i, evt.detail.data) })
+    // js tells its score of every duplicate it receives (`handleReceivedMessage`); count there.
+    const score = (node.services.pubsub as unknown as { score: { duplicateMessage: (...args: unknown[]) => void } }).score
+    const duplicateMessage = score.duplicateMessage.bind(score)
+    score.duplicateMessage = (...args: unknown[]) => {
+      duplicates++
+      duplicateMessage(...args)
+    }
   })
   for (const [from, to] of links) await libp2ps[from].dial(libp2ps[to].getMultiaddrs()[0])
   await warmUp(degree, i => libp2ps[i].services.pubsub.getSubscribers(TOPIC).length, i => meshPeersOf(libp2ps[i].services.pubsub).length)
   return {
     publish: async (from, payload) => { await libp2ps[from].services.pubsub.publish(TOPIC, payload) },
     onDelivery: (l) => { listener = l },
+    duplicates: () => duplicates,
     close: async () => { await Promise.all(libp2ps.map(async n => { await n.stop() })) }
   }
 }
@@ -275,15 +291,31 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
  * Emulated links: every TCP socket gets a one-way latency drawn (seeded) from
  * `latencyMs` = [min, max] and a bandwidth of `mbps`; each write leaves once the socket has
  * sent what was written before it (size / bandwidth each) and reaches the kernel a latency
- * later, in order. On bare loopback every link is instant, and IDONTWANT cannot win: a peer
- * forwards a message as it gets it, and a mesh peer's IDONTWANT travels with that peer's own
- * copy. It wins while a large message is still on the wire: the small IDONTWANT sent before it
- * arrives first.
+ * later, in order.
+ *
+ * Back-pressure is a Node socket's: the bytes written but not yet serialised onto the link are
+ * the socket's buffer; `write()` returns false when, with the new chunk, it holds at least the
+ * socket's `writableHighWaterMark` (16 KiB on Node 20), and `'drain'` is emitted once it is
+ * empty again. So a writer that honours `write()` keeps at most about one high-water mark
+ * (plus its last write) waiting in the socket; one that ignores it piles bytes up there, as
+ * on a real link. (A kernel send buffer, which a real socket also has, is not modelled: its
+ * size is what `TCP_NOTSENT_LOWAT` bounds on a real host.)
+ *
+ * On bare loopback every link is instant, and IDONTWANT cannot win: a peer forwards a message
+ * as it gets it, and a mesh peer's IDONTWANT travels with that peer's own copy.
  */
 function emulateLinks (latencyMs: readonly [number, number], mbps: number): void {
   const random = prng(SEED)
   const bytesPerMs = mbps * 1e6 / 8 / 1000
-  interface Link { readonly latency: number, busyUntil: number, readonly queue: Array<{ at: number, run: () => void }>, timer?: ReturnType<typeof setTimeout> }
+  interface Link {
+    readonly latency: number
+    /** When the link has serialised everything written so far. */
+    busyUntil: number
+    readonly queue: Array<{ at: number, run: () => void }>
+    timer?: ReturnType<typeof setTimeout>
+    /** A write returned false: emit 'drain' when the buffer is empty. */
+    drainTimer?: ReturnType<typeof setTimeout>
+  }
   const links = new WeakMap<net.Socket, Link>()
   const proto = net.Socket.prototype as unknown as {
     write: (chunk: unknown, ...rest: unknown[]) => boolean
@@ -304,25 +336,50 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): void
     while (link.queue.length > 0 && link.queue[0].at <= now) (link.queue.shift() as { run: () => void }).run()
     if (link.queue.length > 0) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
   }
-  const later = (socket: net.Socket, bytes: number, run: () => void): void => {
+  const later = (socket: net.Socket, bytes: number, run: () => void): Link => {
     const link = linkOf(socket)
     const now = performance.now()
     link.busyUntil = Math.max(now, link.busyUntil) + bytes / bytesPerMs
     link.queue.push({ at: link.busyUntil + link.latency, run })
     if (link.timer == null) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
+    return link
   }
   proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
     // Pipes (stdout) are sockets too; only TCP links have a remote port.
     if (this.remotePort == null) return write.call(this, chunk, ...rest)
     const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
-    later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
-    return true
+    const link = later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
+    // What the link has not serialised yet is the socket's buffer.
+    const buffered = (link.busyUntil - performance.now()) * bytesPerMs
+    if (buffered < this.writableHighWaterMark) return true
+    if (link.drainTimer == null) {
+      const onEmpty = (): void => {
+        const left = link.busyUntil - performance.now()
+        if (left > 0) {
+          link.drainTimer = setTimeout(onEmpty, left)
+          return
+        }
+        link.drainTimer = undefined
+        if (!this.destroyed) this.emit('drain')
+      }
+      link.drainTimer = setTimeout(onEmpty, link.busyUntil - performance.now())
+    }
+    return false
   }
   proto.end = function (this: net.Socket, ...args: unknown[]): net.Socket {
     if (this.remotePort == null) return end.apply(this, args)
     later(this, 0, () => { if (!this.destroyed) end.apply(this, args) })
     return this
   }
+}
+
+/**
+ * The bytes of one copy of a bench message as both implementations frame it (StrictSign,
+ * Ed25519 author: `from` is the 38-byte peer id, the key is not sent, 8-byte seqno, 64-byte
+ * signature), one message per RPC: what each duplicate costs above Yamux and Noise.
+ */
+function messageFrameBytes (size: number): number {
+  return encodeFrame(encodeRpc({ publish: [{ from: new Uint8Array(38), data: new Uint8Array(size), seqno: new Uint8Array(8), topic: TOPIC, signature: new Uint8Array(64) }] })).byteLength
 }
 
 /** RSS, and the JS heap plus buffers in use, after a full GC. */
@@ -347,13 +404,13 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const idle = memoryAfterGc()
     const latencies: number[] = []
     const seen = new Set<number>()
-    let duplicates = 0
+    let duplicateDeliveries = 0
     let lastDelivery = performance.now()
     network.onDelivery((node, payload) => {
       const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
       const key = node * c.messages + view.getUint32(8)
       if (seen.has(key)) {
-        duplicates++
+        duplicateDeliveries++
         return
       }
       seen.add(key)
@@ -362,6 +419,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     })
     const expected = c.messages * (c.nodes - 1)
     resetWireBytes()
+    const duplicatesBefore = network.duplicates()
     const started = performance.now()
     for (let i = 0; i < c.messages; i++) {
       const payload = new Uint8Array(c.size)
@@ -375,6 +433,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     const bytes = wireBytes()
+    const duplicates = network.duplicates() - duplicatesBefore
     const after = memoryAfterGc()
     latencies.sort((a, b) => a - b)
     const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
@@ -382,13 +441,15 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const mb = (bytes: number): number => bytes / (1024 * 1024) / c.nodes
     return {
       deliveryRatio: seen.size / expected,
-      duplicates,
+      duplicates: duplicateDeliveries,
       p50Ms: percentile(0.5),
       p99Ms: percentile(0.99),
       msgsPerSec: c.messages / ((lastDelivery - started) / 1000),
       wireBytesPerDelivery: perDelivery,
       xPayload: perDelivery / c.size,
       overheadBytesPerDelivery: perDelivery - c.size,
+      duplicatesPerDelivery: duplicates / seen.size,
+      duplicateBytesPerDelivery: duplicates * messageFrameBytes(c.size) / seen.size,
       rssIdleMBPerNode: mb(idle.rss - before.rss),
       rssMBPerNode: mb(after.rss - before.rss),
       heapMBPerNode: mb(after.heap - before.heap)
@@ -432,24 +493,33 @@ if (child != null) {
   // js-libp2p may leave timers behind after stop(); the result is out.
   process.exit(0)
 } else if (process.argv.includes('idontwant')) {
-  // IDONTWANT on and off, 16 KiB, five publishers: bytes on the wire beyond the one useful copy
-  // per delivery (duplicates, control, framing), for both implementations.
+  // IDONTWANT on and off, 16 KiB, five publishers, for both implementations: duplicate bytes
+  // received per delivery (what IDONTWANT is for), and every byte on the wire beyond the one
+  // useful copy per delivery (duplicates, control, framing).
   const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  // BENCH_NODES=10 runs one network size; BENCH_ONLY=ours|js one implementation.
+  const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
+  const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
   const results: Record<string, unknown> = {}
-  for (const nodes of [10, 30]) {
+  for (const nodes of sizes) {
     const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: LINKS }
     const row: Record<string, Result> = {}
-    for (const impl of ['ours', 'js'] as const) {
+    for (const impl of impls) {
       row[`${impl}On`] = rounded(await inChild(impl, base))
       row[`${impl}Off`] = rounded(await inChild(impl, { ...base, noIdontwant: true }))
     }
-    const cut = (on: Result, off: Result): number => round(1 - on.overheadBytesPerDelivery / off.overheadBytesPerDelivery)
+    const pick = (field: keyof Result, digits = 0): Record<string, number> =>
+      Object.fromEntries(Object.entries(row).map(([k, r]) => [k, Number(r[field].toFixed(digits))]))
+    const cut = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, number> =>
+      Object.fromEntries(impls.map(impl => [impl, round(1 - row[`${impl}On`][field] / row[`${impl}Off`][field])]))
     const name = `${nodes}n-16384B-5pub`
     results[name] = {
-      overheadBytesPerDelivery: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, Math.round(r.overheadBytesPerDelivery)])),
-      deliveryRatio: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.deliveryRatio])),
-      msgsPerSec: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.msgsPerSec])),
-      cutByIdontwant: { ours: cut(row.oursOn, row.oursOff), js: cut(row.jsOn, row.jsOff) }
+      duplicateBytesPerDelivery: pick('duplicateBytesPerDelivery'),
+      overheadBytesPerDelivery: pick('overheadBytesPerDelivery'),
+      duplicatesPerDelivery: pick('duplicatesPerDelivery', 3),
+      deliveryRatio: pick('deliveryRatio', 4),
+      msgsPerSec: pick('msgsPerSec', 1),
+      cutByIdontwant: { duplicateBytes: cut('duplicateBytesPerDelivery'), overheadBytes: cut('overheadBytesPerDelivery') }
     }
     console.log(JSON.stringify({ bench: 'gossipsub-idontwant', case: name, ...base, ...row }))
   }
