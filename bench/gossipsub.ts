@@ -110,6 +110,9 @@ interface Result {
   overheadBytesPerDelivery: number
   duplicatesPerDelivery: number
   duplicateBytesPerDelivery: number
+  /** Ours only: copies not sent because of IDONTWANT, per delivery, at the send decision / from a queue. */
+  unwantedAtSendPerDelivery?: number
+  unwantedFromQueuePerDelivery?: number
   rssIdleMBPerNode: number
   rssMBPerNode: number
   heapMBPerNode: number
@@ -122,6 +125,11 @@ interface Network {
   onDelivery: (listener: (node: number, payload: Uint8Array) => void) => void
   /** Copies of messages received by all nodes that their receiver already had, so far. */
   duplicates: () => number
+  /**
+   * Ours only: copies all nodes did not send because of an IDONTWANT, so far: at the send
+   * decision, and dropped from a queue (`messages_unwanted`).
+   */
+  unwanted?: () => { send: number, queue: number }
   close: () => Promise<void>
 }
 
@@ -205,6 +213,13 @@ async function warmUp (degree: number[], subscribers: (i: number) => number, mes
 }
 
 async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
+  const unwanted = { send: 0, queue: 0 }
+  const metrics: gossipsub.MetricsSink = {
+    increment: (name, value, labels) => {
+      if (name === 'messages_unwanted') unwanted[(labels as { stage: 'send' | 'queue' }).stage] += value
+    },
+    observe: () => {}
+  }
   const swarms = await Promise.all(Array.from({ length: nodes }, async () => SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
       identify: new identify.Behaviour(key.publicKey),
@@ -214,7 +229,8 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
         heartbeatInterval: HEARTBEAT_MS,
         floodPublish: true,
         ...(noIdontwant ? { idontwantMessageThreshold: NEVER } : {}),
-        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] }
+        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] },
+        metrics
       })
     }))
     .build()))
@@ -237,6 +253,7 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
     publish: async (from, payload) => { swarms[from].behaviour.gossipsub.publish(TOPIC, payload) },
     onDelivery: (l) => { listener = l },
     duplicates: () => swarms.reduce((sum, s) => sum + s.behaviour.gossipsub.totals().duplicates, 0),
+    unwanted: () => ({ ...unwanted }),
     close: async () => {
       await Promise.all(swarms.map(async s => { await s.close() }))
       await Promise.all(loops)
@@ -420,6 +437,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const expected = c.messages * (c.nodes - 1)
     resetWireBytes()
     const duplicatesBefore = network.duplicates()
+    const unwantedBefore = network.unwanted?.()
     const started = performance.now()
     for (let i = 0; i < c.messages; i++) {
       const payload = new Uint8Array(c.size)
@@ -434,6 +452,7 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     }
     const bytes = wireBytes()
     const duplicates = network.duplicates() - duplicatesBefore
+    const unwantedAfter = network.unwanted?.()
     const after = memoryAfterGc()
     latencies.sort((a, b) => a - b)
     const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
@@ -450,6 +469,12 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
       overheadBytesPerDelivery: perDelivery - c.size,
       duplicatesPerDelivery: duplicates / seen.size,
       duplicateBytesPerDelivery: duplicates * messageFrameBytes(c.size) / seen.size,
+      ...(unwantedBefore != null && unwantedAfter != null
+        ? {
+            unwantedAtSendPerDelivery: (unwantedAfter.send - unwantedBefore.send) / seen.size,
+            unwantedFromQueuePerDelivery: (unwantedAfter.queue - unwantedBefore.queue) / seen.size
+          }
+        : {}),
       rssIdleMBPerNode: mb(idle.rss - before.rss),
       rssMBPerNode: mb(after.rss - before.rss),
       heapMBPerNode: mb(after.heap - before.heap)
@@ -509,7 +534,7 @@ if (child != null) {
       row[`${impl}Off`] = rounded(await inChild(impl, { ...base, noIdontwant: true }))
     }
     const pick = (field: keyof Result, digits = 0): Record<string, number> =>
-      Object.fromEntries(Object.entries(row).map(([k, r]) => [k, Number(r[field].toFixed(digits))]))
+      Object.fromEntries(Object.entries(row).filter(([, r]) => r[field] != null).map(([k, r]) => [k, Number((r[field] as number).toFixed(digits))]))
     const cut = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, number> =>
       Object.fromEntries(impls.map(impl => [impl, round(1 - row[`${impl}On`][field] / row[`${impl}Off`][field])]))
     const name = `${nodes}n-16384B-5pub`
@@ -517,6 +542,8 @@ if (child != null) {
       duplicateBytesPerDelivery: pick('duplicateBytesPerDelivery'),
       overheadBytesPerDelivery: pick('overheadBytesPerDelivery'),
       duplicatesPerDelivery: pick('duplicatesPerDelivery', 3),
+      unwantedAtSendPerDelivery: pick('unwantedAtSendPerDelivery', 3),
+      unwantedFromQueuePerDelivery: pick('unwantedFromQueuePerDelivery', 3),
       deliveryRatio: pick('deliveryRatio', 4),
       msgsPerSec: pick('msgsPerSec', 1),
       cutByIdontwant: { duplicateBytes: cut('duplicateBytesPerDelivery'), overheadBytes: cut('overheadBytesPerDelivery') }
