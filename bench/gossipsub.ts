@@ -89,6 +89,8 @@ interface Case {
   readonly messages: number
   /** IDONTWANT off (both implementations: threshold above any message) in the `idontwant` mode. */
   readonly noIdontwant?: boolean
+  /** Publish at this many messages per second (default: as fast as the publish call allows). */
+  readonly rate?: number
   /** Emulated links (see `emulateLinks`): one-way latency range in ms, and bandwidth. */
   readonly links?: { readonly latencyMs: readonly [number, number], readonly mbps: number }
 }
@@ -477,6 +479,9 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const droppedBefore = network.droppedBytes?.()
     const started = performance.now()
     for (let i = 0; i < c.messages; i++) {
+      // Paced: message i is due at i / rate s after the first (never before).
+      const due = c.rate == null ? 0 : started + i * 1000 / c.rate - performance.now()
+      if (due > 0) await new Promise(resolve => setTimeout(resolve, due))
       const payload = new Uint8Array(c.size)
       const view = new DataView(payload.buffer)
       view.setFloat64(0, performance.now())
@@ -616,7 +621,8 @@ if (child != null) {
   const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
   const results: Record<string, unknown> = {}
   for (const mbps of bandwidths) for (const nodes of sizes) {
-    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps } }
+    const rate = process.env.BENCH_RATE == null ? undefined : Number(process.env.BENCH_RATE)
+    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps }, ...(rate == null ? {} : { rate }) }
     const row: Record<string, Result> = {}
     for (const impl of impls) {
       row[`${impl}On`] = rounded(await inChild(impl, base))
