@@ -51,8 +51,17 @@
  * `npm run bench:gossipsub -- idontwant` runs instead the IDONTWANT comparison: 10 and 30
  * nodes, 16 KiB, five publishers, each implementation with IDONTWANT on and off (threshold set
  * above any message), over emulated links of 5–40 ms one-way latency (drawn per socket,
- * seeded) and 20 Mbit/s each (see `emulateLinks`), and reports overheadBytesPerDelivery for the four and the
- * share of it that IDONTWANT cuts in each implementation.
+ * seeded) at 20 Mbit/s and at 5 Mbit/s each, with a Node socket's back-pressure (see
+ * `emulateLinks`). Reported per run, besides the above: duplicatesPerDelivery (copies a node
+ * already had, as each implementation counts them: ours `totals().duplicates`, js its score's
+ * `duplicateMessage`) and duplicateBytesPerDelivery (× the frame of one copy), the links' mean
+ * and busiest use, and for ours the copies IDONTWANT kept from being sent (at the send decision,
+ * from a queue) and the bytes dropped from queues; then the share of duplicate bytes and of
+ * overhead bytes IDONTWANT cuts in each implementation. Knobs: `BENCH_NODES=10`,
+ * `BENCH_MBPS=20`, `BENCH_ONLY=ours|js`, `BENCH_RATE=n` (publish n messages per second instead
+ * of as fast as possible).
+ * `npm run bench:gossipsub -- idontwant-sim` asks the same of ours in virtual time (no CPU
+ * limit): 10 and 30 peers, 20 Mbit/s links, 50 to 400 messages per second.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
  * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
