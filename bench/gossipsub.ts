@@ -51,8 +51,17 @@
  * `npm run bench:gossipsub -- idontwant` runs instead the IDONTWANT comparison: 10 and 30
  * nodes, 16 KiB, five publishers, each implementation with IDONTWANT on and off (threshold set
  * above any message), over emulated links of 5–40 ms one-way latency (drawn per socket,
- * seeded) and 20 Mbit/s each (see `emulateLinks`), and reports overheadBytesPerDelivery for the four and the
- * share of it that IDONTWANT cuts in each implementation.
+ * seeded) at 20 Mbit/s and at 5 Mbit/s each, with a Node socket's back-pressure (see
+ * `emulateLinks`). Reported per run, besides the above: duplicatesPerDelivery (copies a node
+ * already had, as each implementation counts them: ours `totals().duplicates`, js its score's
+ * `duplicateMessage`) and duplicateBytesPerDelivery (× the frame of one copy), the links' mean
+ * and busiest use, and for ours the copies IDONTWANT kept from being sent (at the send decision,
+ * from a queue) and the bytes dropped from queues; then the share of duplicate bytes and of
+ * overhead bytes IDONTWANT cuts in each implementation. Knobs: `BENCH_NODES=10`,
+ * `BENCH_MBPS=20`, `BENCH_ONLY=ours|js`, `BENCH_RATE=n` (publish n messages per second instead
+ * of as fast as possible).
+ * `npm run bench:gossipsub -- idontwant-sim` asks the same of ours in virtual time (no CPU
+ * limit): 10 and 30 peers, 20 Mbit/s links, 50 to 400 messages per second.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
  * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
@@ -63,6 +72,9 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
+import { runScenario } from '../src/testing/index.js'
+import { encodeFrame } from '../src/protocols/pubsub/framing.js'
+import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
@@ -86,12 +98,20 @@ interface Case {
   readonly messages: number
   /** IDONTWANT off (both implementations: threshold above any message) in the `idontwant` mode. */
   readonly noIdontwant?: boolean
+  /** Publish at this many messages per second (default: as fast as the publish call allows). */
+  readonly rate?: number
   /** Emulated links (see `emulateLinks`): one-way latency range in ms, and bandwidth. */
   readonly links?: { readonly latencyMs: readonly [number, number], readonly mbps: number }
 }
 
-/** The emulated links of the `idontwant` mode: one-way latency range (ms) and bandwidth. */
-const LINKS = { latencyMs: [5, 40], mbps: 20 } as const
+/** The emulated links of the `idontwant` mode: one-way latency range (ms). */
+const LINK_LATENCY_MS = [5, 40] as const
+/**
+ * Link bandwidths of the `idontwant` mode, in Mbit/s: 20 (the issue's configuration, where this
+ * in-process network is CPU-bound and its links mostly idle) and 5 (where the 10-node network
+ * is bandwidth-bound on a 2-core machine: the regime IDONTWANT is for).
+ */
+const LINK_MBPS = [20, 5]
 /** A threshold no message reaches: IDONTWANT off. */
 const NEVER = Number.MAX_SAFE_INTEGER
 
@@ -106,6 +126,16 @@ interface Result {
   wireBytesPerDelivery: number
   xPayload: number
   overheadBytesPerDelivery: number
+  duplicatesPerDelivery: number
+  duplicateBytesPerDelivery: number
+  /** Emulated links: share of their bandwidth the sockets used from the first publish to the last delivery, mean and busiest. */
+  linkUseMean?: number
+  linkUseMax?: number
+  /** Ours only: bytes dropped from outbound queues (SlowPeer: full queues, forwards past their deadline) per delivery. */
+  queueDroppedBytesPerDelivery?: number
+  /** Ours only: copies not sent because of IDONTWANT, per delivery, at the send decision / from a queue. */
+  unwantedAtSendPerDelivery?: number
+  unwantedFromQueuePerDelivery?: number
   rssIdleMBPerNode: number
   rssMBPerNode: number
   heapMBPerNode: number
@@ -116,6 +146,15 @@ interface Network {
   publish: (from: number, payload: Uint8Array) => Promise<void>
   /** Called with (node index, payload) on every delivery. */
   onDelivery: (listener: (node: number, payload: Uint8Array) => void) => void
+  /** Copies of messages received by all nodes that their receiver already had, so far. */
+  duplicates: () => number
+  /**
+   * Ours only: copies all nodes did not send because of an IDONTWANT, so far: at the send
+   * decision, and dropped from a queue (`messages_unwanted`).
+   */
+  unwanted?: () => { send: number, queue: number }
+  /** Ours only: bytes all nodes dropped from their outbound queues (slow peers, expired forwards), so far. */
+  droppedBytes?: () => number
   close: () => Promise<void>
 }
 
@@ -199,6 +238,13 @@ async function warmUp (degree: number[], subscribers: (i: number) => number, mes
 }
 
 async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
+  const unwanted = { send: 0, queue: 0 }
+  const metrics: gossipsub.MetricsSink = {
+    increment: (name, value, labels) => {
+      if (name === 'messages_unwanted') unwanted[(labels as { stage: 'send' | 'queue' }).stage] += value
+    },
+    observe: () => {}
+  }
   const swarms = await Promise.all(Array.from({ length: nodes }, async () => SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(key => combine({
       identify: new identify.Behaviour(key.publicKey),
@@ -208,7 +254,8 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
         heartbeatInterval: HEARTBEAT_MS,
         floodPublish: true,
         ...(noIdontwant ? { idontwantMessageThreshold: NEVER } : {}),
-        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] }
+        scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] },
+        metrics
       })
     }))
     .build()))
@@ -230,6 +277,9 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
   return {
     publish: async (from, payload) => { swarms[from].behaviour.gossipsub.publish(TOPIC, payload) },
     onDelivery: (l) => { listener = l },
+    duplicates: () => swarms.reduce((sum, s) => sum + s.behaviour.gossipsub.totals().duplicates, 0),
+    unwanted: () => ({ ...unwanted }),
+    droppedBytes: () => swarms.reduce((sum, s) => sum + s.behaviour.gossipsub.totals().droppedBytes, 0),
     close: async () => {
       await Promise.all(swarms.map(async s => { await s.close() }))
       await Promise.all(loops)
@@ -258,15 +308,24 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
     scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
   })))
   let listener: (node: number, payload: Uint8Array) => void = () => {}
+  let duplicates = 0
   libp2ps.forEach((node, i) => {
     node.services.pubsub.subscribe(TOPIC)
     node.services.pubsub.addEventListener('message', (evt) => { listener(i, evt.detail.data) })
+    // js tells its score of every duplicate it receives (`handleReceivedMessage`); count there.
+    const score = (node.services.pubsub as unknown as { score: { duplicateMessage: (...args: unknown[]) => void } }).score
+    const duplicateMessage = score.duplicateMessage.bind(score)
+    score.duplicateMessage = (...args: unknown[]) => {
+      duplicates++
+      duplicateMessage(...args)
+    }
   })
   for (const [from, to] of links) await libp2ps[from].dial(libp2ps[to].getMultiaddrs()[0])
   await warmUp(degree, i => libp2ps[i].services.pubsub.getSubscribers(TOPIC).length, i => meshPeersOf(libp2ps[i].services.pubsub).length)
   return {
     publish: async (from, payload) => { await libp2ps[from].services.pubsub.publish(TOPIC, payload) },
     onDelivery: (l) => { listener = l },
+    duplicates: () => duplicates,
     close: async () => { await Promise.all(libp2ps.map(async n => { await n.stop() })) }
   }
 }
@@ -275,16 +334,35 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
  * Emulated links: every TCP socket gets a one-way latency drawn (seeded) from
  * `latencyMs` = [min, max] and a bandwidth of `mbps`; each write leaves once the socket has
  * sent what was written before it (size / bandwidth each) and reaches the kernel a latency
- * later, in order. On bare loopback every link is instant, and IDONTWANT cannot win: a peer
- * forwards a message as it gets it, and a mesh peer's IDONTWANT travels with that peer's own
- * copy. It wins while a large message is still on the wire: the small IDONTWANT sent before it
- * arrives first.
+ * later, in order.
+ *
+ * Back-pressure is a Node socket's: the bytes written but not yet serialised onto the link are
+ * the socket's buffer; `write()` returns false when, with the new chunk, it holds at least the
+ * socket's `writableHighWaterMark` (16 KiB on Node 20), and `'drain'` is emitted once it is
+ * empty again. So a writer that honours `write()` keeps at most about one high-water mark
+ * (plus its last write) waiting in the socket; one that ignores it piles bytes up there, as
+ * on a real link. (A kernel send buffer, which a real socket also has, is not modelled: its
+ * size is what `TCP_NOTSENT_LOWAT` bounds on a real host.)
+ *
+ * On bare loopback every link is instant, and IDONTWANT cannot win: a peer forwards a message
+ * as it gets it, and a mesh peer's IDONTWANT travels with that peer's own copy.
  */
-function emulateLinks (latencyMs: readonly [number, number], mbps: number): void {
+function emulateLinks (latencyMs: readonly [number, number], mbps: number): LinkUse {
   const random = prng(SEED)
   const bytesPerMs = mbps * 1e6 / 8 / 1000
-  interface Link { readonly latency: number, busyUntil: number, readonly queue: Array<{ at: number, run: () => void }>, timer?: ReturnType<typeof setTimeout> }
+  interface Link {
+    readonly latency: number
+    /** When the link has serialised everything written so far. */
+    busyUntil: number
+    readonly queue: Array<{ at: number, run: () => void }>
+    timer?: ReturnType<typeof setTimeout>
+    /** A write returned false: emit 'drain' when the buffer is empty. */
+    drainTimer?: ReturnType<typeof setTimeout>
+    /** Bytes written since the last `reset`. */
+    bytes: number
+  }
   const links = new WeakMap<net.Socket, Link>()
+  const all: Link[] = []
   const proto = net.Socket.prototype as unknown as {
     write: (chunk: unknown, ...rest: unknown[]) => boolean
     end: (...args: unknown[]) => net.Socket
@@ -293,8 +371,9 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): void
   const linkOf = (socket: net.Socket): Link => {
     let link = links.get(socket)
     if (link == null) {
-      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), busyUntil: 0, queue: [] }
+      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), busyUntil: 0, queue: [], bytes: 0 }
       links.set(socket, link)
+      all.push(link)
     }
     return link
   }
@@ -304,25 +383,66 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): void
     while (link.queue.length > 0 && link.queue[0].at <= now) (link.queue.shift() as { run: () => void }).run()
     if (link.queue.length > 0) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
   }
-  const later = (socket: net.Socket, bytes: number, run: () => void): void => {
+  const later = (socket: net.Socket, bytes: number, run: () => void): Link => {
     const link = linkOf(socket)
     const now = performance.now()
     link.busyUntil = Math.max(now, link.busyUntil) + bytes / bytesPerMs
     link.queue.push({ at: link.busyUntil + link.latency, run })
     if (link.timer == null) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
+    return link
   }
   proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
     // Pipes (stdout) are sockets too; only TCP links have a remote port.
     if (this.remotePort == null) return write.call(this, chunk, ...rest)
     const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
-    later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
-    return true
+    const link = later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
+    link.bytes += bytes
+    // What the link has not serialised yet is the socket's buffer.
+    const buffered = (link.busyUntil - performance.now()) * bytesPerMs
+    if (buffered < this.writableHighWaterMark) return true
+    if (link.drainTimer == null) {
+      const onEmpty = (): void => {
+        const left = link.busyUntil - performance.now()
+        if (left > 0) {
+          link.drainTimer = setTimeout(onEmpty, left)
+          return
+        }
+        link.drainTimer = undefined
+        if (!this.destroyed) this.emit('drain')
+      }
+      link.drainTimer = setTimeout(onEmpty, link.busyUntil - performance.now())
+    }
+    return false
   }
   proto.end = function (this: net.Socket, ...args: unknown[]): net.Socket {
     if (this.remotePort == null) return end.apply(this, args)
     later(this, 0, () => { if (!this.destroyed) end.apply(this, args) })
     return this
   }
+  return {
+    reset: () => { for (const link of all) link.bytes = 0 },
+    utilisation: (ms) => {
+      const shares = all.filter(l => l.bytes > 0).map(l => l.bytes / (ms * bytesPerMs))
+      return { mean: shares.reduce((a, b) => a + b, 0) / Math.max(1, shares.length), max: Math.max(0, ...shares) }
+    }
+  }
+}
+
+/** How much of their bandwidth the emulated links used. */
+interface LinkUse {
+  /** Count from now. */
+  reset: () => void
+  /** Bytes written per socket since `reset` over what `ms` of its bandwidth could carry: mean and max over the sockets that wrote. */
+  utilisation: (ms: number) => { mean: number, max: number }
+}
+
+/**
+ * The bytes of one copy of a bench message as both implementations frame it (StrictSign,
+ * Ed25519 author: `from` is the 38-byte peer id, the key is not sent, 8-byte seqno, 64-byte
+ * signature), one message per RPC: what each duplicate costs above Yamux and Noise.
+ */
+function messageFrameBytes (size: number): number {
+  return encodeFrame(encodeRpc({ publish: [{ from: new Uint8Array(38), data: new Uint8Array(size), seqno: new Uint8Array(8), topic: TOPIC, signature: new Uint8Array(64) }] })).byteLength
 }
 
 /** RSS, and the JS heap plus buffers in use, after a full GC. */
@@ -337,7 +457,7 @@ function memoryAfterGc (): { rss: number, heap: number } {
 /** One implementation on one case, in this process. */
 async function runCase (impl: Impl, c: Case): Promise<Result> {
   countSocketWrites()
-  if (c.links != null) emulateLinks(c.links.latencyMs, c.links.mbps)
+  const linkUse = c.links != null ? emulateLinks(c.links.latencyMs, c.links.mbps) : undefined
   const links = topology(c.nodes, prng(SEED))
   const degree = degrees(c.nodes, links)
   const from = publishers(c.nodes, c.publishers)
@@ -347,13 +467,13 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const idle = memoryAfterGc()
     const latencies: number[] = []
     const seen = new Set<number>()
-    let duplicates = 0
+    let duplicateDeliveries = 0
     let lastDelivery = performance.now()
     network.onDelivery((node, payload) => {
       const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
       const key = node * c.messages + view.getUint32(8)
       if (seen.has(key)) {
-        duplicates++
+        duplicateDeliveries++
         return
       }
       seen.add(key)
@@ -362,8 +482,15 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     })
     const expected = c.messages * (c.nodes - 1)
     resetWireBytes()
+    linkUse?.reset()
+    const duplicatesBefore = network.duplicates()
+    const unwantedBefore = network.unwanted?.()
+    const droppedBefore = network.droppedBytes?.()
     const started = performance.now()
     for (let i = 0; i < c.messages; i++) {
+      // Paced: message i is due at i / rate s after the first (never before).
+      const due = c.rate == null ? 0 : started + i * 1000 / c.rate - performance.now()
+      if (due > 0) await new Promise(resolve => setTimeout(resolve, due))
       const payload = new Uint8Array(c.size)
       const view = new DataView(payload.buffer)
       view.setFloat64(0, performance.now())
@@ -375,6 +502,10 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     const bytes = wireBytes()
+    const duplicates = network.duplicates() - duplicatesBefore
+    const unwantedAfter = network.unwanted?.()
+    const droppedAfter = network.droppedBytes?.()
+    const use = linkUse?.utilisation(lastDelivery - started)
     const after = memoryAfterGc()
     latencies.sort((a, b) => a - b)
     const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
@@ -382,13 +513,23 @@ async function runCase (impl: Impl, c: Case): Promise<Result> {
     const mb = (bytes: number): number => bytes / (1024 * 1024) / c.nodes
     return {
       deliveryRatio: seen.size / expected,
-      duplicates,
+      duplicates: duplicateDeliveries,
       p50Ms: percentile(0.5),
       p99Ms: percentile(0.99),
       msgsPerSec: c.messages / ((lastDelivery - started) / 1000),
       wireBytesPerDelivery: perDelivery,
       xPayload: perDelivery / c.size,
       overheadBytesPerDelivery: perDelivery - c.size,
+      duplicatesPerDelivery: duplicates / seen.size,
+      duplicateBytesPerDelivery: duplicates * messageFrameBytes(c.size) / seen.size,
+      ...(use != null ? { linkUseMean: use.mean, linkUseMax: use.max } : {}),
+      ...(droppedBefore != null && droppedAfter != null ? { queueDroppedBytesPerDelivery: (droppedAfter - droppedBefore) / seen.size } : {}),
+      ...(unwantedBefore != null && unwantedAfter != null
+        ? {
+            unwantedAtSendPerDelivery: (unwantedAfter.send - unwantedBefore.send) / seen.size,
+            unwantedFromQueuePerDelivery: (unwantedAfter.queue - unwantedBefore.queue) / seen.size
+          }
+        : {}),
       rssIdleMBPerNode: mb(idle.rss - before.rss),
       rssMBPerNode: mb(after.rss - before.rss),
       heapMBPerNode: mb(after.heap - before.heap)
@@ -431,25 +572,88 @@ if (child != null) {
   console.log(JSON.stringify(result))
   // js-libp2p may leave timers behind after stop(); the result is out.
   process.exit(0)
-} else if (process.argv.includes('idontwant')) {
-  // IDONTWANT on and off, 16 KiB, five publishers: bytes on the wire beyond the one useful copy
-  // per delivery (duplicates, control, framing), for both implementations.
-  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+} else if (process.argv.includes('idontwant-sim')) {
+  // The same question without the CPU: ours in virtual time (peerswarm/testing), where
+  // computing takes no time, so the offered load, not the machine, decides whether the links
+  // are the bottleneck. 16 KiB, five publishers, links of 5–40 ms and 20 Mbit/s (each
+  // direction; a 16 KiB send buffer, the emulated socket's high-water mark), random 6-regular
+  // topology, IDONTWANT on and off, at 50 to 400 messages per second.
+  const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
+  const messages = process.env.BENCH_MESSAGES == null ? 400 : Number(process.env.BENCH_MESSAGES)
+  const size = 16 * 1024
   const results: Record<string, unknown> = {}
-  for (const nodes of [10, 30]) {
-    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: LINKS }
+  for (const peers of sizes) {
+    for (const rate of [50, 100, 200, 400]) {
+      const row: Record<string, Record<string, number>> = {}
+      for (const on of [true, false]) {
+        const report = await runScenario({
+          name: `idontwant-${on ? 'on' : 'off'}`,
+          peers,
+          seed: SEED,
+          topology: { type: 'random-regular', degree: 6 },
+          link: { latency: { min: LINK_LATENCY_MS[0], max: LINK_LATENCY_MS[1] }, bandwidthMbps: 20, sendBuffer: 16 * 1024 },
+          gossipsub: {
+            ...D,
+            heartbeatInterval: HEARTBEAT_MS,
+            scoreParams: { ipColocationFactorWhitelist: ['127.0.0.1', '::1'] },
+            ...(on ? {} : { idontwantMessageThreshold: NEVER })
+          },
+          publish: { messages, publishers: 5, size, interval: 1000 / rate },
+          settle: 5_000
+        })
+        const delivered = report.total.delivered
+        const g = report.gossip
+        row[on ? 'on' : 'off'] = {
+          deliveryRatio: report.total.deliveryRatio,
+          p50Ms: report.total.latency.p50,
+          duplicatesPerDelivery: report.duplicatesPerDelivery,
+          duplicateBytesPerDelivery: report.duplicatesPerDelivery * messageFrameBytes(size),
+          unwantedAtSendPerDelivery: (g.messages_unwanted_send ?? 0) / delivered,
+          unwantedFromQueuePerDelivery: (g.messages_unwanted_queue ?? 0) / delivered,
+          queueDroppedBytesPerDelivery: (g.queue_dropped_bytes ?? 0) / delivered
+        }
+      }
+      const name = `${peers}n-16384B-5pub-${rate}msgs`
+      results[name] = { cutByIdontwant: round(1 - row.on.duplicateBytesPerDelivery / row.off.duplicateBytesPerDelivery) }
+      console.log(JSON.stringify({ bench: 'gossipsub-idontwant-sim', case: name, peers, rate, on: rounded(row.on), off: rounded(row.off) }))
+    }
+  }
+  console.log(JSON.stringify({ bench: 'gossipsub-idontwant-sim', node: process.version, results }))
+} else if (process.argv.includes('idontwant')) {
+  // IDONTWANT on and off, 16 KiB, five publishers, for both implementations: duplicate bytes
+  // received per delivery (what IDONTWANT is for), and every byte on the wire beyond the one
+  // useful copy per delivery (duplicates, control, framing).
+  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  // BENCH_NODES=10 runs one network size, BENCH_MBPS=20 one link bandwidth, BENCH_ONLY=ours|js one implementation.
+  const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
+  const bandwidths = process.env.BENCH_MBPS?.split(',').map(Number) ?? LINK_MBPS
+  const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
+  const results: Record<string, unknown> = {}
+  for (const mbps of bandwidths) for (const nodes of sizes) {
+    const rate = process.env.BENCH_RATE == null ? undefined : Number(process.env.BENCH_RATE)
+    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps }, ...(rate == null ? {} : { rate }) }
     const row: Record<string, Result> = {}
-    for (const impl of ['ours', 'js'] as const) {
+    for (const impl of impls) {
       row[`${impl}On`] = rounded(await inChild(impl, base))
       row[`${impl}Off`] = rounded(await inChild(impl, { ...base, noIdontwant: true }))
     }
-    const cut = (on: Result, off: Result): number => round(1 - on.overheadBytesPerDelivery / off.overheadBytesPerDelivery)
-    const name = `${nodes}n-16384B-5pub`
+    const pick = (field: keyof Result, digits = 0): Record<string, number> =>
+      Object.fromEntries(Object.entries(row).filter(([, r]) => r[field] != null).map(([k, r]) => [k, Number((r[field] as number).toFixed(digits))]))
+    const cut = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, number> =>
+      Object.fromEntries(impls.map(impl => [impl, round(1 - row[`${impl}On`][field] / row[`${impl}Off`][field])]))
+    const name = `${nodes}n-16384B-5pub-${mbps}Mbps`
     results[name] = {
-      overheadBytesPerDelivery: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, Math.round(r.overheadBytesPerDelivery)])),
-      deliveryRatio: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.deliveryRatio])),
-      msgsPerSec: Object.fromEntries(Object.entries(row).map(([k, r]) => [k, r.msgsPerSec])),
-      cutByIdontwant: { ours: cut(row.oursOn, row.oursOff), js: cut(row.jsOn, row.jsOff) }
+      duplicateBytesPerDelivery: pick('duplicateBytesPerDelivery'),
+      overheadBytesPerDelivery: pick('overheadBytesPerDelivery'),
+      duplicatesPerDelivery: pick('duplicatesPerDelivery', 3),
+      unwantedAtSendPerDelivery: pick('unwantedAtSendPerDelivery', 3),
+      unwantedFromQueuePerDelivery: pick('unwantedFromQueuePerDelivery', 3),
+      queueDroppedBytesPerDelivery: pick('queueDroppedBytesPerDelivery'),
+      deliveryRatio: pick('deliveryRatio', 4),
+      msgsPerSec: pick('msgsPerSec', 1),
+      linkUseMean: pick('linkUseMean', 3),
+      linkUseMax: pick('linkUseMax', 3),
+      cutByIdontwant: { duplicateBytes: cut('duplicateBytesPerDelivery'), overheadBytes: cut('overheadBytesPerDelivery') }
     }
     console.log(JSON.stringify({ bench: 'gossipsub-idontwant', case: name, ...base, ...row }))
   }

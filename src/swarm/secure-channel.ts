@@ -31,8 +31,14 @@ export interface NoiseCipher {
   decrypt: (ciphertext: Uint8Array, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
 }
 
-/** Queued plaintext past which a write leaves at once rather than at the end of the turn. */
-export const FLUSH_BYTES = 256 * 1024
+/**
+ * Queued plaintext past which a write leaves at once rather than at the end of the turn. It
+ * also bounds what the muxer can hand over in one turn past a socket that pushes back (the
+ * write that crosses it tells the muxer to wait): one Noise message's worth, so that
+ * priorities and IDONTWANT in the queues above still have something to act on (256 KiB let a
+ * forwarded message sit below them for ~100 ms on a 20 Mbit/s link).
+ */
+export const FLUSH_BYTES = 64 * 1024
 
 /** The cipher of a connection secured by `@chainsafe/libp2p-noise`, if it can be read. */
 export function noiseCipherOf (secured: unknown): NoiseCipher | undefined {

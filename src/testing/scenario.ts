@@ -326,7 +326,9 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
   const counters = new Map<string, number>()
   const sink: gossipsub.MetricsSink = {
     increment: (name, value, labels) => {
-      const key = name === 'control_sent' || name === 'control_received' ? `${name}_${(labels as { type: string }).type}` : name
+      const key = name === 'control_sent' || name === 'control_received'
+        ? `${name}_${(labels as { type: string }).type}`
+        : name === 'messages_unwanted' ? `${name}_${(labels as { stage: string }).stage}` : name
       counters.set(key, (counters.get(key) ?? 0) + value)
     },
     observe: () => {}

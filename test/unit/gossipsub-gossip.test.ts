@@ -8,6 +8,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { generateKeypair, gossipsub, peerIdOf } from '../../src/index.js'
 import { collect, Harness, keyOf, V11, V12 } from '../fixtures/gossipsub-harness.js'
 import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
+import { encodeFrame } from '../../src/protocols/pubsub/framing.js'
+import { encodeRpc } from '../../src/protocols/pubsub/rpc.js'
 import type { FakePeer } from '../fixtures/gossipsub-harness.js'
 
 const T = 'topic'
@@ -304,8 +306,10 @@ describe('gossipsub gossip', () => {
     h.inject(modern, { control: { idontwant: [{ messageIDs: [id] }] } })
     h.inject(source, { publish: [{ topic: T, data: next }] })
     expect(collect.messages(h.takeSent(modern))).to.deep.equal([])
+    expect(h.behaviour.totals().unwanted, 'counted').to.equal(1)
     h.inject(modern, { control: { iwant: [{ messageIDs: [id] }] } })
     expect(collect.messages(h.takeSent(modern))).to.deep.equal([])
+    expect(h.behaviour.totals().unwanted).to.equal(2)
     expect(collect.messages(h.takeSent(older))).to.have.length(2)
   })
 
@@ -323,6 +327,67 @@ describe('gossipsub gossip', () => {
     accept('accept')
     await h.clock.tickAsync(0)
     expect(collect.messages(h.takeSent(modern))).to.have.length(1)
+  })
+
+  it('IDONTWANT received while a forward or an IWANT answer is still queued for that peer: dropped before it is written; our own message is sent', async () => {
+    h = Harness.create({ idontwantMessageThreshold: 100 })
+    h.behaviour.subscribe(T)
+    const [source, other] = await h.connectMany(2, { topics: [T] })
+    // `slow` reads nothing for now: what its stream was handed before pushing back (the hello,
+    // the GRAFT) stays there, and everything after waits in our queue.
+    const slow = await h.connect({ topics: [T], stalled: true })
+    h.drain()
+    await h.clock.tickAsync(0)
+    expect(h.behaviour.meshPeers(T).map(keyOf)).to.include(keyOf(slow))
+    const stream = h.outbound(slow)
+    const handed = stream.chunks.length
+    expect(handed).to.equal(1)
+    const { sha256 } = await import('@noble/hashes/sha2.js')
+    const forwarded = new Uint8Array(200).fill(1)
+    const asked = new Uint8Array(200).fill(2)
+    const ours = new Uint8Array(200).fill(3)
+    const kept = new Uint8Array(200).fill(4)
+    h.inject(source, { publish: [{ topic: T, data: asked }] })
+    h.inject(slow, { control: { iwant: [{ messageIDs: [sha256(asked)] }] } })
+    h.inject(source, { publish: [{ topic: T, data: forwarded }] })
+    h.inject(source, { publish: [{ topic: T, data: kept }] })
+    h.behaviour.publish(T, ours)
+    h.drain()
+    await h.clock.tickAsync(0)
+    expect(stream.chunks.length, 'nothing more is handed to a stream that pushes back').to.equal(handed)
+    // slow got the messages from elsewhere meanwhile, and says so.
+    h.inject(slow, { control: { idontwant: [{ messageIDs: [sha256(forwarded), sha256(asked), sha256(ours)] }] } })
+    h.drain()
+    stream.release()
+    await h.clock.tickAsync(0)
+    const written = collect.messages(stream.rpcs()).map(m => m.data?.[0])
+    // Our own message is never held back by IDONTWANT (it concerns messages we pass on).
+    expect(written).to.have.members([3, 4])
+    // Dropped: the forward of `forwarded`, and of `asked` both its forward and its IWANT answer.
+    const frameSize = encodeFrame(encodeRpc({ publish: [{ topic: T, data: forwarded }] })).byteLength
+    expect(h.handlerReports(slow)).to.deep.include({ type: 'Unwanted', frames: 3, bytes: 3 * frameSize })
+    expect(h.behaviour.totals().unwanted).to.equal(3)
+    // The other peer, which said nothing, got everything it should.
+    expect(collect.messages(h.outbound(other).rpcs()).map(m => m.data?.[0])).to.have.members([1, 2, 3, 4])
+  })
+
+  it('a queued forward whose peer never says IDONTWANT is written, in order', async () => {
+    h = Harness.create({ idontwantMessageThreshold: 100 })
+    h.behaviour.subscribe(T)
+    const [source] = await h.connectMany(1, { topics: [T] })
+    const slow = await h.connect({ topics: [T], stalled: true })
+    h.drain()
+    await h.clock.tickAsync(0)
+    const stream = h.outbound(slow)
+    const { sha256 } = await import('@noble/hashes/sha2.js')
+    for (let i = 1; i <= 4; i++) h.inject(source, { publish: [{ topic: T, data: new Uint8Array(200).fill(i) }] })
+    // An IDONTWANT for something else changes nothing.
+    h.inject(slow, { control: { idontwant: [{ messageIDs: [sha256(new Uint8Array(200).fill(9))] }] } })
+    h.drain()
+    stream.release()
+    await h.clock.tickAsync(0)
+    expect(collect.messages(stream.rpcs()).map(m => m.data?.[0])).to.deep.equal([1, 2, 3, 4])
+    expect(h.behaviour.totals().unwanted).to.equal(0)
   })
 
   it('forgets an IDONTWANT after idontwantTtlHeartbeats', async () => {

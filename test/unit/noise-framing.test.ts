@@ -3,7 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { NOISE_MAX_MESSAGE, NOISE_MAX_PLAINTEXT, NoiseFrameDecoder, NoiseFrameError, sealFrames } from '../../src/swarm/noise-framing.js'
-import { SecureChannel } from '../../src/swarm/secure-channel.js'
+import { FLUSH_BYTES, SecureChannel } from '../../src/swarm/secure-channel.js'
 import type { NoiseCipher } from '../../src/swarm/secure-channel.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -172,6 +172,38 @@ describe('SecureChannel', () => {
     const parts = Array.from({ length: 40 }, (_, i) => message(10_000 + i, i))
     for (const part of parts) a.send(part)
     expect(writes.length).to.be.greaterThan(0)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(got.subarray()).to.deep.equal(new Uint8ArrayList(...parts).subarray())
+    a.abort(new Error('done'))
+    b.abort(new Error('done'))
+  })
+
+  it('under socket back-pressure takes at most FLUSH_BYTES (and the send that crossed it) before telling the writer to wait, and resumes on drain', async () => {
+    expect(FLUSH_BYTES, 'what one turn may commit past a full socket').to.be.at.most(64 * 1024)
+    const [rawA, rawB] = multiaddrConnectionPair()
+    // The socket takes each write and says it is full (as a socket over its high-water mark).
+    let full = true
+    const send = rawA.send.bind(rawA)
+    rawA.send = (data) => { send(data); return !full }
+    const [c1, c2] = fakeCipherPair()
+    const a = new SecureChannel(rawA, { encrypt: c1.encrypt, decrypt: c2.decrypt })
+    const b = new SecureChannel(rawB, { encrypt: c2.encrypt, decrypt: c1.decrypt })
+    const got = new Uint8ArrayList()
+    b.addEventListener('message', (evt) => { got.append(evt.data) })
+    const parts: Uint8Array[] = []
+    let accepted = 0
+    for (let i = 0; i < 100; i++) {
+      const part = message(10_000, i)
+      parts.push(part)
+      accepted += part.byteLength
+      if (!a.send(part)) break
+    }
+    expect(accepted, 'taken before the channel pushed back').to.be.at.most(FLUSH_BYTES + 10_000)
+    let drained = false
+    a.addEventListener('drain', () => { drained = true })
+    full = false
+    rawA.dispatchEvent(new Event('drain'))
+    expect(drained).to.equal(true)
     await new Promise(resolve => setTimeout(resolve, 50))
     expect(got.subarray()).to.deep.equal(new Uint8ArrayList(...parts).subarray())
     a.abort(new Error('done'))

@@ -1,21 +1,32 @@
 /**
  * The pubsub handler's outbound queue: priorities, the byte bound, the deadline of forwarded
- * frames, and SlowPeer reports. A fake stream stands for the remote: it accepts writes until
- * told to push back, and drains when told.
+ * frames, SlowPeer reports, how much a stream is handed under back-pressure, and frames the
+ * remote no longer wants (IDONTWANT) dropped as they reach the front. A fake stream stands for
+ * the remote: it accepts writes until told to push back, and drains when told.
  */
 import { expect } from 'chai'
 import * as FakeTimers from '@sinonjs/fake-timers'
-import { QueueGauge, StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
+import { MAX_WRITE, QueueGauge, StreamHandler, UnwantedIds } from '../../src/protocols/pubsub/stream-handler.js'
 import type { HandlerOut } from '../../src/protocols/pubsub/stream-handler.js'
 import type { Stream } from '@libp2p/interface'
 
 /** A write-side stream that records what it was sent and pushes back on demand. */
 class FakeStream extends EventTarget {
   readonly written: number[] = []
+  /** Bytes of each `send`. */
+  readonly sends: number[] = []
   writable = true
   send (chunk: Uint8Array): boolean {
-    // Each test frame is one byte of payload naming it, after a one-byte length prefix.
-    for (let i = 0; i < chunk.byteLength; i += 1 + chunk[i]) this.written.push(chunk[i + 1])
+    // Each test frame is a length prefix (one byte, or two from 128 bytes on) and a payload
+    // whose first byte names it.
+    for (let i = 0; i < chunk.byteLength;) {
+      const long = (chunk[i] & 0x80) !== 0
+      const length = long ? (chunk[i] & 0x7f) + (chunk[i + 1] << 7) : chunk[i]
+      const start = i + (long ? 2 : 1)
+      this.written.push(chunk[start])
+      i = start + length
+    }
+    this.sends.push(chunk.byteLength)
     return this.writable
   }
 
@@ -29,11 +40,18 @@ class FakeStream extends EventTarget {
   abort (): void {}
 }
 
-/** A frame of `size` bytes (prefix included) whose first payload byte is `tag`. */
+/** A frame of `size` bytes (prefix included, 2 to 16,385) whose first payload byte is `tag`. */
 function frame (tag: number, size = 2): Uint8Array {
   const bytes = new Uint8Array(size)
-  bytes[0] = size - 1
-  bytes[1] = tag
+  if (size <= 128) {
+    bytes[0] = size - 1
+    bytes[1] = tag
+  } else {
+    const length = size - 2
+    bytes[0] = 0x80 | (length & 0x7f)
+    bytes[1] = length >> 7
+    bytes[2] = tag
+  }
   return bytes
 }
 
@@ -46,8 +64,8 @@ describe('pubsub outbound queue', () => {
   beforeEach(() => { clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'queueMicrotask'], now: 1_000 }) })
   afterEach(() => { clock.uninstall() })
 
-  function open (options: { maxQueuedBytes?: number, lowPriorityDeadline?: number, gauge?: QueueGauge } = {}) {
-    const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline, gauge: options.gauge })
+  function open (options: { maxQueuedBytes?: number, lowPriorityDeadline?: number, gauge?: QueueGauge, unwanted?: UnwantedIds } = {}) {
+    const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline, gauge: options.gauge, unwanted: options.unwanted })
     const stream = new FakeStream()
     handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: stream as unknown as Stream, protocol: '/meshsub/1.1.0', info: undefined })
     const reports = (): HandlerOut[] => {
@@ -155,5 +173,48 @@ describe('pubsub outbound queue', () => {
     expect(gauge.bytes, 'discarded on close').to.equal(0)
     send(7, 10)
     expect(gauge.bytes, 'refused after close').to.equal(0)
+  })
+
+  it('drops a queued forward whose id the remote no longer wants when it reaches the front; others keep their order', async () => {
+    const ids = new Set<string>()
+    const unwanted = new UnwantedIds()
+    unwanted.bind(ids)
+    const { handler, stream, reports } = open({ unwanted })
+    stream.writable = false
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    await turn(clock)
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(1), priority: 'low', id: 'a' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(2, 10), priority: 'low', id: 'b' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(3), priority: 'low' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(4, 10), priority: 'low', id: 'c' })
+    // High-priority frames carry no id that counts: our own messages are never dropped.
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(5), id: 'a' } as const)
+    // The remote says IDONTWANT for 'b' and 'c' while they wait.
+    ids.add('b').add('c')
+    stream.drain()
+    await turn(clock)
+    expect(stream.written).to.deep.equal([0, 5, 1, 3])
+    expect(reports()).to.deep.include({ type: 'Unwanted', frames: 2, bytes: 20 })
+  })
+
+  it('under back-pressure hands the stream at most MAX_WRITE bytes, keeps the rest queued within its bound, and sends it all in order once drained', async () => {
+    expect(MAX_WRITE, 'what may wait below our queue, beyond IDONTWANT').to.be.at.most(64 * 1024)
+    const bound = 160 * 1024
+    const { handler, stream, reports } = open({ maxQueuedBytes: bound })
+    stream.writable = false
+    // A stalled remote: 40 forwards of 8 KiB are offered at once, more than the bound.
+    const size = 8 * 1024
+    for (let i = 0; i < 40; i++) handler.onBehaviourEvent({ type: 'Send', frames: frame(i, size), priority: 'low' })
+    await turn(clock)
+    expect(stream.sends, 'one send, then the stream pushed back').to.have.length(1)
+    expect(stream.sends[0]).to.be.at.most(MAX_WRITE)
+    const dropped = reports().filter(r => r.type === 'SlowPeer').reduce((sum, r) => sum + (r.type === 'SlowPeer' ? r.droppedBytes : 0), 0)
+    expect(dropped, 'what did not fit in the bound').to.equal(40 * size - bound)
+    stream.drain()
+    // Each send returns true now; bounded: at most one send per frame.
+    for (let i = 0; i < 40 && stream.sends.reduce((a, b) => a + b, 0) < bound; i++) await turn(clock)
+    expect(stream.sends.reduce((a, b) => a + b, 0), 'everything kept is written').to.equal(bound)
+    expect(Math.max(...stream.sends)).to.be.at.most(MAX_WRITE)
+    expect(stream.written).to.deep.equal(Array.from({ length: bound / size }, (_, i) => i))
   })
 })

@@ -10,7 +10,8 @@
  *    dedupe before verify), then control (`control.ts`);
  * 3. an accepted message is delivered, put in the message cache, announced by IDONTWANT to
  *    v1.2 mesh peers if large, and forwarded (framed once) to the topic's mesh, floodsub and
- *    explicit peers, except its source, its author and peers that said IDONTWANT;
+ *    explicit peers, except its source, its author and peers that said IDONTWANT (a copy still
+ *    queued when its peer says IDONTWANT is dropped by the handler before it is written);
  * 4. `publish` goes to every peer of the topic (flood publish) or to the mesh / fanout;
  * 5. the heartbeat (`heartbeat.ts`) keeps meshes and fanouts in shape and emits gossip.
  *
@@ -26,7 +27,7 @@ import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerat
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { QueueGauge, StreamHandler } from '../pubsub/stream-handler.js'
+import { QueueGauge, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { handleControl } from './control.js'
@@ -130,8 +131,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly held = new Map<string, HeldMessage>()
   /** Connections we dialed for PX entries. */
   private readonly pxDials = new Set<ConnectionId>()
-  /** Queue gauges of handlers made for connections not yet established. */
-  private readonly gauges = new Map<ConnectionId, QueueGauge>()
+  /** What handlers made for connections not yet established share with us. */
+  private readonly shared = new Map<ConnectionId, { readonly gauge: QueueGauge, readonly unwanted: UnwantedIds }>()
   /** Peers already reported as `GossipsubNotSupported`. */
   private readonly unsupported = new Set<string>()
   private readonly protocols: readonly string[]
@@ -420,9 +421,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
         const peer = this.peer(event.peerId)
         const address = event.endpoint.type === 'Dialer' ? event.endpoint.address : event.endpoint.sendBackAddr
-        const gauge = this.gauges.get(event.connectionId)
-        this.gauges.delete(event.connectionId)
-        const connection = { id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge }
+        const shared = this.shared.get(event.connectionId)
+        this.shared.delete(event.connectionId)
+        // The handler drops queued copies of messages the peer says IDONTWANT for.
+        shared?.unwanted.bind(peer.dontSend)
+        const connection = { id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge: shared?.gauge, unwanted: shared?.unwanted }
         peer.connections.push(connection)
         const ips = [...new Set(peer.connections.flatMap(c => c.ips))]
         if (peer.connections.length === 1) this.router.scoring?.addPeer(peer.key, ips)
@@ -440,10 +443,10 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         break
       case 'DialFailure':
         if (this.pxDials.delete(event.connectionId)) this.router.pendingPxDials--
-        this.gauges.delete(event.connectionId)
+        this.shared.delete(event.connectionId)
         break
       case 'ListenFailure':
-        this.gauges.delete(event.connectionId)
+        this.shared.delete(event.connectionId)
         break
       default:
     }
@@ -478,6 +481,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       case 'SlowPeer':
         this.router.count('queue_dropped_bytes', event.droppedBytes, undefined)
         this.router.emit({ type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes })
+        break
+      case 'Unwanted':
+        this.router.count('messages_unwanted', event.frames, { stage: 'queue' })
         break
     }
     this.router.flush()
@@ -518,9 +524,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
 
   private handler (connectionId: ConnectionId): StreamHandler {
     const gauge = new QueueGauge(this.config.maxQueuedBytes)
-    this.gauges.set(connectionId, gauge)
+    const unwanted = new UnwantedIds()
+    this.shared.set(connectionId, { gauge, unwanted })
     return new StreamHandler({
       gauge,
+      unwanted,
       protocols: this.protocols,
       maxFrameSize: this.config.maxTransmitSize,
       maxQueuedBytes: this.config.maxQueuedBytes,
@@ -657,17 +665,23 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const sourceKey = source.toString()
     const authorKey = author?.toString()
     let forwarded = 0
+    let unwanted = 0
     for (const peer of router.peers.values()) {
-      if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic) || peer.dontSend.has(idKey)) continue
+      if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic)) continue
       const protocol = router.protocolOf(peer)
       const wanted = members.has(peer.key) ||
         ((features.floodsub(protocol) || router.explicit.has(peer.key)) && router.score(peer.key) >= router.thresholds.publish)
-      if (wanted) {
-        router.sendFrame(peer, frame, 'low')
-        forwarded++
+      if (!wanted) continue
+      if (peer.dontSend.has(idKey)) {
+        unwanted++
+        continue
       }
+      // With its id: dropped from the queue if the peer says IDONTWANT before it is written.
+      router.sendFrame(peer, frame, 'low', idKey)
+      forwarded++
     }
     if (forwarded > 0) router.count('messages_forwarded', forwarded, { topic })
+    if (unwanted > 0) router.count('messages_unwanted', unwanted, { stage: 'send' })
   }
 
   /**

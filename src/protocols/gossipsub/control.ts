@@ -13,7 +13,9 @@
  *   the mesh is full, inbound peers (with PX);
  * - PRUNE: ignored for topics we have no mesh of; otherwise the peer leaves the mesh and is
  *   backed off for its announced backoff (or ours); its PX peers are dialed if its score allows;
- * - IDONTWANT (v1.2): the ids are not sent to that peer for `idontwantTtlHeartbeats`.
+ * - IDONTWANT (v1.2): the ids are not sent to that peer for `idontwantTtlHeartbeats`: not
+ *   forwarded nor given on IWANT from now on, and copies already queued for it are dropped
+ *   by its connection's handler when their turn to be written comes (see `UnwantedIds`).
  *
  * @module
  */
@@ -68,14 +70,17 @@ function handleIWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[
   if (r.score(peer.key) < r.thresholds.gossip) return
   for (const id of ids.slice(0, r.config.maxIHaveLength)) {
     const key = messageIdKey(id)
-    if (peer.dontSend.has(key)) continue
+    if (peer.dontSend.has(key)) {
+      if (r.mcache.has(key)) r.count('messages_unwanted', 1, { stage: 'send' })
+      continue
+    }
     const found = r.mcache.getForPeer(key, peer.key)
     if (found == null) continue
     if (found.count > r.config.gossipRetransmission) {
       log.trace('%p asked for a message %d times; not sending it again', peer.peerId, found.count)
       continue
     }
-    r.sendFrame(peer, found.message.frame, 'low')
+    r.sendFrame(peer, found.message.frame, 'low', key)
   }
 }
 

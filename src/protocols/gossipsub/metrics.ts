@@ -31,6 +31,12 @@ export interface Counters {
   readonly iwant_ids_requested: never
   /** Bytes dropped from outbound queues (slow peers, expired forwards). */
   readonly queue_dropped_bytes: never
+  /**
+   * Copies of messages not sent because the recipient had said IDONTWANT. Labels: `stage`:
+   * `send` (it said so before we forwarded the message or answered its IWANT), `queue` (the
+   * copy was queued and dropped before being written).
+   */
+  readonly messages_unwanted: 'stage'
   /** IWANT promises broken. */
   readonly promises_broken: never
 }
@@ -73,6 +79,7 @@ export const METRICS: Readonly<{ counters: Readonly<Record<CounterName, readonly
     control_received: ['type'],
     iwant_ids_requested: [],
     queue_dropped_bytes: [],
+    messages_unwanted: ['stage'],
     promises_broken: []
   }),
   histograms: Object.freeze({

@@ -26,7 +26,7 @@ import type { MessageTotals } from '../pubsub/totals.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
-import type { HandlerIn, QueueGauge } from '../pubsub/stream-handler.js'
+import type { HandlerIn, QueueGauge, UnwantedIds } from '../pubsub/stream-handler.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
@@ -46,6 +46,8 @@ export interface PeerConnection {
   readonly ips: readonly string[]
   /** High-priority bytes queued towards the connection's handler. */
   readonly gauge?: QueueGauge
+  /** Shared with the connection's handler: the peer's IDONTWANT ids, checked as it writes. */
+  readonly unwanted?: UnwantedIds
 }
 
 /** What we know of a connected peer. */
@@ -122,7 +124,8 @@ const TOTAL_OF: Partial<Record<CounterName, keyof MessageTotals>> = {
   messages_duplicate: 'duplicates',
   messages_invalid: 'invalid',
   messages_ignored: 'ignored',
-  queue_dropped_bytes: 'droppedBytes'
+  queue_dropped_bytes: 'droppedBytes',
+  messages_unwanted: 'unwanted'
 }
 
 /** GossipSub's shared state and sending primitives. */
@@ -261,17 +264,22 @@ export class Router<TEvent> {
   /**
    * Send an already framed RPC to `peer`. `low` priority is for messages we pass on (forwards,
    * IWANT answers): they wait behind control and our own messages, may be pushed out of a
-   * full queue by them, and are dropped when not sent within `forwardDeadline`.
+   * full queue by them, and are dropped when not sent within `forwardDeadline`. `id`, the key
+   * of the id of the one message a `low` frame carries: the frame is dropped instead of
+   * written if the peer says IDONTWANT for it while it is queued.
    */
-  sendFrame (peer: PeerState, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
+  sendFrame (peer: PeerState, frame: Uint8Array, priority: 'high' | 'low' = 'high', id?: string): void {
     const connection = peer.connections[0]
-    if (connection != null) this.sendOn(peer, connection, frame, priority)
+    if (connection != null) this.sendOn(peer, connection, frame, priority, id)
   }
 
-  /** Queue `frame` for the handler of one of `peer`'s connections. */
-  sendOn (peer: PeerState, connection: PeerConnection, frame: Uint8Array, priority: 'high' | 'low' = 'high'): void {
+  /** Queue `frame` for the handler of one of `peer`'s connections (see `sendFrame`). */
+  sendOn (peer: PeerState, connection: PeerConnection, frame: Uint8Array, priority: 'high' | 'low' = 'high', id?: string): void {
     if (priority === 'high') connection.gauge?.reserve(frame.byteLength)
-    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'Send', frames: frame, priority } })
+    const event: HandlerIn = priority === 'low' && id !== undefined
+      ? { type: 'Send', frames: frame, priority, id }
+      : { type: 'Send', frames: frame, priority }
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event })
   }
 
   /** Whether `peer`'s outbound queue has room for `size` more high-priority bytes. */

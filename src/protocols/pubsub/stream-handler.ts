@@ -2,11 +2,15 @@
  * The connection handler shared by FloodSub and GossipSub: one long-lived outbound stream
  * that we only write to, and the remote's inbound stream that we only read from (pubsub spec).
  *
- * - Writes are queued (bounded in bytes), coalesced (every frame queued in a turn leaves in
- *   one write) and wait for the stream's `drain` event under back-pressure. Frames have a
+ * - Writes are queued (bounded in bytes), coalesced (frames queued in a turn leave together,
+ *   at most `MAX_WRITE` bytes per `send`) and, under back-pressure, stay in our queue until
+ *   the stream's `drain` event: the stream is only handed what it accepts. Frames have a
  *   priority: `high` ones (control, our own messages) leave before `low` ones (forwarded
  *   messages), push them out of a full queue, and never expire; `low` ones older than
  *   `lowPriorityDeadline` are dropped instead of sent late. Dropped bytes are reported.
+ * - A `low` frame may carry the key of its message's id: if the remote said it no longer wants
+ *   that message (GossipSub v1.2 IDONTWANT, looked up in `unwanted` as the frame is about to be
+ *   handed to the stream), it is dropped there instead of sent; such frames are reported too.
  * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
  *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
@@ -28,9 +32,11 @@ const log = logger('peerswarm:pubsub:stream')
 export type HandlerIn =
   /**
    * Send these bytes: one or more complete, length-prefixed frames; `priority` defaults to
-   * `high`.
+   * `high`. `id`: for a `low` frame carrying one message we pass on, the key of its id
+   * (`messageIdKey`): the frame is dropped rather than written if, by the time its turn comes,
+   * `unwanted` has that key.
    */
-  | { readonly type: 'Send', readonly frames: Uint8Array, readonly priority?: 'high' | 'low' }
+  | { readonly type: 'Send', readonly frames: Uint8Array, readonly priority?: 'high' | 'low', readonly id?: string }
 
 /** What a pubsub handler reports. */
 export type HandlerOut =
@@ -43,6 +49,11 @@ export type HandlerOut =
   | { readonly type: 'InvalidFrame', readonly error: Error }
   /** The remote does not read fast enough: `bytes` of our frames were dropped. */
   | { readonly type: 'SlowPeer', readonly droppedBytes: number }
+  /**
+   * Queued frames of `frames` messages (`bytes` in all) were dropped before being written
+   * because the remote said it no longer wanted them (their ids were in `unwanted`).
+   */
+  | { readonly type: 'Unwanted', readonly frames: number, readonly bytes: number }
 
 /** Options of a pubsub handler. */
 export interface StreamHandlerConfig {
@@ -60,6 +71,31 @@ export interface StreamHandlerConfig {
   readonly lowPriorityDeadline?: number
   /** Shared with the behaviour, which reserves the high-priority bytes it sends. */
   readonly gauge?: QueueGauge
+  /**
+   * The ids (keys) of messages the remote asked not to be sent, kept by the behaviour and
+   * consulted as each `low` frame with an `id` is about to be written.
+   */
+  readonly unwanted?: UnwantedIds
+}
+
+/**
+ * Ids of messages a remote no longer wants (GossipSub v1.2 IDONTWANT), as the behaviour keeps
+ * them, shared with the connection's handler. The handler is made before the behaviour knows
+ * the connection's peer, so the behaviour binds the peer's set once the connection is
+ * established; until then nothing is unwanted.
+ */
+export class UnwantedIds {
+  private ids?: { has: (key: string) => boolean }
+
+  /** From now on, `ids` says which message id keys are unwanted. */
+  bind (ids: { has: (key: string) => boolean }): void {
+    this.ids = ids
+  }
+
+  /** Whether the remote said it does not want the message whose id key is `key`. */
+  has (key: string): boolean {
+    return this.ids?.has(key) === true
+  }
 }
 
 /**
@@ -90,8 +126,12 @@ export class QueueGauge {
   }
 }
 
-/** Largest single write; more queued bytes leave in several writes. */
-const MAX_WRITE = 256 * 1024
+/**
+ * Most bytes handed to the stream in one `send` (a larger frame goes alone). Under
+ * back-pressure what a `send` was given waits in the stream's buffer, beyond the reach of
+ * IDONTWANT and of priorities, so this bounds what can pile up there.
+ */
+export const MAX_WRITE = 64 * 1024
 /** Re-open attempts after our outbound stream dies, with doubling delays (as go-libp2p-pubsub). */
 const REOPEN_DELAYS = [100, 200, 400, 800]
 
@@ -101,10 +141,13 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private readonly received: Rpc[] = []
   /** High-priority frames, oldest first. */
   private readonly queue: Uint8Array[] = []
-  /** Low-priority frames with the time they were queued, oldest first. */
-  private readonly lowQueue: Array<{ readonly frames: Uint8Array, readonly at: number }> = []
+  /** Low-priority frames with the time they were queued (and their message's id key), oldest first. */
+  private readonly lowQueue: Array<{ readonly frames: Uint8Array, readonly at: number, readonly id?: string }> = []
   private queuedBytes = 0
   private droppedBytes = 0
+  /** Frames dropped as unwanted and not reported yet, and their bytes. */
+  private unwantedFrames = 0
+  private unwantedBytes = 0
   private outbound?: Stream
   private outboundState: 'wanted' | 'requested' | 'open' | 'waiting' | 'unsupported' | 'failed' = 'wanted'
   private reopenAttempts = 0
@@ -140,7 +183,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         this.drop(size)
         return
       }
-      this.lowQueue.push({ frames: event.frames, at: Date.now() })
+      this.lowQueue.push({ frames: event.frames, at: Date.now(), id: event.id })
     } else {
       // Control and our own messages push forwarded messages out of a full queue.
       while (this.queuedBytes + size > this.config.maxQueuedBytes && this.lowQueue.length > 0) {
@@ -193,6 +236,12 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
       const droppedBytes = this.droppedBytes
       this.droppedBytes = 0
       return { type: 'NotifyBehaviour', event: { type: 'SlowPeer', droppedBytes } }
+    }
+    if (this.unwantedFrames > 0) {
+      const event: HandlerOut = { type: 'Unwanted', frames: this.unwantedFrames, bytes: this.unwantedBytes }
+      this.unwantedFrames = 0
+      this.unwantedBytes = 0
+      return { type: 'NotifyBehaviour', event }
     }
     const report = this.reports.shift()
     if (report != null) return { type: 'NotifyBehaviour', event: report }
@@ -308,7 +357,8 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
 
   /**
    * Frames from the front of the queues, high priority first, joined up to `MAX_WRITE` bytes;
-   * low-priority frames past their deadline are dropped on the way. Undefined if none is left.
+   * low-priority frames past their deadline, or whose message the remote no longer wants, are
+   * dropped on the way. Undefined if none is left.
    */
   private takeChunk (): Uint8Array | undefined {
     const deadline = this.config.lowPriorityDeadline
@@ -330,10 +380,18 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     }
     this.config.gauge?.release(size)
     // Forwarded frames only once no high-priority frame is waiting.
+    const unwanted = this.config.unwanted
     while (this.queue.length === 0 && room(this.lowQueue[0]?.frames)) {
-      const next = (this.lowQueue.shift() as { frames: Uint8Array }).frames
-      parts.push(next)
-      size += next.byteLength
+      const next = this.lowQueue.shift() as { frames: Uint8Array, id?: string }
+      if (next.id !== undefined && unwanted?.has(next.id) === true) {
+        this.queuedBytes -= next.frames.byteLength
+        if (this.unwantedFrames === 0) this.waker?.wake()
+        this.unwantedFrames++
+        this.unwantedBytes += next.frames.byteLength
+        continue
+      }
+      parts.push(next.frames)
+      size += next.frames.byteLength
     }
     if (parts.length === 0) return undefined
     this.queuedBytes -= size

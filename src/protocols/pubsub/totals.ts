@@ -22,9 +22,15 @@ export interface MessageTotals {
   ignored: number
   /** Bytes dropped from outbound queues (slow peers, expired forwards). */
   droppedBytes: number
+  /**
+   * Copies of messages we did not send because the recipient said it already had them
+   * (GossipSub v1.2 IDONTWANT), whether it said so before we forwarded or while the copy was
+   * still queued. Always 0 for FloodSub.
+   */
+  unwanted: number
 }
 
 /** Totals at zero. */
 export function newTotals (): MessageTotals {
-  return { published: 0, received: 0, forwarded: 0, duplicates: 0, invalid: 0, ignored: 0, droppedBytes: 0 }
+  return { published: 0, received: 0, forwarded: 0, duplicates: 0, invalid: 0, ignored: 0, droppedBytes: 0, unwanted: 0 }
 }
