@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub, ping } from '../../src/index.js'
-import { EventLog, addressOf, meshedPair, until } from '../fixtures/event-log.js'
+import { EventLog, addressOf, until } from '../fixtures/event-log.js'
+import { attackScoring, meshedPair } from '../fixtures/under-attack.js'
 import type { PeerId } from '@libp2p/interface'
 
 const TOPIC = 'flood'
@@ -20,19 +21,7 @@ const RTT_BOUND_MS = 50
 const RSS_BOUND_MB = 200
 const MAX_TOPICS_PER_PEER = 1_000
 
-const scoring: Partial<gossipsub.Options> = {
-  scoreParams: {
-    topics: { [TOPIC]: { topicWeight: 1, meshMessageDeliveriesWeight: 0, invalidMessageDeliveriesWeight: -100, invalidMessageDeliveriesDecay: 0.9 } },
-    behaviourPenaltyWeight: -10,
-    behaviourPenaltyDecay: 0.9,
-    ipColocationFactorWhitelist: ['127.0.0.0/8']
-  },
-  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
-  heartbeatInterval: 200,
-  heartbeatInitialDelay: 10,
-  iwantFollowupTime: 500,
-  maxTopicsPerPeer: MAX_TOPICS_PER_PEER
-}
+const scoring: Partial<gossipsub.Options> = { ...attackScoring(TOPIC), maxTopicsPerPeer: MAX_TOPICS_PER_PEER }
 
 async function honest () {
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()

@@ -6,24 +6,14 @@
  */
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub } from '../../src/index.js'
-import { EventLog, addressOf, meshedPair, until } from '../fixtures/event-log.js'
+import { EventLog, addressOf, until } from '../fixtures/event-log.js'
+import { attackScoring, meshedPair } from '../fixtures/under-attack.js'
 import { RawPubsub } from '../fixtures/raw-pubsub.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
 
 const TOPIC = 'attack'
 
-const scoring: Partial<gossipsub.Options> = {
-  scoreParams: {
-    topics: { [TOPIC]: { topicWeight: 1, meshMessageDeliveriesWeight: 0, invalidMessageDeliveriesWeight: -100, invalidMessageDeliveriesDecay: 0.9 } },
-    behaviourPenaltyWeight: -10,
-    behaviourPenaltyDecay: 0.9,
-    ipColocationFactorWhitelist: ['127.0.0.0/8']
-  },
-  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
-  heartbeatInterval: 200,
-  heartbeatInitialDelay: 10,
-  iwantFollowupTime: 500
-}
+const scoring = attackScoring(TOPIC)
 
 async function honest (options: Partial<gossipsub.Options> = {}) {
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()
