@@ -7,6 +7,7 @@
  * @module
  */
 
+import { TimerHeap } from './heap.js'
 import { timerAt } from './virtual-time.js'
 
 interface Entry {
@@ -17,7 +18,7 @@ interface Entry {
 
 /** @internal Delayed actions on one timer (see the module). */
 export class Scheduler {
-  private readonly heap: Entry[] = []
+  private readonly heap = new TimerHeap<Entry>()
   private seq = 0
   private timer?: { cancel: () => void }
   private armedFor = Infinity
@@ -31,13 +32,13 @@ export class Scheduler {
 
   /** Actions waiting. */
   get size (): number {
-    return this.heap.length
+    return this.heap.size
   }
 
   /** Run `run` at `at` (ms, `performance.now()` time), after everything due earlier or at the same time and scheduled before. */
   at (at: number, run: () => void): void {
     if (this.stopped) return
-    this.push({ at, seq: this.seq++, run })
+    this.heap.push({ at, seq: this.seq++, run })
     if (!this.firing && at < this.armedFor) this.arm()
   }
 
@@ -64,14 +65,14 @@ export class Scheduler {
   /** Drop every waiting action and the timer; later `at` calls are ignored. */
   stop (): void {
     this.stopped = true
-    this.heap.length = 0
+    this.heap.clear()
     this.timer?.cancel()
     this.timer = undefined
     this.armedFor = Infinity
   }
 
   private arm (): void {
-    const first = this.heap[0]
+    const first = this.heap.peek()
     if (first == null) return
     this.timer?.cancel()
     this.armedFor = first.at
@@ -85,8 +86,8 @@ export class Scheduler {
     this.firing = true
     // Run what is due; actions scheduled meanwhile for now or earlier run in this pass too.
     try {
-      for (let first = this.heap[0]; first != null && first.at <= now; first = this.heap[0]) {
-        this.pop()
+      for (let first = this.heap.peek(); first != null && first.at <= now; first = this.heap.peek()) {
+        this.heap.pop()
         try {
           first.run()
         } catch (err) {
@@ -98,42 +99,4 @@ export class Scheduler {
     }
     this.arm()
   }
-
-  private push (entry: Entry): void {
-    const heap = this.heap
-    heap.push(entry)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(heap[i], heap[parent])) break
-      const x = heap[i]
-      heap[i] = heap[parent]
-      heap[parent] = x
-      i = parent
-    }
-  }
-
-  private pop (): void {
-    const heap = this.heap
-    const last = heap.pop()
-    if (last == null || heap.length === 0) return
-    heap[0] = last
-    let i = 0
-    for (;;) {
-      const left = 2 * i + 1
-      const right = left + 1
-      let smallest = i
-      if (left < heap.length && before(heap[left], heap[smallest])) smallest = left
-      if (right < heap.length && before(heap[right], heap[smallest])) smallest = right
-      if (smallest === i) break
-      const x = heap[i]
-      heap[i] = heap[smallest]
-      heap[smallest] = x
-      i = smallest
-    }
-  }
-}
-
-function before (a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
 }

@@ -17,6 +17,7 @@
  * @module
  */
 import { PeerswarmError } from '../errors.js'
+import { TimerHeap } from './heap.js'
 import { Random } from './random.js'
 
 /** The simulation cannot progress: no timer is due and the body has not settled. */
@@ -105,7 +106,7 @@ export interface VirtualClockOptions {
 export class VirtualClock {
   private current: number
   private readonly start: number
-  private readonly timers: Entry[] = []
+  private readonly timers = new TimerHeap<Entry>()
   private readonly byId = new Map<number, VirtualTimer>()
   private immediates: VirtualTimer[] = []
   private nextId = 1
@@ -136,7 +137,7 @@ export class VirtualClock {
     this.byId.set(timer.id, timer)
     timer.at = Math.max(at, this.current)
     timer.seq = this.seq++
-    this.push({ at: timer.at, seq: timer.seq, timer })
+    this.timers.push({ at: timer.at, seq: timer.seq, timer })
     return { cancel: () => { this.clear(timer) } }
   }
 
@@ -179,7 +180,7 @@ export class VirtualClock {
         }
         idleSince = undefined
         for (let timer = this.peek(); timer != null && timer.at <= this.current; timer = this.peek()) {
-          this.pop()
+          this.timers.pop()
           if (timer.repeat) {
             this.schedule(timer, timer.delay)
           } else {
@@ -206,10 +207,10 @@ export class VirtualClock {
   /** The next live timer (stale and cancelled entries are dropped on the way). */
   private peek (): VirtualTimer | undefined {
     for (;;) {
-      const entry = this.timers[0]
+      const entry = this.timers.peek()
       if (entry == null) return undefined
       if (!entry.timer.cancelled && entry.seq === entry.timer.seq) return entry.timer
-      this.pop()
+      this.timers.pop()
     }
   }
 
@@ -232,7 +233,7 @@ export class VirtualClock {
   private schedule (timer: VirtualTimer, delay: number): void {
     timer.at = this.current + delay
     timer.seq = this.seq++
-    this.push({ at: timer.at, seq: timer.seq, timer })
+    this.timers.push({ at: timer.at, seq: timer.seq, timer })
   }
 
   private add (callback: (...args: unknown[]) => void, delay: unknown, args: unknown[], repeat: boolean): VirtualTimer {
@@ -309,47 +310,10 @@ export class VirtualClock {
     AbortSignal.timeout = saved.abortTimeout
     Math.random = saved.random
     this.saved = undefined
-    this.timers.length = 0
+    this.timers.clear()
     this.immediates = []
     this.byId.clear()
     installed = undefined
-  }
-
-  private push (entry: Entry): void {
-    const heap = this.timers
-    heap.push(entry)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      const p = heap[parent]
-      if (!earlier(entry, p)) break
-      heap[i] = p
-      i = parent
-    }
-    heap[i] = entry
-  }
-
-  private pop (): Entry | undefined {
-    const heap = this.timers
-    const top = heap[0]
-    if (top == null) return undefined
-    const last = heap.pop() as Entry
-    if (heap.length > 0) {
-      let i = 0
-      for (;;) {
-        const left = 2 * i + 1
-        const right = left + 1
-        let smallest = -1
-        let best = last
-        if (left < heap.length && earlier(heap[left], best)) { smallest = left; best = heap[left] }
-        if (right < heap.length && earlier(heap[right], best)) { smallest = right; best = heap[right] }
-        if (smallest === -1) break
-        heap[i] = best
-        i = smallest
-      }
-      heap[i] = last
-    }
-    return top
   }
 }
 
@@ -370,6 +334,3 @@ export function timerAt (at: number, callback: () => void): { cancel: () => void
   return { cancel: () => { clearTimeout(timer) } }
 }
 
-function earlier (a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
-}
