@@ -6,7 +6,7 @@
 import { expect } from 'chai'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateKeypair, gossipsub, peerIdOf } from '../../src/index.js'
-import { collect, Harness, keyOf, V11, V12 } from '../fixtures/gossipsub-harness.js'
+import { collect, FLOODSUB, Harness, keyOf, V11, V12 } from '../fixtures/gossipsub-harness.js'
 import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
 import { encodeFrame } from '../../src/protocols/pubsub/framing.js'
 import { encodeRpc } from '../../src/protocols/pubsub/rpc.js'
@@ -236,6 +236,44 @@ describe('gossipsub gossip', () => {
     const unseen = bytes(9, 9, 9)
     h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: [seen, unseen] }, { topicID: 'other', messageIDs: [bytes(8)] }] } })
     expect(collect.iwants(h.takeSent(peer))).to.deep.equal([unseen])
+  })
+
+  it('offers the ids of the gossip windows by IHAVE to a gossipsub peer that subscribes, not to a floodsub peer, not once they left the windows', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const source = await h.connect({ topics: [T] })
+    h.inject(source, { publish: [{ topic: T, data: bytes(5) }] })
+    h.drain()
+    const message = h.events.find(e => e.type === 'Message')
+    if (message?.type !== 'Message') throw new Error('no message')
+    const late = await h.connect({ topics: [T] })
+    expect(collect.ihaves(h.takeSent(late)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([message.messageId])
+    const flood = await h.connect({ protocol: FLOODSUB, topics: [T] })
+    expect(collect.ihaves(h.takeSent(flood))).to.deep.equal([])
+    // historyGossip (3) heartbeats later the id is no longer offered.
+    await h.heartbeats(3)
+    const later = await h.connect({ topics: [T] })
+    expect(collect.ihaves(h.takeSent(later))).to.deep.equal([])
+  })
+
+  it('offers nothing to a subscriber below the gossip threshold, nor to any with gossipOnSubscribe off', async () => {
+    const scoring: Partial<gossipsub.Options> = {
+      scoreParams: { appSpecificWeight: 1, ipColocationFactorWeight: 0 },
+      scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80, acceptPXThreshold: 0, opportunisticGraftThreshold: 0 }
+    }
+    for (const gossipOnSubscribe of [true, false]) {
+      h = Harness.create({ ...scoring, gossipOnSubscribe })
+      h.behaviour.subscribe(T)
+      const source = await h.connect({ topics: [T] })
+      h.inject(source, { publish: [{ topic: T, data: bytes(6) }] })
+      h.drain()
+      const [low, ok] = await h.connectMany(2)
+      h.behaviour.setApplicationScore(low.peerId, -20)
+      for (const peer of [low, ok]) h.inject(peer, { subscriptions: [{ subscribe: true, topicid: T }] })
+      expect(collect.ihaves(h.takeSent(low))).to.deep.equal([])
+      expect(collect.ihaves(h.takeSent(ok))).to.have.length(gossipOnSubscribe ? 1 : 0)
+      h.close()
+    }
   })
 
   it('follows at most maxIHaveMessages IHAVE RPCs per peer per heartbeat (25)', async () => {

@@ -31,7 +31,7 @@ import { QueueGauge, StreamHandler, UnwantedIds } from '../pubsub/stream-handler
 import { topicHash } from '../pubsub/topic.js'
 import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { handleControl } from './control.js'
-import { heartbeat } from './heartbeat.js'
+import { gossipToSubscriber, heartbeat } from './heartbeat.js'
 import { graftable, join, leave } from './mesh.js'
 import { features, Router, shuffle } from './router.js'
 import type { MessageTotals } from '../pubsub/totals.js'
@@ -566,6 +566,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         peer.topics.add(topic)
         this.router.emit({ type: 'Subscribed', peerId: peer.peerId, topic })
         this.graftIfShort(peer, topic)
+        gossipToSubscriber(this.router, peer, topic)
       } else if (peer.topics.delete(topic)) {
         this.router.removeFromMesh(topic, peer.key)
         this.router.fanout.get(topic)?.delete(peer.key)

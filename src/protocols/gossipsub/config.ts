@@ -88,6 +88,13 @@ export interface Config {
   readonly maxPendingPxDials: number
   /** Times one peer may ask for the same message by IWANT (default: 3). */
   readonly gossipRetransmission: number
+  /**
+   * When a gossipsub peer subscribes to a topic of ours, offer it at once (IHAVE) the ids of
+   * the topic's gossip windows, so that a peer that was cut off or just arrived asks for what
+   * it missed instead of waiting for heartbeat gossip, which skips mesh peers (default: true;
+   * an addition of ours, not in the specs: go, js and rust gossip only at heartbeats).
+   */
+  readonly gossipOnSubscribe: boolean
   /** Ids asked for by IWANT per peer per heartbeat, and read per IHAVE (default: 5 000). */
   readonly maxIHaveLength: number
   /** RPCs with control messages read per peer per heartbeat for IHAVE (default: 10). */
@@ -179,6 +186,7 @@ export const defaultConfig = Object.freeze({
   prunePeers: 16,
   maxPendingPxDials: 128,
   gossipRetransmission: 3,
+  gossipOnSubscribe: true,
   maxIHaveLength: 5_000,
   maxIHaveMessages: 10,
   iwantFollowupTime: 3_000,

@@ -19,9 +19,10 @@
  */
 import { logger } from '@libp2p/logger'
 import { graftable, pruneFromMesh } from './mesh.js'
-import { shuffle } from './router.js'
+import { features, shuffle } from './router.js'
 import type { MetricsSink } from './metrics.js'
-import type { PeerKey, Router } from './router.js'
+import type { PeerKey, PeerState, Router } from './router.js'
+import type { MessageId } from '../pubsub/message.js'
 import type { TopicHash } from '../pubsub/topic.js'
 
 const log = logger('peerswarm:gossipsub')
@@ -160,10 +161,23 @@ export function emitGossip<T> (r: Router<T>, topic: TopicHash, exclude: Readonly
   if (ids.length === 0) return
   const eligible = r.meshCandidates(topic).filter(p => !exclude.has(p.key) && r.score(p.key) >= r.thresholds.gossip)
   const target = Math.max(r.config.gossipLazy, Math.floor(r.config.gossipFactor * eligible.length))
-  for (const peer of shuffle(eligible, r.random).slice(0, target)) {
-    const chosen = ids.length > r.config.maxIHaveLength ? shuffle([...ids], r.random).slice(0, r.config.maxIHaveLength) : ids
-    r.ihave(peer.key, topic, chosen)
-  }
+  for (const peer of shuffle(eligible, r.random).slice(0, target)) offer(r, peer.key, topic, ids)
+}
+
+/**
+ * IHAVE for the ids of `topic`'s gossip windows to one peer that just subscribed to it
+ * (`gossipOnSubscribe`): gossipsub peers at or above the gossip threshold only.
+ */
+export function gossipToSubscriber<T> (r: Router<T>, peer: PeerState, topic: TopicHash): void {
+  if (!r.config.gossipOnSubscribe || !r.mesh.has(topic) || !features.mesh(r.protocolOf(peer))) return
+  if (r.score(peer.key) < r.thresholds.gossip) return
+  const ids = r.mcache.getGossipIds(topic)
+  if (ids.length > 0) offer(r, peer.key, topic, ids)
+}
+
+/** IHAVE `ids` to `peer`, at most `maxIHaveLength` of them (a random subset when there are more). */
+function offer<T> (r: Router<T>, peer: PeerKey, topic: TopicHash, ids: MessageId[]): void {
+  r.ihave(peer, topic, ids.length > r.config.maxIHaveLength ? shuffle([...ids], r.random).slice(0, r.config.maxIHaveLength) : ids)
 }
 
 function isOutbound<T> (r: Router<T>, key: PeerKey): boolean {
