@@ -256,6 +256,27 @@ describe('gossipsub gossip', () => {
     expect(collect.ihaves(h.takeSent(later))).to.deep.equal([])
   })
 
+  it('offers a peer that toggles its subscription at most maxIHaveMessages IHAVEs per heartbeat', async () => {
+    h = Harness.create({ maxIHaveMessages: 4 })
+    h.behaviour.subscribe(T)
+    const source = await h.connect({ topics: [T] })
+    h.inject(source, { publish: [{ topic: T, data: bytes(7) }] })
+    h.drain()
+    const toggler = await h.connect()
+    const offered = (): number => {
+      let count = 0
+      for (let i = 0; i < 20; i++) {
+        h.inject(toggler, { subscriptions: [{ subscribe: true, topicid: T }] })
+        h.inject(toggler, { subscriptions: [{ subscribe: false, topicid: T }] })
+        count += collect.ihaves(h.takeSent(toggler)).length
+      }
+      return count
+    }
+    expect(offered()).to.equal(4)
+    await h.heartbeats(1)
+    expect(offered()).to.equal(4)
+  })
+
   it('offers nothing to a subscriber below the gossip threshold, nor to any with gossipOnSubscribe off', async () => {
     const scoring: Partial<gossipsub.Options> = {
       scoreParams: { appSpecificWeight: 1, ipColocationFactorWeight: 0 },

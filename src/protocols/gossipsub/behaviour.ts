@@ -721,7 +721,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const key = peerId.toString()
     let peer = this.router.peers.get(key)
     if (peer == null) {
-      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, dontSend: new Map() }
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, subscribeOffers: 0, dontSend: new Map() }
       this.router.peers.set(key, peer)
     }
     return peer

@@ -37,6 +37,7 @@ export function heartbeat<T> (r: Router<T>): void {
     peer.controlRpcs = 0
     peer.iasked = 0
     peer.idontwantIds = 0
+    peer.subscribeOffers = 0
     for (const [key, until] of peer.dontSend) {
       if (until <= r.ticks) peer.dontSend.delete(key)
     }
@@ -166,13 +167,17 @@ export function emitGossip<T> (r: Router<T>, topic: TopicHash, exclude: Readonly
 
 /**
  * IHAVE for the ids of `topic`'s gossip windows to one peer that just subscribed to it
- * (`gossipOnSubscribe`): gossipsub peers at or above the gossip threshold only.
+ * (`gossipOnSubscribe`): gossipsub peers at or above the gossip threshold only, at most
+ * `maxIHaveMessages` times per peer per heartbeat (a peer toggling its subscription gets no
+ * more).
  */
 export function gossipToSubscriber<T> (r: Router<T>, peer: PeerState, topic: TopicHash): void {
   if (!r.config.gossipOnSubscribe || !r.mesh.has(topic) || !features.mesh(r.protocolOf(peer))) return
-  if (r.score(peer.key) < r.thresholds.gossip) return
+  if (peer.subscribeOffers >= r.config.maxIHaveMessages || r.score(peer.key) < r.thresholds.gossip) return
   const ids = r.mcache.getGossipIds(topic)
-  if (ids.length > 0) offer(r, peer.key, topic, ids)
+  if (ids.length === 0) return
+  peer.subscribeOffers++
+  offer(r, peer.key, topic, ids)
 }
 
 /** IHAVE `ids` to `peer`, at most `maxIHaveLength` of them (a random subset when there are more). */

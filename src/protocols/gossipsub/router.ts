@@ -64,6 +64,8 @@ export interface PeerState {
   iasked: number
   /** IDONTWANT ids taken from it this heartbeat. */
   idontwantIds: number
+  /** IHAVEs offered to it this heartbeat because it subscribed (`gossipOnSubscribe`). */
+  subscribeOffers: number
   /** Message id keys it asked us not to send, with the heartbeat at which that ends. */
   readonly dontSend: Map<string, number>
 }
