@@ -250,6 +250,11 @@ describe('gossipsub gossip', () => {
     expect(collect.ihaves(h.takeSent(late)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([message.messageId])
     const flood = await h.connect({ protocol: FLOODSUB, topics: [T] })
     expect(collect.ihaves(h.takeSent(flood))).to.deep.equal([])
+    // A peer that subscribes before our stream to it is negotiated is offered once it is.
+    const slow = await h.connect({ topics: [T], ready: false })
+    expect(collect.ihaves(h.takeSent(slow))).to.deep.equal([])
+    h.ready(slow)
+    expect(collect.ihaves(h.takeSent(slow)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([message.messageId])
     // historyGossip (3) heartbeats later the id is no longer offered.
     await h.heartbeats(3)
     const later = await h.connect({ topics: [T] })

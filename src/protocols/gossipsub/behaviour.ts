@@ -540,10 +540,14 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
 
   /**
    * A peer's outbound stream is open. As rust-libp2p, a mesh peer of a topic whose mesh is
-   * short is grafted at once rather than at the next heartbeat.
+   * short is grafted at once rather than at the next heartbeat; and topics it subscribed to
+   * before we knew its protocol get their `gossipOnSubscribe` offer now.
    */
   private onReady (peer: PeerState): void {
-    for (const topic of peer.topics) this.graftIfShort(peer, topic)
+    for (const topic of peer.topics) {
+      this.graftIfShort(peer, topic)
+      gossipToSubscriber(this.router, peer, topic)
+    }
   }
 
   private graftIfShort (peer: PeerState, topic: TopicHash): void {
