@@ -238,23 +238,29 @@ describe('gossipsub gossip', () => {
     expect(collect.iwants(h.takeSent(peer))).to.deep.equal([unseen])
   })
 
-  it('offers the ids of the gossip windows by IHAVE to a gossipsub peer that subscribes, not to a floodsub peer, not once they left the windows', async () => {
-    h = Harness.create()
+  /** A harness subscribed to T that has received one message of it; returns the message's id. */
+  async function withOneMessage (options: Partial<gossipsub.Options> = {}): Promise<Uint8Array> {
+    h = Harness.create(options)
     h.behaviour.subscribe(T)
     const source = await h.connect({ topics: [T] })
     h.inject(source, { publish: [{ topic: T, data: bytes(5) }] })
     h.drain()
     const message = h.events.find(e => e.type === 'Message')
     if (message?.type !== 'Message') throw new Error('no message')
+    return message.messageId
+  }
+
+  it('offers the ids of the gossip windows by IHAVE to a gossipsub peer that subscribes, not to a floodsub peer, not once they left the windows', async () => {
+    const id = await withOneMessage()
     const late = await h.connect({ topics: [T] })
-    expect(collect.ihaves(h.takeSent(late)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([message.messageId])
+    expect(collect.ihaves(h.takeSent(late)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([id])
     const flood = await h.connect({ protocol: FLOODSUB, topics: [T] })
     expect(collect.ihaves(h.takeSent(flood))).to.deep.equal([])
     // A peer that subscribes before our stream to it is negotiated is offered once it is.
     const slow = await h.connect({ topics: [T], ready: false })
     expect(collect.ihaves(h.takeSent(slow))).to.deep.equal([])
     h.ready(slow)
-    expect(collect.ihaves(h.takeSent(slow)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([message.messageId])
+    expect(collect.ihaves(h.takeSent(slow)).flatMap(i => i.messageIDs ?? [])).to.deep.equal([id])
     // historyGossip (3) heartbeats later the id is no longer offered.
     await h.heartbeats(3)
     const later = await h.connect({ topics: [T] })
@@ -262,11 +268,7 @@ describe('gossipsub gossip', () => {
   })
 
   it('offers a peer that toggles its subscription at most maxIHaveMessages IHAVEs per heartbeat', async () => {
-    h = Harness.create({ maxIHaveMessages: 4 })
-    h.behaviour.subscribe(T)
-    const source = await h.connect({ topics: [T] })
-    h.inject(source, { publish: [{ topic: T, data: bytes(7) }] })
-    h.drain()
+    await withOneMessage({ maxIHaveMessages: 4 })
     const toggler = await h.connect()
     const offered = (): number => {
       let count = 0
@@ -288,11 +290,7 @@ describe('gossipsub gossip', () => {
       scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80, acceptPXThreshold: 0, opportunisticGraftThreshold: 0 }
     }
     for (const gossipOnSubscribe of [true, false]) {
-      h = Harness.create({ ...scoring, gossipOnSubscribe })
-      h.behaviour.subscribe(T)
-      const source = await h.connect({ topics: [T] })
-      h.inject(source, { publish: [{ topic: T, data: bytes(6) }] })
-      h.drain()
+      await withOneMessage({ ...scoring, gossipOnSubscribe })
       const [low, ok] = await h.connectMany(2)
       h.behaviour.setApplicationScore(low.peerId, -20)
       for (const peer of [low, ok]) h.inject(peer, { subscriptions: [{ subscribe: true, topicid: T }] })
