@@ -59,7 +59,8 @@
  * from a queue) and the bytes dropped from queues; then the share of duplicate bytes and of
  * overhead bytes IDONTWANT cuts in each implementation. Knobs: `BENCH_NODES=10`,
  * `BENCH_MBPS=20`, `BENCH_ONLY=ours|js`, `BENCH_RATE=n` (publish n messages per second instead
- * of as fast as possible).
+ * of as fast as possible), `BENCH_UPLINK=host` (the bandwidth is each node's uplink, shared by
+ * its connections, instead of each socket's).
  * `npm run bench:gossipsub -- idontwant-sim` asks the same of ours in virtual time (no CPU
  * limit): 10 and 30 peers, 20 Mbit/s links, 50 to 400 messages per second.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
@@ -79,6 +80,7 @@ import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { TCPOptions, TCPSocketOptions } from '@libp2p/tcp'
 
 const TOPIC = 'bench'
 const SEED = 7
@@ -100,8 +102,11 @@ interface Case {
   readonly noIdontwant?: boolean
   /** Publish at this many messages per second (default: as fast as the publish call allows). */
   readonly rate?: number
-  /** Emulated links (see `emulateLinks`): one-way latency range in ms, and bandwidth. */
-  readonly links?: { readonly latencyMs: readonly [number, number], readonly mbps: number }
+  /**
+   * Emulated links (see `emulateLinks`): one-way latency range in ms, and bandwidth, per socket
+   * or (`perHost`) per host, shared by all its connections.
+   */
+  readonly links?: { readonly latencyMs: readonly [number, number], readonly mbps: number, readonly perHost?: boolean }
 }
 
 /** The emulated links of the `idontwant` mode: one-way latency range (ms). */
@@ -237,7 +242,21 @@ async function warmUp (degree: number[], subscribers: (i: number) => number, mes
   await waitFor('meshes', () => degree.every((d, i) => mesh(i) >= Math.min(D.meshNLow, d)), WARMUP_TIMEOUT_MS, state)
 }
 
-async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
+/**
+ * The address node `i` listens on and dials from: 127.0.0.1 for all, or with per-host uplinks
+ * one 127.0.0.x each (x = i + 2), so that every socket's local address names its node.
+ */
+function hostAddress (i: number, perHost: boolean): string {
+  return perHost ? `127.0.0.${i + 2}` : '127.0.0.1'
+}
+
+/** TCP options of node `i`: with per-host uplinks, outbound sockets bind to its address. */
+function tcpOptions (i: number, perHost: boolean): TCPOptions {
+  // `localAddress` is not in `TCPSocketOptions`' type, but @libp2p/tcp passes dialOpts to net.connect.
+  return perHost ? { dialOpts: { localAddress: hostAddress(i, perHost) } as TCPSocketOptions } : {}
+}
+
+async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
   const unwanted = { send: 0, queue: 0 }
   const metrics: gossipsub.MetricsSink = {
     increment: (name, value, labels) => {
@@ -245,7 +264,7 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
     },
     observe: () => {}
   }
-  const swarms = await Promise.all(Array.from({ length: nodes }, async () => SwarmBuilder.withNewIdentity().withTcp()
+  const swarms = await Promise.all(Array.from({ length: nodes }, async (_, i) => SwarmBuilder.withNewIdentity().withTcp(tcpOptions(i, perHost))
     .withBehaviour(key => combine({
       identify: new identify.Behaviour(key.publicKey),
       gossipsub: new gossipsub.Behaviour({
@@ -267,10 +286,10 @@ async function oursNetwork (nodes: number, links: Array<[number, number]>, degre
       if (event.type === 'Behaviour' && event.event.behaviour === 'gossipsub' && event.event.event.type === 'Message') listener(i, event.event.event.message.data)
     }
   })
-  for (const swarm of swarms) {
+  swarms.forEach((swarm, i) => {
     swarm.behaviour.gossipsub.subscribe(TOPIC)
-    swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  }
+    swarm.listenOn(`/ip4/${hostAddress(i, perHost)}/tcp/0`)
+  })
   await waitFor('listening', () => addresses.filter(a => a != null).length === nodes)
   for (const [from, to] of links) swarms[from].dial(addresses[to] as Multiaddr)
   await warmUp(degree, i => swarms[i].behaviour.gossipsub.subscribers(TOPIC).length, i => swarms[i].behaviour.gossipsub.meshPeers(TOPIC).length)
@@ -292,8 +311,8 @@ function meshPeersOf (pubsub: unknown): string[] {
   return (pubsub as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(TOPIC)
 }
 
-async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false): Promise<Network> {
-  const libp2ps = await Promise.all(Array.from({ length: nodes }, async () => jsGossipsubNode({
+async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
+  const libp2ps = await Promise.all(Array.from({ length: nodes }, async (_, i) => jsGossipsubNode({
     D: D.meshN,
     Dlo: D.meshNLow,
     Dhi: D.meshNHigh,
@@ -306,7 +325,7 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
     msgIdFn: authorSeqnoId,
     ...(noIdontwant ? { idontwantMinDataSize: NEVER } : {}),
     scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
-  })))
+  }, { listen: hostAddress(i, perHost), tcp: tcpOptions(i, perHost) })))
   let listener: (node: number, payload: Uint8Array) => void = () => {}
   let duplicates = 0
   libp2ps.forEach((node, i) => {
@@ -332,37 +351,48 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
 
 /**
  * Emulated links: every TCP socket gets a one-way latency drawn (seeded) from
- * `latencyMs` = [min, max] and a bandwidth of `mbps`; each write leaves once the socket has
- * sent what was written before it (size / bandwidth each) and reaches the kernel a latency
- * later, in order.
+ * `latencyMs` = [min, max]; its writes are serialised onto an uplink of `mbps` (size /
+ * bandwidth each, after what the uplink took before) and reach the kernel a latency later, in
+ * order. The uplink is the socket's own, or with `perHost` the one of the host the socket
+ * belongs to (its local address: each node has its own 127.0.0.x, see `hostAddress`), shared
+ * by all of that node's connections first come, first served, as a real host's network
+ * interface is: a node forwarding one message to six mesh peers sends the six copies one after
+ * another.
  *
- * Back-pressure is a Node socket's: the bytes written but not yet serialised onto the link are
- * the socket's buffer; `write()` returns false when, with the new chunk, it holds at least the
- * socket's `writableHighWaterMark` (16 KiB on Node 20), and `'drain'` is emitted once it is
- * empty again. So a writer that honours `write()` keeps at most about one high-water mark
- * (plus its last write) waiting in the socket; one that ignores it piles bytes up there, as
+ * Back-pressure is a Node socket's: the bytes written to a socket but not yet serialised onto
+ * the uplink are its buffer; `write()` returns false when, with the new chunk, it holds at
+ * least the socket's `writableHighWaterMark` (16 KiB on Node 20), and `'drain'` is emitted once
+ * it is empty again. So a writer that honours `write()` keeps at most about one high-water mark
+ * (plus its last write) waiting in each socket; one that ignores it piles bytes up there, as
  * on a real link. (A kernel send buffer, which a real socket also has, is not modelled: its
  * size is what `TCP_NOTSENT_LOWAT` bounds on a real host.)
  *
  * On bare loopback every link is instant, and IDONTWANT cannot win: a peer forwards a message
  * as it gets it, and a mesh peer's IDONTWANT travels with that peer's own copy.
  */
-function emulateLinks (latencyMs: readonly [number, number], mbps: number): LinkUse {
+function emulateLinks (latencyMs: readonly [number, number], mbps: number, perHost = false): LinkUse {
   const random = prng(SEED)
   const bytesPerMs = mbps * 1e6 / 8 / 1000
+  interface Uplink {
+    /** When the uplink has serialised everything written to it so far. */
+    busyUntil: number
+    /** Bytes written since the last `reset`. */
+    bytes: number
+  }
   interface Link {
     readonly latency: number
-    /** When the link has serialised everything written so far. */
-    busyUntil: number
+    readonly uplink: Uplink
+    /** When this socket's last write is serialised (its buffer is empty from then on). */
+    lastEnd: number
+    /** This socket's writes not yet serialised: [end, bytes], oldest first. */
+    readonly unsent: Array<[number, number]>
     readonly queue: Array<{ at: number, run: () => void }>
     timer?: ReturnType<typeof setTimeout>
     /** A write returned false: emit 'drain' when the buffer is empty. */
     drainTimer?: ReturnType<typeof setTimeout>
-    /** Bytes written since the last `reset`. */
-    bytes: number
   }
   const links = new WeakMap<net.Socket, Link>()
-  const all: Link[] = []
+  const uplinks = new Map<string | net.Socket, Uplink>()
   const proto = net.Socket.prototype as unknown as {
     write: (chunk: unknown, ...rest: unknown[]) => boolean
     end: (...args: unknown[]) => net.Socket
@@ -371,9 +401,11 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): Link
   const linkOf = (socket: net.Socket): Link => {
     let link = links.get(socket)
     if (link == null) {
-      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), busyUntil: 0, queue: [], bytes: 0 }
+      const owner = perHost ? socket.localAddress ?? '?' : socket
+      let uplink = uplinks.get(owner)
+      if (uplink == null) uplinks.set(owner, uplink = { busyUntil: 0, bytes: 0 })
+      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), uplink, lastEnd: 0, unsent: [], queue: [] }
       links.set(socket, link)
-      all.push(link)
     }
     return link
   }
@@ -386,23 +418,31 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): Link
   const later = (socket: net.Socket, bytes: number, run: () => void): Link => {
     const link = linkOf(socket)
     const now = performance.now()
-    link.busyUntil = Math.max(now, link.busyUntil) + bytes / bytesPerMs
-    link.queue.push({ at: link.busyUntil + link.latency, run })
+    link.uplink.busyUntil = Math.max(now, link.uplink.busyUntil) + bytes / bytesPerMs
+    link.uplink.bytes += bytes
+    link.lastEnd = link.uplink.busyUntil
+    link.unsent.push([link.lastEnd, bytes])
+    link.queue.push({ at: link.lastEnd + link.latency, run })
     if (link.timer == null) link.timer = setTimeout(() => { pump(link) }, link.queue[0].at - now)
     return link
+  }
+  /** Bytes written to the socket and not yet serialised onto its uplink. */
+  const buffered = (link: Link): number => {
+    const now = performance.now()
+    while (link.unsent.length > 0 && link.unsent[0][0] <= now) link.unsent.shift()
+    let total = 0
+    for (const [, bytes] of link.unsent) total += bytes
+    return total
   }
   proto.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
     // Pipes (stdout) are sockets too; only TCP links have a remote port.
     if (this.remotePort == null) return write.call(this, chunk, ...rest)
     const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength
     const link = later(this, bytes, () => { if (!this.destroyed && !this.writableEnded) write.call(this, chunk, ...rest) })
-    link.bytes += bytes
-    // What the link has not serialised yet is the socket's buffer.
-    const buffered = (link.busyUntil - performance.now()) * bytesPerMs
-    if (buffered < this.writableHighWaterMark) return true
+    if (buffered(link) < this.writableHighWaterMark) return true
     if (link.drainTimer == null) {
       const onEmpty = (): void => {
-        const left = link.busyUntil - performance.now()
+        const left = link.lastEnd - performance.now()
         if (left > 0) {
           link.drainTimer = setTimeout(onEmpty, left)
           return
@@ -410,7 +450,7 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): Link
         link.drainTimer = undefined
         if (!this.destroyed) this.emit('drain')
       }
-      link.drainTimer = setTimeout(onEmpty, link.busyUntil - performance.now())
+      link.drainTimer = setTimeout(onEmpty, link.lastEnd - performance.now())
     }
     return false
   }
@@ -420,9 +460,9 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): Link
     return this
   }
   return {
-    reset: () => { for (const link of all) link.bytes = 0 },
+    reset: () => { for (const uplink of uplinks.values()) uplink.bytes = 0 },
     utilisation: (ms) => {
-      const shares = all.filter(l => l.bytes > 0).map(l => l.bytes / (ms * bytesPerMs))
+      const shares = [...uplinks.values()].filter(u => u.bytes > 0).map(u => u.bytes / (ms * bytesPerMs))
       return { mean: shares.reduce((a, b) => a + b, 0) / Math.max(1, shares.length), max: Math.max(0, ...shares) }
     }
   }
@@ -432,7 +472,7 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number): Link
 interface LinkUse {
   /** Count from now. */
   reset: () => void
-  /** Bytes written per socket since `reset` over what `ms` of its bandwidth could carry: mean and max over the sockets that wrote. */
+  /** Bytes written per uplink since `reset` over what `ms` of its bandwidth could carry: mean and max over the uplinks that carried some. */
   utilisation: (ms: number) => { mean: number, max: number }
 }
 
@@ -457,12 +497,13 @@ function memoryAfterGc (): { rss: number, heap: number } {
 /** One implementation on one case, in this process. */
 async function runCase (impl: Impl, c: Case): Promise<Result> {
   countSocketWrites()
-  const linkUse = c.links != null ? emulateLinks(c.links.latencyMs, c.links.mbps) : undefined
+  const linkUse = c.links != null ? emulateLinks(c.links.latencyMs, c.links.mbps, c.links.perHost) : undefined
   const links = topology(c.nodes, prng(SEED))
   const degree = degrees(c.nodes, links)
   const from = publishers(c.nodes, c.publishers)
   const before = memoryAfterGc()
-  const network = impl === 'ours' ? await oursNetwork(c.nodes, links, degree, c.noIdontwant) : await jsNetwork(c.nodes, links, degree, c.noIdontwant)
+  const perHost = c.links?.perHost ?? false
+  const network = impl === 'ours' ? await oursNetwork(c.nodes, links, degree, c.noIdontwant, perHost) : await jsNetwork(c.nodes, links, degree, c.noIdontwant, perHost)
   try {
     const idle = memoryAfterGc()
     const latencies: number[] = []
@@ -628,10 +669,12 @@ if (child != null) {
   const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
   const bandwidths = process.env.BENCH_MBPS?.split(',').map(Number) ?? LINK_MBPS
   const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
+  // BENCH_UPLINK=host: one uplink per node shared by its connections, instead of one per socket.
+  const perHost = process.env.BENCH_UPLINK === 'host'
   const results: Record<string, unknown> = {}
   for (const mbps of bandwidths) for (const nodes of sizes) {
     const rate = process.env.BENCH_RATE == null ? undefined : Number(process.env.BENCH_RATE)
-    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps }, ...(rate == null ? {} : { rate }) }
+    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps, perHost }, ...(rate == null ? {} : { rate }) }
     const row: Record<string, Result> = {}
     for (const impl of impls) {
       row[`${impl}On`] = rounded(await inChild(impl, base))
@@ -641,7 +684,7 @@ if (child != null) {
       Object.fromEntries(Object.entries(row).filter(([, r]) => r[field] != null).map(([k, r]) => [k, Number((r[field] as number).toFixed(digits))]))
     const cut = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, number> =>
       Object.fromEntries(impls.map(impl => [impl, round(1 - row[`${impl}On`][field] / row[`${impl}Off`][field])]))
-    const name = `${nodes}n-16384B-5pub-${mbps}Mbps`
+    const name = `${nodes}n-16384B-5pub-${mbps}Mbps${perHost ? '-host' : ''}`
     results[name] = {
       duplicateBytesPerDelivery: pick('duplicateBytesPerDelivery'),
       overheadBytesPerDelivery: pick('overheadBytesPerDelivery'),

@@ -50,11 +50,14 @@ export async function jsFloodsubNode (policy: 'StrictSign' | 'StrictNoSign') {
 
 export type JsFloodsubNode = Awaited<ReturnType<typeof jsFloodsubNode>>
 
-/** A js-libp2p node on TCP running `@libp2p/gossipsub` with `options`. */
-export async function jsGossipsubNode (options: Parameters<typeof gossipsub>[0]) {
+/**
+ * A js-libp2p node on TCP running `@libp2p/gossipsub` with `options`, listening on
+ * `network.listen` (default 127.0.0.1) with `network.tcp` as its TCP options.
+ */
+export async function jsGossipsubNode (options: Parameters<typeof gossipsub>[0], network: { listen?: string, tcp?: Parameters<typeof tcp>[0] } = {}) {
   return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    addresses: { listen: [`/ip4/${network.listen ?? '127.0.0.1'}/tcp/0`] },
+    transports: [tcp(network.tcp)],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify(), pubsub: gossipsub(options) },
