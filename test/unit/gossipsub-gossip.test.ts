@@ -512,7 +512,7 @@ describe('gossipsub peer exchange', () => {
     })
     for (let i = 0; i < 50 && h.dials.length === 0; i++) {
       await h.clock.tickAsync(0)
-      await new Promise(resolve => setImmediate(resolve))
+      await h.realTurn()
       h.drain()
     }
     expect(h.dials.map(d => d.peerId?.toString())).to.deep.equal([peerIdOf(honest).toString()])

@@ -55,7 +55,13 @@ function frame (tag: number, size = 2): Uint8Array {
   return bytes
 }
 
+/**
+ * Let the handler run as turns of the event loop would: its (fake) microtasks, then a real
+ * turn (a forward is held back for one after control, see the handler), then again.
+ */
 async function turn (clock: ReturnType<typeof FakeTimers.install>): Promise<void> {
+  await clock.tickAsync(0)
+  await new Promise(resolve => setImmediate(resolve))
   await clock.tickAsync(0)
 }
 
@@ -140,6 +146,29 @@ describe('pubsub outbound queue', () => {
     await turn(clock)
     expect(stream.written).to.deep.equal([0, 1, 2, 3, 4])
     expect(writes).to.deep.equal([10])
+  })
+
+  it('hands forwards to the stream a turn after control of the same turn, so that every connection\'s control is flushed first; a forward alone is not held', async () => {
+    const { handler, stream } = open()
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(1), priority: 'low' })
+    clock.runMicrotasks()
+    await Promise.resolve()
+    expect(stream.written, 'within the turn: the control frame only').to.deep.equal([0])
+    // A forward arriving later in the same turn waits too.
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(2), priority: 'low' })
+    clock.runMicrotasks()
+    await Promise.resolve()
+    expect(stream.written).to.deep.equal([0])
+    await turn(clock)
+    expect(stream.written, 'the next turn: the forwards').to.deep.equal([0, 1, 2])
+    expect(stream.sends, 'in two sends').to.have.length(2)
+    // With no control in this turn, a forward leaves at once.
+    await turn(clock)
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(3), priority: 'low' })
+    clock.runMicrotasks()
+    await Promise.resolve()
+    expect(stream.written).to.deep.equal([0, 1, 2, 3])
   })
 
   it('keeps the shared gauge of high-priority bytes true as frames are written, dropped and discarded', async () => {

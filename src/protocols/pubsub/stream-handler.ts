@@ -8,6 +8,13 @@
  *   priority: `high` ones (control, our own messages) leave before `low` ones (forwarded
  *   messages), push them out of a full queue, and never expire; `low` ones older than
  *   `lowPriorityDeadline` are dropped instead of sent late. Dropped bytes are reported.
+ * - Forwarded frames never leave in the event-loop turn in which control or our own messages
+ *   were handed to the stream, but in a later one, so
+ *   that every connection's control (above all GossipSub v1.2 IDONTWANT, sent just before the
+ *   message is forwarded) reaches its socket before any connection's bulk forwards, which on a
+ *   host whose uplink is one FIFO (`bench:gossipsub -- idontwant`, `BENCH_UPLINK=host`) would
+ *   otherwise queue the last peer's IDONTWANT behind every other peer's copy. The muxer's
+ *   transport coalesces what one turn writes, so a later `send` in the same turn would not do.
  * - A `low` frame may carry the key of its message's id: if the remote said it no longer wants
  *   that message (GossipSub v1.2 IDONTWANT, looked up in `unwanted` as the frame is about to be
  *   handed to the stream), it is dropped there instead of sent; such frames are reported too.
@@ -19,6 +26,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { describe, toError } from '../../errors.js'
+import { nextTurn } from '../../platform.js'
 import { FrameDecoder } from './framing.js'
 import { decodeRpc } from './rpc.js'
 import type { Rpc } from './rpc.js'
@@ -152,6 +160,8 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private outboundState: 'wanted' | 'requested' | 'open' | 'waiting' | 'unsupported' | 'failed' = 'wanted'
   private reopenAttempts = 0
   private writing = false
+  /** Set from a `send` of high-priority frames until a later turn of the event loop. */
+  private afterUrgent?: Promise<void>
   private inbound?: Stream
   private inboundPaused = false
   private waker?: Waker
@@ -338,9 +348,16 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     try {
       while (this.queued && this.outbound != null && !this.closed) {
         const stream = this.outbound
-        const chunk = this.takeChunk()
-        if (chunk == null) break
-        if (!stream.send(chunk)) await waitForDrain(stream)
+        // Forwards wait for the turn after one in which control or our own messages left.
+        if (this.queue.length === 0 && this.afterUrgent != null) await this.afterUrgent
+        const taken = this.takeChunk()
+        if (taken == null) break
+        const accepted = stream.send(taken.chunk)
+        // Scheduled after the send, so after the transport's flush of this turn's writes.
+        if (taken.urgent && this.afterUrgent == null) {
+          this.afterUrgent = laterTurn().then(() => { this.afterUrgent = undefined })
+        }
+        if (!accepted) await waitForDrain(stream)
       }
     } catch (err) {
       log('writing to the remote failed: %s', describe(err))
@@ -356,11 +373,11 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   }
 
   /**
-   * Frames from the front of the queues, high priority first, joined up to `MAX_WRITE` bytes;
-   * low-priority frames past their deadline, or whose message the remote no longer wants, are
-   * dropped on the way. Undefined if none is left.
+   * Frames from the front of the queues joined up to `MAX_WRITE` bytes: high-priority ones
+   * (`urgent`) while any wait, else low-priority ones; those past their deadline, or whose
+   * message the remote no longer wants, are dropped on the way. Undefined if none is left.
    */
-  private takeChunk (): Uint8Array | undefined {
+  private takeChunk (): { chunk: Uint8Array, urgent: boolean } | undefined {
     const deadline = this.config.lowPriorityDeadline
     if (deadline != null) {
       const oldest = Date.now() - deadline
@@ -379,9 +396,10 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
       size += next.byteLength
     }
     this.config.gauge?.release(size)
-    // Forwarded frames only once no high-priority frame is waiting.
+    const urgent = parts.length > 0
+    // Forwarded frames only once no high-priority frame is waiting, and in a write of their own.
     const unwanted = this.config.unwanted
-    while (this.queue.length === 0 && room(this.lowQueue[0]?.frames)) {
+    while (!urgent && room(this.lowQueue[0]?.frames)) {
       const next = this.lowQueue.shift() as { frames: Uint8Array, id?: string }
       if (next.id !== undefined && unwanted?.has(next.id) === true) {
         this.queuedBytes -= next.frames.byteLength
@@ -395,14 +413,14 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     }
     if (parts.length === 0) return undefined
     this.queuedBytes -= size
-    if (parts.length === 1) return parts[0]
+    if (parts.length === 1) return { chunk: parts[0], urgent }
     const chunk = new Uint8Array(size)
     let offset = 0
     for (const part of parts) {
       chunk.set(part, offset)
       offset += part.byteLength
     }
-    return chunk
+    return { chunk, urgent }
   }
 
   private onOutboundClosed (stream: Stream): void {
@@ -435,6 +453,18 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     this.lowQueue.length = 0
     this.queuedBytes = 0
   }
+}
+
+/**
+ * Resolves in a later turn of the event loop, after what this turn wrote has been flushed
+ * (`setImmediate` as it is when called, so that a virtual clock's stands in; `nextTurn` where
+ * there is none).
+ */
+async function laterTurn (): Promise<void> {
+  await new Promise<void>(resolve => {
+    if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(resolve)
+    else nextTurn(resolve)
+  })
 }
 
 /** Resolves on the stream's next `drain`, rejects if it closes first. */
