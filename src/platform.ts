@@ -56,11 +56,13 @@ type Immediate = (callback: () => void) => void
 
 /**
  * Run `callback` at the end of this event-loop turn, after pending I/O: `setImmediate` where it
- * exists (Node), else a `MessageChannel` message (a task, without `setTimeout`'s clamping).
+ * exists (Node; looked up at each call, so that a fake or virtual clock's stands in for all
+ * callers alike and they keep their order), else a `MessageChannel` message (a task, without
+ * `setTimeout`'s clamping).
  */
 export const nextTurn: Immediate = (() => {
-  const immediate = (globalThis as { setImmediate?: Immediate }).setImmediate
-  if (typeof immediate === 'function') return (callback) => { immediate(callback) }
+  const g = globalThis as { setImmediate?: Immediate }
+  if (typeof g.setImmediate === 'function') return (callback) => { (g.setImmediate as Immediate)(callback) }
   if (typeof MessageChannel === 'function') {
     const queue: Array<() => void> = []
     const channel = new MessageChannel()

@@ -457,14 +457,10 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
 
 /**
  * Resolves in a later turn of the event loop, after what this turn wrote has been flushed
- * (`setImmediate` as it is when called, so that a virtual clock's stands in; `nextTurn` where
- * there is none).
+ * (the `SecureChannel` schedules its flush with the same `nextTurn`, earlier).
  */
 async function laterTurn (): Promise<void> {
-  await new Promise<void>(resolve => {
-    if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(resolve)
-    else nextTurn(resolve)
-  })
+  await new Promise<void>(resolve => { nextTurn(resolve) })
 }
 
 /** Resolves on the stream's next `drain`, rejects if it closes first. */
