@@ -55,25 +55,65 @@ export function installPlatform (next: Platform): void {
 type Immediate = (callback: () => void) => void
 
 /**
- * Run `callback` at the end of this event-loop turn, after pending I/O: `setImmediate` where it
- * exists (Node; looked up at each call, so that a fake or virtual clock's stands in for all
- * callers alike and they keep their order), else a `MessageChannel` message (a task, without
- * `setTimeout`'s clamping).
+ * How many times {@link nextTurn}'s queue is drained in one turn: what a drain's callbacks
+ * (and the promise continuations they release) ask of `nextTurn` in turn runs in the next
+ * drain of the same turn, up to this depth; deeper, in the next turn.
  */
-export const nextTurn: Immediate = (() => {
+const DRAINS_PER_TURN = 3
+
+/** The host's way to run a task after pending I/O: `setImmediate`, looked up at each call. */
+function immediateOf (): Immediate {
   const g = globalThis as { setImmediate?: Immediate }
-  if (typeof g.setImmediate === 'function') return (callback) => { (g.setImmediate as Immediate)(callback) }
-  if (typeof MessageChannel === 'function') {
-    const queue: Array<() => void> = []
-    const channel = new MessageChannel()
-    channel.port1.onmessage = () => {
-      const callback = queue.shift()
-      if (callback != null) callback()
-    }
-    return (callback) => {
-      queue.push(callback)
-      channel.port2.postMessage(null)
-    }
+  if (typeof g.setImmediate === 'function') return g.setImmediate
+  return postTask
+}
+
+/** Tasks waiting for {@link postTask}'s channel, made on first use (an open port keeps Node alive). */
+let taskChannel: { readonly port: MessagePort, readonly tasks: Array<() => void> } | undefined
+
+/** A `MessageChannel` message (a task, without `setTimeout`'s clamping), else `setTimeout`. */
+function postTask (callback: () => void): void {
+  if (typeof MessageChannel !== 'function') {
+    setTimeout(callback, 0)
+    return
   }
-  return (callback) => { setTimeout(callback, 0) }
-})()
+  if (taskChannel == null) {
+    const channel = new MessageChannel()
+    const tasks: Array<() => void> = []
+    channel.port1.onmessage = () => { tasks.shift()?.() }
+    taskChannel = { port: channel.port2, tasks }
+  }
+  taskChannel.tasks.push(callback)
+  taskChannel.port.postMessage(null)
+}
+
+/** Callbacks waiting for the end of this turn, in the order they were asked for. */
+let turnQueue: Array<() => void> = []
+/** The drains scheduled for this turn, and with which host function they were scheduled. */
+let drains = { left: 0, host: undefined as Immediate | undefined }
+
+function drainTurnQueue (this: void, batch: typeof drains): void {
+  if (batch === drains) batch.left--
+  const callbacks = turnQueue
+  turnQueue = []
+  for (const callback of callbacks) callback()
+}
+
+/**
+ * Run `callback` at the end of this event-loop turn, after pending I/O (`setImmediate` where it
+ * exists, looked up at each call so that a fake or virtual clock's stands in; else a
+ * `MessageChannel` task). Every caller shares one queue, drained in order, and a turn drains it
+ * up to {@link DRAINS_PER_TURN} times, promise continuations running between two drains: so
+ * what a callback releases and asks of `nextTurn` in turn still runs in this turn. The pubsub
+ * handler relies on it: it hands forwards to a stream once the `SecureChannel`s have flushed
+ * this turn's control (one drain), and their flush (the next drain) leaves in the same turn,
+ * without waiting for another pass over the sockets.
+ */
+export const nextTurn: Immediate = (callback) => {
+  turnQueue.push(callback)
+  const host = immediateOf()
+  if (drains.left > 0 && drains.host === host) return
+  const batch = { left: DRAINS_PER_TURN, host }
+  drains = batch
+  for (let i = 0; i < DRAINS_PER_TURN; i++) host(() => { drainTurnQueue(batch) })
+}

@@ -736,6 +736,8 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
 
   private wake (): void {
     this.woken = true
+    // Called for every handler event: nothing to copy unless the application is waiting.
+    if (this.wakeWaiters.size === 0) return
     const waiters = [...this.wakeWaiters]
     this.wakeWaiters.clear()
     for (const waiter of waiters) waiter()

@@ -348,7 +348,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     try {
       while (this.queued && this.outbound != null && !this.closed) {
         const stream = this.outbound
-        // Forwards wait for the turn after one in which control or our own messages left.
+        // Forwards wait until the control or our own messages handed over before them are flushed.
         if (this.queue.length === 0 && this.afterUrgent != null) await this.afterUrgent
         const taken = this.takeChunk()
         if (taken == null) break
@@ -456,8 +456,9 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
 }
 
 /**
- * Resolves in a later turn of the event loop, after what this turn wrote has been flushed
- * (the `SecureChannel` schedules its flush with the same `nextTurn`, earlier).
+ * Resolves at the end of this turn of the event loop, once what was written before it has been
+ * flushed (the `SecureChannel` schedules its flush with the same `nextTurn`, earlier); what is
+ * sent then is flushed by a later drain of the same turn.
  */
 async function laterTurn (): Promise<void> {
   await new Promise<void>(resolve => { nextTurn(resolve) })

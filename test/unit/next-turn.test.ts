@@ -1,0 +1,69 @@
+/**
+ * `nextTurn`: one queue for the end of the turn, shared by the `SecureChannel`'s flush and the
+ * pubsub handler's held forwards, drained a bounded number of times per turn.
+ */
+import { expect } from 'chai'
+import * as FakeTimers from '@sinonjs/fake-timers'
+import { nextTurn } from '../../src/platform.js'
+
+/** Resolves in the check phase of a later turn than any `setImmediate` queued so far. */
+async function afterImmediates (): Promise<void> {
+  await new Promise<void>(resolve => { setTimeout(resolve, 5) })
+}
+
+describe('nextTurn', () => {
+  it('runs callbacks in the order they were asked for, after pending I/O', async () => {
+    const order: string[] = []
+    nextTurn(() => order.push('a'))
+    nextTurn(() => order.push('b'))
+    order.push('now')
+    await afterImmediates()
+    expect(order).to.deep.equal(['now', 'a', 'b'])
+  })
+
+  it('runs what a callback releases and asks for in turn within the same turn', async () => {
+    const order: string[] = []
+    nextTurn(() => {
+      order.push('flush control')
+      // A promise continuation (the handler's await) asks for the next flush.
+      void Promise.resolve().then(() => { nextTurn(() => order.push('flush forwards')) })
+    })
+    // Queued after the first request: it runs after every drain of this turn.
+    setImmediate(() => order.push('end of turn'))
+    await afterImmediates()
+    expect(order).to.deep.equal(['flush control', 'flush forwards', 'end of turn'])
+  })
+
+  it('leaves for the next turn what asks again past three drains, so I/O is never starved', async () => {
+    let runs = 0
+    const again = (): void => {
+      runs++
+      if (runs < 10) nextTurn(again)
+    }
+    nextTurn(again)
+    let runsAtEndOfTurn = -1
+    setImmediate(() => { runsAtEndOfTurn = runs })
+    await afterImmediates()
+    expect(runsAtEndOfTurn).to.equal(3)
+    await new Promise<void>(resolve => { setTimeout(resolve, 50) })
+    expect(runs).to.equal(10)
+  })
+
+  it('follows a fake clock installed and removed between two calls', async () => {
+    const clock = FakeTimers.install({ toFake: ['setImmediate', 'clearImmediate'] })
+    const order: string[] = []
+    try {
+      nextTurn(() => order.push('fake'))
+      expect(order).to.deep.equal([])
+      clock.runAll()
+      expect(order).to.deep.equal(['fake'])
+      // Asked for under the fake clock and never run: the real clock drains it later.
+      nextTurn(() => order.push('stranded'))
+    } finally {
+      clock.uninstall()
+    }
+    nextTurn(() => order.push('real'))
+    await afterImmediates()
+    expect(order).to.deep.equal(['fake', 'stranded', 'real'])
+  })
+})
