@@ -160,7 +160,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private outboundState: 'wanted' | 'requested' | 'open' | 'waiting' | 'unsupported' | 'failed' = 'wanted'
   private reopenAttempts = 0
   private writing = false
-  /** Set from a `send` of high-priority frames until a later turn of the event loop. */
+  /** Set from a `send` of high-priority frames until the end-of-turn flush of what it sent. */
   private afterUrgent?: Promise<void>
   private inbound?: Stream
   private inboundPaused = false
