@@ -87,16 +87,32 @@ function postTask (callback: () => void): void {
   taskChannel.port.postMessage(null)
 }
 
-/** Callbacks waiting for the end of this turn, in the order they were asked for. */
-let turnQueue: Array<() => void> = []
-/** The drains scheduled for this turn, and with which host function they were scheduled. */
-let drains = { left: 0, host: undefined as Immediate | undefined }
+/**
+ * The drains scheduled for one turn with one host function, and the callbacks waiting for
+ * them, in the order they were asked for. A clock faked or restored in between starts another
+ * batch, so each batch's callbacks run under the clock they were asked under.
+ */
+interface TurnBatch {
+  /** Drains scheduled and not yet started. */
+  left: number
+  readonly host: Immediate
+  queue: Array<() => void>
+}
 
-function drainTurnQueue (this: void, batch: typeof drains): void {
-  if (batch === drains) batch.left--
-  const callbacks = turnQueue
-  turnQueue = []
-  for (const callback of callbacks) callback()
+let currentBatch: TurnBatch | undefined
+
+function drainBatch (batch: TurnBatch): void {
+  batch.left--
+  const callbacks = batch.queue
+  batch.queue = []
+  for (const callback of callbacks) {
+    try {
+      callback()
+    } catch (err) {
+      // Thrown as `setImmediate` would (uncaught), without losing the callbacks behind it.
+      queueMicrotask(() => { throw err })
+    }
+  }
 }
 
 /**
@@ -110,10 +126,12 @@ function drainTurnQueue (this: void, batch: typeof drains): void {
  * without waiting for another pass over the sockets.
  */
 export const nextTurn: Immediate = (callback) => {
-  turnQueue.push(callback)
   const host = immediateOf()
-  if (drains.left > 0 && drains.host === host) return
-  const batch = { left: DRAINS_PER_TURN, host }
-  drains = batch
-  for (let i = 0; i < DRAINS_PER_TURN; i++) host(() => { drainTurnQueue(batch) })
+  let batch = currentBatch
+  if (batch == null || batch.left === 0 || batch.host !== host) {
+    const fresh: TurnBatch = { left: DRAINS_PER_TURN, host, queue: [] }
+    for (let i = 0; i < DRAINS_PER_TURN; i++) host(() => { drainBatch(fresh) })
+    currentBatch = batch = fresh
+  }
+  batch.queue.push(callback)
 }

@@ -49,21 +49,39 @@ describe('nextTurn', () => {
     expect(runs).to.equal(10)
   })
 
-  it('follows a fake clock installed and removed between two calls', async () => {
-    const clock = FakeTimers.install({ toFake: ['setImmediate', 'clearImmediate'] })
+  it('keeps what was asked under a fake clock to that clock, and the rest to the real one', async () => {
     const order: string[] = []
+    nextTurn(() => order.push('real, before'))
+    const clock = FakeTimers.install({ toFake: ['setImmediate', 'clearImmediate'] })
     try {
       nextTurn(() => order.push('fake'))
-      expect(order).to.deep.equal([])
+      await afterImmediates()
+      expect(order).to.deep.equal(['real, before'])
       clock.runAll()
-      expect(order).to.deep.equal(['fake'])
-      // Asked for under the fake clock and never run: the real clock drains it later.
-      nextTurn(() => order.push('stranded'))
+      expect(order).to.deep.equal(['real, before', 'fake'])
     } finally {
       clock.uninstall()
     }
-    nextTurn(() => order.push('real'))
+    nextTurn(() => order.push('real, after'))
     await afterImmediates()
-    expect(order).to.deep.equal(['fake', 'stranded', 'real'])
+    expect(order).to.deep.equal(['real, before', 'fake', 'real, after'])
+  })
+
+  it('runs the callbacks behind one that throws, and the error still reaches the process', async () => {
+    const order: string[] = []
+    const uncaught: unknown[] = []
+    const listeners = process.listeners('uncaughtException')
+    process.removeAllListeners('uncaughtException')
+    process.on('uncaughtException', (err) => { uncaught.push(err) })
+    try {
+      nextTurn(() => { throw new Error('boom') })
+      nextTurn(() => order.push('behind'))
+      await afterImmediates()
+    } finally {
+      process.removeAllListeners('uncaughtException')
+      for (const listener of listeners) process.on('uncaughtException', listener)
+    }
+    expect(order).to.deep.equal(['behind'])
+    expect(uncaught.map(e => (e as Error).message)).to.deep.equal(['boom'])
   })
 })
