@@ -355,7 +355,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         const accepted = stream.send(taken.chunk)
         // Scheduled after the send, so after the transport's flush of this turn's writes.
         if (taken.urgent && this.afterUrgent == null) {
-          this.afterUrgent = laterTurn().then(() => { this.afterUrgent = undefined })
+          this.afterUrgent = endOfTurn().then(() => { this.afterUrgent = undefined })
         }
         if (!accepted) await waitForDrain(stream)
       }
@@ -460,7 +460,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
  * flushed (the `SecureChannel` schedules its flush with the same `nextTurn`, earlier); what is
  * sent then is flushed by a later drain of the same turn.
  */
-async function laterTurn (): Promise<void> {
+async function endOfTurn (): Promise<void> {
   await new Promise<void>(resolve => { nextTurn(resolve) })
 }
 
