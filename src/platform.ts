@@ -120,10 +120,10 @@ function drainBatch (batch: TurnBatch): void {
  * exists, looked up at each call so that a fake or virtual clock's stands in; else a
  * `MessageChannel` task). Every caller shares one queue (one per clock), drained in order; a
  * turn drains it up to {@link DRAINS_PER_TURN} times, promise continuations running between two
- * drains: so what a callback releases and asks of `nextTurn` in turn still runs in this turn. The pubsub
- * handler relies on it: it hands forwards to a stream once the `SecureChannel`s have flushed
- * this turn's control (one drain), and their flush (the next drain) leaves in the same turn,
- * without waiting for another pass over the sockets.
+ * drains: so what a callback releases and asks of `nextTurn` in turn still runs in this turn.
+ * The pubsub handler relies on it: it hands forwards to a stream once the `SecureChannel`s have
+ * flushed this turn's control (one drain), and their flush (the next drain) leaves in the same
+ * turn, without waiting for another pass over the sockets.
  */
 export const nextTurn: Immediate = (callback) => {
   const host = immediateOf()

@@ -12,7 +12,7 @@ async function afterImmediates (): Promise<void> {
 }
 
 describe('nextTurn', () => {
-  it('runs callbacks in the order they were asked for, after pending I/O', async () => {
+  it('runs callbacks later, in the order they were asked for', async () => {
     const order: string[] = []
     nextTurn(() => order.push('a'))
     nextTurn(() => order.push('b'))
