@@ -1,0 +1,68 @@
+/**
+ * The Node platform's crypto (src/node.ts) gives the same results as the reference: Noise's
+ * X25519, HKDF and key generation against `@chainsafe/libp2p-noise`'s pure-JS implementation
+ * (`@noble`), and Ed25519 signers and verifiers against `@libp2p/crypto`'s keys.
+ */
+import { expect } from 'chai'
+import { pureJsCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { Uint8ArrayList } from 'uint8arraylist'
+import '../../src/node.js'
+import { generateKeypair } from '../../src/index.js'
+import { platform } from '../../src/platform.js'
+
+const random = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
+const hex = (bytes: Uint8Array | Uint8ArrayList): string => Buffer.from(bytes.subarray()).toString('hex')
+
+describe('node platform crypto', () => {
+  const noise = platform().noiseCrypto
+  if (noise == null) throw new Error('the node platform installs no Noise crypto')
+
+  it('generates X25519 key pairs whose public half is that of the private half', () => {
+    for (let i = 0; i < 20; i++) {
+      const pair = noise.generateX25519KeyPair()
+      expect(pair.privateKey.byteLength).to.equal(32)
+      expect(hex(pair.publicKey)).to.equal(hex(pureJsCrypto.generateX25519KeyPairFromSeed(pair.privateKey).publicKey))
+    }
+  })
+
+  it('computes the reference X25519 shared secret, from arrays and from lists', () => {
+    for (let i = 0; i < 20; i++) {
+      const a = pureJsCrypto.generateX25519KeyPair()
+      const b = pureJsCrypto.generateX25519KeyPair()
+      const expected = hex(pureJsCrypto.generateX25519SharedKey(a.privateKey, b.publicKey))
+      expect(hex(noise.generateX25519SharedKey(a.privateKey, b.publicKey))).to.equal(expected)
+      // Noise's parameter type names its own copy of uint8arraylist; the classes are alike.
+      type List = Parameters<typeof noise.generateX25519SharedKey>[0]
+      const split = (bytes: Uint8Array): List => new Uint8ArrayList(bytes.subarray(0, 7), bytes.subarray(7)) as unknown as List
+      expect(hex(noise.generateX25519SharedKey(split(a.privateKey), split(b.publicKey)))).to.equal(expected)
+      expect(hex(noise.generateX25519SharedKey(b.privateKey, a.publicKey))).to.equal(expected)
+    }
+  })
+
+  it('derives the reference HKDF outputs', () => {
+    for (let i = 0; i < 20; i++) {
+      const ck = random(32)
+      const ikm = random(i === 0 ? 0 : 32)
+      expect(noise.getHKDF(ck, ikm).map(hex)).to.deep.equal(pureJsCrypto.getHKDF(ck, ikm).map(hex))
+    }
+  })
+
+  it('signs as @libp2p/crypto does and verifies its signatures; refuses keys of the wrong size', async () => {
+    const ed25519 = platform().ed25519
+    if (ed25519 == null) throw new Error('the node platform installs no Ed25519 keys')
+    const key = await generateKeypair()
+    const seed = key.raw.subarray(0, 32)
+    const data = random(300)
+    const sign = ed25519.signer(seed)
+    const verify = ed25519.verifier(key.publicKey.raw)
+    if (sign == null || verify == null) throw new Error('a valid key was refused')
+    const signature = sign(data)
+    // Ed25519 signatures are deterministic: the same key and bytes give the same signature.
+    expect(hex(signature)).to.equal(hex(await key.sign(data)))
+    expect(verify(data, signature)).to.equal(true)
+    expect(verify(random(300), signature)).to.equal(false)
+    expect(verify(data, signature.subarray(1))).to.equal(false)
+    expect(ed25519.verifier(random(31))).to.equal(undefined)
+    expect(ed25519.signer(random(33))).to.equal(undefined)
+  })
+})
