@@ -22,9 +22,11 @@
  * @module
  */
 import './compat.js'
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { asCrypto, defaultCrypto, nodeCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { installPlatform } from './platform.js'
+import { NOISE_TAG_LENGTH } from './swarm/noise-framing.js'
 import { tcp } from './transport/tcp.js'
 import type { Ed25519Keys } from './platform.js'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
@@ -78,7 +80,17 @@ function jwkSharedKey (privateKey: Bytes, publicKey: Bytes): Buffer {
 const noiseCrypto: ICryptoInterface = {
   ...defaultCrypto,
   chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
-    return plaintext.byteLength < CHACHA_NODE_FROM ? asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k) : nodeCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+    if (plaintext.byteLength < CHACHA_NODE_FROM) return asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+    if (!(plaintext instanceof Uint8Array)) return nodeCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+    // The ciphertext and its tag as two pieces of a list: the dependency concatenates them, a
+    // copy of the whole message that the SecureChannel, copying the pieces into its write,
+    // does not need. (`uint8arraylist` 3 and the 2 that Noise names are alike at run time.)
+    const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: NOISE_TAG_LENGTH })
+    cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
+    const body = cipher.update(plaintext)
+    const rest = cipher.final()
+    const sealed = rest.byteLength === 0 ? new Uint8ArrayList(body, cipher.getAuthTag()) : new Uint8ArrayList(body, rest, cipher.getAuthTag())
+    return sealed as unknown as ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
   },
   chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
     return ciphertext.byteLength < CHACHA_NODE_FROM ? asCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst) : nodeCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)

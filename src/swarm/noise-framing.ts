@@ -14,7 +14,7 @@
  * @module
  */
 import { PeerswarmError } from '../errors.js'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 /** Largest Noise message (ciphertext and tag), from its 2-byte length prefix. */
 export const NOISE_MAX_MESSAGE = 65_535
@@ -30,24 +30,37 @@ export class NoiseFrameError extends PeerswarmError {
   }
 }
 
+/**
+ * A message split across chunks from this size up is handed on as a list of views into the
+ * chunks rather than copied into one array: a 64 KiB message read in 64 KiB chunks nearly
+ * always spans two, and node's cipher opens a list piece by piece (the copy was ~5% of a
+ * one-stream transfer's profile). Below it, the copy is cheap and the wasm cipher wants one array.
+ */
+export const NOISE_VIEW_FROM = 4096
+
 /** Splits a byte stream into Noise messages (ciphertexts, without their length prefix). */
 export class NoiseFrameDecoder {
   /** The message being reassembled across chunks, sized exactly, and how much of it is in. */
   private partial?: Uint8Array
+  /** Or, for a large message, the views of it received so far. */
+  private pieces?: Uint8Array[]
+  private partialLength = 0
   private partialFill = 0
   /** A lone first byte of a length prefix that ended a chunk. */
   private prefixByte = -1
 
   /** Whether bytes of an unfinished message are held. */
   get buffered (): boolean {
-    return this.partial != null || this.prefixByte >= 0
+    return this.partial != null || this.pieces != null || this.prefixByte >= 0
   }
 
   /**
    * Calls `onFrame` with each complete message in `chunk`, in order. A message is a sub-array
-   * of the chunk when the chunk holds all of it (callers may decrypt it in place).
+   * of the chunk when the chunk holds all of it (callers may decrypt it in place); one that
+   * spanned chunks is a fresh array, or from {@link NOISE_VIEW_FROM} bytes a list of views into
+   * the chunks (which must not be reused by their producer).
    */
-  decode (chunk: Uint8Array | Uint8ArrayList, onFrame: (frame: Uint8Array) => void): void {
+  decode (chunk: Uint8Array | Uint8ArrayList, onFrame: (frame: Uint8Array | Uint8ArrayList) => void): void {
     if (chunk instanceof Uint8Array) {
       this.decodeArray(chunk, onFrame)
       return
@@ -55,18 +68,21 @@ export class NoiseFrameDecoder {
     for (const part of chunk) this.decodeArray(part, onFrame)
   }
 
-  private decodeArray (buf: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
+  private decodeArray (buf: Uint8Array, onFrame: (frame: Uint8Array | Uint8ArrayList) => void): void {
     const end = buf.byteLength
     let at = 0
-    if (this.partial != null) {
-      const partial = this.partial
-      const take = Math.min(partial.byteLength - this.partialFill, end)
-      partial.set(take === end ? buf : buf.subarray(0, take), this.partialFill)
+    if (this.partial != null || this.pieces != null) {
+      const take = Math.min(this.partialLength - this.partialFill, end)
+      const piece = take === end ? buf : buf.subarray(0, take)
+      if (this.partial != null) this.partial.set(piece, this.partialFill)
+      else this.pieces?.push(piece)
       this.partialFill += take
       at = take
-      if (this.partialFill < partial.byteLength) return
+      if (this.partialFill < this.partialLength) return
+      const frame = this.partial ?? new Uint8ArrayList(...(this.pieces ?? []))
       this.partial = undefined
-      onFrame(partial)
+      this.pieces = undefined
+      onFrame(frame)
     } else if (this.prefixByte >= 0 && end > 0) {
       const length = (this.prefixByte << 8) | buf[0]
       this.prefixByte = -1
@@ -91,9 +107,14 @@ export class NoiseFrameDecoder {
       onFrame(buf.subarray(at, at + length))
       return at + length
     }
-    const partial = new Uint8Array(length)
-    partial.set(buf.subarray(at), 0)
-    this.partial = partial
+    if (length >= NOISE_VIEW_FROM) {
+      this.pieces = available > 0 ? [buf.subarray(at)] : []
+    } else {
+      const partial = new Uint8Array(length)
+      partial.set(buf.subarray(at), 0)
+      this.partial = partial
+    }
+    this.partialLength = length
     this.partialFill = available
     return buf.byteLength
   }
@@ -102,10 +123,11 @@ export class NoiseFrameDecoder {
 /**
  * Encrypts `parts` (`total` bytes of plaintext, in order) as consecutive Noise messages of at
  * most {@link NOISE_MAX_PLAINTEXT} bytes of plaintext each, and returns them framed, in one
- * buffer. `encrypt` must return the ciphertext with its tag and must not keep its argument
- * (the plaintext of a message that spans parts is assembled in a reused scratch buffer).
+ * buffer. `encrypt` must return the ciphertext with its tag (in one array, or in pieces, which
+ * are copied straight into the output) and must not keep its argument (the plaintext of a
+ * message that spans parts is assembled in a reused scratch buffer).
  */
-export function sealFrames (parts: readonly Uint8Array[], total: number, encrypt: (plaintext: Uint8Array) => Uint8Array, scratch?: Uint8Array): Uint8Array {
+export function sealFrames (parts: readonly Uint8Array[], total: number, encrypt: (plaintext: Uint8Array) => Uint8Array | Iterable<Uint8Array> & { byteLength: number }, scratch?: Uint8Array): Uint8Array {
   if (total === 0) return new Uint8Array(0)
   const messages = Math.max(1, Math.ceil(total / NOISE_MAX_PLAINTEXT))
   const out = new Uint8Array(total + messages * (2 + NOISE_TAG_LENGTH))
@@ -117,8 +139,16 @@ export function sealFrames (parts: readonly Uint8Array[], total: number, encrypt
     if (written + 2 + length > out.byteLength) throw new NoiseFrameError('cipher output longer than plaintext and tag')
     out[written] = length >>> 8
     out[written + 1] = length & 0xff
-    out.set(sealed, written + 2)
-    written += 2 + length
+    written += 2
+    if (sealed instanceof Uint8Array) {
+      out.set(sealed, written)
+      written += length
+      return
+    }
+    for (const piece of sealed) {
+      out.set(piece, written)
+      written += piece.byteLength
+    }
   }
   if (parts.length === 1 && total <= NOISE_MAX_PLAINTEXT) {
     emit(parts[0])

@@ -28,7 +28,7 @@ import type { SendResult } from '@libp2p/utils'
 /** The cipher states a Noise handshake ends with (`@chainsafe/libp2p-noise`'s `handshake`). */
 export interface NoiseCipher {
   encrypt: (plaintext: Uint8Array) => Uint8Array | Uint8ArrayList
-  decrypt: (ciphertext: Uint8Array, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
+  decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
 }
 
 /**
@@ -47,9 +47,6 @@ export function noiseCipherOf (secured: unknown): NoiseCipher | undefined {
   return handshake as NoiseCipher
 }
 
-function toArray (bytes: Uint8Array | Uint8ArrayList): Uint8Array {
-  return bytes instanceof Uint8Array ? bytes : bytes.subarray()
-}
 
 /**
  * A transparent stand-in for the raw connection during a security handshake. {@link detach}
@@ -141,7 +138,7 @@ export class SecureChannel extends AbstractMessageStream {
   private flushScheduled = false
   /** The raw connection refused more until its `drain`. */
   private rawFull = false
-  private readonly encryptOne = (plaintext: Uint8Array): Uint8Array => toArray(this.cipher.encrypt(plaintext))
+  private readonly encryptOne = (plaintext: Uint8Array): Uint8Array | Uint8ArrayList => this.cipher.encrypt(plaintext)
   private readonly flushNow = (): void => {
     this.flushScheduled = false
     this.flush()
@@ -183,7 +180,7 @@ export class SecureChannel extends AbstractMessageStream {
     const plaintext = new Uint8ArrayList()
     try {
       this.decoder.decode(chunk, (frame) => {
-        plaintext.append(this.cipher.decrypt(frame, frame.subarray(0, frame.byteLength - NOISE_TAG_LENGTH)))
+        plaintext.append(frame instanceof Uint8Array ? this.cipher.decrypt(frame, frame.subarray(0, frame.byteLength - NOISE_TAG_LENGTH)) : this.cipher.decrypt(frame))
       })
     } catch (err) {
       this.abort(err as Error)

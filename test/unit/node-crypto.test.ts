@@ -11,7 +11,7 @@ import { generateKeypair } from '../../src/index.js'
 import { platform } from '../../src/platform.js'
 
 const random = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
-const hex = (bytes: Uint8Array | Uint8ArrayList): string => Buffer.from(bytes.subarray()).toString('hex')
+const hex = (bytes: { subarray: () => Uint8Array }): string => Buffer.from(bytes.subarray()).toString('hex')
 
 describe('node platform crypto', () => {
   const noise = platform().noiseCrypto
@@ -36,6 +36,21 @@ describe('node platform crypto', () => {
       const split = (bytes: Uint8Array): List => new Uint8ArrayList(bytes.subarray(0, 7), bytes.subarray(7)) as unknown as List
       expect(hex(noise.generateX25519SharedKey(split(a.privateKey), split(b.publicKey)))).to.equal(expected)
       expect(hex(noise.generateX25519SharedKey(b.privateKey, a.publicKey))).to.equal(expected)
+    }
+  })
+
+  it('seals and opens as the reference ChaCha20-Poly1305 does, on both sides of the wasm / node switch', () => {
+    const k = random(32)
+    const ad = random(32)
+    for (const size of [0, 100, 511, 512, 513, 5_000, 65_519]) {
+      const nonce = random(12)
+      const plaintext = random(size)
+      const sealed = noise.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+      expect(hex(sealed), `${size} B`).to.equal(hex(pureJsCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)))
+      expect(hex(noise.chaCha20Poly1305Decrypt(sealed.subarray(), nonce, ad, k))).to.equal(hex(plaintext))
+      const forged = sealed.subarray().slice()
+      forged[0] ^= 1
+      expect(() => noise.chaCha20Poly1305Decrypt(forged, nonce, ad, k), `${size} B forged`).to.throw()
     }
   })
 

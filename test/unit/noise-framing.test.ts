@@ -52,7 +52,8 @@ function fakeCipherPair (): [NoiseCipher, NoiseCipher] {
         new DataView(out.buffer).setUint32(plaintext.byteLength, n)
         return out
       },
-      decrypt (ciphertext, dst) {
+      decrypt (sealed, dst) {
+        const ciphertext = sealed instanceof Uint8Array ? sealed : sealed.subarray()
         const n = received++
         const length = ciphertext.byteLength - 16
         if (new DataView(ciphertext.buffer, ciphertext.byteOffset).getUint32(length) !== n) throw new Error(`message ${n} out of order`)
@@ -110,6 +111,19 @@ describe('Noise framing', () => {
     const frames = decodeAll(new NoiseFrameDecoder(), [wireBytes])
     expect(frames.length).to.equal(Math.ceil(total / NOISE_MAX_PLAINTEXT))
     for (const frame of frames) expect(frame.byteLength).to.be.at.most(NOISE_MAX_MESSAGE)
+    const plain = new Uint8ArrayList(...frames.map(f => receiver.decrypt(f) as Uint8Array)).subarray()
+    expect(plain).to.deep.equal(new Uint8ArrayList(...parts).subarray())
+  })
+
+  it('copies a ciphertext handed over in pieces into its frame, in order', () => {
+    const [sender, receiver] = fakeCipherPair()
+    const parts = [message(10, 1), message(70_000, 2)]
+    const total = parts.reduce((n, p) => n + p.byteLength, 0)
+    const inPieces = (p: Uint8Array): Uint8ArrayList => {
+      const sealed = sender.encrypt(p) as Uint8Array
+      return new Uint8ArrayList(sealed.subarray(0, 5), sealed.subarray(5, 5), sealed.subarray(5))
+    }
+    const frames = decodeAll(new NoiseFrameDecoder(), [sealFrames(parts, total, inPieces)])
     const plain = new Uint8ArrayList(...frames.map(f => receiver.decrypt(f) as Uint8Array)).subarray()
     expect(plain).to.deep.equal(new Uint8ArrayList(...parts).subarray())
   })
