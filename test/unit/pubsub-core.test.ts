@@ -248,5 +248,16 @@ describe('pubsub seen cache, topics and ids', () => {
     expect(pubsub.rawAuthorSeqnoKey({ from, seqno: new Uint8Array([0, 0, 0, 0, 0, 0, 1, 2]) })).to.equal(messageIdKey(id))
     expect(pubsub.rawAuthorSeqnoKey({ from, seqno: new Uint8Array([1, 2]) })).to.equal(messageIdKey(id))
     expect(pubsub.rawAuthorSeqnoKey({ from })).to.equal(undefined)
+    // Keys are one char per byte, distinct for distinct ids, at any length (a long `from` too).
+    const long = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 7) & 0xff)
+    const longKey = messageIdKey(long)
+    expect(longKey).to.have.length(long.length)
+    expect(Array.from(longKey, c => c.charCodeAt(0))).to.deep.equal(Array.from(long))
+    const other = long.slice()
+    other[9_999] ^= 1
+    expect(messageIdKey(other)).to.not.equal(longKey)
+    const longFrom = long.subarray(0, 200)
+    const longId = Buffer.concat([longFrom, Buffer.from([0, 0, 0, 0, 0, 0, 1, 2])])
+    expect(pubsub.rawAuthorSeqnoKey({ from: longFrom, seqno: new Uint8Array([1, 2]) })).to.equal(messageIdKey(longId))
   })
 })

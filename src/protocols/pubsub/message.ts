@@ -49,18 +49,38 @@ export function contentId (message: Message): MessageId {
 export function rawAuthorSeqnoKey (raw: RawMessage): string | undefined {
   const { from, seqno } = raw
   if (from == null || seqno == null || seqno.byteLength === 0 || seqno.byteLength > 8) return undefined
+  const length = from.byteLength + 8
+  if (length > idScratch.byteLength) return binaryKey(from) + binaryKey(seqnoBytes(readSeqno(seqno) ?? 0n))
+  // The id's bytes, `from ‖ seqno` with the seqno widened to 8 bytes, then one string of them.
+  idScratch.set(from)
+  idScratch.fill(0, from.byteLength, length - seqno.byteLength)
+  idScratch.set(seqno, length - seqno.byteLength)
+  return binaryKey(idScratch.subarray(0, length))
+}
+
+/** Where `rawAuthorSeqnoKey` assembles an id (peer ids are at most ~50 bytes). */
+const idScratch = new Uint8Array(128)
+
+/** Char codes per `String.fromCharCode` call in `binaryKey`: far below engines' argument limits. */
+const KEY_CHUNK = 4096
+
+/**
+ * Bytes as a string with one char per byte (codes 0–255), for map keys. Made with one native
+ * call per 4 KiB: appending a char at a time built a rope of one node per byte, and the
+ * receive path's duplicate check makes a key for every copy it receives.
+ */
+export function binaryKey (bytes: Uint8Array): string {
+  if (bytes.byteLength <= KEY_CHUNK) return String.fromCharCode.apply(null, bytes as unknown as number[])
   let key = ''
-  for (let i = 0; i < from.length; i++) key += String.fromCharCode(from[i])
-  for (let i = seqno.byteLength; i < 8; i++) key += '\0'
-  for (let i = 0; i < seqno.length; i++) key += String.fromCharCode(seqno[i])
+  for (let at = 0; at < bytes.byteLength; at += KEY_CHUNK) {
+    key += String.fromCharCode.apply(null, bytes.subarray(at, at + KEY_CHUNK) as unknown as number[])
+  }
   return key
 }
 
 /** A map key for a message id. */
 export function messageIdKey (id: MessageId): string {
-  let key = ''
-  for (let i = 0; i < id.length; i++) key += String.fromCharCode(id[i])
-  return key
+  return binaryKey(id)
 }
 
 /** The hex form of a message id, for logs and display. */
@@ -116,8 +136,7 @@ const MAX_AUTHORS = 1024
 export function readAuthor (from: Uint8Array | undefined): PeerId | undefined {
   if (from == null) return undefined
   if (from.byteLength > 64) return parseAuthor(from)
-  let key = ''
-  for (let i = 0; i < from.length; i++) key += String.fromCharCode(from[i])
+  const key = binaryKey(from)
   const known = authors.get(key)
   if (known != null) return known
   // A copy: `from` may be a view into a large received buffer that the cache must not pin.
