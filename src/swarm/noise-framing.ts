@@ -38,6 +38,13 @@ export class NoiseFrameError extends PeerswarmError {
  */
 export const NOISE_VIEW_FROM = 4096
 
+/**
+ * Views held for one message at most; past it they are copied into one array. A peer that
+ * trickles a large message a byte per read would otherwise make us hold a view (and its chunk)
+ * per byte: megabytes for one 64 KiB message.
+ */
+const MAX_VIEWS = 8
+
 /** Splits a byte stream into Noise messages (ciphertexts, without their length prefix). */
 export class NoiseFrameDecoder {
   /** The message being reassembled across chunks, sized exactly, and how much of it is in. */
@@ -75,7 +82,7 @@ export class NoiseFrameDecoder {
       const take = Math.min(this.partialLength - this.partialFill, end)
       const piece = take === end ? buf : buf.subarray(0, take)
       if (this.partial != null) this.partial.set(piece, this.partialFill)
-      else this.pieces?.push(piece)
+      else this.addPiece(piece)
       this.partialFill += take
       at = take
       if (this.partialFill < this.partialLength) return
@@ -99,8 +106,26 @@ export class NoiseFrameDecoder {
     }
   }
 
+  /** Hold one more view of the large message, or copy it all once there would be too many. */
+  private addPiece (piece: Uint8Array): void {
+    const pieces = this.pieces ?? []
+    if (pieces.length < MAX_VIEWS) {
+      pieces.push(piece)
+      return
+    }
+    const partial = new Uint8Array(this.partialLength)
+    let at = 0
+    for (const held of pieces) {
+      partial.set(held, at)
+      at += held.byteLength
+    }
+    partial.set(piece, at)
+    this.partial = partial
+    this.pieces = undefined
+  }
+
   /** The message of `length` bytes starting at `at`: delivered, or started as partial. */
-  private frameAt (buf: Uint8Array, at: number, length: number, onFrame: (frame: Uint8Array) => void): number {
+  private frameAt (buf: Uint8Array, at: number, length: number, onFrame: (frame: Uint8Array | Uint8ArrayList) => void): number {
     if (length < NOISE_TAG_LENGTH) throw new NoiseFrameError(`Noise message of ${length} bytes is shorter than its tag`)
     const available = buf.byteLength - at
     if (available >= length) {

@@ -47,7 +47,6 @@ export function noiseCipherOf (secured: unknown): NoiseCipher | undefined {
   return handshake as NoiseCipher
 }
 
-
 /**
  * A transparent stand-in for the raw connection during a security handshake. {@link detach}
  * stops it: from then on it forwards nothing, and it returns the bytes received but not

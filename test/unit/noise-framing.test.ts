@@ -99,6 +99,18 @@ describe('Noise framing', () => {
     expect(decoder.buffered).to.equal(false)
   })
 
+  it('decodes large messages trickled in small chunks (held as views, then copied past a bound)', () => {
+    const large = [message(5_000, 1), message(NOISE_MAX_MESSAGE, 2), message(4_096, 3)]
+    const stream = framed(...large)
+    for (const size of [1, 1_000, 9_000]) {
+      const chunks: Uint8Array[] = []
+      for (let at = 0; at < stream.byteLength; at += size) chunks.push(stream.slice(at, at + size))
+      const decoder = new NoiseFrameDecoder()
+      expect(same(decodeAll(decoder, chunks), large), `chunks of ${size} B`).to.equal(true)
+      expect(decoder.buffered).to.equal(false)
+    }
+  })
+
   it('refuses a message shorter than its tag', () => {
     expect(() => decodeAll(new NoiseFrameDecoder(), [framed(new Uint8Array(15))])).to.throw(NoiseFrameError)
   })
