@@ -205,15 +205,18 @@ export class Connection {
   private wake (): void {
     if (this.scheduled || !this.serving || this.handler == null) return
     this.scheduled = true
-    queueMicrotask(() => {
-      this.scheduled = false
-      try {
-        this.run()
-      } catch (err) {
-        log.error('handler of connection %s to %p failed: %e', this.id, this.peerId, err)
-        this.close(new HandlerClosedError(toError(err)))
-      }
-    })
+    queueMicrotask(this.runScheduled)
+  }
+
+  /** The scheduled run of the loop (one closure for the connection's life, not one per wake). */
+  private readonly runScheduled = (): void => {
+    this.scheduled = false
+    try {
+      this.run()
+    } catch (err) {
+      log.error('handler of connection %s to %p failed: %e', this.id, this.peerId, err)
+      this.close(new HandlerClosedError(toError(err)))
+    }
   }
 
   /**

@@ -176,16 +176,22 @@ export class SecureChannel extends AbstractMessageStream {
 
   /** Decode, decrypt in place, and pass every plaintext of `chunk` on in one event. */
   private receive (chunk: Uint8Array | Uint8ArrayList): void {
-    const plaintext = new Uint8ArrayList()
+    // Most chunks hold one message: its plaintext goes on as it is, without a list around it.
+    let first: Uint8Array | Uint8ArrayList | undefined
+    let more: Uint8ArrayList | undefined
     try {
       this.decoder.decode(chunk, (frame) => {
-        plaintext.append(frame instanceof Uint8Array ? this.cipher.decrypt(frame, frame.subarray(0, frame.byteLength - NOISE_TAG_LENGTH)) : this.cipher.decrypt(frame))
+        const plaintext = frame instanceof Uint8Array ? this.cipher.decrypt(frame, frame.subarray(0, frame.byteLength - NOISE_TAG_LENGTH)) : this.cipher.decrypt(frame)
+        if (first === undefined) first = plaintext
+        else if (more === undefined) more = new Uint8ArrayList(first, plaintext)
+        else more.append(plaintext)
       })
     } catch (err) {
       this.abort(err as Error)
       return
     }
-    if (plaintext.byteLength > 0) this.onData(plaintext)
+    const plaintext = more ?? first
+    if (plaintext !== undefined && plaintext.byteLength > 0) this.onData(plaintext)
   }
 
   sendData (data: Uint8ArrayList): SendResult {

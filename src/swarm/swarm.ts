@@ -131,7 +131,10 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   private readonly confirmedExternal = new Map<string, Multiaddr>()
   private readonly cx: Context
   private woken = false
-  private readonly wakeWaiters = new Set<() => void>()
+  /** What every `selectNextSome` without an abort signal awaits; settled (and dropped) by `wake()`. */
+  private nextWakeSignal?: { readonly promise: Promise<void>, readonly resolve: () => void }
+  /** Waiters with an abort signal: each can leave the set when its signal fires. */
+  private readonly abortableWaiters = new Set<() => void>()
   private state: 'open' | 'closing' | 'closed' = 'open'
   /** Settles when a `close()` in progress is done. */
   private whenClosed: Promise<void> = Promise.resolve()
@@ -736,25 +739,44 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
 
   private wake (): void {
     this.woken = true
-    // Called for every handler event: nothing to copy unless the application is waiting.
-    if (this.wakeWaiters.size === 0) return
-    const waiters = [...this.wakeWaiters]
-    this.wakeWaiters.clear()
+    // Called for every handler event: nothing to do unless the application is waiting.
+    const shared = this.nextWakeSignal
+    if (shared !== undefined) {
+      this.nextWakeSignal = undefined
+      shared.resolve()
+    }
+    if (this.abortableWaiters.size === 0) return
+    const waiters = [...this.abortableWaiters]
+    this.abortableWaiters.clear()
     for (const waiter of waiters) waiter()
   }
 
-  private async nextWake (signal?: AbortSignal): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * Settles at the next `wake()`, or rejects when `abort` fires first (the wake is not lost).
+   * Waiters without a signal share one promise (one allocation per wake, not per waiter).
+   */
+  private nextWake (abort?: AbortSignal): Promise<void> {
+    if (abort === undefined) {
+      let shared = this.nextWakeSignal
+      if (shared === undefined) {
+        let resolve = (): void => {}
+        const promise = new Promise<void>(r => { resolve = r })
+        shared = { promise, resolve }
+        this.nextWakeSignal = shared
+      }
+      return shared.promise
+    }
+    return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
-        this.wakeWaiters.delete(done)
-        reject(signal?.reason)
+        this.abortableWaiters.delete(done)
+        reject(abort.reason)
       }
       const done = (): void => {
-        signal?.removeEventListener('abort', onAbort)
+        abort.removeEventListener('abort', onAbort)
         resolve()
       }
-      this.wakeWaiters.add(done)
-      signal?.addEventListener('abort', onAbort, { once: true })
+      this.abortableWaiters.add(done)
+      abort.addEventListener('abort', onAbort, { once: true })
     })
   }
 }

@@ -42,6 +42,21 @@ describe('waking a behaviour', () => {
     }
   })
 
+  it('wakes every waiting call at once, with and without an abort signal', async () => {
+    const swarm = await newSwarm(() => new Mailbox())
+    try {
+      const waiting = [swarm.selectNextSome(), swarm.selectNextSome(), swarm.selectNextSome({ signal: AbortSignal.timeout(5_000) })]
+      queueMicrotask(() => { for (const text of ['a', 'b', 'c']) swarm.behaviour.send(text) })
+      const events = await Promise.all(waiting)
+      expect(events.map(e => e.type === 'Behaviour' ? e.event : e.type).sort()).to.deep.equal(['a', 'b', 'c'])
+      // A wake while nobody waits is not lost: the next call finds the event at once.
+      swarm.behaviour.send('d')
+      expect(await swarm.selectNextSome()).to.deep.equal({ type: 'Behaviour', event: 'd' })
+    } finally {
+      await swarm.close()
+    }
+  })
+
   it('polls a behaviour again when its own timer wakes it', async () => {
     const swarm = await newSwarm(() => new Mailbox())
     try {
