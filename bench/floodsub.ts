@@ -37,6 +37,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, floodsub, identify } from '../src/index.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
+import { REPEAT, alternated } from './repeat.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -255,10 +256,11 @@ for (const size of SIZES) {
     results[`${size}B`] = { [ONLY]: rounded(await runCase(ONLY, size)) }
     continue
   }
-  const ours = await inChild('ours', size)
-  const js = await inChild('js', size)
+  const runs = await alternated(async () => inChild('ours', size), async () => inChild('js', size))
+  const { ours, js } = runs
   const ceiling = await cryptoCeiling(NODES, size)
   results[`${size}B`] = {
+    ...(REPEAT > 1 ? { runs: REPEAT, rateRatios: runs.rateRatios } : {}),
     ours: rounded(ours),
     js: rounded(js),
     cryptoCeiling: rounded({ ...ceiling, oursShare: ours.msgsPerSec / ceiling.msgsPerSec, jsShare: js.msgsPerSec / ceiling.msgsPerSec }),
@@ -272,4 +274,4 @@ for (const size of SIZES) {
   }
   console.log(JSON.stringify({ size, ...(results[`${size}B`] as object) }))
 }
-console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, node: process.version, results }))
+console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, runs: REPEAT, node: process.version, results }))

@@ -78,6 +78,7 @@ import { encodeFrame } from '../src/protocols/pubsub/framing.js'
 import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
+import { REPEAT, alternated } from './repeat.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TCPOptions, TCPSocketOptions } from '@libp2p/tcp'
@@ -715,11 +716,13 @@ if (child != null) {
   const ratios: Record<string, unknown> = {}
   for (const c of cases) {
     const name = `${c.nodes}n-${c.size}B-${c.publishers}pub`
-    const ours = rounded(await inChild('ours', c))
-    const js = rounded(await inChild('js', c))
+    const runs = await alternated(async () => inChild('ours', c), async () => inChild('js', c))
+    const ours = rounded(runs.ours)
+    const js = rounded(runs.js)
     const ceiling = await cryptoCeiling(c.nodes, c.size)
     const crypto = rounded({ ...ceiling, oursShare: ours.msgsPerSec / ceiling.msgsPerSec, jsShare: js.msgsPerSec / ceiling.msgsPerSec })
-    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ours, js, cryptoCeiling: crypto }))
+    const repeated = REPEAT > 1 ? { runs: REPEAT, rateRatios: runs.rateRatios } : {}
+    console.log(JSON.stringify({ bench: 'gossipsub', case: name, ...c, ...repeated, ours, js, cryptoCeiling: crypto }))
     ratios[name] = {
       deliveryRatio: round(ours.deliveryRatio / js.deliveryRatio),
       p50: round(ours.p50Ms / js.p50Ms),
@@ -731,5 +734,5 @@ if (child != null) {
       heapPerNode: round(ours.heapMBPerNode / js.heapMBPerNode)
     }
   }
-  console.log(JSON.stringify({ bench: 'gossipsub', ratios: 'ours/js', degree: `${LINKS_PER_NODE} dials per node`, node: process.version, results: ratios }))
+  console.log(JSON.stringify({ bench: 'gossipsub', ratios: 'ours/js', degree: `${LINKS_PER_NODE} dials per node`, runs: REPEAT, node: process.version, results: ratios }))
 }
