@@ -58,7 +58,8 @@ function okpKey (crv: 'Ed25519' | 'X25519', raw: { x?: Bytes, d?: Bytes }): KeyO
 /** Whether X25519 keys import through JWK here; checked once, against the dependency's result. */
 let x25519Jwk: boolean | undefined
 
-function jwkX25519Works (): boolean {
+/** @internal Whether Noise's X25519 takes the JWK route here (tests check that it does on Node 20). */
+export function jwkX25519Works (): boolean {
   if (x25519Jwk == null) {
     try {
       const a = defaultCrypto.generateX25519KeyPair()
@@ -84,13 +85,14 @@ const noiseCrypto: ICryptoInterface = {
     if (!(plaintext instanceof Uint8Array)) return nodeCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
     // The ciphertext and its tag as two pieces of a list: the dependency concatenates them, a
     // copy of the whole message that the SecureChannel, copying the pieces into its write,
-    // does not need. (`uint8arraylist` 3 and the 2 that Noise names are alike at run time.)
+    // does not need. The list is of Noise's own `uint8arraylist` (2, where ours is 3), since
+    // Noise's handshake and stream may append it to theirs.
     const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: NOISE_TAG_LENGTH })
     cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
     const body = cipher.update(plaintext)
     const rest = cipher.final()
-    const sealed = rest.byteLength === 0 ? new Uint8ArrayList(body, cipher.getAuthTag()) : new Uint8ArrayList(body, rest, cipher.getAuthTag())
-    return sealed as unknown as ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
+    const List = noiseListClass()
+    return rest.byteLength === 0 ? new List(body, cipher.getAuthTag()) : new List(body, rest, cipher.getAuthTag())
   },
   chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
     return ciphertext.byteLength < CHACHA_NODE_FROM ? asCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst) : nodeCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
@@ -104,7 +106,9 @@ const noiseCrypto: ICryptoInterface = {
     if (!jwkX25519Works()) return defaultCrypto.generateX25519KeyPair()
     const { x, d } = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' })
     if (x == null || d == null) return defaultCrypto.generateX25519KeyPair()
-    return { publicKey: Buffer.from(x, 'base64url'), privateKey: Buffer.from(d, 'base64url') }
+    // Arrays of their own: a small `Buffer.from` is a view into Node's shared pool, which a
+    // private key should not share with unrelated bytes.
+    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), privateKey: new Uint8Array(Buffer.from(d, 'base64url')) }
   },
   generateX25519SharedKey (privateKey, publicKey) {
     return jwkX25519Works() ? jwkSharedKey(privateKey, publicKey) : defaultCrypto.generateX25519SharedKey(privateKey, publicKey)
@@ -112,6 +116,22 @@ const noiseCrypto: ICryptoInterface = {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** A list that Noise's own code can take in. */
+type NoiseList = ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
+let noiseList: (new (...bufs: Uint8Array[]) => NoiseList) | undefined
+
+/**
+ * Noise's `Uint8ArrayList` class (its own copy of the package, which we cannot import): the
+ * class of what its node seal returns for a list, learnt once.
+ */
+function noiseListClass (): new (...bufs: Uint8Array[]) => NoiseList {
+  if (noiseList == null) {
+    const probe = nodeCrypto.chaCha20Poly1305Encrypt(new Uint8ArrayList(EMPTY) as unknown as NoiseList, new Uint8Array(12), EMPTY, new Uint8Array(32))
+    noiseList = (probe instanceof Uint8Array ? Uint8ArrayList : probe.constructor) as new (...bufs: Uint8Array[]) => NoiseList
+  }
+  return noiseList
+}
 
 const ed25519: Ed25519Keys = {
   signer (seed) {

@@ -39,18 +39,22 @@ export class NoiseFrameError extends PeerswarmError {
 export const NOISE_VIEW_FROM = 4096
 
 /**
- * Views held for one message at most; past it they are copied into one array. A peer that
- * trickles a large message a byte per read would otherwise make us hold a view (and its chunk)
- * per byte: megabytes for one 64 KiB message.
+ * Views held for one message at most, and the bytes of the chunks under them (a view keeps its
+ * whole chunk alive); past either bound what is held is copied into one array. Otherwise a peer
+ * could make us hold a view per byte by trickling a message, or pin a large chunk (a WebSocket
+ * message can be megabytes) with a few bytes of a message it never finishes. Two 64 KiB reads
+ * under one 64 KiB message, the common case, fit.
  */
 const MAX_VIEWS = 8
+const MAX_VIEWED_BYTES = 2 * NOISE_MAX_MESSAGE + 2
 
 /** Splits a byte stream into Noise messages (ciphertexts, without their length prefix). */
 export class NoiseFrameDecoder {
   /** The message being reassembled across chunks, sized exactly, and how much of it is in. */
   private partial?: Uint8Array
-  /** Or, for a large message, the views of it received so far. */
+  /** Or, for a large message, the views of it received so far, and the bytes of their chunks. */
   private pieces?: Uint8Array[]
+  private viewedBytes = 0
   private partialLength = 0
   private partialFill = 0
   /** A lone first byte of a length prefix that ended a chunk. */
@@ -89,6 +93,7 @@ export class NoiseFrameDecoder {
       const frame = this.partial ?? new Uint8ArrayList(...(this.pieces ?? []))
       this.partial = undefined
       this.pieces = undefined
+      this.viewedBytes = 0
       onFrame(frame)
     } else if (this.prefixByte >= 0 && end > 0) {
       const length = (this.prefixByte << 8) | buf[0]
@@ -106,11 +111,13 @@ export class NoiseFrameDecoder {
     }
   }
 
-  /** Hold one more view of the large message, or copy it all once there would be too many. */
+  /** Hold one more view of the large message, or copy it all once the views would cost too much. */
   private addPiece (piece: Uint8Array): void {
     const pieces = this.pieces ?? []
-    if (pieces.length < MAX_VIEWS) {
+    const viewed = this.viewedBytes + piece.buffer.byteLength
+    if (pieces.length < MAX_VIEWS && viewed <= MAX_VIEWED_BYTES) {
       pieces.push(piece)
+      this.viewedBytes = viewed
       return
     }
     const partial = new Uint8Array(this.partialLength)
@@ -122,6 +129,7 @@ export class NoiseFrameDecoder {
     partial.set(piece, at)
     this.partial = partial
     this.pieces = undefined
+    this.viewedBytes = 0
   }
 
   /** The message of `length` bytes starting at `at`: delivered, or started as partial. */
@@ -132,8 +140,9 @@ export class NoiseFrameDecoder {
       onFrame(buf.subarray(at, at + length))
       return at + length
     }
-    if (length >= NOISE_VIEW_FROM) {
+    if (length >= NOISE_VIEW_FROM && buf.buffer.byteLength <= MAX_VIEWED_BYTES) {
       this.pieces = available > 0 ? [buf.subarray(at)] : []
+      this.viewedBytes = available > 0 ? buf.buffer.byteLength : 0
     } else {
       const partial = new Uint8Array(length)
       partial.set(buf.subarray(at), 0)

@@ -6,12 +6,15 @@
 import { expect } from 'chai'
 import { pureJsCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
-import '../../src/node.js'
+import { jwkX25519Works } from '../../src/node.js'
 import { generateKeypair } from '../../src/index.js'
 import { platform } from '../../src/platform.js'
 
 const random = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
 const hex = (bytes: { subarray: () => Uint8Array }): string => Buffer.from(bytes.subarray()).toString('hex')
+/** Noise's parameter types name its own copy of uint8arraylist; the classes are alike. */
+type NoiseBytes = Parameters<NonNullable<ReturnType<typeof platform>['noiseCrypto']>['chaCha20Poly1305Decrypt']>[0]
+const split = (bytes: Uint8Array, at: number): NoiseBytes => new Uint8ArrayList(bytes.subarray(0, at), bytes.subarray(at)) as unknown as NoiseBytes
 
 describe('node platform crypto', () => {
   const noise = platform().noiseCrypto
@@ -31,10 +34,7 @@ describe('node platform crypto', () => {
       const b = pureJsCrypto.generateX25519KeyPair()
       const expected = hex(pureJsCrypto.generateX25519SharedKey(a.privateKey, b.publicKey))
       expect(hex(noise.generateX25519SharedKey(a.privateKey, b.publicKey))).to.equal(expected)
-      // Noise's parameter type names its own copy of uint8arraylist; the classes are alike.
-      type List = Parameters<typeof noise.generateX25519SharedKey>[0]
-      const split = (bytes: Uint8Array): List => new Uint8ArrayList(bytes.subarray(0, 7), bytes.subarray(7)) as unknown as List
-      expect(hex(noise.generateX25519SharedKey(split(a.privateKey), split(b.publicKey)))).to.equal(expected)
+      expect(hex(noise.generateX25519SharedKey(split(a.privateKey, 7), split(b.publicKey, 7)))).to.equal(expected)
       expect(hex(noise.generateX25519SharedKey(b.privateKey, a.publicKey))).to.equal(expected)
     }
   })
@@ -51,7 +51,31 @@ describe('node platform crypto', () => {
       const forged = sealed.subarray().slice()
       forged[0] ^= 1
       expect(() => noise.chaCha20Poly1305Decrypt(forged, nonce, ad, k), `${size} B forged`).to.throw()
+      // In pieces, as the frame decoder hands over a message that spanned reads, and as a
+      // plaintext list: the same bytes, and a forged tag still refused.
+      const whole = sealed.subarray()
+      const cut = whole.byteLength >> 1
+      expect(hex(noise.chaCha20Poly1305Decrypt(split(whole, cut), nonce, ad, k)), `${size} B in pieces`).to.equal(hex(plaintext))
+      const forgedTag = whole.slice()
+      forgedTag[whole.byteLength - 1] ^= 1
+      expect(() => noise.chaCha20Poly1305Decrypt(split(forgedTag, cut), nonce, ad, k), `${size} B forged, in pieces`).to.throw()
+      expect(hex(noise.chaCha20Poly1305Encrypt(split(plaintext, size >> 1), nonce, ad, k)), `${size} B from a list`).to.equal(hex(sealed))
     }
+  })
+
+  it('imports X25519 keys as JWK here (the fallback to the dependency is not in use)', () => {
+    expect(jwkX25519Works()).to.equal(true)
+  })
+
+  it("hands a sealed message over as a list of Noise's own uint8arraylist, which Noise's lists take in", () => {
+    const sealed = noise.chaCha20Poly1305Encrypt(random(1_000), random(12), random(32), random(32))
+    // What Noise's handshake and stream do with a ciphertext: append it to a list of theirs.
+    const theirs = noise.chaCha20Poly1305Encrypt(split(random(600), 300), random(12), random(32), random(32))
+    if (sealed instanceof Uint8Array || theirs instanceof Uint8Array) throw new Error('expected lists')
+    expect(sealed.constructor).to.equal(theirs.constructor)
+    const total = theirs.byteLength + sealed.byteLength
+    theirs.append(sealed)
+    expect(theirs.byteLength).to.equal(total)
   })
 
   it('derives the reference HKDF outputs', () => {

@@ -109,6 +109,12 @@ describe('Noise framing', () => {
       expect(same(decodeAll(decoder, chunks), large), `chunks of ${size} B`).to.equal(true)
       expect(decoder.buffered).to.equal(false)
     }
+    // Chunks that are views into one large buffer (as a big WebSocket message is) are copied.
+    const backing = new Uint8Array(300_000)
+    backing.set(stream, 1_000)
+    const inBacking = stream.byteLength / 2 | 0
+    const views = [backing.subarray(1_000, 1_000 + inBacking), backing.subarray(1_000 + inBacking, 1_000 + stream.byteLength)]
+    expect(same(decodeAll(new NoiseFrameDecoder(), views), large)).to.equal(true)
   })
 
   it('refuses a message shorter than its tag', () => {

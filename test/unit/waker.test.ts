@@ -49,9 +49,28 @@ describe('waking a behaviour', () => {
       queueMicrotask(() => { for (const text of ['a', 'b', 'c']) swarm.behaviour.send(text) })
       const events = await Promise.all(waiting)
       expect(events.map(e => e.type === 'Behaviour' ? e.event : e.type).sort()).to.deep.equal(['a', 'b', 'c'])
-      // A wake while nobody waits is not lost: the next call finds the event at once.
-      swarm.behaviour.send('d')
-      expect(await swarm.selectNextSome()).to.deep.equal({ type: 'Behaviour', event: 'd' })
+    } finally {
+      await swarm.close()
+    }
+  })
+
+  it('does not lose a wake that comes while the swarm polls, before it waits', async () => {
+    // Wakes itself inside its first poll, with nothing yet; has its event on the next poll. A
+    // lost wake would leave the caller waiting for ever (and the test would time out).
+    class WakesWhilePolled extends Mailbox {
+      override poll (cx: Context): ToSwarm<string, never> | undefined {
+        if (this.polls === 0) {
+          this.polls++
+          cx.waker.wake()
+          this.send('after the wake')
+          return undefined
+        }
+        return super.poll(cx)
+      }
+    }
+    const swarm = await newSwarm(() => new WakesWhilePolled())
+    try {
+      expect(await swarm.selectNextSome()).to.deep.equal({ type: 'Behaviour', event: 'after the wake' })
     } finally {
       await swarm.close()
     }
