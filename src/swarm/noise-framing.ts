@@ -46,7 +46,7 @@ export const NOISE_VIEW_FROM = 4096
  * under one 64 KiB message, the common case, fit.
  */
 const MAX_VIEWS = 8
-const MAX_VIEWED_BYTES = 2 * NOISE_MAX_MESSAGE + 2
+const MAX_VIEWED_BYTES = 128 * 1024
 
 /** Splits a byte stream into Noise messages (ciphertexts, without their length prefix). */
 export class NoiseFrameDecoder {
