@@ -12,6 +12,9 @@
  *   (`setImmediate`, or a task where there is none), or at once when `FLUSH_BYTES` are waiting. Reads decode whole messages
  *   from contiguous chunks ({@link NoiseFrameDecoder}), decrypt them in place, and hand the
  *   muxer every plaintext of a chunk in one event.
+ * - Under Yamux ({@link SecureChannel.holdWindowUpdates}), plain window updates are held back
+ *   until something else is written or enough of them add up (see `yamux-window.ts`), so that
+ *   they do not cost a socket write each.
  *
  * The wire stays spec Noise (`u16 BE length ‖ ChaCha20-Poly1305 ciphertext`), so any libp2p
  * Noise peer reads it.
@@ -22,6 +25,7 @@ import { AbstractMessageStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { nextTurn } from '../platform.js'
 import { NOISE_MAX_PLAINTEXT, NOISE_TAG_LENGTH, NoiseFrameDecoder, sealFrames } from './noise-framing.js'
+import { WindowUpdateBatcher } from './yamux-window.js'
 import type { AbortOptions, MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
 
@@ -135,6 +139,8 @@ export class SecureChannel extends AbstractMessageStream {
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   private flushScheduled = false
+  /** Set once Yamux runs on this channel: its plain window updates are held back. */
+  private updates?: WindowUpdateBatcher
   /** The raw connection refused more until its `drain`. */
   private rawFull = false
   private readonly encryptOne = (plaintext: Uint8Array): Uint8Array | Uint8ArrayList => this.cipher.encrypt(plaintext)
@@ -194,23 +200,42 @@ export class SecureChannel extends AbstractMessageStream {
     if (plaintext !== undefined && plaintext.byteLength > 0) this.onData(plaintext)
   }
 
+  /**
+   * From now on, what is written here is Yamux frames (the muxer was just negotiated): hold
+   * its plain window updates back, to leave with other data or once enough add up.
+   */
+  holdWindowUpdates (): void {
+    this.updates ??= new WindowUpdateBatcher()
+  }
+
   sendData (data: Uint8ArrayList): SendResult {
+    const updates = this.updates
     for (const buf of data) {
       if (buf.byteLength === 0) continue
-      this.pending.push(buf)
-      this.pendingBytes += buf.byteLength
+      if (updates !== undefined) {
+        this.pendingBytes += updates.filter(buf, this.pending)
+      } else {
+        this.pending.push(buf)
+        this.pendingBytes += buf.byteLength
+      }
     }
     if (this.pendingBytes >= FLUSH_BYTES) {
       this.flush()
-    } else if (!this.flushScheduled && this.pendingBytes > 0) {
+    } else if (!this.flushScheduled && (this.pendingBytes > 0 || updates?.due === true)) {
       this.flushScheduled = true
       nextTurn(this.flushNow)
     }
     return { sentBytes: data.byteLength, canSendMore: !this.rawFull }
   }
 
-  /** Encrypt and write everything queued, as one write. */
+  /** Encrypt and write everything queued, as one write, with any held window updates. */
   flush (): void {
+    const updates = this.updates
+    if (updates?.holding === true && (this.pendingBytes > 0 || updates.due)) {
+      const frames = updates.take() as Uint8Array
+      this.pending.unshift(frames)
+      this.pendingBytes += frames.byteLength
+    }
     if (this.pendingBytes === 0) return
     const parts = this.pending
     const total = this.pendingBytes

@@ -15,6 +15,9 @@ import { HandshakeStream, SecureChannel, noiseCipherOf } from './secure-channel.
 import type { UpgradePhase } from './errors.js'
 import type { Connection, ConnectionEncrypter, MessageStream, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
+/** Yamux's protocol id. */
+const YAMUX_PROTOCOL = '/yamux/1.0.0'
+
 /** A connection after its upgrade: authenticated remote and a stream muxer. */
 export interface UpgradedConnection {
   /** The transport's connection. */
@@ -108,6 +111,8 @@ export class SwarmUpgrader {
       if (factory == null) throw new UpgradeError('muxer-negotiation', `negotiated unknown muxer ${negotiated}`)
     }
     const multiplexer = factory.protocol
+    // Yamux runs on our channel from here on: its window updates can wait for other data.
+    if (connection instanceof SecureChannel && multiplexer === YAMUX_PROTOCOL) connection.holdWindowUpdates()
     const muxer = factory.createStreamMuxer(connection)
     return { maConn, secured: connection, muxer, remotePeer: secured.remotePeer, encryption, multiplexer }
   }
