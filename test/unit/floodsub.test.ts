@@ -1,12 +1,17 @@
 import { expect } from 'chai'
 import { select } from '@libp2p/multistream-select'
-import { combine, floodsub, generateKeypair } from '../../src/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { combine, floodsub, generateKeypair, peerIdOf } from '../../src/index.js'
 import { noiseYamuxUpgrader } from '../../src/swarm/builder.js'
 import { dialUpgraded } from '../../src/swarm/upgrader.js'
 import { MemoryTransport } from '../../src/transport/memory.js'
 import { connect, drive, driveUntil, listen, newSwarm } from '../../src/testing/index.js'
 import { AddressBook } from '../fixtures/behaviours.js'
+import { FakeOutbound } from '../fixtures/gossipsub-harness.js'
 import type { AnyBehaviour, Swarm } from '../../src/index.js'
+import type { StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
+import type { ConnectionId } from '../../src/swarm/ids.js'
+import type { PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 async function node (anonymous = false) {
@@ -178,4 +183,57 @@ describe('floodsub against a misbehaving peer', () => {
       }
     })
   }
+})
+
+describe('floodsub forwarding, driven without sockets', () => {
+  /** The behaviour with fake peers: each connection's real handler writes to a fake stream. */
+  async function withPeers (n: number) {
+    const behaviour = new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.anonymous() })
+    behaviour.subscribe(topic)
+    const peers: Array<{ peerId: PeerId, connectionId: ConnectionId, handler: StreamHandler, stream: FakeOutbound }> = []
+    for (let i = 0; i < n; i++) {
+      const peerId = peerIdOf(await generateKeypair())
+      const connectionId = (9_000 + i) as ConnectionId
+      const handler = behaviour.handleEstablishedInboundConnection({ connectionId, peerId, localAddr: multiaddr('/memory/1'), remoteAddr: multiaddr('/memory/2') })
+      const stream = new FakeOutbound(false)
+      handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: stream as unknown as Stream, protocol: floodsub.PROTOCOL, info: undefined })
+      behaviour.onSwarmEvent({ type: 'ConnectionEstablished', peerId, connectionId, endpoint: { type: 'Listener', localAddr: multiaddr('/memory/1'), sendBackAddr: multiaddr('/memory/2') }, failedAddresses: [], otherEstablished: 0 })
+      behaviour.onConnectionHandlerEvent(peerId, connectionId, { type: 'Rpc', rpc: { subscriptions: [{ subscribe: true, topicid: topic.hash }] } })
+      peers.push({ peerId, connectionId, handler, stream })
+    }
+    /** Hand what the behaviour asks for to the peers' handlers. */
+    const route = (): void => {
+      for (let action = behaviour.poll({ waker: { wake: () => {} } }); action != null; action = behaviour.poll({ waker: { wake: () => {} } })) {
+        if (action.type === 'NotifyHandler') peers.find(p => p.connectionId === action.handler)?.handler.onBehaviourEvent(action.event)
+      }
+    }
+    /** What each handler reports, handed back to the behaviour as the connection would. */
+    const report = (): void => {
+      for (const peer of peers) {
+        for (let event = peer.handler.poll({ waker: { wake: () => {} } }); event?.type === 'NotifyBehaviour'; event = peer.handler.poll({ waker: { wake: () => {} } })) {
+          behaviour.onConnectionHandlerEvent(peer.peerId, peer.connectionId, event.event)
+        }
+      }
+    }
+    route()
+    return { behaviour, peers, route, report }
+  }
+
+  it('sends no copy back to a peer whose own copy arrives in the same turn, before the forward leaves', async () => {
+    const { behaviour, peers: [source, echo, other], route, report } = await withPeers(3)
+    const message = { topic: topic.hash, data: text('crossing') }
+    behaviour.onConnectionHandlerEvent(source.peerId, source.connectionId, { type: 'Rpc', rpc: { publish: [message] } })
+    route()
+    // echo relays the same message to us before the turn ends: its copy and ours cross.
+    behaviour.onConnectionHandlerEvent(echo.peerId, echo.connectionId, { type: 'Rpc', rpc: { publish: [message] } })
+    route()
+    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setImmediate(resolve))
+    const data = (peer: { stream: FakeOutbound }): string[] => peer.stream.rpcs().flatMap(r => r.publish ?? []).map(m => new TextDecoder().decode(m.data))
+    expect(data(other)).to.deep.equal(['crossing'])
+    expect(data(echo)).to.deep.equal([])
+    expect(data(source)).to.deep.equal([])
+    report()
+    expect(behaviour.totals()).to.include({ received: 1, duplicates: 1, forwarded: 2, echoes: 1 })
+  })
 })

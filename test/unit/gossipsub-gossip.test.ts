@@ -427,10 +427,49 @@ describe('gossipsub gossip', () => {
     expect(written).to.have.members([3, 4])
     // Dropped: the forward of `forwarded`, and of `asked` both its forward and its IWANT answer.
     const frameSize = encodeFrame(encodeRpc({ publish: [{ topic: T, data: forwarded }] })).byteLength
-    expect(h.handlerReports(slow)).to.deep.include({ type: 'Unwanted', frames: 3, bytes: 3 * frameSize })
+    expect(h.handlerReports(slow)).to.deep.include({ type: 'Unwanted', frames: 3, bytes: 3 * frameSize, echoes: 0 })
     expect(h.behaviour.totals().unwanted).to.equal(3)
     // The other peer, which said nothing, got everything it should.
     expect(collect.messages(h.outbound(other).rpcs()).map(m => m.data?.[0])).to.have.members([1, 2, 3, 4])
+  })
+
+  it('sends no copy back to a peer whose own copy arrived in the meantime: a forward queued in the turn is dropped, and one not yet made is not queued', async () => {
+    h = Harness.create()
+    h.behaviour.subscribe(T)
+    const [source, echo, other] = await h.connectMany(3, { topics: [T] })
+    h.drain()
+    await h.clock.tickAsync(0)
+    expect(h.behaviour.meshPeers(T).map(keyOf)).to.have.members([source, echo, other].map(keyOf))
+    const data = bytes(7, 7, 7)
+    h.inject(source, { publish: [{ topic: T, data }] })
+    h.drain()
+    // In the same turn, before our forwards leave, echo's copy (a duplicate) arrives.
+    h.inject(echo, { publish: [{ topic: T, data }] })
+    h.drain()
+    await h.clock.tickAsync(0)
+    const got = (peer: FakePeer): Array<number | undefined> => collect.messages(h.outbound(peer).rpcs()).map(m => m.data?.[0])
+    expect(got(echo)).to.deep.equal([])
+    expect(got(other)).to.deep.equal([7])
+    const frameSize = encodeFrame(encodeRpc({ publish: [{ topic: T, data }] })).byteLength
+    expect(h.handlerReports(echo)).to.deep.include({ type: 'Unwanted', frames: 1, bytes: frameSize, echoes: 1 })
+    expect(h.behaviour.totals().echoes).to.equal(1)
+    expect(h.behaviour.totals().unwanted, 'no IDONTWANT was involved').to.equal(0)
+
+    // With manual validation a copy can arrive before we forward at all: none is queued for it.
+    h.close()
+    h = Harness.create({ validateMessagesManually: true })
+    h.behaviour.subscribe(T)
+    const [a, b, c] = await h.connectMany(3, { topics: [T] })
+    h.inject(a, { publish: [{ topic: T, data }] })
+    h.inject(b, { publish: [{ topic: T, data }] })
+    h.drain()
+    const message = h.events.find(e => e.type === 'Message')
+    if (message?.type !== 'Message') throw new Error('expected the message')
+    h.clearSent()
+    expect(h.behaviour.reportMessageValidationResult(message.messageId, a.peerId, 'accept')).to.equal(true)
+    expect(collect.messages(h.takeSent(b))).to.deep.equal([])
+    expect(collect.messages(h.takeSent(c)).map(m => m.data)).to.deep.equal([data])
+    expect(h.behaviour.totals().echoes).to.equal(1)
   })
 
   it('a queued forward whose peer never says IDONTWANT is written, in order', async () => {

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai'
 import * as FakeTimers from '@sinonjs/fake-timers'
-import { MAX_WRITE, QueueGauge, StreamHandler, UnwantedIds } from '../../src/protocols/pubsub/stream-handler.js'
+import { MAX_WRITE, QueueGauge, RECENT_IDS, RecentIds, StreamHandler, UnwantedIds } from '../../src/protocols/pubsub/stream-handler.js'
 import type { HandlerOut } from '../../src/protocols/pubsub/stream-handler.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -148,7 +148,7 @@ describe('pubsub outbound queue', () => {
     expect(writes).to.deep.equal([10])
   })
 
-  it('hands forwards to the stream a turn after control of the same turn, so that every connection\'s control is flushed first; a forward alone is not held', async () => {
+  it('hands forwards to the stream a turn after control of the same turn, so that every connection\'s control is flushed first; a forward alone waits for the end of its turn', async () => {
     const { handler, stream } = open()
     handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
     handler.onBehaviourEvent({ type: 'Send', frames: frame(1), priority: 'low' })
@@ -163,12 +163,37 @@ describe('pubsub outbound queue', () => {
     await turn(clock)
     expect(stream.written, 'the next turn: the forwards').to.deep.equal([0, 1, 2])
     expect(stream.sends, 'in two sends').to.have.length(2)
-    // With no control in this turn, a forward leaves at once.
+    // With no control in this turn, a forward waits for the end of the turn only.
     await turn(clock)
     handler.onBehaviourEvent({ type: 'Send', frames: frame(3), priority: 'low' })
     clock.runMicrotasks()
     await Promise.resolve()
+    expect(stream.written).to.deep.equal([0, 1, 2])
+    await turn(clock)
     expect(stream.written).to.deep.equal([0, 1, 2, 3])
+  })
+
+  it('drops a forward queued in this turn when the remote\'s own copy of the message arrives later in the same turn', async () => {
+    const heard = new RecentIds()
+    const unwanted = new UnwantedIds()
+    unwanted.bind({ heard })
+    const { handler, stream, reports } = open({ unwanted })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(1, 10), priority: 'low', id: 'a' })
+    handler.onBehaviourEvent({ type: 'Send', frames: frame(2), priority: 'low', id: 'b' })
+    clock.runMicrotasks()
+    await Promise.resolve()
+    // The remote's copy of 'a' is read before the turn ends: it has the message.
+    heard.add('a')
+    await turn(clock)
+    expect(stream.written).to.deep.equal([2])
+    expect(reports()).to.deep.include({ type: 'Unwanted', frames: 1, bytes: 10, echoes: 1 })
+  })
+
+  it('remembers the last RecentIds capacity ids a remote sent, forgetting the oldest first', () => {
+    const heard = new RecentIds(3)
+    for (const key of ['a', 'b', 'c', 'b', 'd']) heard.add(key)
+    expect(['a', 'b', 'c', 'd'].map(key => heard.has(key))).to.deep.equal([false, true, true, true])
+    expect(new RecentIds().capacity).to.equal(RECENT_IDS)
   })
 
   it('keeps the shared gauge of high-priority bytes true as frames are written, dropped and discarded', async () => {
@@ -207,7 +232,7 @@ describe('pubsub outbound queue', () => {
   it('drops a queued forward whose id the remote no longer wants when it reaches the front; others keep their order', async () => {
     const ids = new Set<string>()
     const unwanted = new UnwantedIds()
-    unwanted.bind(ids)
+    unwanted.bind({ dontWant: ids })
     const { handler, stream, reports } = open({ unwanted })
     stream.writable = false
     handler.onBehaviourEvent({ type: 'Send', frames: frame(0) })
@@ -223,7 +248,7 @@ describe('pubsub outbound queue', () => {
     stream.drain()
     await turn(clock)
     expect(stream.written).to.deep.equal([0, 5, 1, 3])
-    expect(reports()).to.deep.include({ type: 'Unwanted', frames: 2, bytes: 20 })
+    expect(reports()).to.deep.include({ type: 'Unwanted', frames: 2, bytes: 20, echoes: 0 })
   })
 
   it('under back-pressure hands the stream at most MAX_WRITE bytes, keeps the rest queued within its bound, and sends it all in order once drained', async () => {

@@ -13,7 +13,7 @@ import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerat
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { StreamHandler } from '../pubsub/stream-handler.js'
+import { RecentIds, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as floodsubConfig, PROTOCOL } from './config.js'
 import { newTotals } from '../pubsub/totals.js'
@@ -27,7 +27,7 @@ import type { HandlerIn, HandlerOut } from '../pubsub/stream-handler.js'
 import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { Validator } from '../pubsub/validation.js'
 import type { Context, Waker } from '../../behaviour/context.js'
-import type { FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
+import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -69,6 +69,8 @@ interface PeerState {
   /** Connections whose handler may carry our frames, oldest first. */
   readonly connections: ConnectionId[]
   readonly topics: Set<TopicHash>
+  /** The last messages it sent us: our forwards of them still queued for it are dropped. */
+  readonly heard: RecentIds
 }
 
 /**
@@ -99,6 +101,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly relayed = new Set<TopicHash>()
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly targets = new Map<PeerKey, PeerId>()
+  /** Each new connection's handler's view of unwanted ids, until the connection is established. */
+  private readonly unwanted = new Map<ConnectionId, UnwantedIds>()
   private readonly actions: Array<ToSwarm<Event, HandlerIn>> = []
   private readonly counted: MessageTotals = newTotals()
   private waker?: Waker
@@ -118,6 +122,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       validators: this.validators,
       localPeerId: this.localPeerId,
       maxPending: this.config.maxPendingValidations,
+      onDuplicate: (idKey, source) => { this.peers.get(source.toString())?.heard.add(idKey) },
       onOutcome: (outcome) => { this.onOutcome(outcome) }
     })
   }
@@ -237,12 +242,12 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     this.targets.delete(peerId.toString())
   }
 
-  handleEstablishedInboundConnection (): StreamHandler {
-    return this.handler()
+  handleEstablishedInboundConnection ({ connectionId }: EstablishedInboundConnection): StreamHandler {
+    return this.handler(connectionId)
   }
 
-  handleEstablishedOutboundConnection (): StreamHandler {
-    return this.handler()
+  handleEstablishedOutboundConnection ({ connectionId }: EstablishedOutboundConnection): StreamHandler {
+    return this.handler(connectionId)
   }
 
   onSwarmEvent (event: FromSwarm): void {
@@ -250,6 +255,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
       case 'ConnectionEstablished': {
         const peer = this.peer(event.peerId)
         peer.connections.push(event.connectionId)
+        // Its handler drops queued forwards of messages the peer sent us meanwhile.
+        this.unwanted.get(event.connectionId)?.bind({ heard: peer.heard })
+        this.unwanted.delete(event.connectionId)
         // The hello: every topic we want messages of, first on the connection's new stream.
         const topics = [...new Set([...this.subscribed, ...this.relayed])]
         if (topics.length > 0) {
@@ -262,6 +270,10 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         if (event.remainingEstablished === 0 && this.targets.has(event.peerId.toString())) {
           this.queue({ type: 'Dial', opts: { peerId: event.peerId } })
         }
+        break
+      case 'DialFailure':
+      case 'ListenFailure':
+        this.unwanted.delete(event.connectionId)
         break
       default:
     }
@@ -284,6 +296,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.counted.droppedBytes += event.droppedBytes
         this.queue({ type: 'GenerateEvent', event: { type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes } })
         break
+      case 'Unwanted':
+        this.counted.echoes += event.echoes
+        break
       case 'Ready':
         break
     }
@@ -303,8 +318,11 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     return this.actions.shift()
   }
 
-  private handler (): StreamHandler {
+  private handler (connectionId: ConnectionId): StreamHandler {
+    const unwanted = new UnwantedIds()
+    this.unwanted.set(connectionId, unwanted)
     return new StreamHandler({
+      unwanted,
       protocols: [PROTOCOL],
       maxFrameSize: this.config.maxTransmitSize,
       maxQueuedBytes: this.config.maxQueuedBytes,
@@ -347,7 +365,12 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.counted.received++
         const frame = this.frameOf({ publish: [raw] })
         for (const peer of this.recipients(message.topic, source, message.source)) {
-          this.sendTo(peer, frame)
+          if (peer.heard.has(outcome.idKey)) {
+            this.counted.echoes++
+            continue
+          }
+          // Low priority, with its id: dropped if the peer's own copy reaches us before it leaves.
+          this.notify(peer.peerId, peer.connections[0], frame, 'low', outcome.idKey)
           this.counted.forwarded++
         }
         break
@@ -387,8 +410,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     this.notify(peer.peerId, peer.connections[0], frame)
   }
 
-  private notify (peerId: PeerId, connectionId: ConnectionId, frames: Uint8Array): void {
-    this.queue({ type: 'NotifyHandler', peerId, handler: connectionId, event: { type: 'Send', frames } })
+  private notify (peerId: PeerId, connectionId: ConnectionId, frames: Uint8Array, priority?: 'low', id?: string): void {
+    this.queue({ type: 'NotifyHandler', peerId, handler: connectionId, event: { type: 'Send', frames, priority, id } })
   }
 
   private frameOf (rpc: Rpc): Uint8Array {
@@ -398,7 +421,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private peer (peerId: PeerId): PeerState {
     const key = peerId.toString()
     let peer = this.peers.get(key)
-    if (peer == null) this.peers.set(key, peer = { peerId, connections: [], topics: new Set() })
+    if (peer == null) this.peers.set(key, peer = { peerId, connections: [], topics: new Set(), heard: new RecentIds() })
     return peer
   }
 

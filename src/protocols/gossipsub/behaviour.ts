@@ -27,7 +27,7 @@ import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerat
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { QueueGauge, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
+import { QueueGauge, RecentIds, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { handleControl } from './control.js'
@@ -165,7 +165,9 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.announceDontWant(first.id, first.raw, first.topic, first.source)
       },
       onDuplicate: (idKey, source) => {
-        this.router.scoring?.duplicate(idKey, source.toString())
+        const key = source.toString()
+        this.router.peers.get(key)?.heard.add(idKey)
+        this.router.scoring?.duplicate(idKey, key)
         this.router.count('messages_duplicate', 1, undefined)
       },
       onOutcome: (outcome) => {
@@ -423,8 +425,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         const address = event.endpoint.type === 'Dialer' ? event.endpoint.address : event.endpoint.sendBackAddr
         const shared = this.shared.get(event.connectionId)
         this.shared.delete(event.connectionId)
-        // The handler drops queued copies of messages the peer says IDONTWANT for.
-        shared?.unwanted.bind(peer.dontSend)
+        // The handler drops queued copies of messages the peer says IDONTWANT for, or sent us.
+        shared?.unwanted.bind({ dontWant: peer.dontSend, heard: peer.heard })
         const connection = { id: event.connectionId, outbound: event.endpoint.type === 'Dialer', ips: ipsOf(address), gauge: shared?.gauge, unwanted: shared?.unwanted }
         peer.connections.push(connection)
         const ips = [...new Set(peer.connections.flatMap(c => c.ips))]
@@ -483,7 +485,8 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         this.router.emit({ type: 'SlowPeer', peerId, droppedBytes: event.droppedBytes })
         break
       case 'Unwanted':
-        this.router.count('messages_unwanted', event.frames, { stage: 'queue' })
+        if (event.frames > event.echoes) this.router.count('messages_unwanted', event.frames - event.echoes, { stage: 'queue' })
+        if (event.echoes > 0) this.router.count('messages_echoes', event.echoes, undefined)
         break
     }
     this.router.flush()
@@ -671,6 +674,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const authorKey = author?.toString()
     let forwarded = 0
     let unwanted = 0
+    let echoes = 0
     for (const peer of router.peers.values()) {
       if (peer.key === sourceKey || peer.key === authorKey || !peer.topics.has(topic)) continue
       const protocol = router.protocolOf(peer)
@@ -681,12 +685,18 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         unwanted++
         continue
       }
-      // With its id: dropped from the queue if the peer says IDONTWANT before it is written.
+      if (peer.heard.has(idKey)) {
+        echoes++
+        continue
+      }
+      // With its id: dropped from the queue if the peer says IDONTWANT, or its own copy
+      // arrives, before it is written.
       router.sendFrame(peer, frame, 'low', idKey)
       forwarded++
     }
     if (forwarded > 0) router.count('messages_forwarded', forwarded, { topic })
     if (unwanted > 0) router.count('messages_unwanted', unwanted, { stage: 'send' })
+    if (echoes > 0) router.count('messages_echoes', echoes, undefined)
   }
 
   /**
@@ -725,7 +735,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     const key = peerId.toString()
     let peer = this.router.peers.get(key)
     if (peer == null) {
-      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, subscribeOffers: 0, dontSend: new Map() }
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds() }
       this.router.peers.set(key, peer)
     }
     return peer

@@ -37,6 +37,11 @@ export interface Counters {
    * copy was queued and dropped before being written).
    */
   readonly messages_unwanted: 'stage'
+  /**
+   * Copies of messages not sent to a peer because it had sent us the same message (its copy and
+   * ours crossed), before we forwarded or while ours was queued.
+   */
+  readonly messages_echoes: never
   /** IWANT promises broken. */
   readonly promises_broken: never
 }
@@ -80,6 +85,7 @@ export const METRICS: Readonly<{ counters: Readonly<Record<CounterName, readonly
     iwant_ids_requested: [],
     queue_dropped_bytes: [],
     messages_unwanted: ['stage'],
+    messages_echoes: [],
     promises_broken: []
   }),
   histograms: Object.freeze({

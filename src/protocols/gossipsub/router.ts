@@ -26,7 +26,7 @@ import type { MessageTotals } from '../pubsub/totals.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
-import type { HandlerIn, QueueGauge, UnwantedIds } from '../pubsub/stream-handler.js'
+import type { HandlerIn, QueueGauge, RecentIds, UnwantedIds } from '../pubsub/stream-handler.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../swarm/ids.js'
@@ -68,6 +68,8 @@ export interface PeerState {
   subscribeOffers: number
   /** Message id keys it asked us not to send, with the heartbeat at which that ends. */
   readonly dontSend: Map<string, number>
+  /** The last messages it sent us: no copy of them goes back to it. */
+  readonly heard: RecentIds
 }
 
 /** The PRUNE we owe a peer on a topic. */
@@ -127,7 +129,8 @@ const TOTAL_OF: Partial<Record<CounterName, keyof MessageTotals>> = {
   messages_invalid: 'invalid',
   messages_ignored: 'ignored',
   queue_dropped_bytes: 'droppedBytes',
-  messages_unwanted: 'unwanted'
+  messages_unwanted: 'unwanted',
+  messages_echoes: 'echoes'
 }
 
 /** GossipSub's shared state and sending primitives. */

@@ -8,16 +8,18 @@
  *   priority: `high` ones (control, our own messages) leave before `low` ones (forwarded
  *   messages), push them out of a full queue, and never expire; `low` ones older than
  *   `lowPriorityDeadline` are dropped instead of sent late. Dropped bytes are reported.
- * - Forwarded frames never leave in the event-loop turn in which control or our own messages
- *   were handed to the stream, but in a later one, so
+ * - Forwarded frames wait for the end of the event-loop turn they were queued in (so that a
+ *   copy of the same message that the remote sent us in that turn cancels ours, below), and
+ *   they never leave in the turn's flush of control or our own messages, but in a later one, so
  *   that every connection's control (above all GossipSub v1.2 IDONTWANT, sent just before the
  *   message is forwarded) reaches its socket before any connection's bulk forwards, which on a
  *   host whose uplink is one FIFO (`bench:gossipsub -- idontwant`, `BENCH_UPLINK=host`) would
  *   otherwise queue the last peer's IDONTWANT behind every other peer's copy. The muxer's
  *   transport coalesces what one turn writes, so a later `send` in the same turn would not do.
  * - A `low` frame may carry the key of its message's id: if the remote said it no longer wants
- *   that message (GossipSub v1.2 IDONTWANT, looked up in `unwanted` as the frame is about to be
- *   handed to the stream), it is dropped there instead of sent; such frames are reported too.
+ *   that message (GossipSub v1.2 IDONTWANT), or sent it to us itself, it is dropped instead of
+ *   sent (looked up in `unwanted` as the frame is about to be handed to the stream); such
+ *   frames are reported too.
  * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
  *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
@@ -59,9 +61,10 @@ export type HandlerOut =
   | { readonly type: 'SlowPeer', readonly droppedBytes: number }
   /**
    * Queued frames of `frames` messages (`bytes` in all) were dropped before being written
-   * because the remote said it no longer wanted them (their ids were in `unwanted`).
+   * because the remote did not need them (their ids were in `unwanted`): `echoes` of them
+   * because it had sent us the message itself, the others because it said IDONTWANT.
    */
-  | { readonly type: 'Unwanted', readonly frames: number, readonly bytes: number }
+  | { readonly type: 'Unwanted', readonly frames: number, readonly bytes: number, readonly echoes: number }
 
 /** Options of a pubsub handler. */
 export interface StreamHandlerConfig {
@@ -86,23 +89,63 @@ export interface StreamHandlerConfig {
   readonly unwanted?: UnwantedIds
 }
 
+/** A set of message id keys, as far as {@link UnwantedIds} asks. */
+export interface IdKeys {
+  has: (key: string) => boolean
+}
+
 /**
- * Ids of messages a remote no longer wants (GossipSub v1.2 IDONTWANT), as the behaviour keeps
- * them, shared with the connection's handler. The handler is made before the behaviour knows
- * the connection's peer, so the behaviour binds the peer's set once the connection is
- * established; until then nothing is unwanted.
+ * Ids of messages a remote does not need from us, as the behaviour keeps them, shared with the
+ * connection's handler: those it said it no longer wants (GossipSub v1.2 IDONTWANT), and those
+ * it sent us itself ({@link RecentIds}: its copy and ours crossed). The handler is made before
+ * the behaviour knows the connection's peer, so the behaviour binds the peer's sets once the
+ * connection is established; until then nothing is unwanted.
  */
 export class UnwantedIds {
-  private ids?: { has: (key: string) => boolean }
+  private dontWant?: IdKeys
+  private heard?: IdKeys
 
-  /** From now on, `ids` says which message id keys are unwanted. */
-  bind (ids: { has: (key: string) => boolean }): void {
-    this.ids = ids
+  /** From now on, `dontWant` (IDONTWANT) and `heard` (sent to us) say which id keys are unwanted. */
+  bind (sets: { readonly dontWant?: IdKeys, readonly heard?: IdKeys }): void {
+    this.dontWant = sets.dontWant
+    this.heard = sets.heard
   }
 
-  /** Whether the remote said it does not want the message whose id key is `key`. */
+  /** Whether the remote does not need the message whose id key is `key`. */
   has (key: string): boolean {
-    return this.ids?.has(key) === true
+    return this.dontWant?.has(key) === true || this.heard?.has(key) === true
+  }
+
+  /** Whether the remote sent us the message whose id key is `key`, and did not say IDONTWANT for it. */
+  echo (key: string): boolean {
+    return this.heard?.has(key) === true && this.dontWant?.has(key) !== true
+  }
+}
+
+/** How many message ids a remote sent us are remembered per peer ({@link RecentIds}). */
+export const RECENT_IDS = 512
+
+/**
+ * The keys of the last messages (at most `capacity`) a remote sent us, oldest forgotten first:
+ * a forward of one of them still waiting in that remote's queue is dropped, since the remote
+ * has the message already (a copy of it that crossed ours in the same turn).
+ */
+export class RecentIds {
+  private readonly keys = new Set<string>()
+
+  constructor (readonly capacity: number = RECENT_IDS) {}
+
+  /** Remember that the remote sent us the message whose id key is `key`. */
+  add (key: string): void {
+    const keys = this.keys
+    if (keys.has(key)) return
+    if (keys.size >= this.capacity) keys.delete(keys.values().next().value as string)
+    keys.add(key)
+  }
+
+  /** Whether the remote sent us the message whose id key is `key`, lately. */
+  has (key: string): boolean {
+    return this.keys.has(key)
   }
 }
 
@@ -153,15 +196,18 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
   private readonly lowQueue: Array<{ readonly frames: Uint8Array, readonly at: number, readonly id?: string }> = []
   private queuedBytes = 0
   private droppedBytes = 0
-  /** Frames dropped as unwanted and not reported yet, and their bytes. */
+  /** Frames dropped as unwanted and not reported yet, their bytes, and how many were echoes. */
   private unwantedFrames = 0
   private unwantedBytes = 0
+  private unwantedEchoes = 0
   private outbound?: Stream
   private outboundState: 'wanted' | 'requested' | 'open' | 'waiting' | 'unsupported' | 'failed' = 'wanted'
   private reopenAttempts = 0
   private writing = false
   /** Set from a `send` of high-priority frames until the end-of-turn flush of what it sent. */
   private afterUrgent?: Promise<void>
+  /** Set from the queueing of a low-priority frame until the end of that turn. */
+  private lowHold?: Promise<void>
   private inbound?: Stream
   private inboundPaused = false
   private waker?: Waker
@@ -194,6 +240,8 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         return
       }
       this.lowQueue.push({ frames: event.frames, at: Date.now(), id: event.id })
+      // Held to the end of the turn: a copy the remote sent us in this turn cancels it.
+      if (this.lowHold == null) this.lowHold = endOfTurn().then(() => { this.lowHold = undefined })
     } else {
       // Control and our own messages push forwarded messages out of a full queue.
       while (this.queuedBytes + size > this.config.maxQueuedBytes && this.lowQueue.length > 0) {
@@ -248,9 +296,10 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
       return { type: 'NotifyBehaviour', event: { type: 'SlowPeer', droppedBytes } }
     }
     if (this.unwantedFrames > 0) {
-      const event: HandlerOut = { type: 'Unwanted', frames: this.unwantedFrames, bytes: this.unwantedBytes }
+      const event: HandlerOut = { type: 'Unwanted', frames: this.unwantedFrames, bytes: this.unwantedBytes, echoes: this.unwantedEchoes }
       this.unwantedFrames = 0
       this.unwantedBytes = 0
+      this.unwantedEchoes = 0
       return { type: 'NotifyBehaviour', event }
     }
     const report = this.reports.shift()
@@ -348,8 +397,15 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
     try {
       while (this.queued && this.outbound != null && !this.closed) {
         const stream = this.outbound
-        // Forwards wait until the control or our own messages handed over before them are flushed.
-        if (this.queue.length === 0 && this.afterUrgent != null) await this.afterUrgent
+        // Forwards wait until the control or our own messages handed over before them are
+        // flushed, and until the end of the turn they were queued in.
+        if (this.queue.length === 0) {
+          const hold = this.afterUrgent ?? this.lowHold
+          if (hold != null) {
+            await hold
+            continue
+          }
+        }
         const taken = this.takeChunk()
         if (taken == null) break
         const accepted = stream.send(taken.chunk)
@@ -406,6 +462,7 @@ export class StreamHandler implements ConnectionHandler<HandlerIn, HandlerOut> {
         if (this.unwantedFrames === 0) this.waker?.wake()
         this.unwantedFrames++
         this.unwantedBytes += next.frames.byteLength
+        if (unwanted.echo(next.id)) this.unwantedEchoes++
         continue
       }
       parts.push(next.frames)

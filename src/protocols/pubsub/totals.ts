@@ -28,9 +28,14 @@ export interface MessageTotals {
    * still queued. Always 0 for FloodSub.
    */
   unwanted: number
+  /**
+   * Copies of messages we did not send to a peer because that peer had sent us the same message
+   * (its copy and ours crossed), whether before we forwarded or while our copy was queued.
+   */
+  echoes: number
 }
 
 /** Totals at zero. */
 export function newTotals (): MessageTotals {
-  return { published: 0, received: 0, forwarded: 0, duplicates: 0, invalid: 0, ignored: 0, droppedBytes: 0, unwanted: 0 }
+  return { published: 0, received: 0, forwarded: 0, duplicates: 0, invalid: 0, ignored: 0, droppedBytes: 0, unwanted: 0, echoes: 0 }
 }
