@@ -141,6 +141,8 @@ export class SecureChannel extends AbstractMessageStream {
   private flushScheduled = false
   /** Set once Yamux runs on this channel: its plain window updates are held back. */
   private updates?: WindowUpdateBatcher
+  /** Whether the next write starts where a Yamux frame starts (the last one ended with a frame). */
+  private writeStartsFrame = true
   /** The raw connection refused more until its `drain`. */
   private rawFull = false
   private readonly encryptOne = (plaintext: Uint8Array): Uint8Array | Uint8ArrayList => this.cipher.encrypt(plaintext)
@@ -205,7 +207,12 @@ export class SecureChannel extends AbstractMessageStream {
    * its plain window updates back, to leave with other data or once enough add up.
    */
   holdWindowUpdates (): void {
-    this.updates ??= new WindowUpdateBatcher()
+    if (this.updates !== undefined) return
+    // What is queued came before Yamux (the muxer negotiation's last message): it leaves first,
+    // so that no held update can be put in front of it.
+    this.flush()
+    this.updates = new WindowUpdateBatcher()
+    this.writeStartsFrame = true
   }
 
   sendData (data: Uint8ArrayList): SendResult {
@@ -232,11 +239,20 @@ export class SecureChannel extends AbstractMessageStream {
   flush (): void {
     const updates = this.updates
     if (updates?.holding === true && (this.pendingBytes > 0 || updates.due)) {
-      const frames = updates.take() as Uint8Array
-      this.pending.unshift(frames)
-      this.pendingBytes += frames.byteLength
+      // Held updates go where a frame starts: the front of this write, or else its end (the
+      // muxer hands over whole frames, so one of the two always is).
+      if (this.writeStartsFrame) {
+        const frames = updates.take() as Uint8Array
+        this.pending.unshift(frames)
+        this.pendingBytes += frames.byteLength
+      } else if (updates.atFrameStart) {
+        const frames = updates.take() as Uint8Array
+        this.pending.push(frames)
+        this.pendingBytes += frames.byteLength
+      }
     }
     if (this.pendingBytes === 0) return
+    if (updates !== undefined) this.writeStartsFrame = updates.atFrameStart
     const parts = this.pending
     const total = this.pendingBytes
     this.pending = []

@@ -55,6 +55,11 @@ export class WindowUpdateBatcher {
     return this.heldBytes >= HELD_WINDOW_BYTES || this.held.size >= MAX_HELD_STREAMS
   }
 
+  /** Whether the bytes passed so far end with a whole frame (the next byte starts a header). */
+  get atFrameStart (): boolean {
+    return this.bodyLeft === 0 && this.partialLength === 0
+  }
+
   /** Whether any update is held. */
   get holding (): boolean {
     return this.held.size > 0

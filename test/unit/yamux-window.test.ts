@@ -145,6 +145,54 @@ function cipherPair (): [NoiseCipher, NoiseCipher] {
 }
 
 describe('SecureChannel under Yamux, window updates held back', () => {
+  /** Two channels; what b reads, as one array, after `turns` turns of the event loop. */
+  function channels (): { a: SecureChannel, read: () => Promise<Uint8Array> } {
+    const [rawA, rawB] = multiaddrConnectionPair()
+    const [c1, c2] = cipherPair()
+    const a = new SecureChannel(rawA, { encrypt: c1.encrypt, decrypt: c2.decrypt })
+    const b = new SecureChannel(rawB, { encrypt: c2.encrypt, decrypt: c1.decrypt })
+    const got = new Uint8ArrayList()
+    b.addEventListener('message', (evt) => { got.append(evt.data) })
+    return {
+      a,
+      read: async () => {
+        for (let i = 0; i < 3; i++) await new Promise(resolve => setImmediate(resolve))
+        return got.subarray()
+      }
+    }
+  }
+
+  it('writes what was queued before Yamux ahead of any held update (a multistream-select reply still waiting for its turn)', async () => {
+    const { a, read } = channels()
+    const reply = new TextEncoder().encode('\x0d/yamux/1.0.0\n')
+    a.send(reply)
+    a.holdWindowUpdates()
+    const ack = frame(WINDOW_UPDATE, ACK, 1, 0)
+    a.send(ack)
+    a.send(frame(WINDOW_UPDATE, 0, 1, 200))
+    const data = frame(DATA, 0, 3, 2, Uint8Array.of(8, 9))
+    a.send(data)
+    expect(await read()).to.deep.equal(concat([reply, frame(WINDOW_UPDATE, 0, 1, 200), ack, data]))
+    a.abort(new Error('done'))
+  })
+
+  it('puts held updates where a frame starts when a write ended inside a frame', async () => {
+    const { a, read } = channels()
+    a.holdWindowUpdates()
+    const body = new Uint8Array(100).fill(5)
+    const data = frame(DATA, 0, 3, body.byteLength, body)
+    const first = frame(WINDOW_UPDATE, 0, 1, 10)
+    // A frame handed over in two writes, in two turns, and an update held in each.
+    a.send(first)
+    a.send(data.subarray(0, 40))
+    await new Promise(resolve => setImmediate(resolve))
+    const second = frame(WINDOW_UPDATE, 0, 1, 20)
+    a.send(concat([data.subarray(40), second]))
+    expect(await read()).to.deep.equal(concat([first, data, second]))
+    a.abort(new Error('done'))
+  })
+
+
   /**
    * Two Yamux muxers over two channels and a stream from a (the writer) to b (the reader);
    * `readerWrites` counts b's socket writes.

@@ -15,7 +15,10 @@ export interface Counters {
   readonly messages_published: 'topic'
   /** First copies of valid messages received (delivered to the application). Labels: `topic`. */
   readonly messages_received: 'topic'
-  /** Copies of messages we passed on (one per recipient). Labels: `topic`. */
+  /**
+   * Copies of messages we passed on (one per recipient), counted as they are queued (some are
+   * dropped from the queue later: `messages_unwanted`, `messages_echoes`). Labels: `topic`.
+   */
   readonly messages_forwarded: 'topic'
   /** Copies of messages we already had. */
   readonly messages_duplicate: never

@@ -123,7 +123,7 @@ export class UnwantedIds {
 }
 
 /** How many message ids a remote sent us are remembered per peer ({@link RecentIds}). */
-export const RECENT_IDS = 512
+export const RECENT_IDS = 128
 
 /**
  * The keys of the last messages (at most `capacity`) a remote sent us, oldest forgotten first:

@@ -12,7 +12,10 @@ export interface MessageTotals {
   published: number
   /** First copies of valid messages received (delivered, or relayed without delivery). */
   received: number
-  /** Copies of messages we passed on (one per recipient). */
+  /**
+   * Copies of messages we passed on (one per recipient), counted as they are queued: some are
+   * still dropped from the queue (`unwanted`, `echoes`, `droppedBytes`).
+   */
   forwarded: number
   /** Copies of messages we already had. */
   duplicates: number
