@@ -4,7 +4,7 @@ import { multiaddrConnectionPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { NOISE_MAX_MESSAGE, NOISE_MAX_PLAINTEXT, NoiseFrameDecoder, NoiseFrameError, sealFrames } from '../../src/swarm/noise-framing.js'
 import { FLUSH_BYTES, SecureChannel } from '../../src/swarm/secure-channel.js'
-import type { NoiseCipher } from '../../src/swarm/secure-channel.js'
+import { fakeCipherPair } from '../fixtures/fake-cipher.js'
 import type { Stream } from '@libp2p/interface'
 
 /** `u16 BE length ‖ bytes`. */
@@ -33,37 +33,6 @@ function decodeAll (decoder: NoiseFrameDecoder, chunks: Array<Uint8Array | Uint8
   // Copies: a frame is a view that may be decrypted in place, and the caller owns it now.
   for (const chunk of chunks) decoder.decode(chunk, (frame) => { frames.push(frame.slice()) })
   return frames
-}
-
-/**
- * A stand-in cipher with the shape of Noise's: a keystream XOR that depends on the message
- * counter and a 16-byte tag holding the counter, so that a message decrypted out of order or
- * twice fails.
- */
-function fakeCipherPair (): [NoiseCipher, NoiseCipher] {
-  const make = (): NoiseCipher => {
-    let sent = 0
-    let received = 0
-    return {
-      encrypt (plaintext) {
-        const n = sent++
-        const out = new Uint8Array(plaintext.byteLength + 16)
-        for (let i = 0; i < plaintext.byteLength; i++) out[i] = plaintext[i] ^ ((n + i) & 0xff)
-        new DataView(out.buffer).setUint32(plaintext.byteLength, n)
-        return out
-      },
-      decrypt (sealed, dst) {
-        const ciphertext = sealed instanceof Uint8Array ? sealed : sealed.subarray()
-        const n = received++
-        const length = ciphertext.byteLength - 16
-        if (new DataView(ciphertext.buffer, ciphertext.byteOffset).getUint32(length) !== n) throw new Error(`message ${n} out of order`)
-        const out = dst ?? new Uint8Array(length)
-        for (let i = 0; i < length; i++) out[i] = ciphertext[i] ^ ((n + i) & 0xff)
-        return out.subarray(0, length)
-      }
-    }
-  }
-  return [make(), make()]
 }
 
 describe('Noise framing', () => {

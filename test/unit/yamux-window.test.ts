@@ -9,7 +9,7 @@ import { multiaddrConnectionPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { SecureChannel } from '../../src/swarm/secure-channel.js'
 import { HELD_WINDOW_BYTES, MAX_HELD_STREAMS, WindowUpdateBatcher } from '../../src/swarm/yamux-window.js'
-import type { NoiseCipher } from '../../src/swarm/secure-channel.js'
+import { fakeCipherPair } from '../fixtures/fake-cipher.js'
 import type { Stream } from '@libp2p/interface'
 
 const DATA = 0
@@ -119,36 +119,11 @@ describe('Yamux window updates held back', () => {
   })
 })
 
-/** A cipher that only frames (XOR with the message counter), enough for two channels to talk. */
-function cipherPair (): [NoiseCipher, NoiseCipher] {
-  const make = (): NoiseCipher => {
-    let sent = 0
-    let received = 0
-    return {
-      encrypt (plaintext) {
-        const n = sent++
-        const out = new Uint8Array(plaintext.byteLength + 16)
-        for (let i = 0; i < plaintext.byteLength; i++) out[i] = plaintext[i] ^ ((n + i) & 0xff)
-        return out
-      },
-      decrypt (sealed, dst) {
-        const ciphertext = sealed instanceof Uint8Array ? sealed : sealed.subarray()
-        const n = received++
-        const length = ciphertext.byteLength - 16
-        const out = dst ?? new Uint8Array(length)
-        for (let i = 0; i < length; i++) out[i] = ciphertext[i] ^ ((n + i) & 0xff)
-        return out.subarray(0, length)
-      }
-    }
-  }
-  return [make(), make()]
-}
-
 describe('SecureChannel under Yamux, window updates held back', () => {
-  /** Two channels; what b reads, as one array, after `turns` turns of the event loop. */
+  /** Two channels, and `read`: what b has read, as one array, after three turns of the event loop. */
   function channels (): { a: SecureChannel, read: () => Promise<Uint8Array> } {
     const [rawA, rawB] = multiaddrConnectionPair()
-    const [c1, c2] = cipherPair()
+    const [c1, c2] = fakeCipherPair()
     const a = new SecureChannel(rawA, { encrypt: c1.encrypt, decrypt: c2.decrypt })
     const b = new SecureChannel(rawB, { encrypt: c2.encrypt, decrypt: c1.decrypt })
     const got = new Uint8ArrayList()
@@ -202,7 +177,7 @@ describe('SecureChannel under Yamux, window updates held back', () => {
     let writes = 0
     const send = rawB.send.bind(rawB)
     rawB.send = (data) => { writes++; return send(data) }
-    const [c1, c2] = cipherPair()
+    const [c1, c2] = fakeCipherPair()
     const a = new SecureChannel(rawA, { encrypt: c1.encrypt, decrypt: c2.decrypt })
     const b = new SecureChannel(rawB, { encrypt: c2.encrypt, decrypt: c1.decrypt })
     a.holdWindowUpdates()
