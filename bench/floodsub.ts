@@ -36,6 +36,7 @@ import { identify as jsIdentify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, floodsub, identify } from '../src/index.js'
+import { ed25519Implementation } from '../src/node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
 import { REPEAT, alternated } from './repeat.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
@@ -274,4 +275,4 @@ for (const size of SIZES) {
   }
   console.log(JSON.stringify({ size, ...(results[`${size}B`] as object) }))
 }
-console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, runs: REPEAT, node: process.version, results }))
+console.log(JSON.stringify({ bench: 'floodsub', nodes: NODES, degree: 4, messages: MESSAGES, runs: REPEAT, node: process.version, oursEd25519: ed25519Implementation(), results }))

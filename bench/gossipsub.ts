@@ -73,6 +73,7 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
+import { ed25519Implementation } from '../src/node.js'
 import { runScenario } from '../src/testing/index.js'
 import { encodeFrame } from '../src/protocols/pubsub/framing.js'
 import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
@@ -734,5 +735,5 @@ if (child != null) {
       heapPerNode: round(ours.heapMBPerNode / js.heapMBPerNode)
     }
   }
-  console.log(JSON.stringify({ bench: 'gossipsub', ratios: 'ours/js', degree: `${LINKS_PER_NODE} dials per node`, runs: REPEAT, node: process.version, results: ratios }))
+  console.log(JSON.stringify({ bench: 'gossipsub', ratios: 'ours/js', degree: `${LINKS_PER_NODE} dials per node`, runs: REPEAT, node: process.version, oursEd25519: ed25519Implementation(), results: ratios }))
 }

@@ -6,7 +6,9 @@
 import { expect } from 'chai'
 import { pureJsCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { jwkX25519Works } from '../../src/node.js'
+import { jwkX25519Works, nodeEd25519, sodiumEd25519Keys } from '../../src/node.js'
+import { requireCapability } from '../fixtures/capabilities.js'
+import type { Ed25519Keys } from '../../src/platform.js'
 import { generateKeypair } from '../../src/index.js'
 import { platform } from '../../src/platform.js'
 
@@ -86,9 +88,28 @@ describe('node platform crypto', () => {
     }
   })
 
-  it('signs as @libp2p/crypto does and verifies its signatures; refuses keys of the wrong size', async () => {
-    const ed25519 = platform().ed25519
-    if (ed25519 == null) throw new Error('the node platform installs no Ed25519 keys')
+})
+
+/** The group order of Ed25519, L = 2^252 + 27742317777372353535851937790883648493. */
+const L = 2n ** 252n + 27742317777372353535851937790883648493n
+
+/** `signature` with S + L in place of S: the same point equation, a non-canonical encoding. */
+function withNonCanonicalS (signature: Uint8Array): Uint8Array {
+  const out = signature.slice()
+  let s = 0n
+  for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(signature[32 + i])
+  s += L
+  for (let i = 0; i < 32; i++) {
+    out[32 + i] = Number(s & 0xffn)
+    s >>= 8n
+  }
+  return out
+}
+
+/** The Ed25519 checks, for one implementation. */
+function ed25519Checks (keys: () => Ed25519Keys): void {
+  it('signs as @libp2p/crypto does and verifies its signatures; refuses changed bytes, a non-canonical S and keys of the wrong size', async () => {
+    const ed25519 = keys()
     const key = await generateKeypair()
     const seed = key.raw.subarray(0, 32)
     const data = random(300)
@@ -101,7 +122,29 @@ describe('node platform crypto', () => {
     expect(verify(data, signature)).to.equal(true)
     expect(verify(random(300), signature)).to.equal(false)
     expect(verify(data, signature.subarray(1))).to.equal(false)
+    const changed = signature.slice()
+    changed[10] ^= 1
+    expect(verify(data, changed)).to.equal(false)
+    // @libp2p/crypto (node:crypto, OpenSSL) refuses it too.
+    expect(await key.publicKey.verify(data, withNonCanonicalS(signature))).to.equal(false)
+    expect(verify(data, withNonCanonicalS(signature))).to.equal(false)
     expect(ed25519.verifier(random(31))).to.equal(undefined)
     expect(ed25519.signer(random(33))).to.equal(undefined)
+  })
+}
+
+describe('node platform Ed25519', () => {
+  it('is the one the platform installed: libsodium where sodium-native loads, else node:crypto', () => {
+    expect(platform().ed25519).to.not.equal(undefined)
+    expect(platform().ed25519 === nodeEd25519).to.equal(sodiumEd25519Keys() == null)
+  })
+
+  describe('through node:crypto', () => {
+    ed25519Checks(() => nodeEd25519)
+  })
+
+  describe('through libsodium (sodium-native)', function () {
+    before(function () { requireCapability(this, 'sodium') })
+    ed25519Checks(() => sodiumEd25519Keys() as Ed25519Keys)
   })
 })
