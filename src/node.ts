@@ -162,7 +162,7 @@ function loadSodium (): Sodium | undefined {
   try {
     sodium = createRequire(import.meta.url)('sodium-native') as Sodium
   } catch {
-    log('Ed25519 through node:crypto (sodium-native is not installed)')
+    log('Ed25519 through node:crypto (sodium-native is not installed, or cannot be loaded here)')
     return undefined
   }
   try {
@@ -173,12 +173,19 @@ function loadSodium (): Sodium | undefined {
     sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
     const signature = new Uint8Array(64)
     sodium.crypto_sign_detached(signature, message, secretKey)
+    // The same signature and message as views at an offset, as received bytes are.
+    const within = new Uint8Array(3 + message.byteLength + 64)
+    within.set(message, 3)
+    within.set(signature, 3 + message.byteLength)
+    const messageView = within.subarray(3, 3 + message.byteLength)
+    const signatureView = within.subarray(3 + message.byteLength)
     const reference = okpKey('Ed25519', { d: seed })
     const referenceX = createPublicKey(reference).export({ format: 'jwk' }).x
     const changed = (bytes: Uint8Array): Uint8Array => bytes.map((byte, i) => i === 0 ? byte ^ 1 : byte)
     if (referenceX === base64url(publicKey) &&
       Buffer.from(nodeSign(null, message, reference)).equals(signature) &&
       sodium.crypto_sign_verify_detached(signature, message, publicKey) &&
+      sodium.crypto_sign_verify_detached(signatureView, messageView, publicKey) &&
       !sodium.crypto_sign_verify_detached(signature, changed(message), publicKey) &&
       !sodium.crypto_sign_verify_detached(changed(signature), message, publicKey)) {
       log('Ed25519 through libsodium (sodium-native)')
@@ -186,7 +193,7 @@ function loadSodium (): Sodium | undefined {
     }
     log.error('sodium-native disagrees with node:crypto on Ed25519; using node:crypto')
   } catch (err) {
-    log.error('sodium-native failed its check (%s); using node:crypto', (err as Error).message)
+    log.error('sodium-native failed its check (%s); using node:crypto', String(err))
   }
   return undefined
 }
@@ -203,7 +210,20 @@ export function sodiumEd25519Keys (): Ed25519Keys | undefined {
   return sodium != null ? sodiumEd25519(sodium) : undefined
 }
 
-/** Ed25519 through libsodium, keys kept as bytes. */
+/** `bytes`, copied if they are a view of anything but a plain `ArrayBuffer` (the addon reads only those). */
+function plain (bytes: Uint8Array): Uint8Array {
+  return bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
+}
+
+/**
+ * Ed25519 through libsodium, keys kept as bytes. A signature libsodium refuses is checked again
+ * by `node:crypto` before it counts as invalid: libsodium is stricter than OpenSSL on crafted
+ * signatures (it refuses small-order points and non-canonical key encodings, which OpenSSL,
+ * and so js-libp2p on Node, accepts), and a node that refused what its peers accept would
+ * penalise the honest peers that forward such a message. So this accepts exactly what
+ * `node:crypto` accepts, at libsodium's speed for every valid signature; an invalid one costs
+ * both checks.
+ */
 function sodiumEd25519 (sodium: Sodium): Ed25519Keys {
   return {
     signer (seed) {
@@ -213,14 +233,17 @@ function sodiumEd25519 (sodium: Sodium): Ed25519Keys {
       sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
       return (bytes) => {
         const signature = new Uint8Array(64)
-        sodium.crypto_sign_detached(signature, bytes, secretKey)
+        sodium.crypto_sign_detached(signature, plain(bytes), secretKey)
         return signature
       }
     },
     verifier (publicKey) {
       if (publicKey.byteLength !== 32) return undefined
       const key = publicKey.slice()
-      return (bytes, signature) => signature.byteLength === 64 && sodium.crypto_sign_verify_detached(signature, bytes, key)
+      const confirm = nodeEd25519.verifier(key)
+      if (confirm == null) return undefined
+      return (bytes, signature) => signature.byteLength === 64 &&
+        (sodium.crypto_sign_verify_detached(plain(signature), plain(bytes), key) || confirm(bytes, signature))
     }
   }
 }

@@ -131,6 +131,32 @@ function ed25519Checks (keys: () => Ed25519Keys): void {
     expect(ed25519.verifier(random(31))).to.equal(undefined)
     expect(ed25519.signer(random(33))).to.equal(undefined)
   })
+
+  it('accepts what node:crypto (OpenSSL, which js-libp2p uses on Node) accepts, even a crafted signature over small-order points', () => {
+    // The identity point as public key and as R, and S = 0: [S]B = R + [k]A holds for any
+    // message. OpenSSL accepts it; libsodium alone refuses it, which would make a node reject
+    // (and penalise the honest forwarders of) a message its peers accept.
+    const identity = new Uint8Array(32)
+    identity[0] = 1
+    const signature = new Uint8Array(64)
+    signature.set(identity)
+    const data = new TextEncoder().encode('crafted')
+    const reference = nodeEd25519.verifier(identity)?.(data, signature)
+    expect(reference, 'node:crypto').to.equal(true)
+    expect(keys().verifier(identity)?.(data, signature)).to.equal(reference)
+  })
+
+  it('verifies bytes and signatures that are views at an offset of a larger buffer', async () => {
+    const ed25519 = keys()
+    const key = await generateKeypair()
+    const data = random(100)
+    const signature = await key.sign(data)
+    const within = new Uint8Array(5 + data.byteLength + 64)
+    within.set(data, 5)
+    within.set(signature, 5 + data.byteLength)
+    const verify = ed25519.verifier(key.publicKey.raw)
+    expect(verify?.(within.subarray(5, 5 + data.byteLength), within.subarray(5 + data.byteLength))).to.equal(true)
+  })
 }
 
 describe('node platform Ed25519', () => {
