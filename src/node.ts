@@ -198,16 +198,27 @@ function loadSodium (): Sodium | undefined {
   return undefined
 }
 
-const sodium = loadSodium()
+/** The Ed25519 route, chosen at first use (not at import: loading the addon costs start-up). */
+let route: Ed25519Keys | undefined
+
+/** @internal The Ed25519 route in use: libsodium if `sodium-native` loads and passes its check, else `node:crypto`. */
+export function ed25519Route (): Ed25519Keys {
+  if (route === undefined) {
+    const sodium = loadSodium()
+    route = sodium != null ? sodiumEd25519(sodium) : nodeEd25519
+  }
+  return route
+}
 
 /** @internal Which implementation signs and verifies Ed25519 here. */
 export function ed25519Implementation (): 'libsodium' | 'node:crypto' {
-  return sodium != null ? 'libsodium' : 'node:crypto'
+  return ed25519Route() === nodeEd25519 ? 'node:crypto' : 'libsodium'
 }
 
 /** @internal Ed25519 through libsodium, if `sodium-native` is installed and passed its check. */
 export function sodiumEd25519Keys (): Ed25519Keys | undefined {
-  return sodium != null ? sodiumEd25519(sodium) : undefined
+  const keys = ed25519Route()
+  return keys === nodeEd25519 ? undefined : keys
 }
 
 /** `bytes`, copied if they are a view of anything but a plain `ArrayBuffer` (the addon reads only those). */
@@ -268,6 +279,10 @@ export const nodeEd25519: Ed25519Keys = {
   }
 }
 
-const ed25519 = sodium != null ? sodiumEd25519(sodium) : nodeEd25519
+/** What the platform installs: each signer and verifier comes from the route, chosen once. */
+const ed25519: Ed25519Keys = {
+  signer: (seed) => ed25519Route().signer(seed),
+  verifier: (publicKey) => ed25519Route().verifier(publicKey)
+}
 
 installPlatform({ name: 'node', noiseCrypto, ed25519, tcp })

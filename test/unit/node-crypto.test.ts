@@ -3,10 +3,11 @@
  * X25519, HKDF and key generation against `@chainsafe/libp2p-noise`'s pure-JS implementation
  * (`@noble`), and Ed25519 signers and verifiers against `@libp2p/crypto`'s keys.
  */
+import { createRequire } from 'node:module'
 import { expect } from 'chai'
 import { pureJsCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { jwkX25519Works, nodeEd25519, sodiumEd25519Keys } from '../../src/node.js'
+import { ed25519Implementation, ed25519Route, jwkX25519Works, nodeEd25519, sodiumEd25519Keys } from '../../src/node.js'
 import { requireCapability } from '../fixtures/capabilities.js'
 import type { Ed25519Keys } from '../../src/platform.js'
 import { generateKeypair } from '../../src/index.js'
@@ -162,7 +163,14 @@ function ed25519Checks (keys: () => Ed25519Keys): void {
 describe('node platform Ed25519', () => {
   it('is the one the platform installed: libsodium where sodium-native loads, else node:crypto', () => {
     expect(platform().ed25519).to.not.equal(undefined)
-    expect(platform().ed25519 === nodeEd25519).to.equal(sodiumEd25519Keys() == null)
+    let loads = process.env.PEERSWARM_SODIUM !== '0'
+    try {
+      createRequire(import.meta.url)('sodium-native')
+    } catch {
+      loads = false
+    }
+    expect(ed25519Implementation()).to.equal(loads ? 'libsodium' : 'node:crypto')
+    expect(ed25519Route() === nodeEd25519).to.equal(sodiumEd25519Keys() == null)
   })
 
   describe('through node:crypto', () => {
