@@ -48,21 +48,25 @@
  * One JSON line per case (both implementations), then one JSON line of ratios ours / js per
  * case (latency, bytes, RSS: lower is better; rate: higher is better).
  *
- * `npm run bench:gossipsub -- idontwant` runs instead the IDONTWANT comparison: 10 and 30
- * nodes, 16 KiB, five publishers, each implementation with IDONTWANT on and off (threshold set
- * above any message), over emulated links of 5–40 ms one-way latency (drawn per socket,
- * seeded) at 20 Mbit/s and at 5 Mbit/s each, with a Node socket's back-pressure (see
- * `emulateLinks`). Reported per run, besides the above: duplicatesPerDelivery (copies a node
- * already had, as each implementation counts them: ours `totals().duplicates`, js its score's
- * `duplicateMessage`) and duplicateBytesPerDelivery (× the frame of one copy), the links' mean
- * and busiest use, and for ours the copies IDONTWANT kept from being sent (at the send decision,
- * from a queue) and the bytes dropped from queues; then the share of duplicate bytes and of
- * overhead bytes IDONTWANT cuts in each implementation. Knobs: `BENCH_NODES=10`,
- * `BENCH_MBPS=20`, `BENCH_ONLY=ours|js`, `BENCH_RATE=n` (publish n messages per second instead
- * of as fast as possible), `BENCH_UPLINK=host` (the bandwidth is each node's uplink, shared by
- * its connections, instead of each socket's).
+ * `npm run bench:gossipsub -- idontwant` runs instead the IDONTWANT comparison: 16 KiB, five
+ * publishers, each implementation with IDONTWANT on and off (threshold set above any message),
+ * over emulated links of 5–40 ms one-way latency (drawn per socket, seeded) with a Node socket's
+ * back-pressure (see `emulateLinks`). By default each node has one uplink, shared by its
+ * connections, first written first sent: 10 nodes at 10 Mbit/s and 5 messages/s, 10 nodes at
+ * 20 Mbit/s and 10 messages/s, 30 nodes at 10 Mbit/s and 5 messages/s (`IDONTWANT_HOST`).
+ * `BENCH_UPLINK=socket` gives every socket its own link instead, at 20 and 5 Mbit/s, publishing
+ * as fast as possible. Reported per configuration, besides the above: duplicatesPerDelivery
+ * (copies a node already had, as each implementation counts them: ours `totals().duplicates`,
+ * js its score's `duplicateMessage`) and duplicateBytesPerDelivery (× the frame of one copy),
+ * the links' mean and busiest use, and for ours the copies IDONTWANT kept from being sent (at
+ * the send decision, from a queue) and the bytes dropped from queues; then the share of
+ * duplicate bytes and of overhead bytes IDONTWANT cuts in each implementation, per pair of runs
+ * and their median (`BENCH_REPEAT`). Knobs: `BENCH_NODES=10`, `BENCH_MBPS=20`, `BENCH_RATE=n`
+ * (messages per second; any of the three replaces the defaults by their cross product),
+ * `BENCH_ONLY=ours|js`.
  * `npm run bench:gossipsub -- idontwant-sim` asks the same of ours in virtual time (no CPU
- * limit): 10 and 30 peers, 20 Mbit/s links, 50 to 400 messages per second.
+ * limit): 10 and 30 peers, uplinks of 10 Mbit/s, 2.5 to 20 messages per second (with
+ * `BENCH_UPLINK=socket`: 20 Mbit/s links, 50 to 400 messages per second).
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
  * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
@@ -79,7 +83,7 @@ import { encodeFrame } from '../src/protocols/pubsub/framing.js'
 import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
-import { REPEAT, alternated } from './repeat.js'
+import { REPEAT, alternated, medianOf } from './repeat.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TCPOptions, TCPSocketOptions } from '@libp2p/tcp'
@@ -113,12 +117,53 @@ interface Case {
 
 /** The emulated links of the `idontwant` mode: one-way latency range (ms). */
 const LINK_LATENCY_MS = [5, 40] as const
+/** One configuration of the `idontwant` mode: network size, link bandwidth (Mbit/s), publish rate. */
+interface IdontwantConfig {
+  readonly nodes: number
+  readonly mbps: number
+  /** Messages per second from all publishers together; absent: as fast as they can. */
+  readonly rate?: number
+  readonly messages: number
+}
+
 /**
- * Link bandwidths of the `idontwant` mode, in Mbit/s: 20 (the issue's configuration, where this
- * in-process network is CPU-bound and its links mostly idle) and 5 (where the 10-node network
- * is bandwidth-bound on a 2-core machine: the regime IDONTWANT is for).
+ * The `idontwant` mode's configurations with one uplink per host (the default): a home-grade
+ * uplink of 10 Mbit/s and one of 20 Mbit/s at the same load (one copy of a message takes 13 and
+ * 6.6 ms to leave), 10 nodes; 30 nodes at 10 Mbit/s. Paced, so that no run is over capacity
+ * and both runs of a pair deliver everything: then the cut measures IDONTWANT, not lost messages.
  */
-const LINK_MBPS = [20, 5]
+const IDONTWANT_HOST: readonly IdontwantConfig[] = [
+  { nodes: 10, mbps: 10, rate: 5, messages: 300 },
+  { nodes: 10, mbps: 20, rate: 10, messages: 300 },
+  { nodes: 30, mbps: 10, rate: 5, messages: 300 }
+]
+
+/**
+ * With `BENCH_UPLINK=socket` (each socket its own link): 20 Mbit/s, where this in-process
+ * network is CPU-bound and its links mostly idle, and 5 Mbit/s, where the 10-node network is
+ * bandwidth-bound on a 2-core machine; 10 and 30 nodes, publishing as fast as they can.
+ */
+const IDONTWANT_SOCKET: readonly IdontwantConfig[] = [20, 5].flatMap(mbps => [
+  { nodes: 10, mbps, messages: 500 },
+  { nodes: 30, mbps, messages: 300 }
+])
+
+/**
+ * The configurations to run: the uplink model's defaults, or the cross product of
+ * `BENCH_NODES`, `BENCH_MBPS` and `BENCH_RATE` where any of them is set (the others from the defaults).
+ */
+function idontwantConfigs (uplink: 'host' | 'socket'): IdontwantConfig[] {
+  const defaults = uplink === 'host' ? IDONTWANT_HOST : IDONTWANT_SOCKET
+  const list = (name: string): number[] | undefined => process.env[name]?.split(',').map(Number)
+  const nodes = list('BENCH_NODES')
+  const mbps = list('BENCH_MBPS')
+  const rates = list('BENCH_RATE')
+  if (nodes == null && mbps == null && rates == null) return [...defaults]
+  const unique = (values: Array<number | undefined>): Array<number | undefined> => [...new Set(values)]
+  return unique(nodes ?? defaults.map(c => c.nodes)).flatMap(n => unique(mbps ?? defaults.map(c => c.mbps)).flatMap(m =>
+    unique(rates ?? defaults.map(c => c.rate)).map(rate => ({ nodes: n as number, mbps: m as number, rate, messages: rate == null && n === 10 ? 500 : 300 }))))
+}
+
 /** A threshold no message reaches: IDONTWANT off. */
 const NEVER = Number.MAX_SAFE_INTEGER
 
@@ -618,15 +663,20 @@ if (child != null) {
 } else if (process.argv.includes('idontwant-sim')) {
   // The same question without the CPU: ours in virtual time (peerswarm/testing), where
   // computing takes no time, so the offered load, not the machine, decides whether the links
-  // are the bottleneck. 16 KiB, five publishers, links of 5–40 ms and 20 Mbit/s (each
-  // direction; a 16 KiB send buffer, the emulated socket's high-water mark), random 6-regular
-  // topology, IDONTWANT on and off, at 50 to 400 messages per second.
+  // are the bottleneck. 16 KiB, five publishers, links of 5–40 ms, a 16 KiB send buffer per
+  // connection (the emulated socket's high-water mark), random 6-regular topology, IDONTWANT on
+  // and off. By default one uplink per peer of 10 Mbit/s (BENCH_MBPS), shared by its
+  // connections, at 2.5 to 20 messages per second; with BENCH_UPLINK=socket each link direction
+  // its own 20 Mbit/s, at 50 to 400 messages per second. BENCH_RATE=n,… sets the rates.
+  const perHost = (process.env.BENCH_UPLINK ?? 'host') === 'host'
   const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
-  const messages = process.env.BENCH_MESSAGES == null ? 400 : Number(process.env.BENCH_MESSAGES)
+  const mbps = process.env.BENCH_MBPS == null ? (perHost ? 10 : 20) : Number(process.env.BENCH_MBPS)
+  const rates = process.env.BENCH_RATE?.split(',').map(Number) ?? (perHost ? [2.5, 5, 10, 20] : [50, 100, 200, 400])
+  const messages = process.env.BENCH_MESSAGES == null ? (perHost ? 300 : 400) : Number(process.env.BENCH_MESSAGES)
   const size = 16 * 1024
   const results: Record<string, unknown> = {}
   for (const peers of sizes) {
-    for (const rate of [50, 100, 200, 400]) {
+    for (const rate of rates) {
       const row: Record<string, Record<string, number>> = {}
       for (const on of [true, false]) {
         const report = await runScenario({
@@ -634,7 +684,8 @@ if (child != null) {
           peers,
           seed: SEED,
           topology: { type: 'random-regular', degree: 6 },
-          link: { latency: { min: LINK_LATENCY_MS[0], max: LINK_LATENCY_MS[1] }, bandwidthMbps: 20, sendBuffer: 16 * 1024 },
+          link: { latency: { min: LINK_LATENCY_MS[0], max: LINK_LATENCY_MS[1] }, sendBuffer: 16 * 1024, ...(perHost ? {} : { bandwidthMbps: mbps }) },
+          ...(perHost ? { uplinkMbps: mbps } : {}),
           gossipsub: {
             ...D,
             heartbeatInterval: HEARTBEAT_MS,
@@ -653,10 +704,11 @@ if (child != null) {
           duplicateBytesPerDelivery: report.duplicatesPerDelivery * messageFrameBytes(size),
           unwantedAtSendPerDelivery: (g.messages_unwanted_send ?? 0) / delivered,
           unwantedFromQueuePerDelivery: (g.messages_unwanted_queue ?? 0) / delivered,
+          echoesPerDelivery: (g.messages_echoes ?? 0) / delivered,
           queueDroppedBytesPerDelivery: (g.queue_dropped_bytes ?? 0) / delivered
         }
       }
-      const name = `${peers}n-16384B-5pub-${rate}msgs`
+      const name = `${peers}n-16384B-5pub-${mbps}Mbps-${perHost ? 'host' : 'socket'}-${rate}msgs`
       results[name] = { cutByIdontwant: round(1 - row.on.duplicateBytesPerDelivery / row.off.duplicateBytesPerDelivery) }
       console.log(JSON.stringify({ bench: 'gossipsub-idontwant-sim', case: name, peers, rate, on: rounded(row.on), off: rounded(row.off) }))
     }
@@ -665,28 +717,41 @@ if (child != null) {
 } else if (process.argv.includes('idontwant')) {
   // IDONTWANT on and off, 16 KiB, five publishers, for both implementations: duplicate bytes
   // received per delivery (what IDONTWANT is for), and every byte on the wire beyond the one
-  // useful copy per delivery (duplicates, control, framing).
+  // useful copy per delivery (duplicates, control, framing). BENCH_REPEAT=n runs every
+  // configuration n times, on and off in turn for each implementation; the cut reported is the
+  // median of the n pairs' cuts, the other figures medians of the runs.
   const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
-  // BENCH_NODES=10 runs one network size, BENCH_MBPS=20 one link bandwidth, BENCH_ONLY=ours|js one implementation.
-  const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
-  const bandwidths = process.env.BENCH_MBPS?.split(',').map(Number) ?? LINK_MBPS
   const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
-  // BENCH_UPLINK=host: one uplink per node shared by its connections, instead of one per socket.
-  const perHost = process.env.BENCH_UPLINK === 'host'
+  const uplink = process.env.BENCH_UPLINK ?? 'host'
+  if (uplink !== 'host' && uplink !== 'socket') throw new Error(`BENCH_UPLINK=${uplink}: host or socket`)
   const results: Record<string, unknown> = {}
-  for (const mbps of bandwidths) for (const nodes of sizes) {
-    const rate = process.env.BENCH_RATE == null ? undefined : Number(process.env.BENCH_RATE)
-    const base = { nodes, size: 16 * 1024, publishers: 5, messages: override ?? (nodes === 10 ? 500 : 300), links: { latencyMs: LINK_LATENCY_MS, mbps, perHost }, ...(rate == null ? {} : { rate }) }
-    const row: Record<string, Result> = {}
-    for (const impl of impls) {
-      row[`${impl}On`] = rounded(await inChild(impl, base))
-      row[`${impl}Off`] = rounded(await inChild(impl, { ...base, noIdontwant: true }))
+  for (const config of idontwantConfigs(uplink)) {
+    const { nodes, mbps, rate } = config
+    const base: Case = {
+      nodes,
+      size: 16 * 1024,
+      publishers: 5,
+      messages: override ?? config.messages,
+      links: { latencyMs: LINK_LATENCY_MS, mbps, perHost: uplink === 'host' },
+      ...(rate == null ? {} : { rate })
     }
+    const runs: Record<string, Result[]> = {}
+    for (let i = 0; i < REPEAT; i++) {
+      for (const impl of impls) {
+        (runs[`${impl}On`] ??= []).push(rounded(await inChild(impl, base)))
+        ;(runs[`${impl}Off`] ??= []).push(rounded(await inChild(impl, { ...base, noIdontwant: true })))
+      }
+    }
+    const row = Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, medianOf(r)]))
     const pick = (field: keyof Result, digits = 0): Record<string, number> =>
       Object.fromEntries(Object.entries(row).filter(([, r]) => r[field] != null).map(([k, r]) => [k, Number((r[field] as number).toFixed(digits))]))
-    const cut = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, number> =>
-      Object.fromEntries(impls.map(impl => [impl, round(1 - row[`${impl}On`][field] / row[`${impl}Off`][field])]))
-    const name = `${nodes}n-16384B-5pub-${mbps}Mbps${perHost ? '-host' : ''}`
+    // Each pair's cut (run i on against run i off), and their median.
+    const cuts = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, { median: number, pairs: number[] }> =>
+      Object.fromEntries(impls.map(impl => {
+        const pairs = runs[`${impl}On`].map((on, i) => round(1 - on[field] / runs[`${impl}Off`][i][field]))
+        return [impl, { median: medianOf(pairs.map(cut => ({ cut }))).cut, pairs }]
+      }))
+    const name = `${nodes}n-16384B-5pub-${mbps}Mbps-${uplink}${rate == null ? '' : `-${rate}msgs`}`
     results[name] = {
       duplicateBytesPerDelivery: pick('duplicateBytesPerDelivery'),
       overheadBytesPerDelivery: pick('overheadBytesPerDelivery'),
@@ -696,13 +761,15 @@ if (child != null) {
       queueDroppedBytesPerDelivery: pick('queueDroppedBytesPerDelivery'),
       deliveryRatio: pick('deliveryRatio', 4),
       msgsPerSec: pick('msgsPerSec', 1),
+      p50Ms: pick('p50Ms'),
+      p99Ms: pick('p99Ms'),
       linkUseMean: pick('linkUseMean', 3),
       linkUseMax: pick('linkUseMax', 3),
-      cutByIdontwant: { duplicateBytes: cut('duplicateBytesPerDelivery'), overheadBytes: cut('overheadBytesPerDelivery') }
+      cutByIdontwant: { duplicateBytes: cuts('duplicateBytesPerDelivery'), overheadBytes: cuts('overheadBytesPerDelivery') }
     }
-    console.log(JSON.stringify({ bench: 'gossipsub-idontwant', case: name, ...base, ...row }))
+    console.log(JSON.stringify({ bench: 'gossipsub-idontwant', case: name, ...base, runs }))
   }
-  console.log(JSON.stringify({ bench: 'gossipsub-idontwant', node: process.version, results }))
+  console.log(JSON.stringify({ bench: 'gossipsub-idontwant', node: process.version, repeat: REPEAT, results }))
 } else {
   const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
   const cases: Case[] = []

@@ -11,6 +11,11 @@
  * - a write is a chunk: it leaves once the link has sent what was written before it
  *   (size / bandwidth each), arrives a latency later plus a jitter in [0, jitter] ms, and never
  *   before the previous chunk of its connection (a TCP stream is delivered in order);
+ * - with `uplinkMbps`, each host also has one uplink that every chunk it sends, on any link,
+ *   crosses first written, first sent (a network interface with a FIFO queue): a chunk leaves
+ *   once both its link and its host's uplink have sent what was written before it, at the
+ *   slower of the two bandwidths. Back-pressure is then per connection, as a socket's: a
+ *   write reports it once that connection's own bytes waiting to leave exceed `sendBuffer`;
  * - loss: each segment (`mss` bytes) of a chunk is lost with probability `loss`, again on each
  *   retransmission; a segment lost k times arrives `rto × (2^k − 1)` later, and the chunk (and,
  *   by in-order delivery, everything behind it) with it. Bytes are never lost: on a reliable
@@ -82,6 +87,11 @@ export interface SimulatedNetworkOptions {
   readonly link?: Partial<LinkOptions>
   /** Per pair of hosts (`a < b`, host ids), parameters that override `link`. */
   readonly links?: (a: number, b: number) => Partial<LinkOptions> | undefined
+  /**
+   * Bandwidth in Mbit/s of each host's uplink, shared by everything the host sends, first
+   * written, first sent (default: none; each link direction is then the only bottleneck).
+   */
+  readonly uplinkMbps?: number
 }
 
 /** What crossed the network, counted since it was made (or since {@link SimulatedNetwork.resetStats}). */
@@ -183,6 +193,8 @@ class SimulatedConnection extends AbstractMultiaddrConnection {
   heldBytes = 0
   /** Waiting for 'drain' to be dispatched. */
   drainScheduled = false
+  /** With host uplinks: this end's chunks not yet sent, as [when their last byte leaves, bytes], oldest first. */
+  readonly unsent: Array<[number, number]> = []
 
   constructor (private readonly pair: ConnectionPair, readonly side: 0 | 1, init: { remoteAddr: Multiaddr, direction: 'inbound' | 'outbound' }) {
     super({ ...init, log })
@@ -276,12 +288,20 @@ export class SimulatedNetwork {
   private hosts = 0
   private lastPort = 0
   private counters: NetworkStats = emptyStats()
+  /** Bytes per ms of each host's uplink; undefined without uplinks. */
+  private readonly uplinkBytesPerMs?: number
+  /** Each host's uplink (made on first use), with `uplinkMbps`. */
+  private readonly uplinks = new Map<number, { busyUntil: number }>()
 
   constructor (options: SimulatedNetworkOptions = {}) {
     this.random = new Random(options.seed ?? 0)
     this.linkOptions = { ...defaultLinkOptions, ...options.link }
     this.linkOverrides = options.links
     validateLink(this.linkOptions)
+    if (options.uplinkMbps != null) {
+      if (!(options.uplinkMbps > 0) || !Number.isFinite(options.uplinkMbps)) throw new ConfigError('uplinkMbps', 'must be a finite number > 0')
+      this.uplinkBytesPerMs = options.uplinkMbps * 1000 / 8
+    }
   }
 
   /** A new host. Its transport listens on `/memory/<n>` addresses of this network only. */
@@ -384,7 +404,7 @@ export class SimulatedNetwork {
       return true
     }
     const departed = this.send(pair, side, sent, now)
-    const backlog = (departed - now) * pair.link.bytesPerMs
+    const backlog = this.uplinkBytesPerMs == null ? (departed - now) * pair.link.bytesPerMs : waiting(from.unsent, departed, size, now)
     if (backlog > pair.link.options.sendBuffer && !from.drainScheduled) {
       from.drainScheduled = true
       this.scheduler.at(departed, () => {
@@ -406,7 +426,14 @@ export class SimulatedNetwork {
     const { link } = pair
     const direction = pair.direction(side)
     const size = transmission.bytes?.byteLength ?? 0
-    const departed = Math.max(start, direction.busyUntil) + (Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0)
+    let departed: number
+    if (this.uplinkBytesPerMs == null) {
+      departed = Math.max(start, direction.busyUntil) + (Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0)
+    } else {
+      const uplink = this.uplinkOf(pair.hosts[side])
+      departed = Math.max(start, direction.busyUntil, uplink.busyUntil) + size / Math.min(link.bytesPerMs, this.uplinkBytesPerMs)
+      uplink.busyUntil = departed
+    }
     direction.busyUntil = departed
     let delay = link.latency
     if (link.options.jitter > 0) delay += direction.random.next() * link.options.jitter
@@ -475,6 +502,12 @@ export class SimulatedNetwork {
     }
   }
 
+  private uplinkOf (host: number): { busyUntil: number } {
+    let uplink = this.uplinks.get(host)
+    if (uplink == null) this.uplinks.set(host, uplink = { busyUntil: 0 })
+    return uplink
+  }
+
   private linkOf (x: number, y: number): Link {
     const a = Math.min(x, y)
     const b = Math.max(x, y)
@@ -536,6 +569,20 @@ export class SimulatedNetwork {
     listener.accept(pair.ends[1])
     return pair.ends[0]
   }
+}
+
+/**
+ * Record a chunk of `size` bytes whose last byte leaves at `departed` in `unsent` (one
+ * connection end's), drop what has left by `now`, and return the bytes still waiting.
+ */
+function waiting (unsent: Array<[number, number]>, departed: number, size: number, now: number): number {
+  unsent.push([departed, size])
+  let gone = 0
+  while (gone < unsent.length && unsent[gone][0] <= now) gone++
+  if (gone > 0) unsent.splice(0, gone)
+  let total = 0
+  for (const [, bytes] of unsent) total += bytes
+  return total
 }
 
 /** TCP's first retransmission at or after `now` of something first sent at `sentAt`: `rto`, then doubling, at most 120 s apart. */

@@ -27,7 +27,7 @@ import { SimulatedNetwork } from './network.js'
 import { Random } from './random.js'
 import { VirtualClock } from './virtual-time.js'
 import { degrees, topologyLinks } from './topology.js'
-import type { LinkOptions, NetworkStats } from './network.js'
+import type { LinkOptions, NetworkStats, SimulatedNetworkOptions } from './network.js'
 import type { Topology } from './topology.js'
 import type { SwarmConfig } from '../swarm/config.js'
 import type { Swarm } from '../swarm/swarm.js'
@@ -81,6 +81,11 @@ export interface Scenario {
   readonly link?: Partial<LinkOptions>
   /** Per pair of peers (`a < b`), parameters overriding `link`. */
   readonly links?: (a: number, b: number) => Partial<LinkOptions> | undefined
+  /**
+   * Bandwidth (Mbit/s) of each peer's uplink, shared by all its connections, first written,
+   * first sent (default: none; see {@link SimulatedNetworkOptions.uplinkMbps}).
+   */
+  readonly uplinkMbps?: number
   /** GossipSub options of every peer (authenticity is StrictSign with the peer's key). */
   readonly gossipsub?: Partial<Omit<gossipsub.Options, 'authenticity'>>
   /** Run identify next to GossipSub (default: false). */
@@ -322,7 +327,7 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     return seen
   }
 
-  const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links })
+  const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links, uplinkMbps: scenario.uplinkMbps })
   const counters = new Map<string, number>()
   const sink: gossipsub.MetricsSink = {
     increment: (name, value, labels) => {

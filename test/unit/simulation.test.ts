@@ -106,6 +106,30 @@ describe('simulation: links', () => {
     })
   })
 
+  it('with host uplinks, serialises everything a host sends through its uplink and pushes back per connection', async () => {
+    await new VirtualClock().run(async () => {
+      // Links of 10 ms and unlimited bandwidth; uplinks of 8 Mbit/s: 1,000 bytes per ms.
+      const net = new SimulatedNetwork({ link: { latency: 10, sendBuffer: 15_000 }, uplinkMbps: 8 })
+      const [a, b, c] = [net.host(), net.host(), net.host()]
+      const toB = await rawPair(a, b)
+      const toC = await rawPair(a, c)
+      const fromB = await rawPair(b, c)
+      const sent = performance.now()
+      expect(toB.out.send(new Uint8Array(10_000))).to.equal(true)
+      expect(toC.out.send(new Uint8Array(10_000)), 'the uplink holds 20 kB, this connection 10 kB').to.equal(true)
+      expect(fromB.out.send(new Uint8Array(10_000)), 'another host has its own uplink').to.equal(true)
+      expect(toC.out.send(new Uint8Array(10_000)), 'this connection now has 20 kB waiting').to.equal(false)
+      const drained = new Promise<number>(resolve => { toC.out.addEventListener('drain', () => { resolve(performance.now() - sent) }, { once: true }) })
+      await sleep(1_000)
+      expect(toB.arrivals.map(x => x.at - sent), 'first written, first sent').to.deep.equal([20])
+      expect(toC.arrivals.map(x => x.at - sent), 'behind what went to b').to.deep.equal([30, 40])
+      expect(fromB.arrivals.map(x => x.at - sent)).to.deep.equal([20])
+      expect(await drained, 'once its own bytes have left').to.equal(30)
+      expect(() => new SimulatedNetwork({ uplinkMbps: 0 })).to.throw(/uplinkMbps/)
+      net.stop()
+    })
+  })
+
   it('draws latencies per pair of hosts from the seed, and jitter never reorders', async () => {
     await new VirtualClock().run(async () => {
       const latencies = (seed: number): number[] => {
