@@ -62,11 +62,12 @@
  * the send decision, from a queue) and the bytes dropped from queues; then the share of
  * duplicate bytes and of overhead bytes IDONTWANT cuts in each implementation, per pair of runs
  * and their median (`BENCH_REPEAT`). Knobs: `BENCH_NODES=10`, `BENCH_MBPS=20`, `BENCH_RATE=n`
- * (messages per second; any of the three replaces the defaults by their cross product),
- * `BENCH_ONLY=ours|js`.
+ * (messages per second; comma-separated lists: the default configurations that match them, or
+ * if none does, their cross product), `BENCH_ONLY=ours|js`.
  * `npm run bench:gossipsub -- idontwant-sim` asks the same of ours in virtual time (no CPU
  * limit): 10 and 30 peers, uplinks of 10 Mbit/s, 2.5 to 20 messages per second (with
- * `BENCH_UPLINK=socket`: 20 Mbit/s links, 50 to 400 messages per second).
+ * `BENCH_UPLINK=socket`: 20 Mbit/s links, 50 to 400 messages per second); `BENCH_NODES`,
+ * `BENCH_MBPS` and `BENCH_RATE` replace those lists.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
  * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
@@ -148,17 +149,26 @@ const IDONTWANT_SOCKET: readonly IdontwantConfig[] = [20, 5].flatMap(mbps => [
   { nodes: 30, mbps, messages: 300 }
 ])
 
+/** `name`'s comma-separated numbers, each finite and > 0; undefined when it is not set. */
+function envNumbers (name: string): number[] | undefined {
+  const values = process.env[name]?.split(',').map(Number)
+  if (values?.some(v => !Number.isFinite(v) || v <= 0) === true) throw new Error(`${name}=${process.env[name] ?? ''}: numbers > 0, separated by commas`)
+  return values
+}
+
 /**
- * The configurations to run: the uplink model's defaults, or the cross product of
- * `BENCH_NODES`, `BENCH_MBPS` and `BENCH_RATE` where any of them is set (the others from the defaults).
+ * The configurations to run: the uplink model's defaults, those of them that match
+ * `BENCH_NODES`, `BENCH_MBPS` and `BENCH_RATE` where any is set, or, when none matches, the
+ * cross product of the values given (the others taken from the defaults).
  */
 function idontwantConfigs (uplink: 'host' | 'socket'): IdontwantConfig[] {
   const defaults = uplink === 'host' ? IDONTWANT_HOST : IDONTWANT_SOCKET
-  const list = (name: string): number[] | undefined => process.env[name]?.split(',').map(Number)
-  const nodes = list('BENCH_NODES')
-  const mbps = list('BENCH_MBPS')
-  const rates = list('BENCH_RATE')
-  if (nodes == null && mbps == null && rates == null) return [...defaults]
+  const nodes = envNumbers('BENCH_NODES')
+  const mbps = envNumbers('BENCH_MBPS')
+  const rates = envNumbers('BENCH_RATE')
+  const matching = defaults.filter(c => (nodes?.includes(c.nodes) ?? true) && (mbps?.includes(c.mbps) ?? true) &&
+    (rates == null || (c.rate != null && rates.includes(c.rate))))
+  if (matching.length > 0) return matching
   const unique = (values: Array<number | undefined>): Array<number | undefined> => [...new Set(values)]
   return unique(nodes ?? defaults.map(c => c.nodes)).flatMap(n => unique(mbps ?? defaults.map(c => c.mbps)).flatMap(m =>
     unique(rates ?? defaults.map(c => c.rate)).map(rate => ({ nodes: n as number, mbps: m as number, rate, messages: rate == null && n === 10 ? 500 : 300 }))))
@@ -668,14 +678,16 @@ if (child != null) {
   // and off. By default one uplink per peer of 10 Mbit/s (BENCH_MBPS), shared by its
   // connections, at 2.5 to 20 messages per second; with BENCH_UPLINK=socket each link direction
   // its own 20 Mbit/s, at 50 to 400 messages per second. BENCH_RATE=n,… sets the rates.
-  const perHost = (process.env.BENCH_UPLINK ?? 'host') === 'host'
-  const sizes = process.env.BENCH_NODES?.split(',').map(Number) ?? [10, 30]
-  const mbps = process.env.BENCH_MBPS == null ? (perHost ? 10 : 20) : Number(process.env.BENCH_MBPS)
-  const rates = process.env.BENCH_RATE?.split(',').map(Number) ?? (perHost ? [2.5, 5, 10, 20] : [50, 100, 200, 400])
-  const messages = process.env.BENCH_MESSAGES == null ? (perHost ? 300 : 400) : Number(process.env.BENCH_MESSAGES)
+  const uplink = process.env.BENCH_UPLINK ?? 'host'
+  if (uplink !== 'host' && uplink !== 'socket') throw new Error(`BENCH_UPLINK=${uplink}: host or socket`)
+  const perHost = uplink === 'host'
+  const sizes = envNumbers('BENCH_NODES') ?? [10, 30]
+  const bandwidths = envNumbers('BENCH_MBPS') ?? [perHost ? 10 : 20]
+  const rates = envNumbers('BENCH_RATE') ?? (perHost ? [2.5, 5, 10, 20] : [50, 100, 200, 400])
+  const messages = envNumbers('BENCH_MESSAGES')?.[0] ?? (perHost ? 300 : 400)
   const size = 16 * 1024
   const results: Record<string, unknown> = {}
-  for (const peers of sizes) {
+  for (const mbps of bandwidths) for (const peers of sizes) {
     for (const rate of rates) {
       const row: Record<string, Record<string, number>> = {}
       for (const on of [true, false]) {
@@ -749,7 +761,7 @@ if (child != null) {
     const cuts = (field: 'duplicateBytesPerDelivery' | 'overheadBytesPerDelivery'): Record<string, { median: number, pairs: number[] }> =>
       Object.fromEntries(impls.map(impl => {
         const pairs = runs[`${impl}On`].map((on, i) => round(1 - on[field] / runs[`${impl}Off`][i][field]))
-        return [impl, { median: medianOf(pairs.map(cut => ({ cut }))).cut, pairs }]
+        return [impl, { median: round(medianOf(pairs.map(cut => ({ cut }))).cut), pairs }]
       }))
     const name = `${nodes}n-16384B-5pub-${mbps}Mbps-${uplink}${rate == null ? '' : `-${rate}msgs`}`
     results[name] = {

@@ -12,10 +12,11 @@
  *   (size / bandwidth each), arrives a latency later plus a jitter in [0, jitter] ms, and never
  *   before the previous chunk of its connection (a TCP stream is delivered in order);
  * - with `uplinkMbps`, each host also has one uplink that every chunk it sends, on any link,
- *   crosses first written, first sent (a network interface with a FIFO queue): a chunk leaves
- *   once both its link and its host's uplink have sent what was written before it, at the
- *   slower of the two bandwidths. Back-pressure is then per connection, as a socket's: a
- *   write reports it once that connection's own bytes waiting to leave exceed `sendBuffer`;
+ *   crosses first, first written, first sent (a network interface with a FIFO queue); from
+ *   there the chunk crosses its link as above. Back-pressure is then per connection, as a
+ *   socket's: a write reports it once that connection's own bytes waiting to leave exceed
+ *   `sendBuffer`. What a healed partition releases takes the uplink at TCP's retransmission
+ *   time, not before, so it never holds up the host's other connections meanwhile;
  * - loss: each segment (`mss` bytes) of a chunk is lost with probability `loss`, again on each
  *   retransmission; a segment lost k times arrives `rto × (2^k − 1)` later, and the chunk (and,
  *   by in-order delivery, everything behind it) with it. Bytes are never lost: on a reliable
@@ -62,8 +63,8 @@ export interface LinkOptions {
   /** Retransmission timeout in ms, given the link's round-trip time (default: max(200, 2 × RTT)). */
   readonly rto: (rtt: number) => number
   /**
-   * Bytes a direction may have waiting to leave before writes report back-pressure (default:
-   * 4 MiB, a TCP send buffer).
+   * Bytes a direction (with host uplinks: a connection) may have waiting to leave before writes
+   * report back-pressure (default: 4 MiB, a TCP send buffer).
    */
   readonly sendBuffer: number
 }
@@ -89,7 +90,9 @@ export interface SimulatedNetworkOptions {
   readonly links?: (a: number, b: number) => Partial<LinkOptions> | undefined
   /**
    * Bandwidth in Mbit/s of each host's uplink, shared by everything the host sends, first
-   * written, first sent (default: none; each link direction is then the only bottleneck).
+   * written, first sent, before each chunk crosses its link (default: none; each link
+   * direction is then the only bottleneck). With uplinks, `sendBuffer` applies to each
+   * connection's own bytes waiting to leave, as a socket's send buffer does. A finite number > 0.
    */
   readonly uplinkMbps?: number
 }
@@ -195,6 +198,10 @@ class SimulatedConnection extends AbstractMultiaddrConnection {
   drainScheduled = false
   /** With host uplinks: this end's chunks not yet sent, as [when their last byte leaves, bytes], oldest first. */
   readonly unsent: Array<[number, number]> = []
+  /** The bytes of `unsent`. */
+  unsentBytes = 0
+  /** With host uplinks: a healed partition's held chunks are to be released at TCP's next retransmission. */
+  releaseScheduled = false
 
   constructor (private readonly pair: ConnectionPair, readonly side: 0 | 1, init: { remoteAddr: Multiaddr, direction: 'inbound' | 'outbound' }) {
     super({ ...init, log })
@@ -404,7 +411,7 @@ export class SimulatedNetwork {
       return true
     }
     const departed = this.send(pair, side, sent, now)
-    const backlog = this.uplinkBytesPerMs == null ? (departed - now) * pair.link.bytesPerMs : waiting(from.unsent, departed, size, now)
+    const backlog = this.uplinkBytesPerMs == null ? (departed - now) * pair.link.bytesPerMs : waiting(from, now)
     if (backlog > pair.link.options.sendBuffer && !from.drainScheduled) {
       from.drainScheduled = true
       this.scheduler.at(departed, () => {
@@ -426,13 +433,18 @@ export class SimulatedNetwork {
     const { link } = pair
     const direction = pair.direction(side)
     const size = transmission.bytes?.byteLength ?? 0
+    const serialised = Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0
     let departed: number
     if (this.uplinkBytesPerMs == null) {
-      departed = Math.max(start, direction.busyUntil) + (Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0)
+      departed = Math.max(start, direction.busyUntil) + serialised
     } else {
+      // Through the host's uplink first, then the link (store and forward).
       const uplink = this.uplinkOf(pair.hosts[side])
-      departed = Math.max(start, direction.busyUntil, uplink.busyUntil) + size / Math.min(link.bytesPerMs, this.uplinkBytesPerMs)
-      uplink.busyUntil = departed
+      uplink.busyUntil = Math.max(start, uplink.busyUntil) + size / this.uplinkBytesPerMs
+      departed = Math.max(uplink.busyUntil, direction.busyUntil) + serialised
+      const from = pair.ends[side]
+      from.unsent.push([departed, size])
+      from.unsentBytes += size
     }
     direction.busyUntil = departed
     let delay = link.latency
@@ -474,10 +486,22 @@ export class SimulatedNetwork {
       for (const side of [0, 1] as const) {
         const from = pair.ends[side]
         if (from.held.length === 0) continue
+        const resume = nextRetransmission(from.held[0].sentAt, now, pair.link.rto)
+        if (this.uplinkBytesPerMs != null && resume > now) {
+          // Held until TCP would send them again: taking the uplink now, for a time to come,
+          // would hold up every other connection of the host until then.
+          if (!from.releaseScheduled) {
+            from.releaseScheduled = true
+            this.scheduler.at(resume, () => {
+              from.releaseScheduled = false
+              this.released()
+            })
+          }
+          continue
+        }
         const held = from.held
         from.held = []
         from.heldBytes = 0
-        const resume = nextRetransmission(held[0].sentAt, now, pair.link.rto)
         for (const transmission of held) this.send(pair, side, transmission, resume)
         if (from.drainScheduled) {
           this.scheduler.at(pair.direction(side).busyUntil, () => {
@@ -571,18 +595,13 @@ export class SimulatedNetwork {
   }
 }
 
-/**
- * Record a chunk of `size` bytes whose last byte leaves at `departed` in `unsent` (one
- * connection end's), drop what has left by `now`, and return the bytes still waiting.
- */
-function waiting (unsent: Array<[number, number]>, departed: number, size: number, now: number): number {
-  unsent.push([departed, size])
+/** The bytes of connection end `end` still waiting to leave at `now` (with host uplinks); forgets those that have left. */
+function waiting (end: SimulatedConnection, now: number): number {
+  const { unsent } = end
   let gone = 0
-  while (gone < unsent.length && unsent[gone][0] <= now) gone++
+  while (gone < unsent.length && unsent[gone][0] <= now) end.unsentBytes -= unsent[gone++][1]
   if (gone > 0) unsent.splice(0, gone)
-  let total = 0
-  for (const [, bytes] of unsent) total += bytes
-  return total
+  return end.unsentBytes
 }
 
 /** TCP's first retransmission at or after `now` of something first sent at `sentAt`: `rto`, then doubling, at most 120 s apart. */

@@ -120,12 +120,44 @@ describe('simulation: links', () => {
       expect(fromB.out.send(new Uint8Array(10_000)), 'another host has its own uplink').to.equal(true)
       expect(toC.out.send(new Uint8Array(10_000)), 'this connection now has 20 kB waiting').to.equal(false)
       const drained = new Promise<number>(resolve => { toC.out.addEventListener('drain', () => { resolve(performance.now() - sent) }, { once: true }) })
+      // Queued behind toC's bytes: the uplink is busy until 40 ms, toC's bytes have left at 30.
+      setTimeout(() => { toB.out.send(new Uint8Array(10_000)) }, 15)
+      expect(await drained, 'once its own bytes have left, not the uplink\'s').to.equal(30)
+      expect(toC.out.send(new Uint8Array(10_000)), 'what has left no longer counts').to.equal(true)
       await sleep(1_000)
-      expect(toB.arrivals.map(x => x.at - sent), 'first written, first sent').to.deep.equal([20])
-      expect(toC.arrivals.map(x => x.at - sent), 'behind what went to b').to.deep.equal([30, 40])
+      expect(toB.arrivals.map(x => x.at - sent), 'first written, first sent').to.deep.equal([20, 50])
+      expect(toC.arrivals.map(x => x.at - sent), 'behind what went to b').to.deep.equal([30, 40, 60])
       expect(fromB.arrivals.map(x => x.at - sent)).to.deep.equal([20])
-      expect(await drained, 'once its own bytes have left').to.equal(30)
       expect(() => new SimulatedNetwork({ uplinkMbps: 0 })).to.throw(/uplinkMbps/)
+      net.stop()
+    })
+  })
+
+  it('with host uplinks, a slow link holds up only its own chunks, and a healed partition only its own connection', async () => {
+    await new VirtualClock().run(async () => {
+      // Uplinks of 8 Mbit/s; the link between hosts 0 and 1 is 4 Mbit/s (500 bytes per ms).
+      const net = new SimulatedNetwork({ link: { latency: 10 }, links: (x, y) => x === 0 && y === 1 ? { bandwidthMbps: 4 } : undefined, uplinkMbps: 8 })
+      const [a, b, c] = [net.host(), net.host(), net.host()]
+      const toB = await rawPair(a, b)
+      const toC = await rawPair(a, c)
+      let sent = performance.now()
+      toB.out.send(new Uint8Array(10_000))
+      toC.out.send(new Uint8Array(10_000))
+      await sleep(100)
+      expect(toB.arrivals.map(x => x.at - sent), 'off the uplink at 10 ms, then 20 ms on the slow link').to.deep.equal([40])
+      expect(toC.arrivals.map(x => x.at - sent), 'off the uplink at 20 ms').to.deep.equal([30])
+
+      // c is cut off; what a sends it waits for TCP's retransmission (rto 200 ms) after the heal.
+      const partition = net.partition([[c.id]])
+      sent = performance.now()
+      toC.out.send(new Uint8Array(10_000))
+      await sleep(50)
+      partition.heal()
+      await sleep(10)
+      toB.out.send(new Uint8Array(1_000))
+      await sleep(1_000)
+      expect(toB.arrivals.map(x => x.at - sent).slice(1), 'not held up by the released chunk').to.deep.equal([60 + 1 + 2 + 10])
+      expect(toC.arrivals.map(x => x.at - sent).slice(1), 'released at 200 ms, off the uplink at 210').to.deep.equal([220])
       net.stop()
     })
   })
