@@ -156,6 +156,18 @@ function envNumbers (name: string): number[] | undefined {
   return values
 }
 
+/** `BENCH_UPLINK`: one uplink per node (`host`, the default) or one link per socket (`socket`). */
+function uplinkModel (): 'host' | 'socket' {
+  const uplink = process.env.BENCH_UPLINK ?? 'host'
+  if (uplink !== 'host' && uplink !== 'socket') throw new Error(`BENCH_UPLINK=${uplink}: host or socket`)
+  return uplink
+}
+
+/** `BENCH_MESSAGES`: the message count of every case or run, for a quick try; undefined when not set. */
+function messagesOverride (): number | undefined {
+  return envNumbers('BENCH_MESSAGES')?.[0]
+}
+
 /**
  * The configurations to run: the uplink model's defaults, those of them that match
  * `BENCH_NODES`, `BENCH_MBPS` and `BENCH_RATE` where any is set, or, when none matches, the
@@ -678,13 +690,11 @@ if (child != null) {
   // and off. By default one uplink per peer of 10 Mbit/s (BENCH_MBPS), shared by its
   // connections, at 2.5 to 20 messages per second; with BENCH_UPLINK=socket each link direction
   // its own 20 Mbit/s, at 50 to 400 messages per second. BENCH_RATE=n,… sets the rates.
-  const uplink = process.env.BENCH_UPLINK ?? 'host'
-  if (uplink !== 'host' && uplink !== 'socket') throw new Error(`BENCH_UPLINK=${uplink}: host or socket`)
-  const perHost = uplink === 'host'
+  const perHost = uplinkModel() === 'host'
   const sizes = envNumbers('BENCH_NODES') ?? [10, 30]
   const bandwidths = envNumbers('BENCH_MBPS') ?? [perHost ? 10 : 20]
   const rates = envNumbers('BENCH_RATE') ?? (perHost ? [2.5, 5, 10, 20] : [50, 100, 200, 400])
-  const messages = envNumbers('BENCH_MESSAGES')?.[0] ?? (perHost ? 300 : 400)
+  const messages = messagesOverride() ?? (perHost ? 300 : 400)
   const size = 16 * 1024
   const results: Record<string, unknown> = {}
   for (const mbps of bandwidths) for (const peers of sizes) {
@@ -732,10 +742,9 @@ if (child != null) {
   // useful copy per delivery (duplicates, control, framing). BENCH_REPEAT=n runs every
   // configuration n times, on and off in turn for each implementation; the cut reported is the
   // median of the n pairs' cuts, the other figures medians of the runs.
-  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  const override = messagesOverride()
   const impls = (['ours', 'js'] as const).filter(impl => process.env.BENCH_ONLY == null || process.env.BENCH_ONLY === impl)
-  const uplink = process.env.BENCH_UPLINK ?? 'host'
-  if (uplink !== 'host' && uplink !== 'socket') throw new Error(`BENCH_UPLINK=${uplink}: host or socket`)
+  const uplink = uplinkModel()
   const results: Record<string, unknown> = {}
   for (const config of idontwantConfigs(uplink)) {
     const { nodes, mbps, rate } = config
@@ -783,7 +792,7 @@ if (child != null) {
   }
   console.log(JSON.stringify({ bench: 'gossipsub-idontwant', node: process.version, repeat: REPEAT, results }))
 } else {
-  const override = process.env.BENCH_MESSAGES == null ? undefined : Number(process.env.BENCH_MESSAGES)
+  const override = messagesOverride()
   const cases: Case[] = []
   for (const nodes of [10, 30]) {
     for (const size of [256, 16 * 1024]) {

@@ -432,6 +432,7 @@ export class SimulatedNetwork {
   private send (pair: ConnectionPair, side: 0 | 1, transmission: Transmission, start: number): number {
     const { link } = pair
     const direction = pair.direction(side)
+    const from = pair.ends[side]
     const size = transmission.bytes?.byteLength ?? 0
     const serialised = Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0
     let departed: number
@@ -442,7 +443,6 @@ export class SimulatedNetwork {
       const uplink = this.uplinkOf(pair.hosts[side])
       uplink.busyUntil = Math.max(start, uplink.busyUntil) + size / this.uplinkBytesPerMs
       departed = Math.max(uplink.busyUntil, direction.busyUntil) + serialised
-      const from = pair.ends[side]
       from.unsent.push([departed, size])
       from.unsentBytes += size
     }
@@ -469,7 +469,6 @@ export class SimulatedNetwork {
       this.counters.segments += Math.max(1, Math.ceil(size / link.options.mss))
     }
     const to = pair.ends[side === 0 ? 1 : 0]
-    const from = pair.ends[side]
     const arrival = Math.max(departed + delay, from.lastArrival)
     from.lastArrival = arrival
     this.scheduler.at(arrival, () => {
