@@ -22,22 +22,22 @@
 export { Swarm, UnsupportedAddressError, transportOf } from './swarm/swarm.js'
 export type { ConnectionInfo, NetworkInfo, SelectOptions } from './swarm/swarm.js'
 export { SwarmBuilder, BehaviourSwarmBuilder } from './swarm/builder.js'
-export type { TransportComponents, TransportFactory } from './swarm/builder.js'
+export type { TransportComponents, TransportFactory } from './transport/transport.js'
 export { swarmConfig, defaultSwarmConfig } from './swarm/config.js'
 export type { SwarmConfig } from './swarm/config.js'
 export type { SwarmEvent } from './swarm/events.js'
 export type { ConnectionCounters } from './swarm/pool.js'
-export { newConnectionId, newListenerId } from './swarm/ids.js'
-export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './swarm/ids.js'
-export type { DialOpts, DialTarget, PeerCondition } from './swarm/dial-opts.js'
-export { ignoreForKeepAlive } from './swarm/connection.js'
+export { newConnectionId, newListenerId } from './core/ids.js'
+export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './core/ids.js'
+export type { DialOpts, DialTarget, PeerCondition } from './core/dial-opts.js'
+export { ignoreForKeepAlive } from './behaviour/connection-handler.js'
 export {
   LocalPeerIdError, InvalidDialTargetError, InvalidListenAddressError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
   DialTransportError, UpgradeError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
   KeepAliveTimeoutError, ConnectionIOError, HandlerClosedError
-} from './swarm/errors.js'
-export type { DialError, ListenError, ConnectionError, FailedAddress, UpgradePhase } from './swarm/errors.js'
-export { PeerswarmError, ConfigError, ConnectionDenied, SwarmClosedError, AbortError } from './errors.js'
+} from './core/connection-errors.js'
+export type { DialError, ListenError, ConnectionError, FailedAddress, UpgradePhase } from './core/connection-errors.js'
+export { PeerswarmError, ConfigError, ConnectionDenied, SwarmClosedError, AbortError } from './core/errors.js'
 
 export type { Context, Waker } from './behaviour/context.js'
 export type {
@@ -56,11 +56,11 @@ export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
 
 export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'
 export type { MemoryHub } from './transport/memory.js'
-export type { TcpOptions } from './transport/tcp.js'
+export type { TcpOptions } from './transport/transport.js'
 export { webSockets } from './transport/websockets.js'
 export type { WebSocketsOptions } from './transport/websockets.js'
-export { generateKeypair, peerIdOf, keypairToProtobuf, keypairFromProtobuf, parsePeerId } from './identity.js'
-export type { Keypair } from './identity.js'
+export { generateKeypair, peerIdOf, keypairToProtobuf, keypairFromProtobuf, parsePeerId } from './core/identity.js'
+export type { Keypair } from './core/identity.js'
 
 export * as ping from './protocols/ping/index.js'
 export * as identify from './protocols/identify/index.js'

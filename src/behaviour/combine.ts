@@ -8,14 +8,14 @@
  *
  * @module
  */
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../core/errors.js'
 import type { Context } from './context.js'
 import type { ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol } from './connection-handler.js'
 import type {
   AnyBehaviour, EstablishedInboundConnection, EstablishedOutboundConnection, EventOf, FromSwarm, NetworkBehaviour,
   PendingInboundConnection, PendingOutboundConnection, ToSwarm
 } from './network-behaviour.js'
-import type { ConnectionId } from '../swarm/ids.js'
+import type { ConnectionId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -3,10 +3,25 @@
  *
  * @module
  */
-import { PeerswarmError } from '../errors.js'
+import { PeerswarmError } from '../core/errors.js'
 import type { Context } from './context.js'
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+
+const ignoredForKeepAlive = new WeakSet<Stream>()
+
+/**
+ * Let `stream` stay open without keeping its connection alive (as ping does): the connection
+ * may still close as idle while it is open. See {@link ConnectionHandler.connectionKeepAlive}.
+ */
+export function ignoreForKeepAlive (stream: Stream): void {
+  ignoredForKeepAlive.add(stream)
+}
+
+/** @internal Whether `stream` was marked with {@link ignoreForKeepAlive}. */
+export function isIgnoredForKeepAlive (stream: Stream): boolean {
+  return ignoredForKeepAlive.has(stream)
+}
 
 /**
  * The protocols a handler accepts on inbound streams, or asks for on an outbound stream.

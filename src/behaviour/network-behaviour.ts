@@ -9,9 +9,9 @@
  */
 import type { Context } from './context.js'
 import type { ConnectionHandler } from './connection-handler.js'
-import type { DialOpts } from '../swarm/dial-opts.js'
-import type { ConnectionError, DialError, ListenError } from '../swarm/errors.js'
-import type { ConnectedPoint, ConnectionId, Endpoint, ListenerId } from '../swarm/ids.js'
+import type { DialOpts } from '../core/dial-opts.js'
+import type { ConnectionError, DialError, ListenError } from '../core/connection-errors.js'
+import type { ConnectedPoint, ConnectionId, Endpoint, ListenerId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -11,7 +11,7 @@ import type {
   AnyBehaviour, EstablishedInboundConnection, EstablishedOutboundConnection, EventOf, FromSwarm, NetworkBehaviour,
   PendingInboundConnection, PendingOutboundConnection, ToSwarm
 } from './network-behaviour.js'
-import type { ConnectionId } from '../swarm/ids.js'
+import type { ConnectionId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

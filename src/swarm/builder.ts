@@ -3,33 +3,22 @@
  *
  * @module
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
-import { ConfigError } from '../errors.js'
-import { generateKeypair, peerIdOf } from '../identity.js'
+import { ConfigError } from '../core/errors.js'
+import { generateKeypair, peerIdOf } from '../core/identity.js'
 import { platform } from '../platform.js'
 import { memory } from '../transport/memory.js'
 import { webSockets } from '../transport/websockets.js'
-import { defaultSwarmConfig, swarmConfig } from './config.js'
+import { swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
-import { SwarmUpgrader } from './upgrader.js'
+import { noiseYamuxUpgrader } from '../upgrade/noise-yamux.js'
 import type { SwarmConfig } from './config.js'
 import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
-import type { Keypair } from '../identity.js'
-import type { TcpOptions } from '../transport/tcp.js'
+import type { Keypair } from '../core/identity.js'
+import type { TcpOptions, TransportComponents, TransportFactory } from '../transport/transport.js'
 import type { WebSocketsOptions } from '../transport/websockets.js'
-import type { ComponentLogger, Libp2pEvents, Transport, TypedEventTarget } from '@libp2p/interface'
-
-/** What a transport factory receives (what js-libp2p transports expect as components). */
-export interface TransportComponents {
-  readonly logger: ComponentLogger
-  readonly events: TypedEventTarget<Libp2pEvents>
-}
-
-/** Creates a transport, e.g. `tcp()` from `@libp2p/tcp`. */
-export type TransportFactory = (components: TransportComponents) => Transport
+import type { Libp2pEvents } from '@libp2p/interface'
 
 /**
  * Builds a {@link Swarm}, in phases as rust-libp2p's builder:
@@ -119,24 +108,4 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const transports = this.transports.map(factory => factory(components))
     return new Swarm({ localPeerId: peerId, behaviour: this.create(key), transports, upgrader, config })
   }
-}
-
-/**
- * @internal The upgrader every swarm uses: Noise, then Yamux. Yamux holds the streams that
- * arrive before the swarm has taken the connection over (a remote may open streams in the same
- * packet as its last handshake message) up to `maxEarlyStreams`, and aborts the connection
- * beyond; its own default, 10, let a js-libp2p peer that opens a burst of streams at once kill
- * the connection. The connection then applies `maxNegotiatingInboundStreams` to them.
- */
-export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger(), inlineMuxerNegotiation = true,
-  maxEarlyStreams = defaultSwarmConfig.maxNegotiatingInboundStreams): SwarmUpgrader {
-  const peerId = peerIdOf(key)
-  const upgrader = new SwarmUpgrader({ localPeer: peerId, inlineMuxerNegotiation })
-  upgrader.addEncrypter(noise({ crypto: platform().noiseCrypto })({ peerId, privateKey: key, logger, upgrader: upgrader.transportUpgrader(rejectInbound) }))
-  upgrader.addMuxer(yamux({ maxEarlyStreams })())
-  return upgrader
-}
-
-async function rejectInbound (): Promise<void> {
-  throw new Error('not a listener')
 }

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../core/errors.js'
+import { checkDelay } from '../core/timers.js'
 
 /** Options of a swarm. Every field is optional in `SwarmBuilder.withSwarmConfig`. */
 export interface SwarmConfig {
@@ -51,9 +52,6 @@ export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   drainTimeout: 2_000
 })
 
-/** setTimeout's longest delay, in ms; Node fires longer ones after 1 ms. */
-export const MAX_TIMER_DELAY = 2 ** 31 - 1
-
 /** Validates `options` over the defaults into a complete frozen config; throws `ConfigError`. */
 export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   const config = { ...defaultSwarmConfig, ...options }
@@ -65,7 +63,7 @@ export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   positiveFinite(config, 'substreamNegotiationTimeout')
   positiveFinite(config, 'connectionTimeout')
   nonNegative(config, 'drainTimeout', false)
-  if (config.drainTimeout > MAX_TIMER_DELAY) throw new ConfigError('drainTimeout', `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
+  checkDelay('drainTimeout', config.drainTimeout)
   if (!Number.isInteger(config.perConnectionEventBufferSize)) throw new ConfigError('perConnectionEventBufferSize', 'must be an integer')
   return Object.freeze(config)
 }
@@ -84,8 +82,7 @@ function positiveFinite (config: SwarmConfig, field: NumericField): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new ConfigError(field, `must be a positive number, got ${String(value)}`)
   }
-  // Timers cannot wait longer: Node would fire them after 1 ms.
-  if (value > MAX_TIMER_DELAY) throw new ConfigError(field, `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
+  checkDelay(field, value)
 }
 
 function positiveInteger (config: SwarmConfig, field: NumericField): void {

@@ -11,15 +11,15 @@
  */
 import { logger } from '@libp2p/logger'
 import { handle, select } from '@libp2p/multistream-select'
-import { toError } from '../errors.js'
-import { StreamUpgradeError } from '../behaviour/connection-handler.js'
-import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from './errors.js'
-import { MAX_TIMER_DELAY } from './config.js'
+import { toError } from '../core/errors.js'
+import { StreamUpgradeError, isIgnoredForKeepAlive } from '../behaviour/connection-handler.js'
+import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from '../core/connection-errors.js'
+import { MAX_TIMER_DELAY } from '../core/timers.js'
 import type { SwarmConfig } from './config.js'
-import type { ConnectionError } from './errors.js'
-import type { ConnectedPoint, ConnectionId } from './ids.js'
-import { abortUpgraded } from './upgrader.js'
-import type { UpgradedConnection } from './upgrader.js'
+import type { ConnectionError } from '../core/connection-errors.js'
+import type { ConnectedPoint, ConnectionId } from '../core/ids.js'
+import { abortUpgraded } from '../upgrade/upgrader.js'
+import type { UpgradedConnection } from '../upgrade/upgrader.js'
 import type { Context } from '../behaviour/context.js'
 import type { ConnectionEvent, ConnectionHandler, SubstreamProtocol } from '../behaviour/connection-handler.js'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -27,17 +27,6 @@ import type { PeerId, Stream } from '@libp2p/interface'
 const log = logger('peerswarm:connection')
 /** At most this many events are taken from a handler as its connection closes. */
 const MAX_LAST_EVENTS = 1024
-
-
-const ignoredForKeepAlive = new WeakSet<Stream>()
-
-/**
- * Let `stream` stay open without keeping its connection alive (as ping does): the connection
- * may still close as idle while it is open.
- */
-export function ignoreForKeepAlive (stream: Stream): void {
-  ignoredForKeepAlive.add(stream)
-}
 
 /** What the swarm gives a connection. */
 export interface ConnectionInit {
@@ -354,7 +343,7 @@ export class Connection {
   }
 
   private hasActiveStreams (): boolean {
-    return this.upgraded.muxer.streams.some(stream => !ignoredForKeepAlive.has(stream) && stream.status === 'open')
+    return this.upgraded.muxer.streams.some(stream => !isIgnoredForKeepAlive(stream) && stream.status === 'open')
   }
 
   private updateKeepAlive (handler: ConnectionHandler): void {

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { ConnectionError, DialError, FailedAddress, ListenError } from './errors.js'
-import type { ConnectedPoint, ConnectionId, ListenerId } from './ids.js'
+import type { ConnectionError, DialError, FailedAddress, ListenError } from '../core/connection-errors.js'
+import type { ConnectedPoint, ConnectionId, ListenerId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -6,14 +6,14 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { toError } from '../errors.js'
+import { toError } from '../core/errors.js'
 import { Connection } from './connection.js'
-import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPeerIdError, ListenTransportError, LocalPeerIdError, WrongPeerIdError } from './errors.js'
-import { abortUpgraded, dialUpgraded } from './upgrader.js'
+import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPeerIdError, ListenTransportError, LocalPeerIdError, WrongPeerIdError } from '../core/connection-errors.js'
+import { abortUpgraded, dialUpgraded } from '../upgrade/upgrader.js'
 import type { SwarmConfig } from './config.js'
-import type { DialError, FailedAddress, ListenError } from './errors.js'
-import type { ConnectedPoint, ConnectionId, ListenerId } from './ids.js'
-import type { SwarmUpgrader, UpgradedConnection } from './upgrader.js'
+import type { DialError, FailedAddress, ListenError } from '../core/connection-errors.js'
+import type { ConnectedPoint, ConnectionId, ListenerId } from '../core/ids.js'
+import type { SwarmUpgrader, UpgradedConnection } from '../upgrade/upgrader.js'
 import type { MultiaddrConnection, PeerId, Transport, Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

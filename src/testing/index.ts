@@ -15,10 +15,10 @@
  * @module
  */
 import '../node.js'
-import { PeerswarmError } from '../errors.js'
+import { PeerswarmError } from '../core/errors.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import type { AnyBehaviour, EventOf } from '../behaviour/network-behaviour.js'
-import type { Keypair } from '../identity.js'
+import type { Keypair } from '../core/identity.js'
 import type { MulticastSocket, MulticastSocketFactory, MulticastSocketOptions } from '../protocols/mdns/socket.js'
 import type { SwarmConfig } from '../swarm/config.js'
 import type { SwarmEvent } from '../swarm/events.js'

@@ -17,7 +17,7 @@
  */
 import '../compat.js'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../core/errors.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import { combine } from '../behaviour/combine.js'
 import { toggle } from '../behaviour/toggle.js'

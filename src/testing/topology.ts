@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../core/errors.js'
 import type { Random } from './random.js'
 
 /** A link of a topology: `[dialer, listener]`. */

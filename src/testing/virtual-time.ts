@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { PeerswarmError } from '../errors.js'
+import { PeerswarmError } from '../core/errors.js'
 import { TimerHeap } from './heap.js'
 import { Random } from './random.js'
 

@@ -9,9 +9,9 @@ import { TypedEventEmitter, transportSymbol } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { PeerswarmError } from '../errors.js'
+import { PeerswarmError } from '../core/errors.js'
 import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, ListenerEvents, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
-import type { TransportFactory } from '../swarm/builder.js'
+import type { TransportFactory } from './transport.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('peerswarm:memory')

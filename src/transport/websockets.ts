@@ -5,7 +5,7 @@
  * @module
  */
 import { webSockets as jsWebSockets } from '@libp2p/websockets'
-import type { TransportFactory } from '../swarm/builder.js'
+import type { TransportFactory } from './transport.js'
 import type { WebSocketsInit } from '@libp2p/websockets'
 
 /** Options of the WebSockets transport, as `@libp2p/websockets` takes them. */

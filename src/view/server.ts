@@ -9,7 +9,7 @@
  * @module
  */
 import { createServer } from 'node:http'
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../core/errors.js'
 import { pageHtml } from './page.js'
 import { nodeView } from './snapshot.js'
 import type { DeliveryStats, NodeView, ViewNode, ViewSnapshot } from './snapshot.js'

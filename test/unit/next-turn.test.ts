@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai'
 import * as FakeTimers from '@sinonjs/fake-timers'
-import { nextTurn } from '../../src/platform.js'
+import { nextTurn } from '../../src/next-turn.js'
 
 /** Resolves in the check phase of a later turn than any `setImmediate` queued so far. */
 async function afterImmediates (): Promise<void> {

@@ -1,8 +1,8 @@
 import { expect } from 'chai'
 import { defaultLogger } from '@libp2p/logger'
 import { dummy, generateKeypair, peerIdOf } from '../../src/index.js'
-import { noiseYamuxUpgrader } from '../../src/swarm/builder.js'
-import { dialUpgraded } from '../../src/swarm/upgrader.js'
+import { noiseYamuxUpgrader } from '../../src/upgrade/noise-yamux.js'
+import { dialUpgraded } from '../../src/upgrade/upgrader.js'
 import { MemoryTransport } from '../../src/transport/memory.js'
 import { drive, listen, newSwarm } from '../../src/testing/index.js'
 

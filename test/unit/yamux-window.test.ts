@@ -1,5 +1,5 @@
 /**
- * Yamux window updates held back under the muxer (src/swarm/yamux-window.ts): the filter on
+ * Yamux window updates held back under the muxer (src/upgrade/yamux-window.ts): the filter on
  * Yamux's byte stream, and two muxers over a pair of `SecureChannel`s, where a one-way stream
  * must neither stall nor make the reader write once per frame.
  */
@@ -7,8 +7,8 @@ import { expect } from 'chai'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { SecureChannel } from '../../src/swarm/secure-channel.js'
-import { HELD_WINDOW_BYTES, MAX_HELD_STREAMS, WindowUpdateBatcher } from '../../src/swarm/yamux-window.js'
+import { SecureChannel } from '../../src/upgrade/secure-channel.js'
+import { HELD_WINDOW_BYTES, MAX_HELD_STREAMS, WindowUpdateBatcher } from '../../src/upgrade/yamux-window.js'
 import { fakeCipherPair } from '../fixtures/fake-cipher.js'
 import type { Stream } from '@libp2p/interface'
 

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { ConfigError, ConnectionDenied, PeerswarmError } from '../../errors.js'
+import { ConfigError, ConnectionDenied, PeerswarmError } from '../../core/errors.js'
 import { DummyHandler } from '../../behaviour/dummy.js'
 import type {
   EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, PendingOutboundConnection, ToSwarm
 } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
 /** Limits on connection counts; an absent limit is no limit. */

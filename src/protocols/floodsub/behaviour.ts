@@ -28,7 +28,7 @@ import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { Validator } from '../pubsub/validation.js'
 import type { Context, Waker } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
 const log = logger('peerswarm:floodsub')

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../core/errors.js'
 import type { MessageAuthenticity } from '../pubsub/authenticity.js'
 import type { MessageIdFn } from '../pubsub/message.js'
 

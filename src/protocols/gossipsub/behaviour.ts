@@ -19,7 +19,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { describe } from '../../errors.js'
+import { describe } from '../../core/errors.js'
 import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
 import { PublishError } from '../pubsub/errors.js'
 import { encodeFrame } from '../pubsub/framing.js'
@@ -47,7 +47,7 @@ import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { ValidationResult, Validator } from '../pubsub/validation.js'
 import type { Context } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../core/errors.js'
+import { checkDelay } from '../../core/timers.js'
 import type { MessageAuthenticity } from '../pubsub/authenticity.js'
 import { peerScoreParams, peerScoreThresholds } from './score/params.js'
 import type { PeerScoreOptions, PeerScoreParams, PeerScoreThresholds } from './score/params.js'
@@ -222,8 +223,6 @@ const POSITIVE: readonly NumberField[] = [
   'unsubscribeBackoff', 'iwantFollowupTime', 'idontwantTtlHeartbeats', 'directConnectTicks',
   'opportunisticGraftTicks', 'maxPendingValidations', 'maxTransmitSize', 'maxQueuedBytes', 'forwardDeadline', 'maxTopicsPerPeer'
 ]
-/** Largest delay a timer can wait (2^31 − 1 ms); Node fires longer ones after 1 ms. */
-const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 /** Validate `options` over the defaults; throws `ConfigError` naming the bad field. */
 export function config (options: Options): Config {
@@ -248,7 +247,7 @@ export function config (options: Options): Config {
     throw new ConfigError('heartbeatInitialDelay', `must be ≥ 0, got ${String(c.heartbeatInitialDelay)}`)
   }
   for (const field of ['heartbeatInterval', 'heartbeatInitialDelay'] as const) {
-    if (c[field] > MAX_TIMER_DELAY) throw new ConfigError(field, `must be at most ${MAX_TIMER_DELAY} ms`)
+    checkDelay(field, c[field])
   }
   if (!(c.gossipFactor >= 0 && c.gossipFactor <= 1)) throw new ConfigError('gossipFactor', `must be within [0, 1], got ${String(c.gossipFactor)}`)
   // The mesh degrees: D_lo ≤ D ≤ D_hi, D_score ≤ D_hi, D_out < D_lo and D_out ≤ D/2, except in

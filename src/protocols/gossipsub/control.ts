@@ -26,7 +26,7 @@ import { shuffle } from './router.js'
 import type { PeerState, Router } from './router.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord } from '../pubsub/rpc.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 
 const log = logger('peerswarm:gossipsub')
 

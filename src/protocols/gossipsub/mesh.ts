@@ -11,13 +11,13 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { describe } from '../../errors.js'
-import { newConnectionId } from '../../swarm/ids.js'
+import { describe } from '../../core/errors.js'
+import { newConnectionId } from '../../core/ids.js'
 import { openExchangedPeer } from './peer-exchange.js'
 import { shuffle } from './router.js'
 import type { PeerKey, Router } from './router.js'
 import type { TopicHash } from '../pubsub/topic.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 
 const log = logger('peerswarm:gossipsub')
 

@@ -14,7 +14,7 @@
 import { peerIdFromMultihash, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import * as Digest from 'multiformats/hashes/digest'
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

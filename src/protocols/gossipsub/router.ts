@@ -29,7 +29,7 @@ import type { SeenCache } from '../pubsub/seen-cache.js'
 import type { HandlerIn, QueueGauge, RecentIds, UnwantedIds } from '../pubsub/stream-handler.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
 /** A peer id's string form, the key of every per-peer map. */

@@ -11,7 +11,7 @@ import type { FromBehaviour, ToBehaviour } from './handler.js'
 import type { Info } from './message.js'
 import type { Context, Waker } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId, PublicKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../core/errors.js'
 
 /** The identify protocol id. */
 export const PROTOCOL = '/ipfs/id/1.0.0'

@@ -7,7 +7,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { lpStream } from '@libp2p/utils'
-import { describe, toError } from '../../errors.js'
+import { describe, toError } from '../../core/errors.js'
 import { PROTOCOL, PUSH_PROTOCOL } from './config.js'
 import { decodeInfo, encodeInfo } from './message.js'
 import type { Config } from './config.js'

@@ -6,8 +6,8 @@
  */
 import { logger } from '@libp2p/logger'
 import { DummyHandler } from '../../behaviour/dummy.js'
-import { toError } from '../../errors.js'
-import { MAX_TIMER_DELAY } from '../../swarm/config.js'
+import { toError } from '../../core/errors.js'
+import { MAX_TIMER_DELAY } from '../../core/timers.js'
 import { config as mdnsConfig, randomPeerName } from './config.js'
 import { buildQuery, buildResponses, buildServiceDiscoveryResponse, MalformedPacketError, parsePacket } from './packet.js'
 import { DiscoveredPeers } from './peers.js'

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../core/errors.js'
 import type { MulticastSocketFactory } from './socket.js'
 
 /** The libp2p mDNS service name. */

@@ -7,7 +7,7 @@
 import dgram from 'node:dgram'
 import { isIPv4 } from 'node:net'
 import os from 'node:os'
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 
 /** The mDNS IPv4 group. */
 export const IPV4_GROUP = '224.0.0.251'

@@ -9,7 +9,7 @@ import type { Config } from './config.js'
 import type { HandlerEvent, PingFailure } from './handler.js'
 import type { Context, Waker } from '../../behaviour/context.js'
 import type { NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
 /** A ping result for one connection. */

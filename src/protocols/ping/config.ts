@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
-import { MAX_TIMER_DELAY } from '../../swarm/config.js'
+import { ConfigError } from '../../core/errors.js'
+import { checkDelay } from '../../core/timers.js'
 
 /** The ping protocol id. */
 export const PROTOCOL = '/ipfs/ping/1.0.0'
@@ -31,7 +31,7 @@ export function config (options: Partial<Config> = {}): Config {
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       throw new ConfigError(field, `must be a positive number of milliseconds, got ${String(value)}`)
     }
-    if (value > MAX_TIMER_DELAY) throw new ConfigError(field, `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
+    checkDelay(field, value)
   }
   return Object.freeze(result)
 }

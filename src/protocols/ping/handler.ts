@@ -7,8 +7,8 @@
  */
 import { logger } from '@libp2p/logger'
 import { byteStream } from '@libp2p/utils'
-import { PeerswarmError, describe, toError } from '../../errors.js'
-import { ignoreForKeepAlive } from '../../swarm/connection.js'
+import { PeerswarmError, describe, toError } from '../../core/errors.js'
+import { ignoreForKeepAlive } from '../../behaviour/connection-handler.js'
 import { PING_SIZE, PROTOCOL } from './config.js'
 import type { Config } from './config.js'
 import type { Context, Waker } from '../../behaviour/context.js'

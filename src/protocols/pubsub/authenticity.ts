@@ -7,7 +7,7 @@
  */
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 import { platform } from '../../platform.js'
 import { readAuthor, readSeqno, seqnoBytes } from './message.js'
 import { encodeMessage } from './rpc.js'

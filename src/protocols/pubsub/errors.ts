@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 
 /** Why a publish failed. */
 export type PublishErrorKind =

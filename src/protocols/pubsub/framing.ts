@@ -5,7 +5,7 @@
  * @module
  */
 import * as varint from 'uint8-varint'
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 /** A frame's declared length exceeds the limit, or its length prefix is invalid. */

@@ -17,7 +17,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { describe, toError } from '../../errors.js'
+import { describe, toError } from '../../core/errors.js'
 import { InvalidMessageError } from './authenticity.js'
 import { messageIdKey, toMessage } from './message.js'
 import type { MessageChecker, RejectReason } from './authenticity.js'

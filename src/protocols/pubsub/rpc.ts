@@ -6,7 +6,7 @@
  * @module
  */
 import protobuf from 'protobufjs'
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 
 const { Field, Type } = protobuf
 

@@ -27,8 +27,8 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { describe, toError } from '../../errors.js'
-import { nextTurn } from '../../platform.js'
+import { describe, toError } from '../../core/errors.js'
+import { nextTurn } from '../../next-turn.js'
 import { FrameDecoder } from './framing.js'
 import { decodeRpc } from './rpc.js'
 import type { Rpc } from './rpc.js'

@@ -6,40 +6,22 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { newConnectionId } from '../../swarm/ids.js'
-import { DialPeerConditionFalseError } from '../../swarm/errors.js'
+import { newConnectionId } from '../../core/ids.js'
+import { DialPeerConditionFalseError } from '../../core/connection-errors.js'
 import { newInboundRequestId, newOutboundRequestId, settleChannel } from './channel.js'
 import { config as requestResponseConfig, protocols as splitProtocols } from './config.js'
 import { InboundFailure, OutboundFailure } from './errors.js'
 import { Handler } from './handler.js'
-import type { InboundRequestId, OutboundRequestId, ResponseChannel } from './channel.js'
+import type { InboundRequestId, Message, OutboundRequestId, ResponseChannel } from './channel.js'
 import type { Codec } from './codec.js'
 import type { Config, ProtocolConfig, Protocols } from './config.js'
 import type { FromBehaviour, ToBehaviour } from './handler.js'
 import type { Context, Waker } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
-import type { ConnectionId } from '../../swarm/ids.js'
+import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 
 const log = logger('peerswarm:request-response')
-
-/** A request or a response, as carried by a `Message` event. */
-export type Message<TRequest, TResponse> =
-  | {
-    /** The peer asks something: answer with `sendResponse(channel, response)`. */
-    readonly type: 'Request'
-    readonly requestId: InboundRequestId
-    readonly request: TRequest
-    /** The protocol the request came on. */
-    readonly protocol: string
-    readonly channel: ResponseChannel<TResponse>
-  }
-  | {
-    /** The answer to our request `requestId`. */
-    readonly type: 'Response'
-    readonly requestId: OutboundRequestId
-    readonly response: TResponse
-  }
 
 /** What request-response reports. Every request ends in exactly one event. */
 export type Event<TRequest, TResponse> =

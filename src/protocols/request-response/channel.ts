@@ -1,5 +1,6 @@
 /**
- * Request ids and the channel an inbound request is answered through.
+ * Request ids, the channel an inbound request is answered through, and the messages that carry
+ * them.
  *
  * @module
  */
@@ -63,3 +64,21 @@ export class ResponseChannel<TResponse> {
 export function settleChannel<TResponse> (channel: ResponseChannel<TResponse>, answer: Answer<TResponse>): boolean {
   return settlers.get(channel)?.settle(answer) ?? false
 }
+
+/** A request or a response, as carried by a `Message` event. */
+export type Message<TRequest, TResponse> =
+  | {
+    /** The peer asks something: answer with `sendResponse(channel, response)`. */
+    readonly type: 'Request'
+    readonly requestId: InboundRequestId
+    readonly request: TRequest
+    /** The protocol the request came on. */
+    readonly protocol: string
+    readonly channel: ResponseChannel<TResponse>
+  }
+  | {
+    /** The answer to our request `requestId`. */
+    readonly type: 'Response'
+    readonly requestId: OutboundRequestId
+    readonly response: TResponse
+  }

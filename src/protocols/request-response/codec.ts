@@ -13,7 +13,7 @@
 import { lpStream } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../core/errors.js'
 import { InvalidMessageError, MessageTooLargeError } from './errors.js'
 import type { Stream } from '@libp2p/interface'
 

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { ConfigError } from '../../errors.js'
-import { MAX_TIMER_DELAY } from '../../swarm/config.js'
+import { ConfigError } from '../../core/errors.js'
+import { checkDelay } from '../../core/timers.js'
 
 /**
  * Which direction of a protocol this node speaks:
@@ -47,7 +47,7 @@ export function config (options: Partial<Config> = {}): Config {
   if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
     throw new ConfigError('requestTimeout', `must be a positive number of milliseconds, got ${String(timeout)}`)
   }
-  if (timeout > MAX_TIMER_DELAY) throw new ConfigError('requestTimeout', `must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days)`)
+  checkDelay('requestTimeout', timeout)
   const max = result.maxConcurrentStreams
   if (!Number.isSafeInteger(max) || max < 1) {
     throw new ConfigError('maxConcurrentStreams', `must be a positive integer, got ${String(max)}`)

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PeerswarmError } from '../../errors.js'
+import { PeerswarmError } from '../../core/errors.js'
 
 /** A message is larger than the codec allows; nothing of it was sent, or it was not read. */
 export class MessageTooLargeError extends PeerswarmError {

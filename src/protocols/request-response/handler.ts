@@ -24,10 +24,10 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { describe, toError } from '../../errors.js'
+import { describe, toError } from '../../core/errors.js'
 import { ResponseChannel } from './channel.js'
 import { InboundFailure, OutboundFailure } from './errors.js'
-import type { Message } from './behaviour.js'
+import type { Message } from './channel.js'
 import type { Answer, InboundRequestId, OutboundRequestId } from './channel.js'
 import type { Codec } from './codec.js'
 import type { Config, Protocols } from './config.js'

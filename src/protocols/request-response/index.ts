@@ -6,7 +6,8 @@
  * @module
  */
 export { Behaviour } from './behaviour.js'
-export type { Event, Message, RequestOptions } from './behaviour.js'
+export type { Event, RequestOptions } from './behaviour.js'
+export type { Message } from './channel.js'
 export { Handler } from './handler.js'
 export type { FromBehaviour, ToBehaviour, HandlerInit } from './handler.js'
 export { ResponseChannel } from './channel.js'

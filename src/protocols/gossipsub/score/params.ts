@@ -9,7 +9,7 @@
  * @module
  */
 import { IpNet } from '@chainsafe/netmask'
-import { ConfigError } from '../../../errors.js'
+import { ConfigError } from '../../../core/errors.js'
 import type { TopicHash } from '../../pubsub/topic.js'
 
 /** Scoring of one topic. Times are in ms. */

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { PeerswarmError, describe } from '../errors.js'
-import type { ConnectionDenied } from '../errors.js'
+import { PeerswarmError, describe } from './errors.js'
+import type { ConnectionDenied } from './errors.js'
 import type { PeerCondition } from './dial-opts.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'

@@ -23,7 +23,7 @@
  */
 import { AbstractMessageStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { nextTurn } from '../platform.js'
+import { nextTurn } from '../next-turn.js'
 import { NOISE_MAX_PLAINTEXT, NOISE_TAG_LENGTH, NoiseFrameDecoder, sealFrames } from './noise-framing.js'
 import { WindowUpdateBatcher } from './yamux-window.js'
 import type { AbortOptions, MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'

@@ -10,9 +10,9 @@
  * @module
  */
 import { handle, select } from '@libp2p/multistream-select'
-import { LocalPeerIdError, UpgradeError } from './errors.js'
+import { LocalPeerIdError, UpgradeError } from '../core/connection-errors.js'
 import { HandshakeStream, SecureChannel, noiseCipherOf } from './secure-channel.js'
-import type { UpgradePhase } from './errors.js'
+import type { UpgradePhase } from '../core/connection-errors.js'
 import type { Connection, ConnectionEncrypter, MessageStream, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
 /** Yamux's protocol id. */

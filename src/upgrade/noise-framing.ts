@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { PeerswarmError } from '../errors.js'
+import { PeerswarmError } from '../core/errors.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 
 /** Largest Noise message (ciphertext and tag), from its 2-byte length prefix. */

@@ -1,0 +1,42 @@
+/**
+ * What `Swarm.dial` and `ToSwarm.Dial` accept.
+ *
+ * @module
+ */
+import type { ConnectionId } from './ids.js'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/**
+ * When a dial to a known peer goes ahead (as rust-libp2p's `PeerCondition`):
+ * - `disconnected`: only if no connection to the peer is established;
+ * - `notDialing`: only if no dial to the peer is in progress;
+ * - `disconnectedAndNotDialing` (default): both;
+ * - `always`: unconditionally.
+ */
+export type PeerCondition = 'disconnected' | 'notDialing' | 'disconnectedAndNotDialing' | 'always'
+
+/** Options of a dial. Either `peerId` or at least one address must be given. */
+export interface DialOpts {
+  /** The peer to reach. When given, the remote must authenticate as this peer. */
+  readonly peerId?: PeerId
+  /** Addresses to try. When empty and `peerId` is set, behaviours supply addresses. */
+  readonly addresses?: readonly Multiaddr[]
+  /** Default `disconnectedAndNotDialing`; only applies when `peerId` is set. */
+  readonly condition?: PeerCondition
+  /**
+   * Also ask behaviours for addresses (`handlePendingOutboundConnection`). Default: true when no
+   * `addresses` are given, false otherwise.
+   */
+  readonly extendAddressesThroughBehaviour?: boolean
+  /** How many addresses are dialed at once (default: the swarm's `dialConcurrencyFactor`). */
+  readonly dialConcurrencyFactor?: number
+  /** Use this pre-allocated id (see `newConnectionId`) instead of a fresh one. */
+  readonly connectionId?: ConnectionId
+}
+
+/**
+ * Anything `Swarm.dial` accepts: an address (a `Multiaddr` or its string form), a peer id
+ * (addresses from behaviours), or options.
+ */
+export type DialTarget = Multiaddr | string | PeerId | DialOpts
