@@ -75,8 +75,10 @@ for await (const event of swarm) {
       if (behaviour === 'mdns' && e.type === 'Discovered') {
         for (const peerId of new Set(e.peers.map(p => p.peerId.toString()))) {
           console.log(`mDNS discovered a new peer: ${peerId}`)
-          // mDNS gives the swarm the peer's addresses; the dial finds them. It throws when
-          // the peer is already connected (it may have dialed us first).
+          // mDNS gives the swarm the peer's addresses; the dial finds them. Both sides discover
+          // each other: the side whose peer id sorts first dials, so that a pair holds one
+          // connection. The dial throws when the peer is already connected.
+          if (swarm.localPeerId.toString() > peerId) continue
           try {
             swarm.dial(e.peers.find(p => p.peerId.toString() === peerId)!.peerId)
           } catch {}

@@ -97,6 +97,11 @@ export class DemoNetwork {
     await this.whenGreeted.promise
   }
 
+  /** Established connections in the network, each counted once (one per connected pair). */
+  connections (): number {
+    return this.nodes.reduce((sum, swarm) => sum + swarm.networkInfo().connectionCounters.numEstablishedOutgoing, 0)
+  }
+
   /** Publish `text` from node `i` (false if it could not be published, e.g. no peers yet). */
   publish (i: number, text: string): boolean {
     try {
@@ -147,8 +152,9 @@ export class DemoNetwork {
       if (behaviour === 'mdns' && e.type === 'Discovered') {
         for (const peerId of new Map(e.peers.map(p => [p.peerId.toString(), p.peerId])).values()) {
           this.log(`${me}: discovered ${this.nameOf(peerId)} over mDNS`)
-          // Both sides of a pair may dial; a dial to a peer already connected throws.
-          if (!swarm.isConnected(peerId)) {
+          // Both sides of a pair discover each other at about the same time; if both dialed,
+          // each pair would hold two connections. The side whose peer id sorts first dials.
+          if (swarm.localPeerId.toString() < peerId.toString() && !swarm.isConnected(peerId)) {
             try {
               swarm.dial(peerId)
             } catch {}

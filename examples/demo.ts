@@ -45,6 +45,7 @@ try {
   ])
   clearTimeout(timer)
   console.log(`done: every node received all ${COUNT - 1} greetings`)
+  console.log(`connections: ${network.connections()} for ${COUNT * (COUNT - 1) / 2} pairs`)
   if (args.stay || seconds > 0) {
     console.log(args.stay ? 'publishing now and then until Ctrl-C' : `publishing now and then for ${seconds} s`)
     const stop = new AbortController()

@@ -3,10 +3,10 @@
  * docs/*.md, and those of doc comments in src/ (which typedoc publishes). Each becomes a
  * module under .doc-examples/ and the TypeScript compiler checks them all against the sources.
  *
- * An example may use, without importing them, every export of 'peerswarm', of
- * 'peerswarm/testing' and of 'peerswarm/view', a `key` (the node's keypair) and a `swarm`
- * (of any behaviour); an example that starts with `.`
- * continues a `SwarmBuilder` chain. Its own imports of 'peerswarm' are pointed at the sources.
+ * An example's imports of 'peerswarm', 'peerswarm/testing' and 'peerswarm/view' are pointed at
+ * the sources. It may also use, without importing them, the main names of each (`IN_SCOPE`),
+ * a `key` (the node's keypair) and a `swarm` (of any behaviour); an example that starts with
+ * `.` continues a `SwarmBuilder` chain.
  *
  * A markdown block preceded by `<!-- source: path -->` is part of that file of the repository
  * instead (a guide that walks through a runnable example): the blocks of one path, in order and
@@ -96,16 +96,30 @@ const examples = [
   ...walk(join(root, 'src')).flatMap(fromSource)
 ]
 
-/** Every export of the package and of its testing and view entry points, visible to each example. */
-const PREAMBLE = `import * as __peerswarm from '../src/index.js'
-import * as __testing from '../src/testing/index.js'
-import * as __view from '../src/view/index.js'
-const { SwarmBuilder, combine, toggle, dummy, ping, identify, connectionLimits, floodsub, gossipsub, mdns, pubsub, requestResponse, generateKeypair, peerIdOf } = __peerswarm
-const { newSwarm, connect, drive, driveUntil, waitFor, listen, MemoryMulticast, SimulatedNetwork, VirtualClock, Random, runScenario, formatReport } = __testing
-const { serveView, serveNetworkView } = __view
-declare const key: __peerswarm.Keypair
-declare const swarm: __peerswarm.Swarm<__peerswarm.AnyBehaviour>
-`
+/** Where an example's imports of the package point: the sources. */
+const SOURCES: Record<string, string> = { peerswarm: '../src/index.js', 'peerswarm/testing': '../src/testing/index.js', 'peerswarm/view': '../src/view/index.js' }
+
+/** Names every example may use without importing them (older examples rely on it). */
+const IN_SCOPE: Record<string, string[]> = {
+  peerswarm: ['SwarmBuilder', 'combine', 'toggle', 'dummy', 'ping', 'identify', 'connectionLimits', 'floodsub', 'gossipsub', 'mdns', 'pubsub', 'requestResponse', 'generateKeypair', 'peerIdOf'],
+  'peerswarm/testing': ['newSwarm', 'connect', 'drive', 'driveUntil', 'waitFor', 'listen', 'MemoryMulticast', 'SimulatedNetwork', 'VirtualClock', 'Random', 'runScenario', 'formatReport'],
+  'peerswarm/view': ['serveView', 'serveNetworkView']
+}
+
+/** The preamble of an example: the names in scope that it does not import itself, a `key` and a `swarm`. */
+function preamble (imported: ReadonlySet<string>): string {
+  const lines = Object.entries(SOURCES).map(([entry, path], i) => {
+    const names = IN_SCOPE[entry].filter(name => !imported.has(name))
+    return `import * as __e${i} from '${path}'\nconst { ${names.join(', ')} } = __e${i}`
+  })
+  return `${lines.join('\n')}\ndeclare const key: __e0.Keypair\ndeclare const swarm: __e0.Swarm<__e0.AnyBehaviour>\n`
+}
+
+/** The local names an import line brings in (`{ a, b as c, type D }` → a, c, D). */
+function importedNames (line: string): string[] {
+  const braces = /\{([^}]*)\}/.exec(line)?.[1] ?? ''
+  return braces.split(',').map(part => part.trim().replace(/^type\s+/, '').split(/\s+as\s+/).at(-1) ?? '').filter(name => name !== '')
+}
 
 if (!checkParts()) process.exit(1)
 
@@ -115,11 +129,17 @@ const names: Array<{ file: string, example: Example }> = []
 for (const [i, example] of examples.entries()) {
   const imports: string[] = []
   const body: string[] = []
+  const imported = new Set<string>()
   for (const line of example.code.split('\n')) {
     if (/^import\s/.test(line)) {
-      // Named imports from the package are already in scope; others are kept.
-      if (/from 'peerswarm(\/testing|\/view)?'/.test(line)) continue
-      imports.push(line)
+      // Imports of the package point at the sources; others are kept as they are.
+      const entry = /from '(peerswarm(?:\/testing|\/view)?)'/.exec(line)?.[1]
+      if (entry != null) {
+        for (const name of importedNames(line)) imported.add(name)
+        imports.push(line.replace(`'${entry}'`, `'${SOURCES[entry]}'`))
+      } else {
+        imports.push(line)
+      }
     } else {
       body.push(line)
     }
@@ -128,7 +148,7 @@ for (const [i, example] of examples.entries()) {
     ? `const __builder = SwarmBuilder.withNewIdentity().withMemoryTransport()\nvoid __builder\n  ${body.join('\n').trim()}`
     : body.join('\n')
   const file = `example-${String(i).padStart(3, '0')}.ts`
-  writeFileSync(join(out, file), `${PREAMBLE}${imports.join('\n')}\nexport {}\n{\n${code}\n}\n`)
+  writeFileSync(join(out, file), `${preamble(imported)}${imports.join('\n')}\nexport {}\n{\n${code}\n}\n`)
   names.push({ file, example })
 }
 writeFileSync(join(out, 'tsconfig.json'), JSON.stringify({

@@ -31,6 +31,10 @@ export { newConnectionId, newListenerId } from './core/ids.js'
 export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './core/ids.js'
 export type { DialOpts, DialTarget, PeerCondition } from './core/dial-opts.js'
 export { ignoreForKeepAlive } from './behaviour/connection-handler.js'
+// The js-libp2p types every custom behaviour uses, so that it needs no import of (and no second
+// copy of) @libp2p/interface or @multiformats/multiaddr.
+export type { PeerId, Stream } from '@libp2p/interface'
+export type { Multiaddr } from '@multiformats/multiaddr'
 export {
   LocalPeerIdError, InvalidDialTargetError, InvalidListenAddressError, NoAddressesError, DialPeerConditionFalseError, DialAbortedError, WrongPeerIdError, DialDeniedError,
   DialTransportError, UpgradeError, ListenAbortedError, ListenDeniedError, ListenLocalPeerIdError, ListenTransportError,
@@ -52,6 +56,11 @@ export type {
 export { combine, CombinedBehaviour, CombinedHandler } from './behaviour/combine.js'
 export type { Combined, CombinedEvent, Children, Tagged } from './behaviour/combine.js'
 export { toggle, Toggle } from './behaviour/toggle.js'
+export { encodeFrame, FrameDecoder, FrameTooLargeError, readFrame, writeFrame } from './behaviour/framing.js'
+export type { FrameOptions } from './behaviour/framing.js'
+export { ActionQueue } from './behaviour/action-queue.js'
+export { ListenAddresses, ExternalAddresses, PeerAddresses, MAX_EXTERNAL_ADDRESSES } from './behaviour/addresses.js'
+export type { PeerAddressesOptions } from './behaviour/addresses.js'
 export { dummy, DummyBehaviour, DummyHandler } from './behaviour/dummy.js'
 
 export { MemoryTransport, MemoryConnectionRefusedError, memory } from './transport/memory.js'

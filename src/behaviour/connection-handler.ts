@@ -6,7 +6,6 @@
 import { PeerswarmError } from '../core/errors.js'
 import type { Context } from './context.js'
 import type { Stream } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
 
 const ignoredForKeepAlive = new WeakSet<Stream>()
 
@@ -52,7 +51,14 @@ export class StreamUpgradeError extends PeerswarmError {
   }
 }
 
-/** What the connection tells its handler. */
+/**
+ * What the connection tells its handler.
+ *
+ * rust-libp2p has two more: `ListenUpgradeError`, for an inbound upgrade that failed after its
+ * protocol was negotiated (our handlers take negotiated streams as they are, so there is no such
+ * step; a failed or timed-out inbound negotiation is logged and the stream reset, as rust does),
+ * and `AddressChange`, for a transport that migrates connections (QUIC; none of ours does).
+ */
 export type ConnectionEvent =
   | {
     /** An inbound stream negotiated one of `listenProtocol()`'s protocols. */
@@ -74,13 +80,6 @@ export type ConnectionEvent =
     readonly info: unknown
     readonly error: StreamUpgradeError
   }
-  | {
-    /** An inbound stream did not finish negotiating in time. */
-    readonly type: 'ListenUpgradeError'
-    readonly info: unknown
-    readonly error: StreamUpgradeError
-  }
-  | { readonly type: 'AddressChange', readonly newAddress: Multiaddr }
   | { readonly type: 'LocalProtocolsChange', readonly change: ProtocolsChange }
   | { readonly type: 'RemoteProtocolsChange', readonly change: ProtocolsChange }
 

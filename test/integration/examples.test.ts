@@ -21,6 +21,8 @@ describe('examples', function () {
   it('npm run demo: three nodes discover each other over mDNS on 127.0.0.1 and exchange gossipsub greetings', async () => {
     const { code, stdout } = await run('demo.ts')
     expect(stdout).to.match(/done: every node received all 2 greetings/)
+    // Both ends of a pair discover each other; only one dials, so each pair has one connection.
+    expect(stdout).to.match(/connections: 3 for 3 pairs/)
     expect(code).to.equal(0)
   })
 

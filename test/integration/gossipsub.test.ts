@@ -4,7 +4,8 @@
  * Topology (reproducible, seed `SEED`): node i dials 3 random other nodes it has no link with
  * yet, never past D_hi links per node; components left apart are then linked. So every node has
  * 3 to D_hi peers: no mesh ever needs pruning for size (hence no backoff skews the meshes), and
- * with this seed the degrees run from 3 (below D_lo) to 11 (above D).
+ * with this seed the degrees run from 3 (below D_lo) to 10 (above D). The generator is
+ * `randomDials` of src/testing/topology.ts, the PRNG src/testing/random.ts.
  *
  * Default D parameters (D = 6, D_lo = 4, D_hi = 12), a 100 ms heartbeat.
  *
@@ -12,6 +13,7 @@
  */
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub, identify } from '../../src/index.js'
+import { Random, degrees, topologyLinks } from '../../src/testing/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const NODES = 20
@@ -21,53 +23,6 @@ const SEED = 5
 const HEARTBEAT_MS = 100
 const topic = new gossipsub.IdentTopic('swarm-of-twenty')
 const { meshN: D, meshNLow: D_LO, meshNHigh: D_HI } = gossipsub.defaultConfig
-
-/** mulberry32: a small seeded PRNG, so that the topology and the publishers are reproducible. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** The links [dialer, listener] of a connected random graph on `n` nodes; degrees ≤ `maxDegree`. */
-function topology (n: number, perNode: number, maxDegree: number, random: () => number): Array<[number, number]> {
-  const neighbours = Array.from({ length: n }, () => new Set<number>())
-  const links: Array<[number, number]> = []
-  const link = (a: number, b: number): void => {
-    neighbours[a].add(b)
-    neighbours[b].add(a)
-    links.push([a, b])
-  }
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < perNode; k++) {
-      const candidates = Array.from({ length: n }, (_, j) => j)
-        .filter(j => j !== i && !neighbours[i].has(j) && neighbours[i].size < maxDegree && neighbours[j].size < maxDegree)
-      if (candidates.length === 0) break
-      link(i, candidates[Math.floor(random() * candidates.length)])
-    }
-  }
-  // Link the components, if any are apart: the first node of each to the first of the next.
-  const component = new Array<number>(n).fill(-1)
-  const firsts: number[] = []
-  for (let i = 0; i < n; i++) {
-    if (component[i] !== -1) continue
-    firsts.push(i)
-    const stack = [i]
-    component[i] = i
-    while (stack.length > 0) {
-      for (const j of neighbours[stack.pop() as number]) {
-        if (component[j] === -1) { component[j] = i; stack.push(j) }
-      }
-    }
-  }
-  for (let c = 1; c < firsts.length; c++) link(firsts[c - 1], firsts[c])
-  return links
-}
 
 /** Poll `condition` until it holds; throws with `describe()` after `timeout` ms. */
 async function until (what: string, condition: () => boolean, timeout: number, describe: () => string = () => ''): Promise<void> {
@@ -104,10 +59,9 @@ describe('gossipsub: twenty swarms over TCP (127.0.0.1) in a sparse random topol
     // About 20 s on a 2-core machine (CPU-bound: twenty nodes share one event loop). Each wait
     // below has its own deadline, so that a failure names the condition that did not hold.
     this.timeout(60_000)
-    const random = prng(SEED)
-    const links = topology(NODES, LINKS_PER_NODE, D_HI, random)
-    const degree = new Array<number>(NODES).fill(0)
-    for (const [a, b] of links) { degree[a]++; degree[b]++ }
+    const random = new Random(SEED)
+    const links = topologyLinks({ type: 'random-dials', dials: LINKS_PER_NODE, maxDegree: D_HI }, NODES, random)
+    const degree = degrees(NODES, links)
     expect(Math.min(...degree), 'every node has a peer').to.be.at.least(1)
     expect(Math.max(...degree), 'no node has more than D_hi peers').to.be.at.most(D_HI)
     // The seed gives both kinds of node the mesh check below distinguishes.
@@ -164,7 +118,7 @@ describe('gossipsub: twenty swarms over TCP (127.0.0.1) in a sparse random topol
       // 500 messages from random publishers, yielding to the event loop between two.
       const published: Array<{ id: string, from: number }> = []
       for (let m = 0; m < MESSAGES; m++) {
-        const from = Math.floor(random() * NODES)
+        const from = random.int(NODES)
         const id = gs(from).publish(topic, new TextEncoder().encode(`message ${m} from node ${from}`))
         published.push({ id: hex(id), from })
         await new Promise(resolve => setImmediate(resolve))

@@ -1,14 +1,21 @@
 /**
  * GossipSub forwarding, publishing, fanout, gossip (IHAVE/IWANT), IDONTWANT, peer exchange
  * and manual validation, driven without sockets (test/fixtures/gossipsub-harness.ts).
- * Numbers refer to the conformance points of the specs checklist (§7).
+ * The numbers in test names point at rules of the libp2p specs (github.com/libp2p/specs,
+ * pubsub/gossipsub/): 10, 11 gossipsub-v1.0.md "Message Processing"; 21 gossipsub-v1.0.md
+ * "Message Processing" (publishing through a fanout), "Fanout Maintenance" and "Topic
+ * Membership"; 23 gossipsub-v1.0.md "Gossip Emission" and gossipsub-v1.1.md "Adaptive Gossip
+ * Dissemination"; 23, 24 gossipsub-v1.0.md "Message Cache"; 24, 25 gossipsub-v1.1.md "Spam
+ * Protection Measures" (IWANT retransmissions, IHAVE caps); 26 gossipsub-v1.0.md "Message
+ * Processing" (IHAVE); 27, 28 gossipsub-v1.0.md "Control Message Piggybacking"; 39
+ * gossipsub-v1.1.md "PRUNE Backoff and Peer Exchange".
  */
 import { expect } from 'chai'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateKeypair, gossipsub, peerIdOf } from '../../src/index.js'
 import { collect, FLOODSUB, Harness, keyOf, V11, V12 } from '../fixtures/gossipsub-harness.js'
 import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
-import { encodeFrame } from '../../src/protocols/pubsub/framing.js'
+import { encodeFrame } from '../../src/behaviour/framing.js'
 import { encodeRpc } from '../../src/protocols/pubsub/rpc.js'
 import type { FakePeer } from '../fixtures/gossipsub-harness.js'
 

@@ -1,7 +1,13 @@
 /**
  * GossipSub mesh maintenance, GRAFT/PRUNE and backoff, explicit and floodsub peers, driven
- * without sockets (test/fixtures/gossipsub-harness.ts). Numbers refer to the conformance
- * points of the specs checklist (§7).
+ * without sockets (test/fixtures/gossipsub-harness.ts). The numbers in test names point at
+ * rules of the libp2p specs (github.com/libp2p/specs, pubsub/gossipsub/): 9, 12, 17
+ * gossipsub-v1.0.md "Topic Membership" (subscriptions announced to every peer, JOIN, LEAVE);
+ * 13 gossipsub-v1.0.md "Mesh Maintenance"; 14 gossipsub-v1.1.md "Spam Protection Measures"
+ * (GRAFT for an unknown topic ignored); 15, 16, 17 gossipsub-v1.1.md "PRUNE Backoff and Peer
+ * Exchange"; 18 gossipsub-v1.1.md "Outbound Mesh Quotas"; 19 gossipsub-v1.1.md "Explicit
+ * Peering Agreements"; 20, 22 gossipsub-v1.0.md "Message Processing" (control messages,
+ * floodsub peers) and "Peering State".
  */
 import { expect } from 'chai'
 import { ConfigError, gossipsub } from '../../src/index.js'
@@ -287,7 +293,7 @@ describe('gossipsub mesh', () => {
     const peer = await h.connect()
     h.handlerEvent(peer, { type: 'Unsupported' })
     h.drain()
-    expect(h.events.filter(e => e.type === 'GossipsubNotSupported')).to.have.length(1)
+    expect(h.events.filter(e => e.type === 'NotSupported')).to.have.length(1)
     expect(h.behaviour.peerProtocol(peer.peerId)).to.equal(undefined)
   })
 })

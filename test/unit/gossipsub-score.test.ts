@@ -1,7 +1,11 @@
 /**
  * GossipSub peer scoring: the score store with numeric expectations (after go-libp2p-pubsub's
- * score tests; checklist §7, 29–35), and the router's use of scores and thresholds (36–38),
- * driven without sockets.
+ * score tests), and the router's use of scores and thresholds, driven without sockets. The
+ * numbers in test names point at rules of pubsub/gossipsub/gossipsub-v1.1.md in the libp2p
+ * specs (github.com/libp2p/specs), "Peer Scoring": 29–35 "The Score Function" with "P₁: Time in
+ * Mesh", "P₂: First Message Deliveries", "P₃ and P₃b: Mesh Message Delivery", "P₄: Invalid
+ * Messages", "Parameter Decay" and `RetainScore` ("Overview of New Parameters"); 36–38 "Score
+ * Thresholds", "Heartbeat Maintenance" and "Extended Validators".
  */
 import { expect } from 'chai'
 import { ConfigError, gossipsub } from '../../src/index.js'

@@ -1,6 +1,8 @@
 /**
  * GossipSub between real swarms over the memory transport (Noise, Yamux, the swarm loop): a
- * relay line, and peer exchange bootstrapping a mesh from a star (checklist §7, 39).
+ * relay line, and peer exchange bootstrapping a mesh from a star (39: libp2p specs,
+ * pubsub/gossipsub/gossipsub-v1.1.md, "PRUNE Backoff and Peer Exchange" and "Recommendations
+ * for Network Operators").
  */
 import { expect } from 'chai'
 import { combine, gossipsub } from '../../src/index.js'

@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { identify } from '../../src/index.js'
+import { FrameTooLargeError, identify } from '../../src/index.js'
 import { drive, listen, newSwarm } from '../../src/testing/index.js'
 import type { Keypair, SwarmEvent } from '../../src/index.js'
 
@@ -29,7 +29,8 @@ describe('identify message size (maxMessageSize)', () => {
     const event = await identifyWith(9 * 1024, undefined)
     expect(event.type).to.equal('Error')
     if (event.type !== 'Error') return
-    expect(event.error.name).to.match(/InvalidDataLength/)
+    expect(event.error).to.be.instanceOf(FrameTooLargeError)
+    expect((event.error as FrameTooLargeError).limit).to.equal(8 * 1024)
   })
 
   it('accepts the same message when the limit is raised, and one just under the default', async () => {

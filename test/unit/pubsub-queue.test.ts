@@ -6,8 +6,10 @@
  */
 import { expect } from 'chai'
 import * as FakeTimers from '@sinonjs/fake-timers'
-import { MAX_WRITE, QueueGauge, RECENT_IDS, RecentIds, StreamHandler, UnwantedIds } from '../../src/protocols/pubsub/stream-handler.js'
-import type { HandlerOut } from '../../src/protocols/pubsub/stream-handler.js'
+import { QueueGauge, RECENT_IDS, RecentIds, UnwantedIds } from '../../src/protocols/pubsub/peer-state.js'
+import { StreamHandler } from '../../src/protocols/pubsub/stream-handler.js'
+import { MAX_WRITE } from '../../src/protocols/pubsub/write-queue.js'
+import type { ToBehaviour } from '../../src/protocols/pubsub/stream-handler.js'
 import type { Stream } from '@libp2p/interface'
 
 /** A write-side stream that records what it was sent and pushes back on demand. */
@@ -74,8 +76,8 @@ describe('pubsub outbound queue', () => {
     const handler = new StreamHandler({ protocols: ['/meshsub/1.1.0'], maxFrameSize: 1024, maxQueuedBytes: options.maxQueuedBytes ?? 1024, maxReceivedRpcs: 8, timeout: 1_000, lowPriorityDeadline: options.lowPriorityDeadline, gauge: options.gauge, unwanted: options.unwanted })
     const stream = new FakeStream()
     handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: stream as unknown as Stream, protocol: '/meshsub/1.1.0', info: undefined })
-    const reports = (): HandlerOut[] => {
-      const out: HandlerOut[] = []
+    const reports = (): ToBehaviour[] => {
+      const out: ToBehaviour[] = []
       for (;;) {
         const event = handler.poll({ waker: { wake: () => {} } })
         if (event?.type !== 'NotifyBehaviour') return out

@@ -8,12 +8,13 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
 import { PublishError } from '../pubsub/errors.js'
-import { encodeFrame } from '../pubsub/framing.js'
+import { encodeFrame } from '../../behaviour/framing.js'
 import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { RecentIds, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
+import { RecentIds, UnwantedIds } from '../pubsub/peer-state.js'
+import { StreamHandler } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as floodsubConfig, PROTOCOL } from './config.js'
 import { newTotals } from '../pubsub/totals.js'
@@ -23,7 +24,7 @@ import type { RejectReason } from '../pubsub/authenticity.js'
 import type { Message, MessageId, MessageIdFn } from '../pubsub/message.js'
 import type { Outcome } from '../pubsub/pipeline.js'
 import type { RawMessage, Rpc } from '../pubsub/rpc.js'
-import type { HandlerIn, HandlerOut } from '../pubsub/stream-handler.js'
+import type { FromBehaviour, ToBehaviour } from '../pubsub/stream-handler.js'
 import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { Validator } from '../pubsub/validation.js'
 import type { Context, Waker } from '../../behaviour/context.js'
@@ -87,7 +88,7 @@ interface PeerState {
  * (one each way, as the spec, go and js do; rust-libp2p's one-shot streams are not used).
  * Peers added with `addNodeToPartialView` are also dialed, and redialed when they disconnect.
  */
-export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut> {
+export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   /** The complete configuration. */
   readonly config: Config
   private readonly localPeerId?: PeerId
@@ -103,7 +104,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly targets = new Map<PeerKey, PeerId>()
   /** Each new connection's handler's view of unwanted ids, until the connection is established. */
   private readonly unwanted = new Map<ConnectionId, UnwantedIds>()
-  private readonly actions: Array<ToSwarm<Event, HandlerIn>> = []
+  private readonly actions: Array<ToSwarm<Event, FromBehaviour>> = []
   private readonly counted: MessageTotals = newTotals()
   private waker?: Waker
 
@@ -279,7 +280,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     }
   }
 
-  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: HandlerOut): void {
+  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: ToBehaviour): void {
     switch (event.type) {
       case 'Rpc':
         this.onRpc(peerId, event.rpc)
@@ -313,7 +314,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     for (const topic of [...this.relayed]) this.stopRelaying(topic)
   }
 
-  poll (cx: Context): ToSwarm<Event, HandlerIn> | undefined {
+  poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
     this.waker = cx.waker
     return this.actions.shift()
   }
@@ -434,7 +435,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     if (peer.connections.length === 0) this.peers.delete(key)
   }
 
-  private queue (action: ToSwarm<Event, HandlerIn>): void {
+  private queue (action: ToSwarm<Event, FromBehaviour>): void {
     this.actions.push(action)
     this.waker?.wake()
   }

@@ -22,12 +22,13 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe } from '../../core/errors.js'
 import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
 import { PublishError } from '../pubsub/errors.js'
-import { encodeFrame } from '../pubsub/framing.js'
+import { encodeFrame } from '../../behaviour/framing.js'
 import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
 import { InboundPipeline } from '../pubsub/pipeline.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { SeenCache } from '../pubsub/seen-cache.js'
-import { QueueGauge, RecentIds, StreamHandler, UnwantedIds } from '../pubsub/stream-handler.js'
+import { QueueGauge, RecentIds, UnwantedIds } from '../pubsub/peer-state.js'
+import { StreamHandler } from '../pubsub/stream-handler.js'
 import { topicHash } from '../pubsub/topic.js'
 import { config as gossipsubConfig, FLOODSUB_PROTOCOL, PROTOCOL_V1_0, PROTOCOL_V1_1, PROTOCOL_V1_2 } from './config.js'
 import { handleControl } from './control.js'
@@ -42,7 +43,7 @@ import type { RejectReason } from '../pubsub/authenticity.js'
 import type { Message, MessageId, MessageIdFn } from '../pubsub/message.js'
 import type { Outcome } from '../pubsub/pipeline.js'
 import type { RawMessage, Rpc } from '../pubsub/rpc.js'
-import type { HandlerIn, HandlerOut } from '../pubsub/stream-handler.js'
+import type { FromBehaviour, ToBehaviour } from '../pubsub/stream-handler.js'
 import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { ValidationResult, Validator } from '../pubsub/validation.js'
 import type { Context } from '../../behaviour/context.js'
@@ -85,7 +86,15 @@ export type Event =
   /** A peer does not read fast enough: `droppedBytes` of our frames to it were dropped. */
   | { readonly type: 'SlowPeer', readonly peerId: PeerId, readonly droppedBytes: number }
   /** A connected peer speaks neither gossipsub nor (when supported) floodsub. */
-  | { readonly type: 'GossipsubNotSupported', readonly peerId: PeerId }
+  | { readonly type: 'NotSupported', readonly peerId: PeerId }
+
+/**
+ * @deprecated GossipSub now emits `NotSupported`, as FloodSub does; this names that event's
+ * type. A discriminant string cannot be aliased, so code that compares an event's `type` with
+ * the old string `'GossipsubNotSupported'` no longer compiles (instead of silently never
+ * matching): compare with `'NotSupported'`.
+ */
+export type GossipsubNotSupported = Extract<Event, { type: 'NotSupported' }>
 
 /** A peer as `allPeers` lists it. */
 export interface PeerInfo {
@@ -116,7 +125,7 @@ interface HeldMessage {
  * Its API has rust-libp2p's shape (`subscribe`, `publish`, `meshPeers`, …) and FloodSub's
  * names, so that code moves from one to the other by changing a word.
  */
-export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut> {
+export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   /** The complete configuration. */
   readonly config: Config
   private readonly localPeerId?: PeerId
@@ -133,7 +142,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
   private readonly pxDials = new Set<ConnectionId>()
   /** What handlers made for connections not yet established share with us. */
   private readonly shared = new Map<ConnectionId, { readonly gauge: QueueGauge, readonly unwanted: UnwantedIds }>()
-  /** Peers already reported as `GossipsubNotSupported`. */
+  /** Peers already reported as `NotSupported`. */
   private readonly unsupported = new Set<string>()
   private readonly protocols: readonly string[]
   private heartbeatTimer?: ReturnType<typeof setTimeout>
@@ -454,7 +463,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     }
   }
 
-  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: HandlerOut): void {
+  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: ToBehaviour): void {
     const peer = this.router.peers.get(peerId.toString())
     if (peer == null) return
     switch (event.type) {
@@ -473,7 +482,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
         if (!this.unsupported.has(peer.key)) {
           this.unsupported.add(peer.key)
           if (this.unsupported.size > 4096) this.unsupported.delete(this.unsupported.values().next().value as string)
-          this.router.emit({ type: 'GossipsubNotSupported', peerId })
+          this.router.emit({ type: 'NotSupported', peerId })
         }
         break
       case 'InvalidFrame':
@@ -492,7 +501,7 @@ export class Behaviour implements NetworkBehaviour<Event, HandlerIn, HandlerOut>
     this.router.flush()
   }
 
-  poll (cx: Context): ToSwarm<Event, HandlerIn> | undefined {
+  poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
     this.router.setWaker(() => { cx.waker.wake() })
     if (this.heartbeatTimer == null && !this.closed) this.startHeartbeat()
     return this.router.nextAction()

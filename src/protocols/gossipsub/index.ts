@@ -6,7 +6,7 @@
  * @module
  */
 export { Behaviour } from './behaviour.js'
-export type { Event, PeerInfo } from './behaviour.js'
+export type { Event, GossipsubNotSupported, PeerInfo } from './behaviour.js'
 export { PROTOCOL_V1_2, PROTOCOL_V1_1, PROTOCOL_V1_0, FLOODSUB_PROTOCOL, defaultConfig } from './config.js'
 export type { Config, DataTransform, Options } from './config.js'
 export { defaultPeerScoreParams, defaultTopicScoreParams, defaultPeerScoreThresholds, scoreParameterDecay } from './score/params.js'

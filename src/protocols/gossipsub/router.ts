@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { encodeFrame } from '../pubsub/framing.js'
+import { encodeFrame } from '../../behaviour/framing.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { newTotals } from '../pubsub/totals.js'
 import { BackoffTable } from './backoff.js'
@@ -26,7 +26,8 @@ import type { MessageTotals } from '../pubsub/totals.js'
 import type { MessageId } from '../pubsub/message.js'
 import type { ControlRecord, Rpc } from '../pubsub/rpc.js'
 import type { SeenCache } from '../pubsub/seen-cache.js'
-import type { HandlerIn, QueueGauge, RecentIds, UnwantedIds } from '../pubsub/stream-handler.js'
+import type { QueueGauge, RecentIds, UnwantedIds } from '../pubsub/peer-state.js'
+import type { FromBehaviour } from '../pubsub/stream-handler.js'
 import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
@@ -167,7 +168,7 @@ export class Router<TEvent> {
   /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
-  private readonly actions: Array<ToSwarm<TEvent, HandlerIn>> = []
+  private readonly actions: Array<ToSwarm<TEvent, FromBehaviour>> = []
   private wake?: () => void
 
   constructor (
@@ -212,12 +213,12 @@ export class Router<TEvent> {
   }
 
   /** The next action for the swarm. */
-  nextAction (): ToSwarm<TEvent, HandlerIn> | undefined {
+  nextAction (): ToSwarm<TEvent, FromBehaviour> | undefined {
     return this.actions.shift()
   }
 
   /** Queue an action for the swarm. */
-  queue (action: ToSwarm<TEvent, HandlerIn>): void {
+  queue (action: ToSwarm<TEvent, FromBehaviour>): void {
     this.actions.push(action)
     this.wake?.()
   }
@@ -281,7 +282,7 @@ export class Router<TEvent> {
   /** Queue `frame` for the handler of one of `peer`'s connections (see `sendFrame`). */
   sendOn (peer: PeerState, connection: PeerConnection, frame: Uint8Array, priority: 'high' | 'low' = 'high', id?: string): void {
     if (priority === 'high') connection.gauge?.reserve(frame.byteLength)
-    const event: HandlerIn = priority === 'low' && id !== undefined
+    const event: FromBehaviour = priority === 'low' && id !== undefined
       ? { type: 'Send', frames: frame, priority, id }
       : { type: 'Send', frames: frame, priority }
     this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event })

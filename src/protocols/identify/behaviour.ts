@@ -4,12 +4,14 @@
  *
  * @module
  */
+import { ActionQueue } from '../../behaviour/action-queue.js'
+import { ExternalAddresses, ListenAddresses } from '../../behaviour/addresses.js'
 import { config as identifyConfig } from './config.js'
 import { Handler } from './handler.js'
 import type { Config } from './config.js'
 import type { FromBehaviour, ToBehaviour } from './handler.js'
 import type { Info } from './message.js'
-import type { Context, Waker } from '../../behaviour/context.js'
+import type { Context } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId, PublicKey } from '@libp2p/interface'
@@ -58,11 +60,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   /** The complete configuration. */
   readonly config: Config
   private readonly publicKey: PublicKey
-  private readonly listenAddrs = new Map<string, Multiaddr>()
-  private readonly externalAddrs = new Map<string, Multiaddr>()
+  private readonly listenAddrs = new ListenAddresses()
+  private readonly externalAddrs = new ExternalAddresses()
   private readonly connections = new Map<ConnectionId, PeerId>()
-  private readonly actions: Array<ToSwarm<Event, FromBehaviour>> = []
-  private waker?: Waker
+  private readonly actions = new ActionQueue<Event, FromBehaviour>()
 
   constructor (publicKey: PublicKey, options: Partial<Config> = {}) {
     this.publicKey = publicKey
@@ -73,7 +74,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   push (peers: Iterable<PeerId>): void {
     const wanted = new Set([...peers].map(p => p.toString()))
     for (const [connectionId, peerId] of this.connections) {
-      if (wanted.has(peerId.toString())) this.queue({ type: 'NotifyHandler', peerId, handler: connectionId, event: { type: 'Push' } })
+      if (wanted.has(peerId.toString())) this.actions.push({ type: 'NotifyHandler', peerId, handler: connectionId, event: { type: 'Push' } })
     }
   }
 
@@ -93,48 +94,33 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       case 'ConnectionClosed':
         this.connections.delete(event.connectionId)
         break
-      case 'NewListenAddr':
-        this.listenAddrs.set(event.address.toString(), event.address)
-        this.addressesChanged()
-        break
-      case 'ExpiredListenAddr':
-        this.listenAddrs.delete(event.address.toString())
-        this.addressesChanged()
-        break
-      case 'ExternalAddrConfirmed':
-        this.externalAddrs.set(event.address.toString(), event.address)
-        this.addressesChanged()
-        break
-      case 'ExternalAddrExpired':
-        this.externalAddrs.delete(event.address.toString())
-        this.addressesChanged()
-        break
       default:
+        // A change of our listen or external addresses is pushed to connected peers.
+        if (this.listenAddrs.onSwarmEvent(event) || this.externalAddrs.onSwarmEvent(event)) this.addressesChanged()
     }
   }
 
   onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: ToBehaviour): void {
     switch (event.type) {
       case 'Received':
-        this.queue({ type: 'GenerateEvent', event: { type: 'Received', peerId, connectionId, info: event.info } })
-        if (event.info.observedAddr != null) this.queue({ type: 'NewExternalAddrCandidate', address: event.info.observedAddr })
-        for (const address of event.info.listenAddrs) this.queue({ type: 'NewExternalAddrOfPeer', peerId, address })
+        this.actions.push({ type: 'GenerateEvent', event: { type: 'Received', peerId, connectionId, info: event.info } })
+        if (event.info.observedAddr != null) this.actions.push({ type: 'NewExternalAddrCandidate', address: event.info.observedAddr })
+        for (const address of event.info.listenAddrs) this.actions.push({ type: 'NewExternalAddrOfPeer', peerId, address })
         break
       case 'Sent':
-        this.queue({ type: 'GenerateEvent', event: { type: 'Sent', peerId, connectionId } })
+        this.actions.push({ type: 'GenerateEvent', event: { type: 'Sent', peerId, connectionId } })
         break
       case 'Pushed':
-        this.queue({ type: 'GenerateEvent', event: { type: 'Pushed', peerId, connectionId, info: event.info } })
+        this.actions.push({ type: 'GenerateEvent', event: { type: 'Pushed', peerId, connectionId, info: event.info } })
         break
       case 'Error':
-        this.queue({ type: 'GenerateEvent', event: { type: 'Error', peerId, connectionId, error: event.error } })
+        this.actions.push({ type: 'GenerateEvent', event: { type: 'Error', peerId, connectionId, error: event.error } })
         break
     }
   }
 
   poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
-    this.waker = cx.waker
-    return this.actions.shift()
+    return this.actions.poll(cx)
   }
 
   private handler (peerId: PeerId, observedAddr: Multiaddr): Handler {
@@ -143,17 +129,13 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
 
   /** Confirmed external addresses, then (unless hidden) listen addresses. */
   private advertised (): Multiaddr[] {
-    const all = new Map(this.externalAddrs)
-    if (!this.config.hideListenAddrs) for (const [key, address] of this.listenAddrs) all.set(key, address)
+    const all = new Map<string, Multiaddr>()
+    for (const address of this.externalAddrs) all.set(address.toString(), address)
+    if (!this.config.hideListenAddrs) for (const address of this.listenAddrs) all.set(address.toString(), address)
     return [...all.values()]
   }
 
   private addressesChanged (): void {
     if (this.config.pushListenAddrUpdates) this.push(new Set(this.connections.values()))
-  }
-
-  private queue (action: ToSwarm<Event, FromBehaviour>): void {
-    this.actions.push(action)
-    this.waker?.wake()
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { lpStream } from '@libp2p/utils'
+import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, toError } from '../../core/errors.js'
 import { PROTOCOL, PUSH_PROTOCOL } from './config.js'
 import { decodeInfo, encodeInfo } from './message.js'
@@ -137,7 +137,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
     const info = this.localInfo()
     try {
       const signal = AbortSignal.timeout(this.config.timeout)
-      await lpStream(stream, { maxDataLength: this.config.maxMessageSize }).write(encodeInfo(info), { signal })
+      await writeFrame(stream, encodeInfo(info), { maxSize: this.config.maxMessageSize, signal })
       await stream.close({ signal })
       this.report(done === 'Sent' ? { type: 'Sent' } : { type: 'Pushed', info })
     } catch (err) {
@@ -148,8 +148,8 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private async receive (stream: Stream): Promise<void> {
     try {
       const signal = AbortSignal.timeout(this.config.timeout)
-      const bytes = await lpStream(stream, { maxDataLength: this.config.maxMessageSize }).read({ signal })
-      const info = decodeInfo(bytes.subarray(), this.remotePeer)
+      const bytes = await readFrame(stream, { maxSize: this.config.maxMessageSize, signal })
+      const info = decodeInfo(bytes, this.remotePeer)
       await stream.close({ signal }).catch(() => {})
       this.updateRemoteProtocols(info.protocols)
       this.report({ type: 'Received', info })

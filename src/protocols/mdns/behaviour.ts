@@ -5,6 +5,8 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
+import { ActionQueue } from '../../behaviour/action-queue.js'
+import { ListenAddresses } from '../../behaviour/addresses.js'
 import { DummyHandler } from '../../behaviour/dummy.js'
 import { toError } from '../../core/errors.js'
 import { MAX_TIMER_DELAY } from '../../core/timers.js'
@@ -16,7 +18,7 @@ import type { Config } from './config.js'
 import type { MdnsPacket } from './packet.js'
 import type { DiscoveredPeer } from './peers.js'
 import type { MulticastInterface, MulticastSocket } from './socket.js'
-import type { Context, Waker } from '../../behaviour/context.js'
+import type { Context } from '../../behaviour/context.js'
 import type { FromSwarm, NetworkBehaviour, PendingOutboundConnection, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -93,12 +95,11 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
   readonly peerName: string
   private readonly localPeerId: PeerId
   private readonly discovered: DiscoveredPeers
-  private readonly listenAddresses = new Map<string, Multiaddr>()
+  private readonly listenAddresses = new ListenAddresses()
   private readonly interfaces = new Map<string, InterfaceState>()
   private readonly reportedErrors = new Set<string>()
   private readonly ownQueries: number[] = []
-  private readonly actions: Array<ToSwarm<Event, never>> = []
-  private waker?: Waker
+  private readonly actions = new ActionQueue<Event, never>()
   private probe: number
   private queryTimer?: ReturnType<typeof setTimeout>
   private expiryTimer?: ReturnType<typeof setTimeout>
@@ -138,21 +139,14 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
   }
 
   onSwarmEvent (event: FromSwarm): void {
-    if (event.type === 'NewListenAddr') {
-      this.listenAddresses.set(event.address.toString(), event.address)
-      this.owe({ announce: true })
-    } else if (event.type === 'ExpiredListenAddr') {
-      this.listenAddresses.delete(event.address.toString())
-    }
+    // A new listen address is announced at once; an expired one leaves the next announcement.
+    if (this.listenAddresses.onSwarmEvent(event) && event.type === 'NewListenAddr') this.owe({ announce: true })
   }
 
   onConnectionHandlerEvent (): void {}
 
   poll (cx: Context): ToSwarm<Event, never> | undefined {
-    const action = this.actions.shift()
-    if (action !== undefined) return action
-    this.waker = cx.waker
-    return undefined
+    return this.actions.poll(cx)
   }
 
   /** Stop querying, say goodbye (records with TTL 0) where we announced, and close every socket. */
@@ -364,7 +358,7 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
       serviceName: this.config.serviceName,
       peerName: this.peerName,
       peerId: this.localPeerId,
-      addresses: [...this.listenAddresses.values()],
+      addresses: [...this.listenAddresses],
       ttl,
       hostAddress: { family: iface.family, address: iface.address }
     })
@@ -390,7 +384,6 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
 
   private emit (action: ToSwarm<Event, never>): void {
     this.actions.push(action)
-    this.waker?.wake()
   }
 }
 

@@ -6,7 +6,7 @@
 import { config as pingConfig } from './config.js'
 import { Handler } from './handler.js'
 import type { Config } from './config.js'
-import type { HandlerEvent, PingFailure } from './handler.js'
+import type { FromBehaviour, PingFailure, ToBehaviour } from './handler.js'
 import type { Context, Waker } from '../../behaviour/context.js'
 import type { NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
@@ -40,7 +40,7 @@ export type Event =
  *   .build()
  * ```
  */
-export class Behaviour implements NetworkBehaviour<Event, never, HandlerEvent> {
+export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   /** The complete configuration. */
   readonly config: Config
   private readonly events: Event[] = []
@@ -60,14 +60,14 @@ export class Behaviour implements NetworkBehaviour<Event, never, HandlerEvent> {
 
   onSwarmEvent (): void {}
 
-  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: HandlerEvent): void {
+  onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: ToBehaviour): void {
     this.events.push(event.type === 'Success'
       ? { type: 'Success', peerId, connectionId, rtt: event.rtt }
       : { type: 'Failure', peerId, connectionId, error: event.error })
     this.waker?.wake()
   }
 
-  poll (cx: Context): ToSwarm<Event, never> | undefined {
+  poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
     const event = this.events.shift()
     if (event !== undefined) return { type: 'GenerateEvent', event }
     this.waker = cx.waker

@@ -27,14 +27,24 @@ export class PingFailure extends PeerswarmError {
   }
 }
 
-/** What the handler reports: a round-trip time in ms, or a failure. */
-export type HandlerEvent =
+/**
+ * What the behaviour sends the handler: nothing, ping's handler takes no orders. A handler
+ * that takes no orders from its behaviour uses `never` as its input type, so that the
+ * behaviour cannot send it anything (`ToSwarm.NotifyHandler` does not type-check).
+ */
+export type FromBehaviour = never
+
+/** What the handler reports to its behaviour: a round-trip time in ms, or a failure. */
+export type ToBehaviour =
   | { readonly type: 'Success', readonly rtt: number }
   | { readonly type: 'Failure', readonly error: PingFailure }
 
+/** @deprecated Use ToBehaviour. */
+export type HandlerEvent = ToBehaviour
+
 /** The ping handler of one connection. */
-export class Handler implements ConnectionHandler<never, HandlerEvent> {
-  private readonly results: HandlerEvent[] = []
+export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
+  private readonly results: ToBehaviour[] = []
   private waker?: Waker
   /**
    * The outbound side: 'wanted' asks for a stream at the next poll, 'requested' waits for it,
@@ -84,7 +94,7 @@ export class Handler implements ConnectionHandler<never, HandlerEvent> {
     }
   }
 
-  poll (cx: Context): ConnectionHandlerEvent<HandlerEvent> | undefined {
+  poll (cx: Context): ConnectionHandlerEvent<ToBehaviour> | undefined {
     this.waker = cx.waker
     const result = this.results.shift()
     if (result != null) return { type: 'NotifyBehaviour', event: result }
@@ -150,7 +160,7 @@ export class Handler implements ConnectionHandler<never, HandlerEvent> {
     }
   }
 
-  private report (event: HandlerEvent): void {
+  private report (event: ToBehaviour): void {
     this.results.push(event)
     this.waker?.wake()
   }

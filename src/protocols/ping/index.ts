@@ -6,6 +6,6 @@
 export { Behaviour } from './behaviour.js'
 export type { Event } from './behaviour.js'
 export { Handler, PingFailure } from './handler.js'
-export type { FailureKind, HandlerEvent } from './handler.js'
+export type { FailureKind, FromBehaviour, ToBehaviour, HandlerEvent } from './handler.js'
 export { PROTOCOL, defaultConfig } from './config.js'
 export type { Config } from './config.js'

@@ -6,6 +6,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
+import { ActionQueue } from '../../behaviour/action-queue.js'
 import { newConnectionId } from '../../core/ids.js'
 import { DialPeerConditionFalseError } from '../../core/connection-errors.js'
 import { newInboundRequestId, newOutboundRequestId, settleChannel } from './channel.js'
@@ -16,7 +17,7 @@ import type { InboundRequestId, Message, OutboundRequestId, ResponseChannel } fr
 import type { Codec } from './codec.js'
 import type { Config, ProtocolConfig, Protocols } from './config.js'
 import type { FromBehaviour, ToBehaviour } from './handler.js'
-import type { Context, Waker } from '../../behaviour/context.js'
+import type { Context } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
@@ -126,8 +127,7 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
   private readonly codec: Codec<TRequest, TResponse>
   private readonly peers = new Map<string, Peer<TRequest>>()
   private readonly connections = new Map<ConnectionId, ConnectionState>()
-  private readonly actions: Array<ToSwarm<Event<TRequest, TResponse>, FromBehaviour<TRequest>>> = []
-  private waker?: Waker
+  private readonly actions = new ActionQueue<Event<TRequest, TResponse>, FromBehaviour<TRequest>>()
 
   /**
    * @param codec - reads and writes requests and responses, e.g. `jsonCodec()`
@@ -169,7 +169,7 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
       peer.dial = newConnectionId()
       // `disconnected`, not the default `disconnectedAndNotDialing`: a dial of someone else's
       // to a bad address must not stand in for ours.
-      this.queue({ type: 'Dial', opts: { peerId, connectionId: peer.dial, condition: 'disconnected' } })
+      this.actions.push({ type: 'Dial', opts: { peerId, connectionId: peer.dial, condition: 'disconnected' } })
     }
     return requestId
   }
@@ -238,7 +238,7 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
           this.fail(event.peerId, event.connectionId, requestId, new OutboundFailure('ConnectionClosed', 'the connection closed before the response arrived', event.cause))
         }
         for (const requestId of state.inbound) {
-          this.queue({
+          this.actions.push({
             type: 'GenerateEvent',
             event: {
               type: 'InboundFailure',
@@ -301,8 +301,7 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
   }
 
   poll (cx: Context): ToSwarm<Event<TRequest, TResponse>, FromBehaviour<TRequest>> | undefined {
-    this.waker = cx.waker
-    return this.actions.shift()
+    return this.actions.poll(cx)
   }
 
   /** Stop the timers of requests waiting for a connection (the swarm is closing). */
@@ -336,7 +335,7 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
   private send (peer: Peer<TRequest>, requestId: OutboundRequestId, request: TRequest, deadline: number, connectionId?: ConnectionId): void {
     const handler = connectionId ?? peer.connections[peer.next++ % peer.connections.length]
     this.connections.get(handler)?.outbound.add(requestId)
-    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler, event: { type: 'Request', requestId, request, deadline } })
+    this.actions.push({ type: 'NotifyHandler', peerId: peer.peerId, handler, event: { type: 'Request', requestId, request, deadline } })
   }
 
   private fail (peerId: PeerId, connectionId: ConnectionId | undefined, requestId: OutboundRequestId, error: OutboundFailure): void {
@@ -344,11 +343,6 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
   }
 
   private generate (event: Event<TRequest, TResponse>): void {
-    this.queue({ type: 'GenerateEvent', event })
-  }
-
-  private queue (action: ToSwarm<Event<TRequest, TResponse>, FromBehaviour<TRequest>>): void {
-    this.actions.push(action)
-    this.waker?.wake()
+    this.actions.generate(event)
   }
 }

@@ -5,14 +5,12 @@
  * opening, closing, timeouts and resets are the handler's.
  *
  * The ready codecs frame each message as `uvarint(length) ‖ bytes` (the framing most libp2p
- * protocols use, and what `it-length-prefixed` / `lpStream` of js-libp2p read and write) and
+ * protocols use, read and written by `readFrame` / `writeFrame` of the framing toolkit) and
  * refuse messages over a size limit on both sides, before sending and before buffering.
  *
  * @module
  */
-import { lpStream } from '@libp2p/utils'
-import * as varint from 'uint8-varint'
-import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameTooLargeError, readFrame as readLengthPrefixed, writeFrame as writeLengthPrefixed } from '../../behaviour/framing.js'
 import { ConfigError } from '../../core/errors.js'
 import { InvalidMessageError, MessageTooLargeError } from './errors.js'
 import type { Stream } from '@libp2p/interface'
@@ -149,52 +147,18 @@ function limit (field: string, value: number): number {
   return value
 }
 
-/** Errors of `lpStream` that mean the remote announced or sent more than the limit. */
-const TOO_LARGE = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'StreamBufferError'])
-
-/** Read one length-prefixed frame of at most `max` bytes. */
-export async function readFrame (stream: Stream, max: number, signal: AbortSignal): Promise<Uint8Array> {
-  // The buffer holds at most one frame and its prefix: a remote cannot make us hold more.
-  const lp = lpStream(stream, { maxDataLength: max, maxBufferSize: max + varint.encodingLength(max) })
+/** Read one frame of at most `max` bytes; a larger one is a `MessageTooLargeError`. */
+async function readFrame (stream: Stream, max: number, signal: AbortSignal): Promise<Uint8Array> {
   try {
-    const frame = await lp.read({ signal })
-    return frame.subarray()
+    return await readLengthPrefixed(stream, { maxSize: max, signal })
   } catch (err) {
-    if (err instanceof Error && TOO_LARGE.has(err.name)) throw new MessageTooLargeError(max, undefined, err)
+    if (err instanceof FrameTooLargeError) throw new MessageTooLargeError(max, undefined, err)
     throw err
-  } finally {
-    try {
-      lp.unwrap()
-    } catch {
-      // The stream is already closed: nothing left to hand back.
-    }
   }
 }
 
-/** Write `bytes` as one length-prefixed frame, refusing more than `max` bytes. */
-export async function writeFrame (stream: Stream, bytes: Uint8Array, max: number, signal: AbortSignal): Promise<void> {
+/** Write `bytes` as one frame, refusing more than `max` bytes with `MessageTooLargeError`. */
+async function writeFrame (stream: Stream, bytes: Uint8Array, max: number, signal: AbortSignal): Promise<void> {
   if (bytes.byteLength > max) throw new MessageTooLargeError(max, bytes.byteLength)
-  signal.throwIfAborted()
-  if (!stream.send(new Uint8ArrayList(varint.encode(bytes.byteLength), bytes))) await drained(stream, signal)
-}
-
-/**
- * Resolves on the stream's next `drain` event; rejects if it closes or `signal` aborts. (The
- * `onDrain()` of @libp2p/utils 7.4.1 resolves at once after its first use; the event does not.)
- */
-async function drained (stream: Stream, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      stream.removeEventListener('drain', onDrain)
-      stream.removeEventListener('close', onClose)
-      signal.removeEventListener('abort', onAbort)
-    }
-    const onDrain = (): void => { done(); resolve() }
-    const onClose = (): void => { done(); reject(new Error('the stream closed while writing')) }
-    const onAbort = (): void => { done(); reject(signal.reason) }
-    stream.addEventListener('drain', onDrain)
-    stream.addEventListener('close', onClose)
-    signal.addEventListener('abort', onAbort)
-  })
+  await writeLengthPrefixed(stream, bytes, { maxSize: max, signal })
 }
