@@ -8,6 +8,7 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MessageAuthor, MessageChecker, signaturePolicy } from '../pubsub/authenticity.js'
 import { PublishError } from '../pubsub/errors.js'
+import { ActionQueue } from '../../behaviour/action-queue.js'
 import { encodeFrame } from '../../behaviour/framing.js'
 import { authorSeqnoId, contentId, messageIdKey, rawAuthorSeqnoKey, SeqnoGenerator, toMessage } from '../pubsub/message.js'
 import { InboundPipeline } from '../pubsub/pipeline.js'
@@ -27,7 +28,7 @@ import type { RawMessage, Rpc } from '../pubsub/rpc.js'
 import type { FromBehaviour, ToBehaviour } from '../pubsub/stream-handler.js'
 import type { Topic, TopicHash } from '../pubsub/topic.js'
 import type { Validator } from '../pubsub/validation.js'
-import type { Context, Waker } from '../../behaviour/context.js'
+import type { Context } from '../../behaviour/context.js'
 import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromSwarm, NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
@@ -104,9 +105,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private readonly targets = new Map<PeerKey, PeerId>()
   /** Each new connection's handler's view of unwanted ids, until the connection is established. */
   private readonly unwanted = new Map<ConnectionId, UnwantedIds>()
-  private readonly actions: Array<ToSwarm<Event, FromBehaviour>> = []
+  private readonly actions = new ActionQueue<Event, FromBehaviour>()
   private readonly counted: MessageTotals = newTotals()
-  private waker?: Waker
 
   constructor (options: Partial<Config> & Pick<Config, 'authenticity'>) {
     this.config = floodsubConfig(options)
@@ -315,8 +315,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   }
 
   poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
-    this.waker = cx.waker
-    return this.actions.shift()
+    return this.actions.poll(cx)
   }
 
   private handler (connectionId: ConnectionId): StreamHandler {
@@ -385,7 +384,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         this.counted.ignored++
         break
     }
-    this.waker?.wake()
+    this.actions.wake()
   }
 
   /** Peers subscribed to `topic`, except `source` and `author`. */
@@ -437,6 +436,5 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
 
   private queue (action: ToSwarm<Event, FromBehaviour>): void {
     this.actions.push(action)
-    this.waker?.wake()
   }
 }

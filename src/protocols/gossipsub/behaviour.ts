@@ -502,9 +502,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   }
 
   poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
-    this.router.setWaker(() => { cx.waker.wake() })
     if (this.heartbeatTimer == null && !this.closed) this.startHeartbeat()
-    return this.router.nextAction()
+    return this.router.actions.poll(cx)
   }
 
   /**

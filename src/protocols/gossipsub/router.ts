@@ -1,6 +1,6 @@
 /**
  * The state GossipSub's phases share, and the primitives they send with. The phases are
- * functions over it, each in its own file, as rust-libp2p splits its router:
+ * functions over it, each in its own file (rust-libp2p keeps them all in its `behaviour.rs`):
  * `mesh.ts` (join, leave, graft, prune), `control.ts` (received control messages),
  * `heartbeat.ts` (mesh and fanout maintenance, gossip emission) and `behaviour.ts` (the
  * public API, the swarm's entry points, publishing and forwarding).
@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { ActionQueue } from '../../behaviour/action-queue.js'
 import { encodeFrame } from '../../behaviour/framing.js'
 import { encodeRpc } from '../pubsub/rpc.js'
 import { newTotals } from '../pubsub/totals.js'
@@ -168,8 +169,8 @@ export class Router<TEvent> {
   /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
-  private readonly actions: Array<ToSwarm<TEvent, FromBehaviour>> = []
-  private wake?: () => void
+  /** What the behaviour's `poll` hands the swarm, with the swarm's waker. */
+  readonly actions = new ActionQueue<TEvent, FromBehaviour>()
 
   constructor (
     readonly config: Config,
@@ -207,20 +208,9 @@ export class Router<TEvent> {
     this.count(direction === 'sent' ? 'control_sent' : 'control_received', entries, { type })
   }
 
-  /** Remember how to wake the swarm when an action is queued. */
-  setWaker (wake: () => void): void {
-    this.wake = wake
-  }
-
-  /** The next action for the swarm. */
-  nextAction (): ToSwarm<TEvent, FromBehaviour> | undefined {
-    return this.actions.shift()
-  }
-
   /** Queue an action for the swarm. */
   queue (action: ToSwarm<TEvent, FromBehaviour>): void {
     this.actions.push(action)
-    this.wake?.()
   }
 
   /** Report `event` to the application. */

@@ -7,7 +7,8 @@ import { config as pingConfig } from './config.js'
 import { Handler } from './handler.js'
 import type { Config } from './config.js'
 import type { FromBehaviour, PingFailure, ToBehaviour } from './handler.js'
-import type { Context, Waker } from '../../behaviour/context.js'
+import { ActionQueue } from '../../behaviour/action-queue.js'
+import type { Context } from '../../behaviour/context.js'
 import type { NetworkBehaviour, ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
@@ -43,8 +44,7 @@ export type Event =
 export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   /** The complete configuration. */
   readonly config: Config
-  private readonly events: Event[] = []
-  private waker?: Waker
+  private readonly actions = new ActionQueue<Event, FromBehaviour>()
 
   constructor (options: Partial<Config> = {}) {
     this.config = pingConfig(options)
@@ -61,16 +61,12 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   onSwarmEvent (): void {}
 
   onConnectionHandlerEvent (peerId: PeerId, connectionId: ConnectionId, event: ToBehaviour): void {
-    this.events.push(event.type === 'Success'
+    this.actions.generate(event.type === 'Success'
       ? { type: 'Success', peerId, connectionId, rtt: event.rtt }
       : { type: 'Failure', peerId, connectionId, error: event.error })
-    this.waker?.wake()
   }
 
   poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
-    const event = this.events.shift()
-    if (event !== undefined) return { type: 'GenerateEvent', event }
-    this.waker = cx.waker
-    return undefined
+    return this.actions.poll(cx)
   }
 }
