@@ -15,9 +15,9 @@ import type { TcpOptions, TransportFactory } from './transport/transport.js'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 
 /** A signature function over one imported key. */
-export type Sign = (bytes: Uint8Array) => Uint8Array
+type Sign = (bytes: Uint8Array) => Uint8Array
 /** A verification function over one imported key. */
-export type Verify = (bytes: Uint8Array, signature: Uint8Array) => boolean
+type Verify = (bytes: Uint8Array, signature: Uint8Array) => boolean
 
 /** Ed25519 with keys imported once (the platform's own implementation). */
 export interface Ed25519Keys {

@@ -17,6 +17,12 @@ export type Topology =
   | { readonly type: 'random-regular', readonly degree: number }
   /** Barabási–Albert: each new peer links to `links` existing peers, chosen by degree. */
   | { readonly type: 'scale-free', readonly links: number }
+  /**
+   * Each peer in turn dials `dials` random peers it has no link with, neither end past
+   * `maxDegree` links (default: no limit); components left apart are then joined (the first
+   * peer of each dials the first of the next).
+   */
+  | { readonly type: 'random-dials', readonly dials: number, readonly maxDegree?: number }
   /** Given links. */
   | { readonly type: 'links', readonly links: readonly TopologyLink[] }
 
@@ -93,11 +99,62 @@ export function scaleFree (n: number, links: number, random: Random): TopologyLi
   return out
 }
 
+/**
+ * A sparse connected random graph as peers that each dial a few others make it: vertex
+ * `0, 1, …, n−1` in turn links to (dials) `dials` distinct vertices drawn uniformly from those it
+ * has no link with yet, as long as both ends have fewer than `maxDegree` links (fewer when none
+ * is left). So every vertex has `dials` links or more (unless the cap leaves it no candidate),
+ * and none more than `maxDegree` before the last step: components left apart are joined, the
+ * first vertex of each dialing the first of the next (which can take a vertex past `maxDegree`).
+ *
+ * The GossipSub benchmark (ours and js-libp2p on the same graph), the soak and the GossipSub
+ * integration test over TCP use it. One `random.int` per dial.
+ */
+export function randomDials (n: number, dials: number, maxDegree: number, random: Random): TopologyLink[] {
+  if (!Number.isInteger(dials) || dials < 1 || dials >= n) throw new ConfigError('topology.dials', `must be an integer in [1, ${n - 1}], got ${dials}`)
+  if (!Number.isInteger(maxDegree) || maxDegree < dials) throw new ConfigError('topology.maxDegree', `must be an integer ≥ dials (${dials}), got ${maxDegree}`)
+  const neighbours = Array.from({ length: n }, () => new Set<number>())
+  const links: TopologyLink[] = []
+  const link = (a: number, b: number): void => {
+    neighbours[a].add(b)
+    neighbours[b].add(a)
+    links.push([a, b])
+  }
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < dials; k++) {
+      const candidates = Array.from({ length: n }, (_, j) => j)
+        .filter(j => j !== i && !neighbours[i].has(j) && neighbours[i].size < maxDegree && neighbours[j].size < maxDegree)
+      if (candidates.length === 0) break
+      link(i, candidates[random.int(candidates.length)])
+    }
+  }
+  // Join the components, if any are apart: the first vertex of each to the first of the next.
+  const component = new Array<number>(n).fill(-1)
+  const firsts: number[] = []
+  for (let i = 0; i < n; i++) {
+    if (component[i] !== -1) continue
+    firsts.push(i)
+    const stack = [i]
+    component[i] = i
+    while (stack.length > 0) {
+      for (const j of neighbours[stack.pop() as number]) {
+        if (component[j] === -1) {
+          component[j] = i
+          stack.push(j)
+        }
+      }
+    }
+  }
+  for (let c = 1; c < firsts.length; c++) link(firsts[c - 1], firsts[c])
+  return links
+}
+
 /** The links of `topology` on `n` peers. */
 export function topologyLinks (topology: Topology, n: number, random: Random): TopologyLink[] {
   switch (topology.type) {
     case 'random-regular': return randomRegular(n, topology.degree, random)
     case 'scale-free': return scaleFree(n, topology.links, random)
+    case 'random-dials': return randomDials(n, topology.dials, topology.maxDegree ?? n - 1, random)
     case 'links': return [...topology.links]
   }
 }

@@ -36,7 +36,7 @@ export class NoiseFrameError extends PeerswarmError {
  * always spans two, and node's cipher opens a list piece by piece (the copy was ~5% of a
  * one-stream transfer's profile). Below it, the copy is cheap and the wasm cipher wants one array.
  */
-export const NOISE_VIEW_FROM = 4096
+const NOISE_VIEW_FROM = 4096
 
 /**
  * Views held for one message at most, and the bytes of the chunks under them (a view keeps its

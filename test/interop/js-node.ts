@@ -65,8 +65,6 @@ export async function jsGossipsubNode (options: Parameters<typeof gossipsub>[0],
   })
 }
 
-export type JsGossipsubNode = Awaited<ReturnType<typeof jsGossipsubNode>>
-
 /** A js-libp2p node with `@libp2p/mdns` on `serviceTag`, querying every `interval` ms. */
 export async function jsMdnsNode (serviceTag: string, interval = 1_000) {
   return createLibp2p({

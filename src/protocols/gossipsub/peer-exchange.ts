@@ -72,7 +72,7 @@ async function invalidAs<T> (what: string, fn: () => Promise<T> | T): Promise<T>
 }
 
 /** Verify a signed peer record envelope; rejects with `InvalidPeerRecordError` if it is malformed or forged. */
-export async function openRecord (envelope: Uint8Array): Promise<ExchangedPeer & { readonly seq: bigint }> {
+async function openRecord (envelope: Uint8Array): Promise<ExchangedPeer & { readonly seq: bigint }> {
   const opened = await invalidAs('malformed or forged envelope', async () => RecordEnvelope.openAndCertify(envelope, PeerRecord.DOMAIN))
   if (!equalBytes(opened.payloadType, PeerRecord.CODEC)) throw new InvalidPeerRecordError('the envelope does not hold a peer record')
   const record = await invalidAs('malformed peer record', () => PeerRecord.createFromProtobuf(opened.payload))

@@ -22,7 +22,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Answer, Packet } from 'dns-packet'
 
 /** The DNS-SD meta-query name, answered with our service name. */
-export const META_QUERY_NAME = '_services._dns-sd._udp.local'
+const META_QUERY_NAME = '_services._dns-sd._udp.local'
 
 /** Largest packet we send: one Ethernet MTU, so that nothing is fragmented. */
 export const MAX_SEND_SIZE = 1400
@@ -31,7 +31,7 @@ export const MAX_SEND_SIZE = 1400
 export const MAX_RECEIVE_SIZE = 9000
 
 /** The largest character-string of a TXT record (RFC 6763 §6.1). */
-export const MAX_TXT_STRING = 255
+const MAX_TXT_STRING = 255
 
 const DNSADDR = 'dnsaddr='
 const META_LABEL = '_services'

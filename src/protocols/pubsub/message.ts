@@ -69,7 +69,7 @@ const KEY_CHUNK = 4096
  * call per 4 KiB: appending a char at a time built a rope of one node per byte, and the
  * receive path's duplicate check makes a key for every copy it receives.
  */
-export function binaryKey (bytes: Uint8Array): string {
+function binaryKey (bytes: Uint8Array): string {
   if (bytes.byteLength <= KEY_CHUNK) return String.fromCharCode.apply(null, bytes as unknown as number[])
   let key = ''
   for (let at = 0; at < bytes.byteLength; at += KEY_CHUNK) {

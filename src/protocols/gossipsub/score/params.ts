@@ -183,7 +183,7 @@ export function peerScoreParams (options: PeerScoreOptions): PeerScoreParams {
 }
 
 /** Complete and validate one topic's parameters. */
-export function topicScoreParams (topic: TopicHash, options: Partial<TopicScoreParams>): TopicScoreParams {
+function topicScoreParams (topic: TopicHash, options: Partial<TopicScoreParams>): TopicScoreParams {
   const t: TopicScoreParams = { ...defaultTopicScoreParams, ...options }
   const at = (field: string): string => `scoreParams.topics[${topic}].${field}`
   const decay = (field: keyof TopicScoreParams, weight: number): void => {
