@@ -6,17 +6,18 @@
  * heap does not inflate the next one's RSS), all of its nodes in that one process over TCP on
  * 127.0.0.1 (Noise, Yamux).
  *
- * Topology (same for both, seeded): node i dials 3 random other nodes it has no link with yet
- * (at most D_hi links per node), then components left apart are linked. All nodes subscribe to
- * one topic. Both implementations: D = 6, D_lo = 4, D_hi = 12, D_score = 4, D_out = 2,
- * D_lazy = 6, heartbeat 1 s, StrictSign, flood publish on, message id = author's peer id
- * (multihash bytes) ‖ seqno (8 bytes, big-endian) — ours by default, js through `msgIdFn`
- * (js's optional `fastMsgIdFn` stays unset, its default). Peer scoring on for both with the
- * same parameters: js always scores, with its defaults; ours is given the same defaults (no
- * topic parameters; P5, P6, P7 weights; thresholds −10/−50/−80/10/20). In both, 127.0.0.1 and
- * ::1 are whitelisted for P6 (IP colocation), or meshes collapse past 10 local peers. js's
- * connection manager allow-lists 127.0.0.0/8. IDONTWANT: js sends it from 512 B, ours from
- * 1,000 B: neither for 256 B, both for 16 KiB.
+ * Topology (same for both, seeded; `random-dials` in src/testing/topology.ts): node i dials 3
+ * random other nodes it has no link with yet (at most D_hi links per node), then components
+ * left apart are linked. All nodes subscribe to one topic. Both implementations: D = 6,
+ * D_lo = 4, D_hi = 12, D_score = 4, D_out = 2, D_lazy = 6, heartbeat 1 s, StrictSign, flood
+ * publish on, message id = author's peer id (multihash bytes) ‖ seqno (8 bytes, big-endian) —
+ * ours by default, js through `msgIdFn` (js's optional `fastMsgIdFn` stays unset, its
+ * default). Peer scoring on for both with the same parameters: js always scores, with its
+ * defaults; ours is given the same defaults (no topic parameters; P5, P6, P7 weights;
+ * thresholds −10/−50/−80/10/20). In both, 127.0.0.1 and ::1 are whitelisted for P6 (IP
+ * colocation), or meshes collapse past 10 local peers. js's connection manager allow-lists
+ * 127.0.0.0/8. IDONTWANT: js sends it from 512 B, ours from 1,000 B: neither for 256 B, both
+ * for 16 KiB.
  *
  * Once every node knows its neighbours' subscriptions and every mesh has min(D_lo, peers)
  * members, the publishers publish `messages` messages in turn (message i from publisher
@@ -79,13 +80,14 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
 import { ed25519Implementation } from '../src/node.js'
-import { runScenario } from '../src/testing/index.js'
-import { encodeFrame } from '../src/protocols/pubsub/framing.js'
+import { Random, degrees, runScenario, topologyLinks } from '../src/testing/index.js'
+import { encodeFrame } from '../src/behaviour/framing.js'
 import { encodeRpc } from '../src/protocols/pubsub/rpc.js'
 import { authorSeqnoId, jsGossipsubNode } from '../test/interop/js-node.js'
 import { cryptoCeiling } from './crypto-ceiling.js'
 import { REPEAT, alternated, medianOf } from './repeat.js'
 import { countSocketWrites, resetWireBytes, wireBytes } from './wire.js'
+import type { TopologyLink } from '../src/testing/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TCPOptions, TCPSocketOptions } from '@libp2p/tcp'
 
@@ -232,68 +234,10 @@ interface Network {
   close: () => Promise<void>
 }
 
-/** mulberry32: a small seeded PRNG. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** The links [dialer, listener] of a connected random graph on `n` nodes; degrees ≤ `maxDegree`. */
-function topology (n: number, random: () => number): Array<[number, number]> {
-  const neighbours = Array.from({ length: n }, () => new Set<number>())
-  const links: Array<[number, number]> = []
-  const link = (a: number, b: number): void => {
-    neighbours[a].add(b)
-    neighbours[b].add(a)
-    links.push([a, b])
-  }
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < LINKS_PER_NODE; k++) {
-      const candidates = Array.from({ length: n }, (_, j) => j)
-        .filter(j => j !== i && !neighbours[i].has(j) && neighbours[i].size < D.meshNHigh && neighbours[j].size < D.meshNHigh)
-      if (candidates.length === 0) break
-      link(i, candidates[Math.floor(random() * candidates.length)])
-    }
-  }
-  const component = new Array<number>(n).fill(-1)
-  const firsts: number[] = []
-  for (let i = 0; i < n; i++) {
-    if (component[i] !== -1) continue
-    firsts.push(i)
-    const stack = [i]
-    component[i] = i
-    while (stack.length > 0) {
-      for (const j of neighbours[stack.pop() as number]) {
-        if (component[j] === -1) { component[j] = i; stack.push(j) }
-      }
-    }
-  }
-  for (let c = 1; c < firsts.length; c++) link(firsts[c - 1], firsts[c])
-  return links
-}
-
-function degrees (n: number, links: Array<[number, number]>): number[] {
-  const degree = new Array<number>(n).fill(0)
-  for (const [a, b] of links) { degree[a]++; degree[b]++ }
-  return degree
-}
-
 /** The publishers of a case: node 0 alone, or `count` distinct random nodes. */
 function publishers (nodes: number, count: number): number[] {
   if (count === 1) return [0]
-  const random = prng(SEED + nodes)
-  const all = Array.from({ length: nodes }, (_, i) => i)
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    ;[all[i], all[j]] = [all[j], all[i]]
-  }
-  return all.slice(0, count)
+  return new Random(SEED + nodes).shuffle(Array.from({ length: nodes }, (_, i) => i)).slice(0, count)
 }
 
 async function waitFor (what: string, condition: () => boolean, timeout = WARMUP_TIMEOUT_MS, describe: () => string = () => ''): Promise<void> {
@@ -325,7 +269,7 @@ function tcpOptions (i: number, perHost: boolean): TCPOptions {
   return perHost ? { dialOpts: { localAddress: hostAddress(i, perHost) } as TCPSocketOptions } : {}
 }
 
-async function oursNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
+async function oursNetwork (nodes: number, links: readonly TopologyLink[], degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
   const unwanted = { send: 0, queue: 0 }
   const metrics: gossipsub.MetricsSink = {
     increment: (name, value, labels) => {
@@ -380,7 +324,7 @@ function meshPeersOf (pubsub: unknown): string[] {
   return (pubsub as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(TOPIC)
 }
 
-async function jsNetwork (nodes: number, links: Array<[number, number]>, degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
+async function jsNetwork (nodes: number, links: readonly TopologyLink[], degree: number[], noIdontwant = false, perHost = false): Promise<Network> {
   const libp2ps = await Promise.all(Array.from({ length: nodes }, async (_, i) => jsGossipsubNode({
     D: D.meshN,
     Dlo: D.meshNLow,
@@ -440,7 +384,7 @@ async function jsNetwork (nodes: number, links: Array<[number, number]>, degree:
  * as it gets it, and a mesh peer's IDONTWANT travels with that peer's own copy.
  */
 function emulateLinks (latencyMs: readonly [number, number], mbps: number, perHost = false): LinkUse {
-  const random = prng(SEED)
+  const random = new Random(SEED)
   const bytesPerMs = mbps * 1e6 / 8 / 1000
   interface Uplink {
     /** When the uplink has serialised everything written to it so far. */
@@ -473,7 +417,7 @@ function emulateLinks (latencyMs: readonly [number, number], mbps: number, perHo
       const owner = perHost ? socket.localAddress ?? '?' : socket
       let uplink = uplinks.get(owner)
       if (uplink == null) uplinks.set(owner, uplink = { busyUntil: 0, bytes: 0 })
-      link = { latency: latencyMs[0] + random() * (latencyMs[1] - latencyMs[0]), uplink, lastEnd: 0, unsent: [], queue: [] }
+      link = { latency: random.uniform(latencyMs[0], latencyMs[1]), uplink, lastEnd: 0, unsent: [], queue: [] }
       links.set(socket, link)
     }
     return link
@@ -567,7 +511,7 @@ function memoryAfterGc (): { rss: number, heap: number } {
 async function runCase (impl: Impl, c: Case): Promise<Result> {
   countSocketWrites()
   const linkUse = c.links != null ? emulateLinks(c.links.latencyMs, c.links.mbps, c.links.perHost) : undefined
-  const links = topology(c.nodes, prng(SEED))
+  const links = topologyLinks({ type: 'random-dials', dials: LINKS_PER_NODE, maxDegree: D.meshNHigh }, c.nodes, new Random(SEED))
   const degree = degrees(c.nodes, links)
   const from = publishers(c.nodes, c.publishers)
   const before = memoryAfterGc()

@@ -23,6 +23,7 @@
  * Run: npm run sim                        all three, 1,000 peers (about 15 minutes on 2 cores)
  *      npm run sim -- baseline partition  some of them
  *      SIM_PEERS=200 npm run sim          fewer peers;  SIM_SEED=n: another seed
+ *      npm run sim -- --help              this usage
  */
 import '../src/compat.js'
 import { spawn } from 'node:child_process'
@@ -140,6 +141,16 @@ if (childSpec != null) {
   const peers = Number(process.env.SIM_PEERS ?? 1_000)
   const seed = Number(process.env.SIM_SEED ?? 1)
   const all = Object.keys(scenarios(peers, seed))
+  const options = process.argv.slice(2).filter(a => a.startsWith('-'))
+  if (options.includes('--help') || options.includes('-h')) {
+    process.stdout.write(`npm run sim [-- scenario…]: GossipSub scenarios in virtual time (bench/sim.ts)\n` +
+      `  scenarios: ${all.join(', ')} (default: all)\n` +
+      '  SIM_PEERS=n  peers per scenario (default 1000; 50 runs in seconds)\n' +
+      '  SIM_SEED=n   seed (default 1)\n' +
+      '  Output: each report on stderr; one JSON line per scenario, then a summary line, on stdout.\n')
+    process.exit(0)
+  }
+  if (options.length > 0) throw new Error(`unknown options: ${options.join(' ')} (npm run sim -- --help)`)
   const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))
   const unknown = wanted.filter(w => !all.includes(w))
   if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')} (known: ${all.join(', ')})`)

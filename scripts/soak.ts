@@ -2,17 +2,17 @@
  * Soak: a 10-node GossipSub network over TCP on 127.0.0.1 with steady traffic, for `--minutes`
  * (default 10), sampling memory as it goes.
  *
- * Every node subscribes to one topic; each node dials three others (a ring plus two random
- * chords, seeded). Publishers take turns, `--rate` messages per second in all (default 50) of
- * 1 KiB. Every `--sample` seconds (default 10) one JSON line reports RSS, then, after a
- * compacting full GC, RSS again, the JS heap in use and reserved, external and array-buffer
- * memory, RSS split into anonymous and file-backed pages, and the deliveries so far. The first
- * `--warmup` share of the run (default 0.25) is warm-up (caches fill: seen cache, message
- * cache, score history); it must last at least 150 s, since the seen cache keeps every id for
- * 2 minutes and grows until then (a 2-minute run with 24 s of warm-up measured that filling:
- * heap +8 MB). The verdict compares the median RSS (before the GC) of the first third of the
- * samples after warm-up with the median of the last third: RSS must grow by less than 5%, and
- * every message must have reached every node. Exit code 1 otherwise.
+ * Every node subscribes to one topic; each node dials three others it has no link with yet
+ * (seeded; `random-dials` in src/testing/topology.ts). Publishers take turns, `--rate` messages
+ * per second in all (default 50) of 1 KiB. Every `--sample` seconds (default 10) one JSON line
+ * reports RSS, then, after a compacting full GC, RSS again, the JS heap in use and reserved,
+ * external and array-buffer memory, RSS split into anonymous and file-backed pages, and the
+ * deliveries so far. The first `--warmup` share of the run (default 0.25) is warm-up (caches
+ * fill: seen cache, message cache, score history); it must last at least 150 s, since the seen
+ * cache keeps every id for 2 minutes and grows until then (a 2-minute run with 24 s of warm-up
+ * measured that filling: heap +8 MB). The verdict compares the median RSS (before the GC) of
+ * the first third of the samples after warm-up with the median of the last third: RSS must
+ * grow by less than 5%, and every message must have reached every node. Exit code 1 otherwise.
  *
  * Why the sampler's GC compacts: a plain full GC frees the garbage but leaves the survivors
  * where they are, and the entries that live for minutes here (the seen cache, the message
@@ -24,7 +24,9 @@
  * flat to ±4%. RSS right after that GC still holds the pages the compaction just used, so it
  * is reported, not judged.
  *
- * Run: npm run soak (or npm run soak -- --minutes 2)
+ * Run: npm run soak (10 minutes), or a shorter run: npm run soak -- --minutes 5 --warmup 0.5.
+ * The warm-up, --minutes × 60 × --warmup seconds, must last at least 150 s: at the default
+ * --warmup 0.25, --minutes is at least 10.
  */
 import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
@@ -32,7 +34,7 @@ import '../src/compat.js'
 import { SwarmBuilder, combine, gossipsub, identify, ping } from '../src/index.js'
 import type { Keypair, Swarm } from '../src/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { Random } from '../src/testing/index.js'
+import { Random, topologyLinks } from '../src/testing/index.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -45,10 +47,16 @@ const MINUTES = number('minutes', 10)
 const RATE = number('rate', 50)
 const SAMPLE_S = number('sample', 10)
 const WARMUP = number('warmup', 0.25)
+if (WARMUP >= 1) throw new Error('--warmup is the share of the run spent warming up: below 1')
 /** The seen cache's TTL (2 min) and a margin: memory grows until its first ids expire. */
 const MIN_WARMUP_S = 150
 if (MINUTES * 60 * WARMUP < MIN_WARMUP_S) {
-  throw new Error(`warm-up of ${Math.round(MINUTES * 60 * WARMUP)} s is shorter than ${MIN_WARMUP_S} s (the seen cache fills for 2 minutes): raise --minutes or --warmup`)
+  /** `x` rounded up to two decimals (a value to type that passes). */
+  const up = (x: number): number => Math.ceil(x * 100) / 100
+  const minWarmup = up(MIN_WARMUP_S / (MINUTES * 60))
+  throw new Error(`warm-up of ${Math.round(MINUTES * 60 * WARMUP)} s (--minutes ${MINUTES} × 60 × --warmup ${WARMUP}) is shorter than ${MIN_WARMUP_S} s ` +
+    `(the seen cache fills for 2 minutes): with --warmup ${WARMUP}, --minutes must be at least ${up(MIN_WARMUP_S / 60 / WARMUP)}` +
+    `${minWarmup < 1 ? `, or with --minutes ${MINUTES}, --warmup at least ${minWarmup}` : ''} (e.g. npm run soak -- --minutes 5 --warmup 0.5)`)
 }
 const NODES = 10
 const SIZE = 1024
@@ -99,15 +107,7 @@ for (const node of nodes) {
   addresses.push(event.address.encapsulate(`/p2p/${node.localPeerId.toString()}`))
 }
 const loops = nodes.map(async (node, i) => { await drive(node, i) })
-const random = new Random(7)
-for (let i = 0; i < NODES; i++) {
-  const targets = new Set([(i + 1) % NODES])
-  while (targets.size < 3) {
-    const j = random.int(NODES)
-    if (j !== i) targets.add(j)
-  }
-  for (const j of targets) nodes[i].dial(addresses[j])
-}
+for (const [from, to] of topologyLinks({ type: 'random-dials', dials: 3 }, NODES, new Random(7))) nodes[from].dial(addresses[to])
 // Let the meshes form (bounded).
 const formed = Date.now() + 30_000
 while (Date.now() < formed && !nodes.every(n => n.behaviour.gossipsub.meshPeers(TOPIC).length >= 2)) {
