@@ -4,6 +4,7 @@ import {
   LinkTimeoutError, LinkUnreachableError, Random, SimulatedNetwork, SimulationStalledError, SimulationTimeLimitError, VirtualClock, connected, degrees, drive,
   randomRegular, runScenario, scaleFree
 } from '../../src/testing/index.js'
+import { randomDials } from '../../src/testing/topology.js'
 import type { Swarm } from '../../src/index.js'
 import type { ScenarioReport, SimulatedHost } from '../../src/testing/index.js'
 import type { MultiaddrConnection } from '@libp2p/interface'
@@ -315,6 +316,18 @@ describe('simulation: topologies', () => {
     expect(Math.min(...degree)).to.equal(3)
     expect(Math.max(...degree), 'hubs').to.be.greaterThan(20)
     expect(connected(300, links)).to.equal(true)
+  })
+
+  it('draws random-dials graphs: every vertex dials its count of distinct others, within the cap, connected, the same for the same seed', () => {
+    const links = randomDials(60, 3, 8, new Random(4))
+    const degree = degrees(60, links)
+    expect(Math.min(...degree)).to.be.at.least(3)
+    expect(Math.max(...degree)).to.be.at.most(8)
+    expect(new Set(links.map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`)).size, 'no link twice').to.equal(links.length)
+    expect(links.every(([a, b]) => a !== b)).to.equal(true)
+    expect(connected(60, links)).to.equal(true)
+    expect(randomDials(60, 3, 8, new Random(4))).to.deep.equal(links)
+    expect(() => randomDials(10, 3, 2, new Random(1))).to.throw(/maxDegree/)
   })
 })
 
