@@ -157,7 +157,7 @@ function maintainMesh<T> (r: Router<T>, topic: TopicHash, members: Set<PeerKey>)
  * `topic` outside `exclude`, each getting at most `maxIHaveLength` ids (a random subset each
  * when there are more).
  */
-export function emitGossip<T> (r: Router<T>, topic: TopicHash, exclude: ReadonlySet<PeerKey>): void {
+function emitGossip<T> (r: Router<T>, topic: TopicHash, exclude: ReadonlySet<PeerKey>): void {
   const ids = r.mcache.getGossipIds(topic)
   if (ids.length === 0) return
   const eligible = r.meshCandidates(topic).filter(p => !exclude.has(p.key) && r.score(p.key) >= r.thresholds.gossip)
