@@ -8,9 +8,8 @@
 import { ConnectionDenied, SwarmBuilder } from '../src/index.js'
 import type {
   ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, Context, FromSwarm,
-  NetworkBehaviour, SubstreamProtocol, ToSwarm, Waker
+  NetworkBehaviour, PeerId, Stream, SubstreamProtocol, ToSwarm, Waker
 } from '../src/index.js'
-import type { PeerId, Stream } from '@libp2p/interface'
 
 export const PROTOCOL = '/peerswarm-example/hello/1.0.0'
 /** Longest name or answer, in bytes: a remote cannot make us buffer more. */

@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai'
 import { execFile, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 /** Run `examples/<file>` with `args`; resolves with its exit code and output. */
 async function run (file: string, args: string[] = [], timeout = 30_000): Promise<{ code: number | null, stdout: string }> {
@@ -86,5 +87,50 @@ describe('examples', function () {
     expect(stdout).to.match(/getter: \S+ provides generated\.bin \(1060921 bytes\)/)
     expect(stdout).to.include('100% 1036/1036 KiB')
     expect(stdout).to.match(/fetched generated\.bin: 1060921 bytes, sha-256 [0-9a-f]{16}… matches/)
+  })
+
+  it('first-swarm (docs/tutorial.md): run twice, each process prints the other\'s greetings and pings', async () => {
+    const start = (args: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/first-swarm.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const out = { text: '' }
+      child.stdout.on('data', (chunk: Buffer) => { out.text += chunk.toString() })
+      child.stderr.on('data', (chunk: Buffer) => { out.text += chunk.toString() })
+      return { child, out }
+    }
+    const until = async (what: () => RegExpExecArray | null, output: () => string): Promise<RegExpExecArray> => {
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const match = what()
+        if (match != null) return match
+        if (Date.now() > deadline) throw new Error(`first-swarm did not print what was expected within 30 s:\n${output()}`)
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+    const a = start([])
+    let b: ReturnType<typeof start> | undefined
+    try {
+      const [, address] = await until(() => /^listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+)$/m.exec(a.out.text), () => a.out.text)
+      b = start([address])
+      const both = (): string => `first:\n${a.out.text}\nsecond:\n${b?.out.text ?? ''}`
+      const idOf = (text: string): string => /^I am (\S+)$/m.exec(text)?.[1].slice(-6) ?? '(unknown)'
+      await until(() => new RegExp(`^received: hello #\\d+ from ${idOf(b?.out.text ?? '')}$`, 'm').exec(a.out.text), both)
+      await until(() => new RegExp(`^received: hello #\\d+ from ${idOf(a.out.text)}$`, 'm').exec(b?.out.text ?? ''), both)
+      await until(() => /^ping: [\d.]+ ms$/m.exec(a.out.text) != null ? /^ping: [\d.]+ ms$/m.exec(b?.out.text ?? '') : null, both)
+    } finally {
+      a.child.kill()
+      b?.child.kill()
+    }
+  })
+
+  it('first-swarm is the program of README.md, which imports from \'peerswarm\' as a user does', () => {
+    const readme = readFileSync('README.md', 'utf8')
+    const marker = readme.indexOf('<!-- the same as examples/first-swarm.ts')
+    expect(marker, 'the README marks its program').to.be.greaterThan(-1)
+    const shown = /```ts\n([\s\S]*?)\n```/.exec(readme.slice(marker))?.[1]
+    const file = readFileSync('examples/first-swarm.ts', 'utf8')
+      .replace(/^\/\*\*[\s\S]*?\*\/\n/, '')
+      .replace("from '../src/index.js' // in your project: from 'peerswarm'", "from 'peerswarm'")
+      .trimEnd()
+    expect(shown).to.equal(file)
   })
 })
