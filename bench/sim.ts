@@ -3,7 +3,8 @@
  * (`peerswarm/testing`), every one a real swarm with Noise, Yamux and GossipSub, in one process
  * and in virtual time. See docs/simulation.md for the model and how to read the report.
  *
- * Scenarios (each in a fresh child process, so that RSS is its own):
+ * Scenarios (src/testing/standard-scenarios.ts; each in a fresh child process, so that RSS is
+ * its own):
  * - `baseline`: 1,000 peers, random 8-regular topology, one-way link latency uniform in
  *   [20, 80] ms, 100 messages of 256 B from 10 publishers, one every 50 ms;
  * - `loss`: the same with 1% of the segments lost on every link (each loss delays its chunk by
@@ -17,53 +18,39 @@
  * (in virtual time computing takes no time, so there is no processing term to add), 100% of the
  * later messages after the partition heals. RSS per peer is reported (aim: < 2 MB).
  *
- * Output: each scenario's report (stderr) and one JSON line per scenario (stdout), then a
- * summary line. Exit code 1 if a check fails.
+ * Output: progress (at most a line every 5 s of real time) and each scenario's report on
+ * stderr; one JSON line per scenario on stdout, then a summary line. Exit code 1 if a check
+ * fails. Ctrl-C stops the run: the scenario under way reports what it measured so far
+ * (`"partial"` in its JSON line), later ones do not run, and the exit code is 130.
  *
  * Run: npm run sim                        all three, 1,000 peers (about 15 minutes on 2 cores)
  *      npm run sim -- baseline partition  some of them
+ *      npm run sim -- --report sim.html   also a page of charts (self-contained HTML)
+ *      npm run sim -- --shadow <dir>      write the scenarios as Shadow simulations, run nothing
  *      SIM_PEERS=200 npm run sim          fewer peers;  SIM_SEED=n: another seed
  *      npm run sim -- --help              this usage
  */
 import '../src/compat.js'
 import { spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { formatReport, runScenario } from '../src/testing/index.js'
+import { formatProgress } from '../src/testing/scenario.js'
+import { renderReportHtml } from '../src/testing/report-html.js'
+import { shadowConfig } from '../src/testing/processes.js'
+import { standardScenarios } from '../src/testing/standard-scenarios.js'
 import type { Scenario, ScenarioReport } from '../src/testing/index.js'
 
-const LATENCY = { min: 20, max: 80 } as const
 const CHILD_TIMEOUT_MS = 60 * 60_000
+/** A second Ctrl-C within this long of the first is the same keypress reaching parent and child: ignored. */
+const SIGNAL_ECHO_MS = 1_000
 
 /** A figure with its target; `ok` undefined: reported, not checked. */
 interface Check { readonly what: string, readonly value: number, readonly target: string, readonly ok?: boolean }
 
-/** The scenarios, by name, for `peers` peers and a seed. */
-function scenarios (peers: number, seed: number): Record<string, Scenario> {
-  const base = {
-    peers,
-    seed,
-    topology: { type: 'random-regular', degree: 8 },
-    link: { latency: LATENCY },
-    gossipsub: { scoreParams: {} },
-    settle: 20_000
-  } as const
-  const publish = { messages: 100, publishers: 10, size: 256, interval: 50 }
-  return {
-    baseline: { ...base, name: 'baseline', publish },
-    loss: { ...base, name: 'loss', link: { latency: LATENCY, loss: 0.01 }, publish },
-    partition: {
-      ...base,
-      name: 'partition',
-      publish: [
-        { label: 'before', at: 0, messages: 20, publishers: 10, interval: 200 },
-        { label: 'during', at: 7_000, messages: 20, publishers: 10, interval: 1_300 },
-        { label: 'recovery', at: 35_000, messages: 20, publishers: 10, interval: 500 },
-        { label: 'after', at: 45_000, messages: 40, publishers: 10, interval: 250 }
-      ],
-      faults: [{ type: 'partition', at: 5_000, fraction: 0.3, resetAfter: 10_000, healAfter: 30_000 }]
-    }
-  }
-}
+/** What a child prints on its last stdout line. */
+interface ChildLine { readonly scenario: string, readonly ok: boolean, readonly partial?: boolean, readonly checks: Check[], readonly report: ScenarioReport }
 
 function checks (name: string, report: ScenarioReport): Check[] {
   const out: Check[] = []
@@ -99,29 +86,51 @@ function checks (name: string, report: ScenarioReport): Check[] {
   return out
 }
 
-/** In a child: run one scenario, print its report to stderr and a JSON line to stdout. */
+/**
+ * In a child: run one scenario, print progress and its report to stderr and a JSON line to
+ * stdout. Ctrl-C (SIGINT) stops it and it reports what it measured; a second one (after the
+ * echo of the first) exits at once.
+ */
 async function child (name: string, peers: number, seed: number): Promise<void> {
-  const scenario = scenarios(peers, seed)[name]
+  const scenario = (standardScenarios(peers, seed) as Record<string, Scenario>)[name]
   if (scenario == null) throw new Error(`unknown scenario ${name}`)
+  const stop = new AbortController()
+  let firstSignal: number | undefined
+  process.on('SIGINT', () => {
+    const now = Date.now()
+    if (firstSignal == null) {
+      firstSignal = now
+      process.stderr.write(`  [${name}] interrupted: stopping and reporting what was measured (Ctrl-C again to quit at once)\n`)
+      stop.abort(new Error('interrupted (SIGINT)'))
+    } else if (now - firstSignal > SIGNAL_ECHO_MS) {
+      process.exit(130)
+    }
+  })
   const gc = (globalThis as { gc?: () => void }).gc
   const report = await runScenario({
     ...scenario,
     memoryUsage: () => process.memoryUsage(),
     gc: gc == null ? undefined : () => { gc(); gc() },
-    log: line => { process.stderr.write(`  [${name}] ${line}\n`) }
+    log: line => { process.stderr.write(`  [${name}] ${line}\n`) },
+    progress: p => { process.stderr.write(`  [${name}] ${formatProgress(p)}\n`) },
+    progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000),
+    signal: stop.signal
   })
   process.stderr.write(`${formatReport(report)}\n`)
   const results = checks(name, report)
   for (const c of results) process.stderr.write(`  ${c.ok == null ? '    ' : c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${Number.isInteger(c.value) ? c.value : c.value.toFixed(4)} (${c.target})\n`)
-  process.stdout.write(`${JSON.stringify({ scenario: name, ok: results.every(c => c.ok !== false), checks: results, report })}\n`)
+  const line: ChildLine = { scenario: name, ok: results.every(c => c.ok !== false), ...(report.partial == null ? {} : { partial: true }), checks: results, report }
+  process.stdout.write(`${JSON.stringify(line)}\n`)
 }
 
-async function runChild (name: string, peers: number, seed: number): Promise<{ ok: boolean, line: string }> {
+/** Run one scenario in a child; undefined if it printed no report (killed). */
+async function runChild (name: string, peers: number, seed: number, track: (proc: ReturnType<typeof spawn>) => void): Promise<{ line: string, parsed: ChildLine } | undefined> {
   const file = fileURLToPath(import.meta.url)
   const proc = spawn(process.execPath, [...process.execArgv, '--expose-gc', file], {
     env: { ...process.env, SIM_CHILD: JSON.stringify({ name, peers, seed }) },
     stdio: ['ignore', 'pipe', 'inherit']
   })
+  track(proc)
   let out = ''
   proc.stdout.setEncoding('utf8')
   proc.stdout.on('data', (chunk: string) => { out += chunk })
@@ -129,8 +138,137 @@ async function runChild (name: string, peers: number, seed: number): Promise<{ o
   const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
   clearTimeout(timer)
   const line = out.trim().split('\n').pop() ?? ''
-  if (code !== 0 || !line.startsWith('{')) throw new Error(`scenario ${name}: the child exited with ${String(code)}`)
-  return { ok: (JSON.parse(line) as { ok: boolean }).ok, line }
+  if (!line.startsWith('{')) {
+    if (code === 130 || code == null) return undefined
+    throw new Error(`scenario ${name}: the child exited with ${String(code)}`)
+  }
+  return { line, parsed: JSON.parse(line) as ChildLine }
+}
+
+/** `--name value` options and the rest. */
+function parseArgs (argv: readonly string[]): { options: Map<string, string | true>, names: string[] } {
+  const withValue = new Set(['--report', '--shadow', '--from'])
+  const options = new Map<string, string | true>()
+  const names: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (!arg.startsWith('-')) {
+      names.push(arg)
+    } else if (withValue.has(arg)) {
+      const value = argv[++i]
+      if (value == null || value.startsWith('-')) throw new Error(`${arg} needs a value (npm run sim -- --help)`)
+      options.set(arg, value)
+    } else {
+      options.set(arg, true)
+    }
+  }
+  return { options, names }
+}
+
+const USAGE = 'npm run sim [-- [options] [scenario…]]: GossipSub scenarios in virtual time (bench/sim.ts)\n' +
+  '  scenarios: %s (default: all)\n' +
+  '  --report <file.html>  also write the reports as a page of charts (self-contained HTML)\n' +
+  '  --from <file>         with --report: draw the JSON lines of an earlier run (its stdout) instead of running\n' +
+  '  --shadow <dir>        write the scenarios as Shadow simulations (<dir>/<scenario>/shadow.yaml, …); run nothing\n' +
+  '  SIM_PEERS=n  peers per scenario (default 1000; 50 runs in seconds)\n' +
+  '  SIM_SEED=n   seed (default 1)\n' +
+  '  SIM_PROGRESS_MS=n  real ms between progress lines (default 5000)\n' +
+  '  Output: progress and each report on stderr; one JSON line per scenario, then a summary line, on stdout.\n' +
+  '  Ctrl-C: the scenario under way reports what it measured (partial), the others do not run; exit code 130.\n'
+
+/** Write `names` as Shadow simulations under `dir`, one directory each. */
+function writeShadow (dir: string, names: readonly string[], all: Record<string, Scenario>): void {
+  const root = resolve(dir)
+  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+  const tsx = import.meta.resolve('tsx')
+  for (const name of names) {
+    const scenario = all[name]
+    const out = join(root, name)
+    let config
+    try {
+      config = shadowConfig(scenario, {
+        dir: out,
+        command: file => ({ path: process.execPath, args: ['--expose-gc', '--import', tsx, join(repo, 'scripts', 'peer.ts'), file] })
+      })
+    } catch (err) {
+      process.stderr.write(`${name}: not written: ${(err as Error).message}\n`)
+      continue
+    }
+    for (const file of config.files) {
+      mkdirSync(dirname(join(out, file.path)), { recursive: true })
+      writeFileSync(join(out, file.path), file.text)
+    }
+    process.stderr.write(`${name}: ${join(out, 'shadow.yaml')} (${scenario.peers} hosts)${config.notes.map(n => `\n  note: ${n}`).join('')}\n`)
+    process.stdout.write(`${JSON.stringify({ scenario: name, shadow: join(out, 'shadow.yaml'), hosts: scenario.peers, shorterPaths: config.shorterPaths })}\n`)
+  }
+}
+
+async function main (): Promise<void> {
+  const peers = Number(process.env.SIM_PEERS ?? 1_000)
+  const seed = Number(process.env.SIM_SEED ?? 1)
+  const all: Record<string, Scenario> = standardScenarios(peers, seed)
+  const known = Object.keys(all)
+  const { options, names: wanted } = parseArgs(process.argv.slice(2))
+  if (options.has('--help') || options.has('-h')) {
+    process.stdout.write(USAGE.replace('%s', known.join(', ')))
+    return
+  }
+  const unknownOptions = [...options.keys()].filter(o => !['--report', '--shadow', '--from'].includes(o))
+  if (unknownOptions.length > 0) throw new Error(`unknown options: ${unknownOptions.join(' ')} (npm run sim -- --help)`)
+  const unknown = wanted.filter(w => !known.includes(w))
+  if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')} (known: ${known.join(', ')})`)
+  const names = wanted.length > 0 ? wanted : known
+  const reportFile = options.get('--report') as string | undefined
+  const writeReport = (reports: readonly ScenarioReport[], subtitle: string): void => {
+    if (reportFile == null) return
+    writeFileSync(reportFile, renderReportHtml(reports, { title: 'peerswarm simulation', subtitle }))
+    process.stderr.write(`report: ${resolve(reportFile)}\n`)
+  }
+
+  const shadowDir = options.get('--shadow')
+  if (typeof shadowDir === 'string') {
+    writeShadow(shadowDir, names, all)
+    return
+  }
+  const from = options.get('--from')
+  if (typeof from === 'string') {
+    if (reportFile == null) throw new Error('--from draws an earlier run: give --report <file.html> too')
+    const lines = readFileSync(from, 'utf8').split('\n').filter(l => l.startsWith('{"scenario"')).map(l => JSON.parse(l) as ChildLine)
+    writeReport(lines.filter(l => wanted.length === 0 || wanted.includes(l.scenario)).map(l => l.report), `drawn from ${from}`)
+    return
+  }
+
+  let failed = 0
+  let interrupted = false
+  let current: ReturnType<typeof spawn> | undefined
+  let firstSignal: number | undefined
+  process.on('SIGINT', () => {
+    const now = Date.now()
+    if (firstSignal == null) {
+      firstSignal = now
+      interrupted = true
+      current?.kill('SIGINT')
+    } else if (now - firstSignal > SIGNAL_ECHO_MS) {
+      current?.kill('SIGKILL')
+      process.exit(130)
+    }
+  })
+  const started = Date.now()
+  const reports: ScenarioReport[] = []
+  for (const name of names) {
+    if (interrupted) break
+    process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}\n`)
+    const result = await runChild(name, peers, seed, proc => { current = proc })
+    current = undefined
+    if (result == null) break
+    process.stdout.write(`${result.line}\n`)
+    reports.push(result.parsed.report)
+    if (!result.parsed.ok) failed++
+  }
+  const wallSeconds = Math.round((Date.now() - started) / 1000)
+  writeReport(reports, `npm run sim: ${peers} peers, seed ${seed}, ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${wallSeconds} s of real time${interrupted ? '; interrupted (Ctrl-C): partial' : ''}`)
+  process.stdout.write(`${JSON.stringify({ scenarios: reports.length, failed, peers, seed, wallSeconds, ...(interrupted ? { interrupted: true } : {}) })}\n`)
+  process.exitCode = interrupted ? 130 : failed === 0 ? 0 : 1
 }
 
 const childSpec = process.env.SIM_CHILD
@@ -138,31 +276,5 @@ if (childSpec != null) {
   const { name, peers, seed } = JSON.parse(childSpec) as { name: string, peers: number, seed: number }
   await child(name, peers, seed)
 } else {
-  const peers = Number(process.env.SIM_PEERS ?? 1_000)
-  const seed = Number(process.env.SIM_SEED ?? 1)
-  const all = Object.keys(scenarios(peers, seed))
-  const options = process.argv.slice(2).filter(a => a.startsWith('-'))
-  if (options.includes('--help') || options.includes('-h')) {
-    process.stdout.write(`npm run sim [-- scenario…]: GossipSub scenarios in virtual time (bench/sim.ts)\n` +
-      `  scenarios: ${all.join(', ')} (default: all)\n` +
-      '  SIM_PEERS=n  peers per scenario (default 1000; 50 runs in seconds)\n' +
-      '  SIM_SEED=n   seed (default 1)\n' +
-      '  Output: each report on stderr; one JSON line per scenario, then a summary line, on stdout.\n')
-    process.exit(0)
-  }
-  if (options.length > 0) throw new Error(`unknown options: ${options.join(' ')} (npm run sim -- --help)`)
-  const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))
-  const unknown = wanted.filter(w => !all.includes(w))
-  if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')} (known: ${all.join(', ')})`)
-  const names = wanted.length > 0 ? wanted : all
-  let failed = 0
-  const started = Date.now()
-  for (const name of names) {
-    process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}\n`)
-    const { ok, line } = await runChild(name, peers, seed)
-    process.stdout.write(`${line}\n`)
-    if (!ok) failed++
-  }
-  process.stdout.write(`${JSON.stringify({ scenarios: names.length, failed, peers, seed, wallSeconds: Math.round((Date.now() - started) / 1000) })}\n`)
-  process.exitCode = failed === 0 ? 0 : 1
+  await main()
 }

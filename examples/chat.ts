@@ -14,7 +14,7 @@
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { SwarmBuilder, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from '../src/index.js'
+import { SwarmBuilder, childEvent, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from '../src/index.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -71,33 +71,39 @@ for await (const event of swarm) {
       if (event.numEstablished === 0) console.log(`Disconnected from ${event.peerId.toString()}${event.cause == null ? '' : `: ${event.cause.message}`}`)
       break
     case 'Behaviour': {
-      const { behaviour, event: e } = event.event
-      if (behaviour === 'mdns' && e.type === 'Discovered') {
-        for (const peerId of new Set(e.peers.map(p => p.peerId.toString()))) {
+      // One child event per case, as rust's `match` arms (childEvent narrows to the event's type).
+      const discovered = childEvent(event, 'mdns', 'Discovered')
+      const expired = childEvent(event, 'mdns', 'Expired')
+      const mdnsError = childEvent(event, 'mdns', 'Error')
+      const subscribed = childEvent(event, 'pubsub', 'Subscribed')
+      const invalidRpc = childEvent(event, 'pubsub', 'InvalidRpc')
+      const message = childEvent(event, 'pubsub', 'Message')
+      if (discovered != null) {
+        for (const peerId of new Set(discovered.peers.map(p => p.peerId.toString()))) {
           console.log(`mDNS discovered a new peer: ${peerId}`)
           // mDNS gives the swarm the peer's addresses; the dial finds them. Both sides discover
           // each other: the side whose peer id sorts first dials, so that a pair holds one
           // connection. The dial throws when the peer is already connected.
           if (swarm.localPeerId.toString() > peerId) continue
           try {
-            swarm.dial(e.peers.find(p => p.peerId.toString() === peerId)!.peerId)
+            swarm.dial(discovered.peers.find(p => p.peerId.toString() === peerId)!.peerId)
           } catch {}
         }
-      } else if (behaviour === 'mdns' && e.type === 'Expired') {
-        const gone = new Map(e.peers.map(p => [p.peerId.toString(), p.peerId]))
+      } else if (expired != null) {
+        const gone = new Map(expired.peers.map(p => [p.peerId.toString(), p.peerId]))
         for (const peerId of gone.values()) {
           // A peer expires with its last address.
           if (swarm.behaviour.mdns.discoveredNodes().some(n => n.peerId.equals(peerId))) continue
           console.log(`mDNS discover peer has expired: ${peerId.toString()}`)
         }
-      } else if (behaviour === 'mdns' && e.type === 'Error') {
-        console.log(`mDNS error: ${e.error.message}`)
-      } else if (behaviour === 'pubsub' && e.type === 'Subscribed') {
-        console.log(`Peer ${e.peerId.toString()} joined ${e.topic}`)
-      } else if (behaviour === 'pubsub' && e.type === 'InvalidRpc') {
-        console.log(`Invalid RPC from ${e.peerId.toString()}: ${e.error.message}${e.error.cause instanceof Error ? ` (${e.error.cause.message})` : ''}`)
-      } else if (behaviour === 'pubsub' && e.type === 'Message') {
-        console.log(`Got message: '${new TextDecoder().decode(e.message.data)}' from peer: ${e.message.source?.toString() ?? e.propagationSource.toString()}`)
+      } else if (mdnsError != null) {
+        console.log(`mDNS error: ${mdnsError.error.message}`)
+      } else if (subscribed != null) {
+        console.log(`Peer ${subscribed.peerId.toString()} joined ${subscribed.topic}`)
+      } else if (invalidRpc != null) {
+        console.log(`Invalid RPC from ${invalidRpc.peerId.toString()}: ${invalidRpc.error.message}${invalidRpc.error.cause instanceof Error ? ` (${invalidRpc.error.cause.message})` : ''}`)
+      } else if (message != null) {
+        console.log(`Got message: '${new TextDecoder().decode(message.message.data)}' from peer: ${message.message.source?.toString() ?? message.propagationSource.toString()}`)
       }
       break
     }

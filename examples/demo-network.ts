@@ -6,7 +6,7 @@
  * GossipSub; optionally a whole-network view (`peerswarm/view`) that draws the peers, their
  * connections and meshes, and every delivery as it happens.
  */
-import { SwarmBuilder, combine, gossipsub, mdns, peerIdOf } from '../src/index.js'
+import { SwarmBuilder, childEvent, combine, gossipsub, mdns, peerIdOf } from '../src/index.js'
 import { serveNetworkView } from '../src/view/index.js'
 import type { ViewHandle } from '../src/view/index.js'
 
@@ -147,10 +147,11 @@ export class DemoNetwork {
       }
       if (event.type === 'NewListenAddr') this.log(`${me}: listening on ${event.address.toString()}`)
       if (event.type === 'ConnectionEstablished' && event.numEstablished === 1) this.log(`${me}: connected to ${this.nameOf(event.peerId)}`)
-      if (event.type !== 'Behaviour') continue
-      const { behaviour, event: e } = event.event
-      if (behaviour === 'mdns' && e.type === 'Discovered') {
-        for (const peerId of new Map(e.peers.map(p => [p.peerId.toString(), p.peerId])).values()) {
+      const discovered = childEvent(event, 'mdns', 'Discovered')
+      const mdnsError = childEvent(event, 'mdns', 'Error')
+      const message = childEvent(event, 'gossipsub', 'Message')
+      if (discovered != null) {
+        for (const peerId of new Map(discovered.peers.map(p => [p.peerId.toString(), p.peerId])).values()) {
           this.log(`${me}: discovered ${this.nameOf(peerId)} over mDNS`)
           // Both sides of a pair discover each other at about the same time; if both dialed,
           // each pair would hold two connections. The side whose peer id sorts first dials.
@@ -160,19 +161,19 @@ export class DemoNetwork {
             } catch {}
           }
         }
-      } else if (behaviour === 'mdns' && e.type === 'Error') {
-        this.log(`${me}: mDNS error: ${e.error.message}`)
-      } else if (behaviour === 'gossipsub' && e.type === 'Subscribed') {
+      } else if (mdnsError != null) {
+        this.log(`${me}: mDNS error: ${mdnsError.error.message}`)
+      } else if (childEvent(event, 'gossipsub', 'Subscribed') != null) {
         this.maybeGreet()
-      } else if (behaviour === 'gossipsub' && e.type === 'Message') {
-        const { sentAt, text } = decode(e.message.data)
+      } else if (message != null) {
+        const { sentAt, text } = decode(message.message.data)
         const latency = Date.now() - sentAt
         this.delivered.count++
         this.delivered.latency += latency
-        this.view?.delivered({ to: swarm.localPeerId, from: e.propagationSource, topic: e.message.topic, latency })
+        this.view?.delivered({ to: swarm.localPeerId, from: message.propagationSource, topic: message.message.topic, latency })
         if (text.startsWith('hello from ')) {
           this.greetings[i].add(text)
-          this.log(`${me}: received '${text}' from ${this.nameOf(e.propagationSource)}`)
+          this.log(`${me}: received '${text}' from ${this.nameOf(message.propagationSource)}`)
           if (this.greetings.every(set => set.size === count - 1)) this.whenGreeted.resolve()
         }
       }

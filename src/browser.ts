@@ -3,7 +3,8 @@
  * run. Bundlers pick it through the `browser` condition of the package's `exports`.
  *
  * Here: the memory and WebSockets transports (dialing `/ws` and `/wss` addresses; browsers
- * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub and GossipSub.
+ * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub, GossipSub and
+ * circuit relay v2 (relay and client).
  * Not here: TCP (`SwarmBuilder.withTcp()` throws a `ConfigError`) and mDNS (no UDP sockets).
  * Nothing reachable from this module imports a `node:` module or uses a Node global.
  *
@@ -21,13 +22,13 @@
  */
 export { Swarm, UnsupportedAddressError, transportOf } from './swarm/swarm.js'
 export type { ConnectionInfo, NetworkInfo, SelectOptions } from './swarm/swarm.js'
-export { SwarmBuilder, BehaviourSwarmBuilder } from './swarm/builder.js'
+export { SwarmBuilder, BehaviourSwarmBuilder, RelayClientSwarmBuilder } from './swarm/builder.js'
 export type { TransportComponents, TransportFactory } from './transport/transport.js'
 export { swarmConfig, defaultSwarmConfig } from './swarm/config.js'
 export type { SwarmConfig } from './swarm/config.js'
 export type { SwarmEvent } from './swarm/events.js'
 export type { ConnectionCounters } from './swarm/pool.js'
-export { newConnectionId, newListenerId } from './core/ids.js'
+export { newConnectionId, newListenerId, isRelayedAddress } from './core/ids.js'
 export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './core/ids.js'
 export type { DialOpts, DialTarget, PeerCondition } from './core/dial-opts.js'
 export { ignoreForKeepAlive } from './behaviour/connection-handler.js'
@@ -53,8 +54,8 @@ export type {
   ConnectionHandler, ConnectionHandlerEvent, ConnectionEvent, SubstreamProtocol, ProtocolsChange, StreamUpgradeErrorKind,
   ToBehaviourOf, FromBehaviourOf
 } from './behaviour/connection-handler.js'
-export { combine, CombinedBehaviour, CombinedHandler } from './behaviour/combine.js'
-export type { Combined, CombinedEvent, Children, Tagged } from './behaviour/combine.js'
+export { combine, childEvent, CombinedBehaviour, CombinedHandler } from './behaviour/combine.js'
+export type { Combined, CombinedEvent, Children, Tagged, ChildEventOf } from './behaviour/combine.js'
 export { toggle, Toggle } from './behaviour/toggle.js'
 export { encodeFrame, FrameDecoder, FrameTooLargeError, readFrame, writeFrame } from './behaviour/framing.js'
 export type { FrameOptions } from './behaviour/framing.js'
@@ -78,3 +79,5 @@ export * as pubsub from './protocols/pubsub/index.js'
 export * as floodsub from './protocols/floodsub/index.js'
 export * as gossipsub from './protocols/gossipsub/index.js'
 export * as requestResponse from './protocols/request-response/index.js'
+export * as kad from './protocols/kad/index.js'
+export * as relay from './protocols/relay/index.js'

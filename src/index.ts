@@ -4,6 +4,10 @@
  *
  * This is the Node entry point: everything of the browser build (`browser.ts`, chosen by
  * bundlers through the `browser` export condition) plus TCP, mDNS and Node's faster crypto.
+ * Start with {@link SwarmBuilder} and [the tutorial](../docs/tutorial.md); the protocols are
+ * namespaces ({@link ping}, {@link gossipsub}, …); [a tour of the API](../docs/api-tour.md) goes
+ * through all of it, and [Writing your own behaviour](../docs/custom-behaviour.md) through
+ * {@link NetworkBehaviour} and {@link ConnectionHandler}.
  *
  * ```ts
  * import { SwarmBuilder, ping } from 'peerswarm'
@@ -20,6 +24,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module peerswarm
  */
 import './node.js'
 

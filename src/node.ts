@@ -21,11 +21,13 @@
  *   optional and never installed by us, as `ws` does with `bufferutil`.
  *   `PEERSWARM_SODIUM=0` keeps `node:crypto`.
  * - TCP (`@libp2p/tcp`), for `SwarmBuilder.withTcp()`.
+ * - `ws`'s WebSocket class for WebSockets dials where there is no global one (Node 20), and
+ *   `Promise.withResolvers` on Node 20 (`compat.ts`).
  *
  * @internal
  * @module
  */
-import './compat.js'
+import { NodeWebSocket } from './compat.js'
 import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { logger } from '@libp2p/logger'
@@ -34,6 +36,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { installPlatform } from './platform.js'
 import { NOISE_TAG_LENGTH } from './upgrade/noise-framing.js'
 import { tcp } from './transport/tcp.js'
+import { useWebSocketClass } from './transport/websockets.js'
 import type { Ed25519Keys } from './platform.js'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import type { KeyObject } from 'node:crypto'
@@ -286,3 +289,5 @@ const ed25519: Ed25519Keys = {
 }
 
 installPlatform({ name: 'node', noiseCrypto, ed25519, tcp })
+// WebSockets dials on Node 20, which has no global WebSocket, use ws's (compat.ts says how).
+useWebSocketClass(NodeWebSocket)

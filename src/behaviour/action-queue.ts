@@ -23,6 +23,8 @@ import type { ToSwarm } from './network-behaviour.js'
  * A first-in, first-out queue of `ToSwarm` actions. {@link push} wakes the swarm if it is
  * waiting; {@link poll} hands out the oldest action and keeps the context's waker. Unbounded:
  * a behaviour that queues on a remote's behalf bounds it by checking {@link length} first.
+ *
+ * @group Toolkit for protocols
  */
 export class ActionQueue<TEvent, TToHandler> {
   private items: Array<ToSwarm<TEvent, TToHandler> | undefined> = []

@@ -28,6 +28,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 /**
  * The swarm's listen addresses: added on `NewListenAddr`, removed on `ExpiredListenAddr`. A
  * listener's addresses are few (its interfaces); this set holds whatever the swarm reports.
+ *
+ * @group Toolkit for protocols
  */
 export class ListenAddresses implements Iterable<Multiaddr> {
   private readonly addresses = new Map<string, Multiaddr>()
@@ -60,13 +62,19 @@ export class ListenAddresses implements Iterable<Multiaddr> {
   }
 }
 
-/** How many confirmed external addresses {@link ExternalAddresses} keeps by default (rust's). */
+/**
+ * How many confirmed external addresses {@link ExternalAddresses} keeps by default (rust's).
+ *
+ * @group Toolkit for protocols
+ */
 export const MAX_EXTERNAL_ADDRESSES = 20
 
 /**
  * The swarm's confirmed external addresses, most recently confirmed first: added (or moved to
  * the front) on `ExternalAddrConfirmed`, removed on `ExternalAddrExpired`. Beyond `limit` (20 by
  * default) the least recently confirmed is dropped.
+ *
+ * @group Toolkit for protocols
  */
 export class ExternalAddresses implements Iterable<Multiaddr> {
   private addresses: Multiaddr[] = []
@@ -112,7 +120,11 @@ export class ExternalAddresses implements Iterable<Multiaddr> {
   }
 }
 
-/** Limits of a {@link PeerAddresses}. */
+/**
+ * Limits of a {@link PeerAddresses}.
+ *
+ * @group Toolkit for protocols
+ */
 export interface PeerAddressesOptions {
   /** Peers remembered; beyond, the least recently used is forgotten (default: 100, as rust). */
   readonly peers?: number
@@ -126,6 +138,8 @@ export interface PeerAddressesOptions {
  * address that failed at the transport level in a dial to that peer (`DialFailure` with a
  * `Transport` error) is removed. Addresses are kept without a trailing `/p2p/<peer id>`; one
  * whose `/p2p/` names another peer is refused.
+ *
+ * @group Toolkit for protocols
  */
 export class PeerAddresses {
   private readonly peers = new Map<string, Map<string, Multiaddr>>()

@@ -19,21 +19,105 @@ import type { ConnectionId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** The children of a combined behaviour, by key. */
+/**
+ * The children of a combined behaviour, by key.
+ *
+ * @group Composing behaviours
+ */
 export type Children = Readonly<Record<string, AnyBehaviour>>
 
-/** The event of a combined behaviour: a child's event tagged with the child's key. */
+/**
+ * The event of a combined behaviour: a child's event tagged with the child's key.
+ *
+ * @group Composing behaviours
+ */
 export type CombinedEvent<C extends Children> = {
   [K in keyof C & string]: { readonly behaviour: K, readonly event: EventOf<C[K]> }
 }[keyof C & string]
 
-/** An event between a combined behaviour and its combined handler, tagged with the child's key. */
+/**
+ * The combined events inside `S`: `S` itself when it is a combined event, or the behaviour
+ * event of a `SwarmEvent` of a combined behaviour.
+ */
+type TaggedEventsOf<S> = S extends { readonly type: 'Behaviour', readonly event: infer E }
+  ? (E extends { readonly behaviour: string, readonly event: unknown } ? E : never)
+  : S extends { readonly behaviour: string, readonly event: unknown } ? S : never
+
+/**
+ * The event type of the child `K` in the combined events inside `S` (see {@link childEvent}).
+ *
+ * @group Composing behaviours
+ */
+export type ChildEventOf<S, K extends string> = Extract<TaggedEventsOf<S>, { readonly behaviour: K }>['event']
+
+/**
+ * The event of the child behaviour `key` inside `event`, or `undefined` when `event` is not
+ * one of that child's events; with `type`, only a child event of that type (narrowed to it).
+ * `event` is what the swarm yields (a `SwarmEvent` of a {@link combine}d behaviour) or a
+ * combined event itself (`event.event` of a `Behaviour` swarm event; apply it again for a
+ * `combine` inside a `combine`). Keys and types are checked and completed by the compiler.
+ *
+ * It spares `event.type === 'Behaviour' && event.event.behaviour === 'mdns' &&
+ * event.event.event.type === 'Discovered'`, so that each case reads like one arm of rust's
+ * `match` on `SwarmEvent::Behaviour(MyBehaviourEvent::Mdns(mdns::Event::Discovered(list)))`:
+ *
+ * ```ts
+ * import { SwarmBuilder, childEvent, combine, gossipsub, mdns, peerIdOf } from 'peerswarm'
+ *
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(key => combine({
+ *     gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }),
+ *     mdns: new mdns.Behaviour(peerIdOf(key))
+ *   }))
+ *   .build()
+ * swarm.behaviour.gossipsub.subscribe('chat')
+ * swarm.listenOn('/ip4/0.0.0.0/tcp/0')
+ * for await (const event of swarm) {
+ *   const discovered = childEvent(event, 'mdns', 'Discovered')
+ *   if (discovered != null) for (const { peerId } of discovered.peers) console.log('discovered', peerId.toString())
+ *   const message = childEvent(event, 'gossipsub', 'Message')
+ *   if (message != null) console.log(new TextDecoder().decode(message.message.data), 'from', message.propagationSource.toString())
+ *   // Any event of one child:
+ *   const fromGossipsub = childEvent(event, 'gossipsub')
+ *   if (fromGossipsub?.type === 'Subscribed') console.log(fromGossipsub.peerId.toString(), 'joined', fromGossipsub.topic)
+ * }
+ * ```
+ *
+ * @group Composing behaviours
+ */
+export function childEvent<S, K extends TaggedEventsOf<S>['behaviour']> (event: S, key: K): ChildEventOf<S, K> | undefined
+export function childEvent<S, K extends TaggedEventsOf<S>['behaviour'], T extends TypeOf<ChildEventOf<S, K>>> (
+  event: S, key: K, type: T): Extract<ChildEventOf<S, K>, { readonly type: T }> | undefined
+export function childEvent (event: unknown, key: string, type?: string): unknown {
+  let tagged = event as { readonly type?: unknown, readonly behaviour?: unknown, readonly event?: unknown } | undefined
+  if (tagged != null && typeof tagged.behaviour !== 'string' && tagged.type === 'Behaviour') {
+    tagged = tagged.event as typeof tagged
+  }
+  if (tagged == null || tagged.behaviour !== key) return undefined
+  const inner = tagged.event as { readonly type?: unknown } | undefined
+  if (type !== undefined && inner?.type !== type) return undefined
+  return inner
+}
+
+/** The `type` discriminants of a union of events (none for events without one). */
+type TypeOf<E> = E extends { readonly type: infer T extends string } ? T : never
+
+/**
+ * An event between a combined behaviour and its combined handler, tagged with the child's key.
+ *
+ * @group Composing behaviours
+ */
 export interface Tagged {
   readonly key: string
   readonly event: unknown
 }
 
-/** A combined behaviour: the {@link CombinedBehaviour} plus each child as a typed property. */
+/**
+ * A combined behaviour: the {@link CombinedBehaviour} plus each child as a typed property.
+ *
+ * @group Composing behaviours
+ */
 export type Combined<C extends Children> = CombinedBehaviour<C> & { readonly [K in keyof C]: C[K] }
 
 const RESERVED = new Set([
@@ -41,12 +125,20 @@ const RESERVED = new Set([
   'handleEstablishedOutboundConnection', 'onSwarmEvent', 'onConnectionHandlerEvent', 'poll', 'shutdown', 'close', 'constructor'
 ])
 
-/** Combine behaviours into one; see the module documentation. Keys must not shadow methods. */
+/**
+ * Combine behaviours into one; see the module documentation. Keys must not shadow methods.
+ *
+ * @group Start here
+ */
 export function combine<C extends Children> (children: C): Combined<C> {
   return new CombinedBehaviour(children) as Combined<C>
 }
 
-/** The behaviour returned by {@link combine}. */
+/**
+ * The behaviour returned by {@link combine}.
+ *
+ * @group Composing behaviours
+ */
 export class CombinedBehaviour<C extends Children> implements NetworkBehaviour<CombinedEvent<C>, Tagged, Tagged> {
   /** The children, by key. */
   readonly children: C
@@ -88,7 +180,11 @@ export class CombinedBehaviour<C extends Children> implements NetworkBehaviour<C
     this.children[event.key]?.onConnectionHandlerEvent(peerId, connectionId, event.event)
   }
 
-  /** Children are polled in turn, each turn starting after the child that last had work. */
+  /**
+   * Children are polled in turn, each turn starting after the child that last had work.
+   *
+   * @group Called by the swarm
+   */
   poll (cx: Context): ToSwarm<CombinedEvent<C>, Tagged> | undefined {
     const count = this.entries.length
     for (let i = 0; i < count; i++) {
@@ -152,7 +248,11 @@ class OutboundRoute {
   constructor (readonly key: string, readonly info: unknown) {}
 }
 
-/** The handler of a combined behaviour: one child handler per child, routed by key and protocol. */
+/**
+ * The handler of a combined behaviour: one child handler per child, routed by key and protocol.
+ *
+ * @group Composing behaviours
+ */
 export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
   private readonly byKey: ReadonlyMap<string, ConnectionHandler>
   private next = 0
@@ -167,6 +267,8 @@ export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
    * Every child's protocols; when two children list the same protocol, the first key wins.
    * The connection asks on every turn of its loop: the combined answer is rebuilt only when a
    * child's answer changed (its protocols, `info` or timeout).
+   *
+   * @group Called by the connection
    */
   listenProtocol (): SubstreamProtocol {
     const listens = this.handlers.map(([, handler]) => handler.listenProtocol())

@@ -7,7 +7,11 @@
 import type { ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol } from './connection-handler.js'
 import type { NetworkBehaviour, ToSwarm } from './network-behaviour.js'
 
-/** A handler with no protocol, no events and no keep-alive. */
+/**
+ * A handler with no protocol, no events and no keep-alive.
+ *
+ * @group Composing behaviours
+ */
 export class DummyHandler implements ConnectionHandler<never, never> {
   listenProtocol (): SubstreamProtocol {
     return { protocols: [] }
@@ -26,7 +30,11 @@ export class DummyHandler implements ConnectionHandler<never, never> {
   }
 }
 
-/** A behaviour that accepts every connection and never has work. */
+/**
+ * A behaviour that accepts every connection and never has work.
+ *
+ * @group Composing behaviours
+ */
 export class DummyBehaviour implements NetworkBehaviour<never, never, never> {
   handleEstablishedInboundConnection (): DummyHandler {
     return new DummyHandler()
@@ -45,7 +53,11 @@ export class DummyBehaviour implements NetworkBehaviour<never, never, never> {
   }
 }
 
-/** A behaviour that does nothing. */
+/**
+ * A behaviour that does nothing.
+ *
+ * @group Composing behaviours
+ */
 export function dummy (): DummyBehaviour {
   return new DummyBehaviour()
 }

@@ -15,19 +15,31 @@ import type { ConnectedPoint, ConnectionId, Endpoint, ListenerId } from '../core
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** Argument of `handlePendingInboundConnection`. */
+/**
+ * Argument of `handlePendingInboundConnection`.
+ *
+ * @group Writing a behaviour
+ */
 export interface PendingInboundConnection {
   readonly connectionId: ConnectionId
   readonly localAddr: Multiaddr
   readonly remoteAddr: Multiaddr
 }
 
-/** Argument of `handleEstablishedInboundConnection`. */
+/**
+ * Argument of `handleEstablishedInboundConnection`.
+ *
+ * @group Writing a behaviour
+ */
 export interface EstablishedInboundConnection extends PendingInboundConnection {
   readonly peerId: PeerId
 }
 
-/** Argument of `handlePendingOutboundConnection`. */
+/**
+ * Argument of `handlePendingOutboundConnection`.
+ *
+ * @group Writing a behaviour
+ */
 export interface PendingOutboundConnection {
   readonly connectionId: ConnectionId
   /** The peer being dialed, when known. */
@@ -37,7 +49,11 @@ export interface PendingOutboundConnection {
   readonly effectiveRole: Endpoint
 }
 
-/** Argument of `handleEstablishedOutboundConnection`. */
+/**
+ * Argument of `handleEstablishedOutboundConnection`.
+ *
+ * @group Writing a behaviour
+ */
 export interface EstablishedOutboundConnection {
   readonly connectionId: ConnectionId
   readonly peerId: PeerId
@@ -46,7 +62,11 @@ export interface EstablishedOutboundConnection {
   readonly roleOverride: Endpoint
 }
 
-/** What the swarm tells every behaviour, through `onSwarmEvent`, before the user sees it. */
+/**
+ * What the swarm tells every behaviour, through `onSwarmEvent`, before the user sees it.
+ *
+ * @group Writing a behaviour
+ */
 export type FromSwarm =
   | {
     readonly type: 'ConnectionEstablished'
@@ -91,7 +111,11 @@ export type FromSwarm =
   | { readonly type: 'ExternalAddrExpired', readonly address: Multiaddr }
   | { readonly type: 'NewExternalAddrOfPeer', readonly peerId: PeerId, readonly address: Multiaddr }
 
-/** What a behaviour asks of the swarm, returned from `poll`. */
+/**
+ * What a behaviour asks of the swarm, returned from `poll`.
+ *
+ * @group Writing a behaviour
+ */
 export type ToSwarm<TEvent, TToHandler> =
   | { readonly type: 'GenerateEvent', readonly event: TEvent }
   | { readonly type: 'Dial', readonly opts: DialOpts }
@@ -129,24 +153,52 @@ export type ToSwarm<TEvent, TToHandler> =
  *
  * `TEvent` is what the application receives (`SwarmEvent` `Behaviour`); `TToHandler` /
  * `TFromHandler` are the events exchanged with its `ConnectionHandler`s.
+ *
+ * @group Writing a behaviour
  */
 export interface NetworkBehaviour<TEvent = unknown, TToHandler = unknown, TFromHandler = unknown> {
-  /** Gate for an incoming connection before its upgrade. Default: accept. */
+  /**
+   * Gate for an incoming connection before its upgrade. Default: accept.
+   *
+   * @group Called by the swarm
+   */
   handlePendingInboundConnection?(connection: PendingInboundConnection): void
-  /** Gate for an upgraded incoming connection; returns the connection's handler. */
+  /**
+   * Gate for an upgraded incoming connection; returns the connection's handler.
+   *
+   * @group Called by the swarm
+   */
   handleEstablishedInboundConnection(connection: EstablishedInboundConnection): ConnectionHandler<TToHandler, TFromHandler>
   /**
    * Gate for an outgoing dial before it starts; may return more addresses for the peer
    * (used when the dial asks for them). Default: accept, no addresses.
+   *
+   * @group Called by the swarm
    */
   handlePendingOutboundConnection?(connection: PendingOutboundConnection): readonly Multiaddr[] | undefined
-  /** Gate for an upgraded outgoing connection; returns the connection's handler. */
+  /**
+   * Gate for an upgraded outgoing connection; returns the connection's handler.
+   *
+   * @group Called by the swarm
+   */
   handleEstablishedOutboundConnection(connection: EstablishedOutboundConnection): ConnectionHandler<TToHandler, TFromHandler>
-  /** A change in the swarm, told before the matching `SwarmEvent` reaches the application. */
+  /**
+   * A change in the swarm, told before the matching `SwarmEvent` reaches the application.
+   *
+   * @group Called by the swarm
+   */
   onSwarmEvent(event: FromSwarm): void
-  /** An event reported by one of this behaviour's handlers. Only for connected peers. */
+  /**
+   * An event reported by one of this behaviour's handlers. Only for connected peers.
+   *
+   * @group Called by the swarm
+   */
   onConnectionHandlerEvent(peerId: PeerId, connectionId: ConnectionId, event: TFromHandler): void
-  /** The next action for the swarm, or `undefined` (then keep `cx.waker`). */
+  /**
+   * The next action for the swarm, or `undefined` (then keep `cx.waker`).
+   *
+   * @group Called by the swarm
+   */
   poll(cx: Context): ToSwarm<TEvent, TToHandler> | undefined
   /**
    * The swarm is about to close, with every connection still open: queue what the protocol
@@ -154,15 +206,29 @@ export interface NetworkBehaviour<TEvent = unknown, TToHandler = unknown, TFromH
    * swarm then polls the behaviour until it has nothing more (or `SwarmConfig.drainTimeout`
    * runs out), delivering its `NotifyHandler` actions and dropping every other action, and
    * lets each connection's handlers `drain` before closing it.
+   *
+   * @group Called by the swarm
    */
   shutdown?(): void
 
-  /** The swarm is closing: release timers and sockets. Called once, after all connections closed. */
+  /**
+   * The swarm is closing: release timers and sockets. Called once, after all connections closed.
+   *
+   * @group Called by the swarm
+   */
   close?(): void | Promise<void>
 }
 
-/** The event type a behaviour yields to the application. */
+/**
+ * The event type a behaviour yields to the application.
+ *
+ * @group Writing a behaviour
+ */
 export type EventOf<B> = B extends NetworkBehaviour<infer E, unknown, unknown> ? E : never
 
-/** A behaviour of any event types, for code that only routes. */
+/**
+ * A behaviour of any event types, for code that only routes.
+ *
+ * @group Writing a behaviour
+ */
 export type AnyBehaviour = NetworkBehaviour<unknown, unknown, unknown>

@@ -15,7 +15,11 @@ import type { ConnectionId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** A behaviour that is either `inner` or, when `inner` is undefined, does nothing. */
+/**
+ * A behaviour that is either `inner` or, when `inner` is undefined, does nothing.
+ *
+ * @group Composing behaviours
+ */
 export class Toggle<B extends AnyBehaviour> implements NetworkBehaviour<EventOf<B>, unknown, unknown> {
   /** The wrapped behaviour, or `undefined` when disabled. */
   readonly inner: B | undefined
@@ -66,7 +70,11 @@ export class Toggle<B extends AnyBehaviour> implements NetworkBehaviour<EventOf<
   }
 }
 
-/** Wrap a behaviour that may be absent. */
+/**
+ * Wrap a behaviour that may be absent.
+ *
+ * @group Composing behaviours
+ */
 export function toggle<B extends AnyBehaviour> (behaviour: B | undefined): Toggle<B> {
   return new Toggle(behaviour)
 }

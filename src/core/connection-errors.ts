@@ -11,13 +11,21 @@ import type { PeerCondition } from './dial-opts.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** One address that failed during a dial, with the transport's error. */
+/**
+ * One address that failed during a dial, with the transport's error.
+ *
+ * @group Errors
+ */
 export interface FailedAddress {
   readonly address: Multiaddr
   readonly error: Error
 }
 
-/** The dial targeted our own peer id (or reached ourselves). */
+/**
+ * The dial targeted our own peer id (or reached ourselves).
+ *
+ * @group Errors
+ */
 export class LocalPeerIdError extends PeerswarmError {
   readonly type = 'LocalPeerId'
   constructor (readonly address?: Multiaddr) {
@@ -28,6 +36,8 @@ export class LocalPeerIdError extends PeerswarmError {
 /**
  * What was passed to `dial` cannot be dialed: a string that is not a multiaddr, or a value that
  * is neither a `Multiaddr`, a `PeerId` nor `DialOpts`. `input` is what was passed.
+ *
+ * @group Errors
  */
 export class InvalidDialTargetError extends PeerswarmError {
   readonly type = 'InvalidDialTarget'
@@ -36,7 +46,11 @@ export class InvalidDialTargetError extends PeerswarmError {
   }
 }
 
-/** `listenOn` was given a string that is not a multiaddr. */
+/**
+ * `listenOn` was given a string that is not a multiaddr.
+ *
+ * @group Errors
+ */
 export class InvalidListenAddressError extends PeerswarmError {
   constructor (readonly input: string, cause?: unknown) {
     super('ERR_INVALID_LISTEN_ADDRESS', `cannot listen on ${JSON.stringify(input)}: not a multiaddr (${describe(cause)})`, { cause })
@@ -55,7 +69,11 @@ function show (value: unknown): string {
   }
 }
 
-/** No address was known for the peer: none given, none from a behaviour, all filtered out. */
+/**
+ * No address was known for the peer: none given, none from a behaviour, all filtered out.
+ *
+ * @group Errors
+ */
 export class NoAddressesError extends PeerswarmError {
   readonly type = 'NoAddresses'
   constructor (readonly peerId?: PeerId) {
@@ -63,7 +81,11 @@ export class NoAddressesError extends PeerswarmError {
   }
 }
 
-/** The dial's {@link PeerCondition} was not met (e.g. already connected); nothing was dialed. */
+/**
+ * The dial's {@link PeerCondition} was not met (e.g. already connected); nothing was dialed.
+ *
+ * @group Errors
+ */
 export class DialPeerConditionFalseError extends PeerswarmError {
   readonly type = 'DialPeerConditionFalse'
   constructor (readonly condition: PeerCondition) {
@@ -71,7 +93,11 @@ export class DialPeerConditionFalseError extends PeerswarmError {
   }
 }
 
-/** The dial was aborted (the swarm closed, or its signal fired). */
+/**
+ * The dial was aborted (the swarm closed, or its signal fired).
+ *
+ * @group Errors
+ */
 export class DialAbortedError extends PeerswarmError {
   readonly type = 'Aborted'
   constructor () {
@@ -79,7 +105,11 @@ export class DialAbortedError extends PeerswarmError {
   }
 }
 
-/** The remote authenticated as a different peer than the one we dialed. */
+/**
+ * The remote authenticated as a different peer than the one we dialed.
+ *
+ * @group Errors
+ */
 export class WrongPeerIdError extends PeerswarmError {
   readonly type = 'WrongPeerId'
   constructor (readonly obtained: PeerId, readonly address: Multiaddr, readonly expected?: PeerId) {
@@ -87,13 +117,19 @@ export class WrongPeerIdError extends PeerswarmError {
   }
 }
 
-/** Which step of a connection's upgrade failed. */
+/**
+ * Which step of a connection's upgrade failed.
+ *
+ * @group Errors
+ */
 export type UpgradePhase = 'security-negotiation' | 'handshake' | 'muxer-negotiation'
 
 /**
  * A connection reached the remote but its upgrade failed: no common security protocol, a
  * failed or stalled Noise handshake, no common muxer. Found in `DialTransportError.errors` and
  * as the cause of `ListenTransportError`.
+ *
+ * @group Errors
  */
 export class UpgradeError extends PeerswarmError {
   readonly type = 'Upgrade'
@@ -102,7 +138,11 @@ export class UpgradeError extends PeerswarmError {
   }
 }
 
-/** A behaviour refused the outgoing connection; `cause` is its {@link ConnectionDenied}. */
+/**
+ * A behaviour refused the outgoing connection; `cause` is its {@link ConnectionDenied}.
+ *
+ * @group Errors
+ */
 export class DialDeniedError extends PeerswarmError {
   readonly type = 'Denied'
   constructor (override readonly cause: ConnectionDenied) {
@@ -113,6 +153,8 @@ export class DialDeniedError extends PeerswarmError {
 /**
  * Every address failed at the transport or upgrade level: connection refused, timeout,
  * security or muxer handshake failure. `errors` has one entry per address tried.
+ *
+ * @group Errors
  */
 export class DialTransportError extends PeerswarmError {
   readonly type = 'Transport'
@@ -121,7 +163,11 @@ export class DialTransportError extends PeerswarmError {
   }
 }
 
-/** Why a dial failed. */
+/**
+ * Why a dial failed.
+ *
+ * @group Errors
+ */
 export type DialError =
   | InvalidDialTargetError
   | LocalPeerIdError
@@ -132,7 +178,11 @@ export type DialError =
   | DialDeniedError
   | DialTransportError
 
-/** The incoming connection was aborted (e.g. the swarm or listener closed). */
+/**
+ * The incoming connection was aborted (e.g. the swarm or listener closed).
+ *
+ * @group Errors
+ */
 export class ListenAbortedError extends PeerswarmError {
   readonly type = 'Aborted'
   constructor () {
@@ -140,7 +190,11 @@ export class ListenAbortedError extends PeerswarmError {
   }
 }
 
-/** A behaviour refused the incoming connection; `cause` is its {@link ConnectionDenied}. */
+/**
+ * A behaviour refused the incoming connection; `cause` is its {@link ConnectionDenied}.
+ *
+ * @group Errors
+ */
 export class ListenDeniedError extends PeerswarmError {
   readonly type = 'Denied'
   constructor (override readonly cause: ConnectionDenied) {
@@ -148,7 +202,11 @@ export class ListenDeniedError extends PeerswarmError {
   }
 }
 
-/** The incoming connection authenticated as our own peer id. */
+/**
+ * The incoming connection authenticated as our own peer id.
+ *
+ * @group Errors
+ */
 export class ListenLocalPeerIdError extends PeerswarmError {
   readonly type = 'LocalPeerId'
   constructor (readonly address: Multiaddr) {
@@ -156,7 +214,11 @@ export class ListenLocalPeerIdError extends PeerswarmError {
   }
 }
 
-/** The incoming connection failed during its upgrade (security, muxer, timeout). */
+/**
+ * The incoming connection failed during its upgrade (security, muxer, timeout).
+ *
+ * @group Errors
+ */
 export class ListenTransportError extends PeerswarmError {
   readonly type = 'Transport'
   constructor (cause: Error) {
@@ -164,10 +226,18 @@ export class ListenTransportError extends PeerswarmError {
   }
 }
 
-/** Why an incoming connection failed. */
+/**
+ * Why an incoming connection failed.
+ *
+ * @group Errors
+ */
 export type ListenError = ListenAbortedError | ListenDeniedError | ListenLocalPeerIdError | ListenTransportError
 
-/** The connection was idle for `idleConnectionTimeout` and was closed. */
+/**
+ * The connection was idle for `idleConnectionTimeout` and was closed.
+ *
+ * @group Errors
+ */
 export class KeepAliveTimeoutError extends PeerswarmError {
   readonly type = 'KeepAliveTimeout'
   constructor () {
@@ -175,7 +245,11 @@ export class KeepAliveTimeoutError extends PeerswarmError {
   }
 }
 
-/** The connection was closed by the remote or failed at the I/O level. */
+/**
+ * The connection was closed by the remote or failed at the I/O level.
+ *
+ * @group Errors
+ */
 export class ConnectionIOError extends PeerswarmError {
   readonly type = 'IO'
   constructor (message: string, cause?: unknown) {
@@ -183,7 +257,11 @@ export class ConnectionIOError extends PeerswarmError {
   }
 }
 
-/** A handler asked for the connection to be closed, giving this error. */
+/**
+ * A handler asked for the connection to be closed, giving this error.
+ *
+ * @group Errors
+ */
 export class HandlerClosedError extends PeerswarmError {
   readonly type = 'Handler'
   constructor (cause: Error) {
@@ -191,5 +269,9 @@ export class HandlerClosedError extends PeerswarmError {
   }
 }
 
-/** Why an established connection closed; `undefined` in events means we closed it ourselves. */
+/**
+ * Why an established connection closed; `undefined` in events means we closed it ourselves.
+ *
+ * @group Errors
+ */
 export type ConnectionError = KeepAliveTimeoutError | ConnectionIOError | HandlerClosedError

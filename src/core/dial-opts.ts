@@ -13,10 +13,16 @@ import type { Multiaddr } from '@multiformats/multiaddr'
  * - `notDialing`: only if no dial to the peer is in progress;
  * - `disconnectedAndNotDialing` (default): both;
  * - `always`: unconditionally.
+ *
+ * @group The swarm
  */
 export type PeerCondition = 'disconnected' | 'notDialing' | 'disconnectedAndNotDialing' | 'always'
 
-/** Options of a dial. Either `peerId` or at least one address must be given. */
+/**
+ * Options of a dial. Either `peerId` or at least one address must be given.
+ *
+ * @group The swarm
+ */
 export interface DialOpts {
   /** The peer to reach. When given, the remote must authenticate as this peer. */
   readonly peerId?: PeerId
@@ -38,5 +44,7 @@ export interface DialOpts {
 /**
  * Anything `Swarm.dial` accepts: an address (a `Multiaddr` or its string form), a peer id
  * (addresses from behaviours), or options.
+ *
+ * @group The swarm
  */
 export type DialTarget = Multiaddr | string | PeerId | DialOpts

@@ -5,7 +5,11 @@
  * @module
  */
 
-/** Base class of every error thrown or reported by peerswarm. */
+/**
+ * Base class of every error thrown or reported by peerswarm.
+ *
+ * @group Errors
+ */
 export class PeerswarmError extends Error {
   /** A stable, machine-readable identifier of the error kind, e.g. `ERR_NO_ADDRESSES`. */
   readonly code: string
@@ -17,7 +21,11 @@ export class PeerswarmError extends Error {
   }
 }
 
-/** A configuration object had an invalid field; `field` names it. */
+/**
+ * A configuration object had an invalid field; `field` names it.
+ *
+ * @group Errors
+ */
 export class ConfigError extends PeerswarmError {
   /** The offending option, e.g. `idleConnectionTimeout`. */
   readonly field: string
@@ -34,6 +42,8 @@ export class ConfigError extends PeerswarmError {
  * The Swarm turns it into a `DialDeniedError` or `ListenDeniedError` and tells every behaviour
  * through `DialFailure` / `ListenFailure`. Put the reason in `cause`, and recover it with
  * {@link ConnectionDenied.causeAs}.
+ *
+ * @group Errors
  */
 export class ConnectionDenied extends PeerswarmError {
   constructor (cause: unknown, message?: string) {
@@ -46,14 +56,22 @@ export class ConnectionDenied extends PeerswarmError {
   }
 }
 
-/** The swarm was closed; no further events will be produced. */
+/**
+ * The swarm was closed; no further events will be produced.
+ *
+ * @group Errors
+ */
 export class SwarmClosedError extends PeerswarmError {
   constructor () {
     super('ERR_SWARM_CLOSED', 'the swarm is closed')
   }
 }
 
-/** An operation was aborted through its `AbortSignal`. */
+/**
+ * An operation was aborted through its `AbortSignal`.
+ *
+ * @group Errors
+ */
 export class AbortError extends PeerswarmError {
   constructor (message = 'the operation was aborted') {
     super('ERR_ABORTED', message)

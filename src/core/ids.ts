@@ -5,10 +5,18 @@
  */
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** Identifies one connection (pending or established) for the lifetime of the process. */
+/**
+ * Identifies one connection (pending or established) for the lifetime of the process.
+ *
+ * @group The swarm
+ */
 export type ConnectionId = number & { readonly __brand: 'ConnectionId' }
 
-/** Identifies one listener of a swarm. */
+/**
+ * Identifies one listener of a swarm.
+ *
+ * @group The swarm
+ */
 export type ListenerId = number & { readonly __brand: 'ListenerId' }
 
 let lastConnectionId = 0
@@ -17,25 +25,41 @@ let lastListenerId = 0
 /**
  * Allocates a fresh {@link ConnectionId}. A behaviour that emits a `Dial` may allocate the id
  * itself (see `DialOpts.connectionId`) to recognise the resulting connection.
+ *
+ * @group The swarm
  */
 export function newConnectionId (): ConnectionId {
   return ++lastConnectionId as ConnectionId
 }
 
-/** Allocates a fresh {@link ListenerId}. */
+/**
+ * Allocates a fresh {@link ListenerId}.
+ *
+ * @group The swarm
+ */
 export function newListenerId (): ListenerId {
   return ++lastListenerId as ListenerId
 }
 
-/** Which side of a connection we are. */
+/**
+ * Which side of a connection we are.
+ *
+ * @group The swarm
+ */
 export type Endpoint = 'Dialer' | 'Listener'
 
-/** How a connection came to be: we dialed `address`, or a listener accepted it. */
+/**
+ * How a connection came to be: we dialed `address`, or a listener accepted it.
+ *
+ * @group The swarm
+ */
 export type ConnectedPoint =
   | {
     readonly type: 'Dialer'
     /** The address we dialed (with `/p2p/<peer id>` when known). */
     readonly address: Multiaddr
+    /** Set when the connection runs over a relay circuit; see {@link isRelayedAddress}. */
+    readonly limited?: true
   }
   | {
     readonly type: 'Listener'
@@ -43,4 +67,22 @@ export type ConnectedPoint =
     readonly localAddr: Multiaddr
     /** The remote's address as seen by us. */
     readonly sendBackAddr: Multiaddr
+    /** Set when the connection runs over a relay circuit; see {@link isRelayedAddress}. */
+    readonly limited?: true
   }
+
+/** The multiaddr code of `/p2p-circuit`. */
+const P2P_CIRCUIT = 290
+
+/**
+ * Whether `address` goes through a relay (has a `/p2p-circuit` part), as rust-libp2p's
+ * `is_relayed`. Connections over such addresses are *limited*: the relay ends them after its
+ * duration or data limit (2 min and 128 KiB by default), so they suit identify, ping and
+ * hole punching, not bulk traffic. The swarm marks them with `limited: true` in their
+ * {@link ConnectedPoint}.
+ *
+ * @group The swarm
+ */
+export function isRelayedAddress (address: Multiaddr): boolean {
+  return address.getComponents().some(component => component.code === P2P_CIRCUIT)
+}

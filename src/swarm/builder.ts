@@ -13,6 +13,8 @@ import { webSockets } from '../transport/websockets.js'
 import { swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
 import { noiseYamuxUpgrader } from '../upgrade/noise-yamux.js'
+import { create as createRelayClient } from '../protocols/relay/client/behaviour.js'
+import type { Behaviour as RelayClientBehaviour } from '../protocols/relay/client/behaviour.js'
 import type { SwarmConfig } from './config.js'
 import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../core/identity.js'
@@ -24,6 +26,8 @@ import type { Libp2pEvents } from '@libp2p/interface'
  * Builds a {@link Swarm}, in phases as rust-libp2p's builder:
  *
  * ```ts
+ * import { SwarmBuilder, ping } from 'peerswarm'
+ *
  * const swarm = await SwarmBuilder.withNewIdentity()
  *   .withTcp()
  *   .withBehaviour(() => new ping.Behaviour())
@@ -32,6 +36,9 @@ import type { Libp2pEvents } from '@libp2p/interface'
  * ```
  *
  * Every transport's connections are secured with Noise and multiplexed with Yamux.
+ *
+ * @group Start here
+ * @sortStrategy source-order
  */
 export class SwarmBuilder {
   private readonly transports: TransportFactory[] = []
@@ -74,13 +81,72 @@ export class SwarmBuilder {
     return this.withTransport(memory())
   }
 
+  /**
+   * Add the circuit relay v2 client, as rust-libp2p's `with_relay_client`: a transport for
+   * `/p2p-circuit` addresses (`listenOn('<relay>/p2p-circuit')` reserves a slot on the relay,
+   * `dial('<relay>/p2p-circuit/p2p/<peer>')` dials through it) and the behaviour that goes with
+   * it, which `withBehaviour` then receives to combine into the swarm's behaviour:
+   *
+   * ```ts
+   * import { SwarmBuilder, combine, ping } from 'peerswarm'
+   *
+   * const swarm = await SwarmBuilder.withNewIdentity()
+   *   .withTcp()
+   *   .withRelayClient()
+   *   .withBehaviour((key, relayClient) => combine({ relayClient, ping: new ping.Behaviour() }))
+   *   .build()
+   * ```
+   *
+   * Relayed connections are upgraded (Noise, Yamux) like every other connection. The relay
+   * transport is tried before the others.
+   */
+  withRelayClient (): RelayClientSwarmBuilder {
+    return new RelayClientSwarmBuilder(this.identity, [...this.transports])
+  }
+
   /** Set the behaviour; `create` receives the identity (e.g. to sign pubsub messages). */
   withBehaviour<B extends AnyBehaviour> (create: (key: Keypair) => B): BehaviourSwarmBuilder<B> {
-    return new BehaviourSwarmBuilder(this.identity, [...this.transports], create)
+    return new BehaviourSwarmBuilder(this.identity, [...this.transports], key => ({ behaviour: create(key), transports: [] }))
   }
 }
 
-/** The builder's last phase: swarm options, then `build()`. */
+/**
+ * The builder's phase after `withRelayClient()`: the behaviour, which must include the relay
+ * client's behaviour that `withBehaviour` hands over.
+ *
+ * @group The swarm
+ */
+export class RelayClientSwarmBuilder {
+  /** @internal */
+  constructor (
+    private readonly identity: Keypair | undefined,
+    private readonly transports: readonly TransportFactory[]
+  ) {}
+
+  /**
+   * Set the behaviour; `create` receives the identity and the relay client's behaviour, to
+   * combine with the others (`combine({ relayClient, … })`). Without it in the swarm's
+   * behaviour the relay transport can neither dial nor listen.
+   */
+  withBehaviour<B extends AnyBehaviour> (create: (key: Keypair, relayClient: RelayClientBehaviour) => B): BehaviourSwarmBuilder<B> {
+    return new BehaviourSwarmBuilder(this.identity, this.transports, (key) => {
+      const client = createRelayClient(peerIdOf(key))
+      return { behaviour: create(key, client.behaviour), transports: [() => client.transport] }
+    })
+  }
+}
+
+/**
+ * @internal What a build makes from the identity: the behaviour, and the transports made
+ * with it (the relay client's), which are tried before the builder's others.
+ */
+type Assemble<B> = (key: Keypair) => { readonly behaviour: B, readonly transports: readonly TransportFactory[] }
+
+/**
+ * The builder's last phase: swarm options, then `build()`.
+ *
+ * @group The swarm
+ */
 export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
   private config: Partial<SwarmConfig> = {}
 
@@ -88,7 +154,7 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
   constructor (
     private readonly identity: Keypair | undefined,
     private readonly transports: readonly TransportFactory[],
-    private readonly create: (key: Keypair) => B
+    private readonly assemble: Assemble<B>
   ) {}
 
   /** Swarm options; see {@link SwarmConfig} for each field and its default. */
@@ -105,7 +171,8 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const logger = defaultLogger()
     const upgrader = noiseYamuxUpgrader(key, logger, true, config.maxNegotiatingInboundStreams)
     const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
-    const transports = this.transports.map(factory => factory(components))
-    return new Swarm({ localPeerId: peerId, behaviour: this.create(key), transports, upgrader, config })
+    const { behaviour, transports: own } = this.assemble(key)
+    const transports = [...own, ...this.transports].map(factory => factory(components))
+    return new Swarm({ localPeerId: peerId, behaviour, transports, upgrader, config })
   }
 }

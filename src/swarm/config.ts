@@ -6,7 +6,11 @@
 import { ConfigError } from '../core/errors.js'
 import { checkDelay } from '../core/timers.js'
 
-/** Options of a swarm. Every field is optional in `SwarmBuilder.withSwarmConfig`. */
+/**
+ * Options of a swarm. Every field is optional in `SwarmBuilder.withSwarmConfig`.
+ *
+ * @group The swarm
+ */
 export interface SwarmConfig {
   /**
    * How long a connection stays open once idle, in ms (default: 10 000). A connection is idle
@@ -40,7 +44,11 @@ export interface SwarmConfig {
   readonly drainTimeout: number
 }
 
-/** rust-libp2p's defaults. */
+/**
+ * rust-libp2p's defaults.
+ *
+ * @group The swarm
+ */
 export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   idleConnectionTimeout: 10_000,
   notifyHandlerBufferSize: 32,
@@ -52,7 +60,11 @@ export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   drainTimeout: 2_000
 })
 
-/** Validates `options` over the defaults into a complete frozen config; throws `ConfigError`. */
+/**
+ * Validates `options` over the defaults into a complete frozen config; throws `ConfigError`.
+ *
+ * @group The swarm
+ */
 export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   const config = { ...defaultSwarmConfig, ...options }
   nonNegative(config, 'idleConnectionTimeout', true)

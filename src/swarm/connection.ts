@@ -25,6 +25,8 @@ import type { ConnectionEvent, ConnectionHandler, SubstreamProtocol } from '../b
 import type { PeerId, Stream } from '@libp2p/interface'
 
 const log = logger('peerswarm:connection')
+/** Idle for at least this many ms before the remote closed it: its idle timeout most likely did. */
+const REMOTE_IDLE_HINT = 50
 /** At most this many events are taken from a handler as its connection closes. */
 const MAX_LAST_EVENTS = 1024
 
@@ -68,6 +70,8 @@ export class Connection {
   private negotiatingInbound = 0
   private negotiatingOutbound = 0
   private idleTimer?: ReturnType<typeof setTimeout>
+  /** Since when (`performance.now()`) the connection has been idle on our side; undefined while in use. */
+  private idleSince?: number
   private scheduled = false
   private readonly cx: Context
   private resolveClosed!: () => void
@@ -354,10 +358,12 @@ export class Connection {
       !this.hasActiveStreams() &&
       !handler.connectionKeepAlive()
     if (!idle) {
+      this.idleSince = undefined
       clearTimeout(this.idleTimer)
       this.idleTimer = undefined
       return
     }
+    this.idleSince ??= performance.now()
     if (this.idleTimer != null) return
     const timeout = this.config.idleConnectionTimeout
     // Longer idle timeouts than a timer can wait mean "never".
@@ -377,12 +383,30 @@ export class Connection {
 
   private onTransportClosed (error?: Error): void {
     if (this.state === 'open' || this.state === 'draining') {
-      if (this.state === 'open') this.closeCause = new ConnectionIOError(error == null ? 'connection closed by the remote' : `connection lost: ${error.message}`, error)
+      if (this.state === 'open') this.closeCause = new ConnectionIOError(error == null ? this.remoteCloseMessage() : `connection lost: ${error.message}`, error)
       this.state = 'closing'
     }
     // Also ends a drain in progress: nothing more can be sent.
     this.stopServing()
     this.markClosed()
+  }
+
+  /**
+   * Why the remote closed the connection, as far as we can tell: the wire does not say (Yamux's
+   * GoAway only says whether the close was normal). If the connection had been idle here too,
+   * the remote's idle timeout most likely closed it, and the message says so.
+   */
+  private remoteCloseMessage (): string {
+    const idleFor = this.idleSince == null ? 0 : performance.now() - this.idleSince
+    // A remote closing a busy connection drains it first, which leaves it idle here for a few
+    // ms before its goodbye arrives: that is not what an idle timeout looks like.
+    if (idleFor >= REMOTE_IDLE_HINT) {
+      return `connection closed by the remote after being idle here for ${Math.round(idleFor)} ms (most likely the remote's idleConnectionTimeout ran out)`
+    }
+    const goAway = (this.upgraded.muxer as { readonly remoteGoAway?: unknown }).remoteGoAway
+    return goAway === 0
+      ? 'connection closed by the remote (a graceful close: its application or swarm closed it, or, if it was idle there, its idleConnectionTimeout)'
+      : 'connection closed by the remote'
   }
 
   /** Hand the handler every event the behaviour queued; false if there was none. */

@@ -11,6 +11,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 /**
  * One event of the swarm, narrowed by `type`. `TEvent` is the behaviour's event type; for
  * `combine({ … })` it is a union tagged with the child's key.
+ *
+ * @group The swarm
  */
 export type SwarmEvent<TEvent> =
   | {

@@ -48,7 +48,11 @@ export type PoolEvent =
   | { readonly type: 'HandlerEvent', readonly connection: Connection, readonly event: unknown }
   | { readonly type: 'Closed', readonly connection: Connection }
 
-/** Counts of connections, as rust-libp2p's `ConnectionCounters`. */
+/**
+ * Counts of connections, as rust-libp2p's `ConnectionCounters`.
+ *
+ * @group The swarm
+ */
 export interface ConnectionCounters {
   readonly numPendingIncoming: number
   readonly numPendingOutgoing: number

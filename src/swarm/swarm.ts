@@ -9,7 +9,7 @@ import { multiaddr as toMultiaddr } from '@multiformats/multiaddr'
 import { ConnectionDenied, PeerswarmError, SwarmClosedError, describe, toError } from '../core/errors.js'
 import { toDialOpts } from './dial-target.js'
 import { DialDeniedError, DialPeerConditionFalseError, InvalidDialTargetError, InvalidListenAddressError, ListenDeniedError, LocalPeerIdError, NoAddressesError } from '../core/connection-errors.js'
-import { newConnectionId, newListenerId } from '../core/ids.js'
+import { isRelayedAddress, newConnectionId, newListenerId } from '../core/ids.js'
 import { Pool } from './pool.js'
 import type { SwarmConfig } from './config.js'
 import type { DialOpts, DialTarget, PeerCondition } from '../core/dial-opts.js'
@@ -26,21 +26,33 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('peerswarm:swarm')
 
-/** No configured transport can listen on (or dial) the address. */
+/**
+ * No configured transport can listen on (or dial) the address.
+ *
+ * @group Errors
+ */
 export class UnsupportedAddressError extends PeerswarmError {
   constructor (readonly address: Multiaddr) {
     super('ERR_UNSUPPORTED_ADDRESS', `no transport supports ${address.toString()}`)
   }
 }
 
-/** A summary of the swarm's connections. */
+/**
+ * A summary of the swarm's connections.
+ *
+ * @group The swarm
+ */
 export interface NetworkInfo {
   /** Peers with at least one established connection. */
   readonly numPeers: number
   readonly connectionCounters: ConnectionCounters
 }
 
-/** One established connection, as {@link Swarm.connections} lists it. */
+/**
+ * One established connection, as {@link Swarm.connections} lists it.
+ *
+ * @group The swarm
+ */
 export interface ConnectionInfo {
   readonly id: ConnectionId
   readonly peerId: PeerId
@@ -60,15 +72,24 @@ export interface ConnectionInfo {
   readonly streams: number
 }
 
-/** The transport an address belongs to: the outermost of `ws`/`wss`, `memory`, `tcp`, `udp`; else its first protocol. */
+/**
+ * The transport an address belongs to: `p2p-circuit` for a relayed one, else the outermost of `ws`/`wss`, `memory`, `tcp`, `udp`; else its first protocol.
+ *
+ * @group The swarm
+ */
 export function transportOf (address: Multiaddr): string {
   const names = address.getComponents().map(component => component.name)
+  if (names.includes('p2p-circuit')) return 'p2p-circuit'
   if (names.includes('ws') || names.includes('wss') || names.includes('tls')) return names.includes('wss') || names.includes('tls') ? 'websockets (tls)' : 'websockets'
   for (const name of ['memory', 'webrtc', 'webtransport', 'quic-v1', 'tcp', 'udp']) if (names.includes(name)) return name
   return names[0] ?? 'unknown'
 }
 
-/** Options of `selectNextSome`. */
+/**
+ * Options of `selectNextSome`.
+ *
+ * @group The swarm
+ */
 export interface SelectOptions {
   /** Abort the wait (rejects with the signal's reason); no event is lost. */
   readonly signal?: AbortSignal
@@ -110,7 +131,35 @@ interface PendingNotify {
  * Nothing happens unless it is driven: the behaviour, its gates and the reporting of
  * connections all run inside that loop (connections themselves read and write meanwhile).
  *
- * Build one with `SwarmBuilder`.
+ * Build one with {@link SwarmBuilder}. The events are {@link SwarmEvent}s; the behaviour's
+ * own API is {@link Swarm.behaviour}. [The tutorial](../../docs/tutorial.md) builds a first
+ * swarm step by step; [a tour of the API](../../docs/api-tour.md#the-swarm) goes through its
+ * methods.
+ *
+ * ```ts
+ * import { SwarmBuilder, combine, gossipsub, ping } from 'peerswarm'
+ *
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(key => combine({
+ *     ping: new ping.Behaviour(),
+ *     gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
+ *   }))
+ *   .build()
+ * swarm.behaviour.gossipsub.subscribe('greetings')
+ * swarm.listenOn('/ip4/127.0.0.1/tcp/0')
+ * if (process.argv[2] !== undefined) swarm.dial(process.argv[2])   // another node's address
+ * for await (const event of swarm) {
+ *   if (event.type === 'NewListenAddr') console.log(`listening on ${event.address.toString()}`)
+ *   if (event.type === 'ConnectionEstablished') console.log(`connected to ${event.peerId.toString()}`)
+ *   if (event.type === 'Behaviour' && event.event.behaviour === 'ping' && event.event.event.type === 'Success') {
+ *     console.log(`ping: ${event.event.event.rtt} ms`)
+ *   }
+ * }
+ * await swarm.close()
+ * ```
+ *
+ * @group The swarm
  */
 export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<EventOf<B>>>, AsyncDisposable {
   /** The behaviour, typed: call its API here, e.g. `swarm.behaviour.ping`. */
@@ -200,7 +249,8 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     this.listenerStates.set(id, state)
     listener.addEventListener('listening', () => { this.pushListenerEvent({ type: 'Listening', listenerId: id }) })
     listener.addEventListener('error', (evt) => { this.pushListenerEvent({ type: 'Error', listenerId: id, error: toError(evt.detail) }) })
-    listener.addEventListener('close', () => { this.pushListenerEvent({ type: 'Closed', listenerId: id }) })
+    // A listener that closes by itself may say why (the relay client's, when its reservation ends).
+    listener.addEventListener('close', (evt) => { this.pushListenerEvent({ type: 'Closed', listenerId: id, reason: evt.detail instanceof Error ? evt.detail : undefined }) })
     this.behaviour.onSwarmEvent({ type: 'NewListener', listenerId: id })
     listener.listen(addr).catch((err: unknown) => {
       log('listening on %a failed: %s', addr, err)
@@ -557,7 +607,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
           this.dialFailed(pending.connectionId, peerId, new DialDeniedError(asDenied(err)))
           return
         }
-        const endpoint = { type: 'Dialer', address } as const
+        const endpoint = isRelayedAddress(address) ? { type: 'Dialer', address, limited: true } as const : { type: 'Dialer', address } as const
         const connection = this.pool.addEstablished(pending.connectionId, peerId, endpoint, upgraded)
         this.established(connection.id, peerId, endpoint, event.failed.map(f => f.address), pending.startedAt, event.failed)
         connection.start(handler)
@@ -580,7 +630,9 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
           this.queued.push({ type: 'IncomingConnectionError', connectionId, localAddr, sendBackAddr, peerId, error })
           return
         }
-        const endpoint = { type: 'Listener', localAddr, sendBackAddr } as const
+        const endpoint = isRelayedAddress(localAddr) || isRelayedAddress(sendBackAddr)
+          ? { type: 'Listener', localAddr, sendBackAddr, limited: true } as const
+          : { type: 'Listener', localAddr, sendBackAddr } as const
         const connection = this.pool.addEstablished(connectionId, peerId, endpoint, upgraded)
         this.established(connectionId, peerId, endpoint, [], pending.startedAt)
         connection.start(handler)

@@ -146,14 +146,22 @@ export interface SimulatedHost {
   readonly hub: MemoryHub
 }
 
-/** A connection reset by a partition (as a keep-alive or TCP user timeout would). */
+/**
+ * A connection reset by a partition (as a keep-alive or TCP user timeout would).
+ *
+ * @group Errors
+ */
 export class LinkTimeoutError extends PeerswarmError {
   constructor () {
     super('ERR_LINK_TIMEOUT', 'connection reset: the link was partitioned for too long')
   }
 }
 
-/** A dial across an open partition: the host is unreachable (as an ICMP unreachable ends a TCP connect). */
+/**
+ * A dial across an open partition: the host is unreachable (as an ICMP unreachable ends a TCP connect).
+ *
+ * @group Errors
+ */
 export class LinkUnreachableError extends PeerswarmError {
   constructor (address: Multiaddr) {
     super('ERR_UNREACHABLE', `${address.toString()} is unreachable: a partition separates the hosts`)

@@ -27,7 +27,9 @@ import { SimulatedNetwork } from './network.js'
 import { Random } from './random.js'
 import { VirtualClock } from './virtual-time.js'
 import { degrees, topologyLinks } from './topology.js'
+import { deliveriesPerPeer, deliveryReport, deliveryTimeline, ratioHistogram, summariseDegrees } from './report.js'
 import type { LinkOptions, NetworkStats, SimulatedNetworkOptions } from './network.js'
+import type { DegreeSummary, PartialRun, PublishedMessage, Recorded, ScenarioReport } from './report.js'
 import type { Topology, TopologyLink } from './topology.js'
 import type { SwarmConfig } from '../swarm/config.js'
 import type { Swarm } from '../swarm/swarm.js'
@@ -124,94 +126,68 @@ export interface Scenario {
    * clock and `Math.random` are the simulation's while it runs). `real`: the real clock.
    */
   readonly time?: 'virtual' | 'real'
-  /** Progress lines (default: none). */
+  /** Events of the run: set-up done, faults opened and healed, failed publishes (default: none). */
   readonly log?: (line: string) => void
-}
-
-/** Percentiles of a set of latencies, in ms (`NaN` when empty). */
-export interface LatencySummary {
-  readonly count: number
-  readonly mean: number
-  readonly p50: number
-  readonly p95: number
-  readonly p99: number
-  readonly max: number
-}
-
-/** A distribution of small integers (mesh degrees). */
-export interface DegreeSummary {
-  readonly min: number
-  readonly mean: number
-  readonly max: number
-  /** Peers per value. */
-  readonly histogram: Readonly<Record<number, number>>
-}
-
-/** Delivery of a batch (or of all messages). */
-export interface DeliveryReport {
-  readonly label: string
-  /** Messages published (publishes that threw are not counted). */
-  readonly messages: number
-  /** Publishes that threw (`PublishError`). */
-  readonly publishErrors: number
-  /** Deliveries expected: every subscriber but the publisher, for each message. */
-  readonly expected: number
   /**
-   * Deliveries possible when each message was published: receivers joined to the publisher by
-   * topology links that no open partition cut (equal to `expected` without partitions).
+   * Where the run is (peers set up, links connected, virtual time measured, real time and an
+   * estimate of what the phase still needs), at most once every `progressInterval` ms of real
+   * time (default: none). {@link formatProgress} makes a line of it.
    */
-  readonly reachable: number
-  /** Distinct deliveries. */
-  readonly delivered: number
-  /** Of those, deliveries to receivers that were reachable (`delivered − deliveredReachable` crossed a partition, late). */
-  readonly deliveredReachable: number
-  /** delivered / expected. */
-  readonly deliveryRatio: number
-  /** Messages that reached every subscriber. */
-  readonly complete: number
-  /** Publish → delivery, over every delivery. */
-  readonly latency: LatencySummary
+  readonly progress?: (progress: ScenarioProgress) => void
+  /** Real ms between two `progress` calls, at least (default: 5 000). */
+  readonly progressInterval?: number
   /**
-   * The lower bound of each delivery's latency: the shortest path from publisher to receiver
-   * over the links' latencies (what an ideal router with no processing would achieve).
+   * Stop the run: when it aborts, the run stops at once (a set-up dial or wait, the schedule),
+   * closes the swarms and reports what it measured until then, with `partial` set. `npm run sim`
+   * aborts on Ctrl-C (SIGINT).
    */
-  readonly pathLatency: LatencySummary
+  readonly signal?: AbortSignal
 }
 
-/** What {@link runScenario} reports. */
-export interface ScenarioReport {
+export { formatReport, summarise } from './report.js'
+export type { DegreeSummary, DeliveryReport, DeliveryTimeline, KadLookups, LatencySummary, MessageDelivery, PartialRun, ProcessMemory, RatioHistogram, ScenarioReport } from './report.js'
+
+/** A run's progress, for {@link Scenario.progress}. */
+export interface ScenarioProgress {
   readonly name: string
-  readonly seed: string
+  /**
+   * `building` the swarms, `listening`, `connecting` the topology, `warm-up` (meshes forming),
+   * `measuring` (publishes and faults on their schedule), `settling` (waiting for the last
+   * deliveries).
+   */
+  readonly phase: 'building' | 'listening' | 'connecting' | 'warm-up' | 'measuring' | 'settling'
   readonly peers: number
-  /** Topology links, and each peer's number of links. */
+  /** Swarms made so far. */
+  readonly built: number
+  /** Topology links, and set-up dials that have had their outcome. */
   readonly links: number
-  readonly degree: DegreeSummary
-  /** Mean one-way latency of the topology's links, in ms. */
-  readonly meanLinkLatency: number
-  /** Creating the swarms, connecting and warming up, in ms. */
-  readonly setupMs: number
-  /** From the first publish to the end of the settle time, in ms. */
-  readonly durationMs: number
-  /** Real (wall-clock) time of the set-up and of the whole run until the report, in ms (the same as the above with `time: 'real'`). */
-  readonly real: { readonly setupMs: number, readonly totalMs: number }
-  readonly batches: readonly DeliveryReport[]
-  readonly total: DeliveryReport
-  /** Copies of messages received that a peer already had, per delivery. */
-  readonly duplicatesPerDelivery: number
-  /** Bytes on the links (every protocol, control included) during the measurement, per delivery. */
-  readonly bytesPerDelivery: number
-  /** GossipSub counters summed over the peers, during the measurement. */
-  readonly gossip: Readonly<Record<string, number>>
-  /** The network's counters during the measurement. */
-  readonly network: NetworkStats
-  /** Mesh degrees of the subscribers after the warm-up and at the end. */
-  readonly meshDegree: { readonly start: DegreeSummary, readonly end: DegreeSummary }
-  /** Topology links closed and dialed again during the measurement. */
-  readonly redials: number
-  /** RSS per peer (MB): after the warm-up and at the end; total RSS (MB). Absent without `memoryUsage`. */
-  readonly memory?: { readonly rssPerPeerIdleMB: number, readonly rssPerPeerEndMB: number, readonly heapPerPeerEndMB: number, readonly rssEndMB: number }
-  /** Faults as they happened: what, when (ms after the warm-up), and peers affected. */
-  readonly faults: ReadonlyArray<{ readonly type: string, readonly at: number, readonly healedAt?: number, readonly peers: number }>
+  readonly dialed: number
+  /** Virtual ms of the measurement so far, and of its schedule (until the last publish or fault is due). */
+  readonly measuredMs: number
+  readonly scheduleMs: number
+  /** Messages published so far, of all the scenario's. */
+  readonly published: number
+  readonly messages: number
+  /** Deliveries so far. */
+  readonly deliveries: number
+  /** Real ms since the run started. */
+  readonly realMs: number
+  /** Real ms the current phase should still take, from its pace so far (undefined: unknown). */
+  readonly realLeftMs?: number
+}
+
+/** One line for `progress`: where the run is, the real time it took and what the current phase still needs. */
+export function formatProgress (p: ScenarioProgress): string {
+  const s = (ms: number): string => ms >= 120_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 1000).toFixed(0)} s`
+  const where = p.phase === 'building'
+    ? `${p.built}/${p.peers} peers set up`
+    : p.phase === 'connecting'
+      ? `${p.dialed}/${p.links} links connected`
+      : p.phase === 'measuring' || p.phase === 'settling'
+        ? `t=${(p.measuredMs / 1000).toFixed(1)} s of ${(p.scheduleMs / 1000).toFixed(1)} s virtual, ${p.published}/${p.messages} published, ${p.deliveries} deliveries`
+        : `${p.peers} peers`
+  const left = p.realLeftMs == null ? '' : `, ~${s(p.realLeftMs)} left in this phase`
+  return `${p.phase}: ${where}; real ${s(p.realMs)}${left}`
 }
 
 type SimBehaviour = ReturnType<typeof makeBehaviour>
@@ -225,15 +201,6 @@ function makeBehaviour (key: Parameters<typeof gossipsub.MessageAuthenticity.sig
     }),
     identify: toggle(options.identify === true ? new identify.Behaviour(key.publicKey) : undefined)
   })
-}
-
-/** A message as published: when, by whom, in which batch. */
-interface Published {
-  readonly batch: number
-  readonly publisher: number
-  readonly at: number
-  /** Receivers a path of topology links not cut by a partition led to when it was published (1: reachable). */
-  readonly reachable: Uint8Array
 }
 
 /**
@@ -262,35 +229,42 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
   const settings = settingsOf(scenario)
   const { n, seed, log } = settings
   const plan = planScenario(scenario, settings)
+  const progress = new Progress(scenario, plan, () => realNow() - realStart)
 
   // Building the network: the simulated wire, the metrics, the swarms and their event loops.
   const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links, uplinkMbps: scenario.uplinkMbps })
   const counters = new Map<string, number>()
-  const sink = countingSink(counters)
+  const duplicates = new Uint32Array(n)
   const memoryBefore = settings.measureMemory()
   const setupStart = performance.now()
   log(`${scenario.name ?? 'scenario'}: ${n} peers, ${plan.links.length} links, seed ${seed}`)
-  const swarms = await buildSwarms(scenario, settings, net, sink)
-  const sim = new ScenarioRun(settings, plan, net, counters, swarms)
+  const swarms = await buildSwarms(scenario, settings, net, countingSink(counters), duplicates, progress)
+  const sim = new ScenarioRun(settings, plan, net, counters, duplicates, swarms)
+  progress.sim = sim
   sim.start()
+  // A stop ends the set-up dials waiting for their outcome (the waits and the schedule check it).
+  const onAbort = (): void => { for (const resolve of sim.pending.values()) resolve(false) }
+  scenario.signal?.addEventListener('abort', onAbort)
 
   try {
     // Set-up: listen, connect the topology, warm up.
-    await listen(sim)
-    await connect(sim, scenario.dialConcurrency ?? 64)
-    await warmUp(sim, scenario)
+    if (!settings.aborted()) await listen(sim, progress)
+    if (!settings.aborted()) await connect(sim, scenario.dialConcurrency ?? 64, progress)
+    if (!settings.aborted()) await warmUp(sim, scenario, progress)
     const setupMs = performance.now() - setupStart
     const realSetupMs = realNow() - realStart
+    if (settings.aborted()) return stoppedInSetUp(scenario, sim, { setupMs, realSetupMs, realMs: realNow() - realStart, memoryBefore })
     log(`set up in ${(setupMs / 1000).toFixed(1)} s (${net.stats().connections} connections), ${(realSetupMs / 1000).toFixed(1)} s of real time`)
     const memoryIdle = settings.measureMemory()
     const meshStart = summariseDegrees(sim.meshDegrees())
 
     // Measurement: publishes and faults on their schedule.
-    const schedule = startMeasurement(sim, () => realNow() - realStart)
+    const schedule = startMeasurement(sim, progress)
     try {
-      await sleep(schedule.end)
+      await sleep(schedule.end, scenario.signal)
       // Everything is published: wait for the last deliveries, at most `settle`.
-      if (sim.expectedRemaining > 0) await Promise.race([new Promise<void>(resolve => { sim.allDelivered = resolve }), sleep(settings.settle)])
+      progress.enter('settling')
+      if (sim.expectedRemaining > 0 && !settings.aborted()) await Promise.race([new Promise<void>(resolve => { sim.allDelivered = resolve }), sleep(settings.settle, scenario.signal)])
     } finally {
       schedule.stop()
     }
@@ -298,9 +272,10 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     const realMs = realNow() - realStart
     sim.measuring = false
     const network = net.stats()
-    const gossip = Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b)))
+    const gossip = sortedCounters(counters)
     const meshEnd = summariseDegrees(sim.meshDegrees())
     const memoryEnd = settings.measureMemory()
+    const published = sim.published.filter(p => p != null).length
 
     return buildReport(scenario, sim, {
       setupMs,
@@ -313,10 +288,94 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
       meshEnd,
       memory: [memoryBefore, memoryIdle, memoryEnd],
       publishErrors: schedule.publishErrors,
-      faults: schedule.faults
+      faults: schedule.faults,
+      t0: schedule.t0,
+      partial: settings.aborted() ? { phase: 'measurement', measuredMs: durationMs, published, messages: plan.totalMessages, reason: settings.abortReason() } : undefined
     })
   } finally {
+    scenario.signal?.removeEventListener('abort', onAbort)
     await sim.close()
+  }
+}
+
+/** The report of a run stopped during its set-up: what the set-up measured, no deliveries. */
+function stoppedInSetUp (scenario: Scenario, sim: ScenarioRun, m: { setupMs: number, realSetupMs: number, realMs: number, memoryBefore: Memory | undefined }): ScenarioReport {
+  const mesh = summariseDegrees(sim.meshDegrees())
+  const memory = sim.settings.measureMemory()
+  return buildReport(scenario, sim, {
+    setupMs: m.setupMs,
+    realSetupMs: m.realSetupMs,
+    durationMs: 0,
+    realMs: m.realMs,
+    network: sim.net.stats(),
+    gossip: sortedCounters(sim.counters),
+    meshStart: mesh,
+    meshEnd: mesh,
+    memory: [m.memoryBefore, memory, memory],
+    publishErrors: sim.plan.batches.map(() => 0),
+    faults: [],
+    partial: { phase: 'set-up', measuredMs: 0, published: 0, messages: sim.plan.totalMessages, reason: sim.settings.abortReason() }
+  })
+}
+
+function sortedCounters (counters: ReadonlyMap<string, number>): Record<string, number> {
+  return Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b)))
+}
+
+/** Progress for `Scenario.progress`: the run's phases and counts, reported at most once per `progressInterval` of real time. */
+class Progress {
+  sim: ScenarioRun | undefined
+  built = 0
+  dialed = 0
+  /** Start (`performance.now()`) and length of the measurement's schedule. */
+  t0: number | undefined
+  scheduleMs = 0
+  private phase: ScenarioProgress['phase'] = 'building'
+  private phaseStart = 0
+  private last: number
+  private readonly interval: number
+
+  constructor (private readonly scenario: Scenario, private readonly plan: Plan, private readonly realElapsed: () => number) {
+    this.last = realElapsed()
+    this.interval = scenario.progressInterval ?? 5_000
+  }
+
+  get enabled (): boolean {
+    return this.scenario.progress != null
+  }
+
+  enter (phase: ScenarioProgress['phase']): void {
+    this.phase = phase
+    this.phaseStart = this.realElapsed()
+  }
+
+  /** Report, if the last report is at least `progressInterval` of real time old. */
+  tick (): void {
+    const report = this.scenario.progress
+    if (report == null) return
+    const now = this.realElapsed()
+    if (now - this.last < this.interval) return
+    this.last = now
+    const measuredMs = this.t0 == null ? 0 : performance.now() - this.t0
+    const done = this.phase === 'building'
+      ? this.built / this.scenario.peers
+      : this.phase === 'connecting' ? this.dialed / Math.max(1, this.plan.links.length) : this.phase === 'measuring' ? measuredMs / Math.max(1, this.scheduleMs) : 0
+    const spent = now - this.phaseStart
+    report({
+      name: this.scenario.name ?? 'scenario',
+      phase: this.phase,
+      peers: this.scenario.peers,
+      built: this.built,
+      links: this.plan.links.length,
+      dialed: this.dialed,
+      measuredMs,
+      scheduleMs: this.scheduleMs,
+      published: this.sim?.published.filter(p => p != null).length ?? 0,
+      messages: this.plan.totalMessages,
+      deliveries: this.sim?.deliveries ?? 0,
+      realMs: now,
+      realLeftMs: done > 0 && done < 1 ? spent * (1 - done) / done : undefined
+    })
   }
 }
 
@@ -335,6 +394,9 @@ interface Settings {
   readonly log: (line: string) => void
   /** The process's memory after a GC; undefined without `memoryUsage`. */
   readonly measureMemory: () => Memory | undefined
+  /** Whether `signal` has stopped the run, and why. */
+  readonly aborted: () => boolean
+  readonly abortReason: () => string
 }
 
 function settingsOf (scenario: Scenario): Settings {
@@ -343,6 +405,7 @@ function settingsOf (scenario: Scenario): Settings {
   const seed = String(scenario.seed ?? 0)
   const memoryUsage = scenario.memoryUsage
   const gc = scenario.gc ?? (() => {})
+  const signal = scenario.signal
   return {
     n,
     seed,
@@ -356,6 +419,11 @@ function settingsOf (scenario: Scenario): Settings {
       gc()
       const { rss, heapUsed } = memoryUsage()
       return { rss, heapUsed }
+    },
+    aborted: () => signal?.aborted === true,
+    abortReason: () => {
+      const reason: unknown = signal?.reason
+      return reason instanceof Error ? reason.message : String(reason)
     }
   }
 }
@@ -388,6 +456,16 @@ interface Plan {
   readonly batches: readonly BatchPlan[]
   readonly faults: readonly FaultPlan[]
   readonly totalMessages: number
+}
+
+/**
+ * @internal What `runScenario` draws for `scenario` before anything runs (topology,
+ * subscribers, publishers, faults), with its seed, topic and settle time: to run the same
+ * scenario elsewhere (separate processes, Shadow).
+ */
+export function scenarioPlan (scenario: Scenario): Plan & { readonly seed: string, readonly topic: string, readonly settle: number } {
+  const settings = settingsOf(scenario)
+  return { ...planScenario(scenario, settings), seed: settings.seed, topic: settings.topic, settle: settings.settle }
 }
 
 function planScenario (scenario: Scenario, settings: Settings): Plan {
@@ -447,16 +525,29 @@ function countingSink (counters: Map<string, number>): gossipsub.MetricsSink {
   }
 }
 
-/** The swarms, with seeded identities, each on a host of `net`. */
-async function buildSwarms (scenario: Scenario, settings: Settings, net: SimulatedNetwork, sink: gossipsub.MetricsSink): Promise<Array<Swarm<SimBehaviour>>> {
+/** `sink`, also counting peer `i`'s duplicates into `duplicates[i]`. */
+function peerSink (sink: gossipsub.MetricsSink, duplicates: Uint32Array, i: number): gossipsub.MetricsSink {
+  return {
+    increment: (name, value, labels) => {
+      sink.increment(name, value, labels)
+      if (name === 'messages_duplicate') duplicates[i] += value
+    },
+    observe: sink.observe
+  }
+}
+
+/** The swarms, with seeded identities, each on a host of `net` (fewer if the run is stopped meanwhile). */
+async function buildSwarms (scenario: Scenario, settings: Settings, net: SimulatedNetwork, sink: gossipsub.MetricsSink, duplicates: Uint32Array, progress: Progress): Promise<Array<Swarm<SimBehaviour>>> {
   const swarms: Array<Swarm<SimBehaviour>> = []
-  for (let i = 0; i < settings.n; i++) {
+  for (let i = 0; i < settings.n && !settings.aborted(); i++) {
     const key = await generateKeyPairFromSeed('Ed25519', settings.random.fork(`key/${i}`).bytes(32))
     const host = net.host()
     swarms.push(await SwarmBuilder.withExistingIdentity(key).withTransport(host.transport)
-      .withBehaviour(k => makeBehaviour(k, scenario, sink))
+      .withBehaviour(k => makeBehaviour(k, scenario, peerSink(sink, duplicates, i)))
       .withSwarmConfig({ connectionTimeout: 30_000, ...scenario.swarm })
       .build())
+    progress.built++
+    progress.tick()
   }
   return swarms
 }
@@ -471,7 +562,7 @@ class ScenarioRun {
   /** Each swarm's first listen address. */
   readonly addresses: Array<Multiaddr | undefined>
   /** Delivery bookkeeping: one slot per (message, peer). */
-  readonly published: Array<Published | undefined>
+  readonly published: Array<PublishedMessage | undefined>
   readonly deliveredAt: Float64Array
   deliveries = 0
   expectedRemaining = 0
@@ -491,6 +582,8 @@ class ScenarioRun {
     readonly plan: Plan,
     readonly net: SimulatedNetwork,
     readonly counters: Map<string, number>,
+    /** Duplicates received per peer (GossipSub's `messages_duplicate`), since the measurement started. */
+    readonly duplicates: Uint32Array,
     readonly swarms: ReadonlyArray<Swarm<SimBehaviour>>
   ) {
     const n = settings.n
@@ -614,25 +707,29 @@ class ScenarioRun {
 // its code is cut into functions.
 
 /** Subscribe the subscribers, listen, and wait until every swarm has an address. */
-function listen (sim: ScenarioRun): Promise<void> {
+function listen (sim: ScenarioRun, progress: Progress): Promise<void> {
+  progress.enter('listening')
   for (const [i, swarm] of sim.swarms.entries()) {
     if (sim.plan.subscribed[i] === 1) swarm.behaviour.gossipsub.subscribe(sim.settings.topic)
     swarm.listenOn('/memory/0')
   }
-  return until(() => sim.addresses.every(a => a != null), 10_000, 'listening')
+  return until(() => sim.settings.aborted() || sim.addresses.every(a => a != null), 10_000, 'listening')
 }
 
 /** Connect the topology, `concurrency` dials at a time, each waiting for its outcome. */
-function connect (sim: ScenarioRun, concurrency: number): Promise<void[]> {
+function connect (sim: ScenarioRun, concurrency: number, progress: Progress): Promise<void[]> {
+  progress.enter('connecting')
   let next = 0
   const work = sim.plan.links.map(([a, b]) => [a, b] as const)
   return Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, async () => {
-    while (next < work.length) {
+    while (next < work.length && !sim.settings.aborted()) {
       const [a, b] = work[next++]
       const key = `${a}>${b}`
       await new Promise<void>(resolve => {
         sim.pending.set(key, () => {
           sim.pending.delete(key)
+          progress.dialed++
+          progress.tick()
           resolve()
         })
         sim.dial(a, b)
@@ -645,7 +742,8 @@ function connect (sim: ScenarioRun, concurrency: number): Promise<void[]> {
  * Warm-up: wait until every peer is connected to its topology neighbours, knows which of them
  * subscribe, and (a subscriber) has a mesh of at least min(D_lo, subscribed neighbours).
  */
-function warmUp (sim: ScenarioRun, scenario: Scenario): Promise<void> {
+function warmUp (sim: ScenarioRun, scenario: Scenario, progress: Progress): Promise<void> {
+  progress.enter('warm-up')
   const { n, topic } = sim.settings
   const { neighbours, subscribed, degree } = sim.plan
   const swarms = sim.swarms
@@ -658,7 +756,11 @@ function warmUp (sim: ScenarioRun, scenario: Scenario): Promise<void> {
       g.subscribers(topic).length >= subscribedNeighbours &&
       (subscribed[i] === 0 || g.meshPeers(topic).length >= Math.min(meshLow, subscribedNeighbours))
   }
-  return until(() => swarms.every((_, i) => ready(i)), warmupTimeout, 'warm-up', () => {
+  const done = (): boolean => {
+    progress.tick()
+    return sim.settings.aborted() || swarms.every((_, i) => ready(i))
+  }
+  return until(done, warmupTimeout, 'warm-up', () => {
     const late = swarms.map((_, i) => i).filter(i => !ready(i))
     return `${late.length} peers not ready, e.g. ${late.slice(0, 5).map(i => `#${i}: ${swarms[i].connectedPeers().length}/${degree[i]} connected, ${swarms[i].behaviour.gossipsub.subscribers(topic).length} subscribers, mesh ${swarms[i].behaviour.gossipsub.meshPeers(topic).length}`).join('; ')}`
   })
@@ -682,14 +784,15 @@ interface MeasurementSchedule {
 
 /**
  * Start the measurement: reset the counters and put the publishes and faults on their schedule
- * (and a progress line every 5 s). `elapsedReal()`: real ms since the run started.
+ * (and, with `Scenario.progress`, a look at the real time every 250 ms of virtual time).
  */
-function startMeasurement (sim: ScenarioRun, elapsedReal: () => number): MeasurementSchedule {
+function startMeasurement (sim: ScenarioRun, progress: Progress): MeasurementSchedule {
   const { random, topic, log } = sim.settings
-  const { batches, faults, subscriberCount, subscribed, totalMessages } = sim.plan
+  const { batches, faults, subscriberCount, subscribed } = sim.plan
   const { net, swarms, published } = sim
   net.resetStats()
   sim.counters.clear()
+  sim.duplicates.fill(0)
   sim.measuring = true
   const t0 = performance.now()
   sim.expectedRemaining = 0
@@ -738,17 +841,18 @@ function startMeasurement (sim: ScenarioRun, elapsedReal: () => number): Measure
     }, fault.at))
   }
   const lastFault = faults.reduce((t, f) => Math.max(t, f.at + (f.healAfter ?? 0)), 0)
-  // Progress every 5 s.
-  const progress = setInterval(() => {
-    log(`t=${((performance.now() - t0) / 1000).toFixed(0)} s (real ${(elapsedReal() / 1000).toFixed(0)} s): ${published.filter(p => p != null).length}/${totalMessages} published, ${sim.deliveries} deliveries`)
-  }, 5_000)
+  const end = Math.max(lastPublish, lastFault) + 1
+  progress.t0 = t0
+  progress.scheduleMs = end
+  progress.enter('measuring')
+  const ticker = progress.enabled ? setInterval(() => { progress.tick() }, 250) : undefined
   return {
     t0,
-    end: Math.max(lastPublish, lastFault) + 1,
+    end,
     publishErrors,
     faults: faultLog,
     stop: () => {
-      clearInterval(progress)
+      clearInterval(ticker)
       for (const timer of timers) clearTimeout(timer)
     }
   }
@@ -768,6 +872,9 @@ interface Measured {
   readonly memory: readonly [Memory | undefined, Memory | undefined, Memory | undefined]
   readonly publishErrors: readonly number[]
   readonly faults: readonly FaultEntry[]
+  /** When the measurement started (`performance.now()`); undefined if it never did. */
+  readonly t0?: number
+  readonly partial?: PartialRun
 }
 
 /** The report: delivery per batch and in all (against the shortest paths), and what was measured. */
@@ -785,13 +892,14 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
     }
     return d
   }
+  const rec: Recorded = { peers: n, subscribed, published: sim.published, deliveredAt: sim.deliveredAt }
   let first = 0
   const batchReports = batches.map((batch, b) => {
     const ids = Array.from({ length: batch.messages }, (_, m) => first + m)
     first += batch.messages
-    return deliveryReport(sim, pathFrom, batch.label, ids, m.publishErrors[b])
+    return deliveryReport(rec, batch.label, ids, m.publishErrors[b], pathFrom)
   })
-  const total = deliveryReport(sim, pathFrom, 'all', Array.from({ length: totalMessages }, (_, id) => id), m.publishErrors.reduce((s, e) => s + e, 0))
+  const total = deliveryReport(rec, 'all', Array.from({ length: totalMessages }, (_, id) => id), m.publishErrors.reduce((s, e) => s + e, 0), pathFrom)
   const meanLinkLatency = links.reduce((sum, [a, b]) => sum + latencyOf(a, b), 0) / Math.max(1, links.length)
   const [memoryBefore, memoryIdle, memoryEnd] = m.memory
   return {
@@ -820,95 +928,16 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
           heapPerPeerEndMB: (memoryEnd.heapUsed - memoryBefore.heapUsed) / n / 2 ** 20,
           rssEndMB: memoryEnd.rss / 2 ** 20
         },
-    faults: m.faults
+    faults: m.faults,
+    ...(m.t0 == null
+      ? {}
+      : {
+          timeline: deliveryTimeline(rec, m.t0, m.durationMs),
+          duplicates: ratioHistogram(sim.duplicates, deliveriesPerPeer(rec), p => subscribed[p] === 1)
+        }),
+    ...(m.partial == null ? {} : { partial: m.partial }),
+    runner: 'simulator'
   }
-}
-
-/** Delivery of the messages `ids`: counts, latencies, and the shortest-path latencies (`pathFrom(publisher)`). */
-function deliveryReport (sim: ScenarioRun, pathFrom: (source: number) => Float64Array, label: string, ids: readonly number[], errors: number): DeliveryReport {
-  const { n } = sim.settings
-  const { subscribed } = sim.plan
-  const { published, deliveredAt } = sim
-  const latencies: number[] = []
-  const paths: number[] = []
-  let expected = 0
-  let reachable = 0
-  let deliveredReachable = 0
-  let complete = 0
-  for (const id of ids) {
-    const message = published[id]
-    if (message == null) continue
-    const d = pathFrom(message.publisher)
-    let all = true
-    for (let p = 0; p < n; p++) {
-      if (p === message.publisher || subscribed[p] === 0) continue
-      expected++
-      reachable += message.reachable[p]
-      const at = deliveredAt[id * n + p]
-      if (Number.isNaN(at)) {
-        all = false
-        continue
-      }
-      deliveredReachable += message.reachable[p]
-      latencies.push(at - message.at)
-      paths.push(d[p])
-    }
-    if (all) complete++
-  }
-  const messages = ids.filter(id => published[id] != null).length
-  return {
-    label,
-    messages,
-    publishErrors: errors,
-    expected,
-    reachable,
-    delivered: latencies.length,
-    deliveredReachable,
-    deliveryRatio: expected === 0 ? NaN : latencies.length / expected,
-    complete,
-    latency: summarise(latencies),
-    pathLatency: summarise(paths)
-  }
-}
-
-/** A human-readable summary of `report`, a few lines. */
-export function formatReport (report: ScenarioReport): string {
-  const ms = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)
-  const pct = (x: number): string => Number.isNaN(x) ? '–' : `${(100 * x).toFixed(2)}%`
-  const degree = (d: DegreeSummary): string => `${d.min}–${d.max} (mean ${d.mean.toFixed(1)})`
-  const lines = [
-    `${report.name}: ${report.peers} peers, ${report.links} links (degree ${degree(report.degree)}), mean link latency ${report.meanLinkLatency.toFixed(1)} ms, seed ${report.seed}`,
-    `  set-up ${(report.setupMs / 1000).toFixed(1)} s, measured ${(report.durationMs / 1000).toFixed(1)} s; real time ${(report.real.setupMs / 1000).toFixed(1)} s + ${((report.real.totalMs - report.real.setupMs) / 1000).toFixed(1)} s`
-  ]
-  for (const d of [...report.batches, ...(report.batches.length > 1 ? [report.total] : [])]) {
-    lines.push(`  ${d.label}: ${d.messages} messages${d.publishErrors > 0 ? ` (${d.publishErrors} publish errors)` : ''}, delivered ${pct(d.deliveryRatio)} (${d.delivered}/${d.expected}${d.reachable < d.expected ? `; ${d.deliveredReachable}/${d.reachable} reachable` : ''}), complete ${d.complete}/${d.messages}, ` +
-      `latency p50 ${ms(d.latency.p50)} p95 ${ms(d.latency.p95)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)} ms (shortest path p50 ${ms(d.pathLatency.p50)} p99 ${ms(d.pathLatency.p99)})`)
-  }
-  lines.push(`  duplicates/delivery ${report.duplicatesPerDelivery.toFixed(2)}, bytes/delivery ${report.bytesPerDelivery.toFixed(0)}, mesh degree start ${degree(report.meshDegree.start)} end ${degree(report.meshDegree.end)}`)
-  lines.push(`  network: ${report.network.chunks} chunks, ${report.network.segments} segments, ${report.network.lostSegments} lost, ${report.network.delayedChunks} chunks delayed, ${report.network.heldChunks} held, ${report.network.resets} resets, ${report.redials} redials`)
-  for (const fault of report.faults) lines.push(`  fault: ${fault.type} of ${fault.peers} peers at ${(fault.at / 1000).toFixed(1)} s${fault.healedAt == null ? '' : `, healed at ${(fault.healedAt / 1000).toFixed(1)} s`}`)
-  if (report.memory != null) lines.push(`  RSS per peer ${report.memory.rssPerPeerIdleMB.toFixed(2)} MB after warm-up, ${report.memory.rssPerPeerEndMB.toFixed(2)} MB at the end (heap ${report.memory.heapPerPeerEndMB.toFixed(2)} MB); process RSS ${report.memory.rssEndMB.toFixed(0)} MB`)
-  return lines.join('\n')
-}
-
-/** Percentiles (nearest rank) of `values`. */
-export function summarise (values: readonly number[]): LatencySummary {
-  if (values.length === 0) return { count: 0, mean: NaN, p50: NaN, p95: NaN, p99: NaN, max: NaN }
-  const sorted = Float64Array.from(values).sort()
-  const rank = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
-  let sum = 0
-  for (const v of sorted) sum += v
-  return { count: sorted.length, mean: sum / sorted.length, p50: rank(0.5), p95: rank(0.95), p99: rank(0.99), max: sorted[sorted.length - 1] }
-}
-
-function summariseDegrees (values: readonly number[]): DegreeSummary {
-  const histogram: Record<number, number> = {}
-  let sum = 0
-  for (const v of values) {
-    histogram[v] = (histogram[v] ?? 0) + 1
-    sum += v
-  }
-  return { min: Math.min(...values), mean: sum / Math.max(1, values.length), max: Math.max(...values), histogram }
 }
 
 /** Dijkstra from `source` through `relays` only (O(n²): fine for thousands of peers). */
@@ -930,8 +959,22 @@ function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>,
   return d
 }
 
-async function sleep (ms: number): Promise<void> {
-  await new Promise(resolve => setTimeout(resolve, ms))
+/** Wait `ms`, or until `signal` aborts. */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    if (signal == null) {
+      setTimeout(resolve, ms)
+      return
+    }
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done)
+    if (signal.aborted) done()
+  })
 }
 
 /** Poll `condition` every 50 ms until it holds; throw after `timeout` ms with `describe()`. */

@@ -20,14 +20,22 @@ import { PeerswarmError } from '../core/errors.js'
 import { TimerHeap } from './heap.js'
 import { Random } from './random.js'
 
-/** The simulation cannot progress: no timer is due and the body has not settled. */
+/**
+ * The simulation cannot progress: no timer is due and the body has not settled.
+ *
+ * @group Errors
+ */
 export class SimulationStalledError extends PeerswarmError {
   constructor (waitedMs: number) {
     super('ERR_SIMULATION_STALLED', `nothing was scheduled for ${waitedMs} ms of real time and the simulation has not finished (a deadlock, or waiting on something outside the simulation)`)
   }
 }
 
-/** The virtual clock passed its `timeLimit` before the body settled. */
+/**
+ * The virtual clock passed its `timeLimit` before the body settled.
+ *
+ * @group Errors
+ */
 export class SimulationTimeLimitError extends PeerswarmError {
   constructor (limitMs: number) {
     super('ERR_SIMULATION_TIME_LIMIT', `the simulation ran ${limitMs} ms of virtual time without finishing`)

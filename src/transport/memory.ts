@@ -16,7 +16,11 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('peerswarm:memory')
 
-/** Nothing listens on the dialed memory address. */
+/**
+ * Nothing listens on the dialed memory address.
+ *
+ * @group Errors
+ */
 export class MemoryConnectionRefusedError extends PeerswarmError {
   constructor (address: Multiaddr) {
     super('ERR_CONNECTION_REFUSED', `nothing listens on ${address.toString()}`)
@@ -28,6 +32,8 @@ export class MemoryConnectionRefusedError extends PeerswarmError {
  * process-wide and connects at once; a simulated network (`SimulatedNetwork` in
  * `peerswarm/testing`) gives each of its hosts a hub of its own whose connections cross links
  * with latency, bandwidth and loss.
+ *
+ * @group Transports
  */
 export interface MemoryHub {
   /**
@@ -131,6 +137,8 @@ class MemoryListener extends TypedEventEmitter<ListenerEvents> implements Listen
 /**
  * The in-memory transport. Listen on `/memory/0` for a fresh address. Without a `hub`, every
  * memory transport of the process shares one table of listeners and connects at once.
+ *
+ * @group Transports
  */
 export class MemoryTransport implements Transport {
   readonly [transportSymbol] = true as const
@@ -164,7 +172,11 @@ export class MemoryTransport implements Transport {
   }
 }
 
-/** A transport factory for `SwarmBuilder.withTransport`; `hub` as for {@link MemoryTransport}. */
+/**
+ * A transport factory for `SwarmBuilder.withTransport`; `hub` as for {@link MemoryTransport}.
+ *
+ * @group Transports
+ */
 export function memory (hub?: MemoryHub): TransportFactory {
   return () => new MemoryTransport(hub)
 }

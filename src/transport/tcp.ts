@@ -6,7 +6,11 @@
 import { tcp as jsTcp } from '@libp2p/tcp'
 import type { TcpOptions, TransportFactory } from './transport.js'
 
-/** A TCP transport factory for `SwarmBuilder.withTransport`. */
+/**
+ * A TCP transport factory for `SwarmBuilder.withTransport`.
+ *
+ * @group Transports
+ */
 export function tcp (options: TcpOptions = {}): TransportFactory {
   return components => jsTcp(options)(components)
 }

@@ -14,6 +14,7 @@
  * 127.0.0.1 by default, and push updates to the page as server-sent events.
  *
  * @packageDocumentation
+ * @module peerswarm/view
  */
 export { serveView, serveNetworkView } from './server.js'
 export type { ViewOptions, ViewHandle, Delivery } from './server.js'

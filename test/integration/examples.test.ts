@@ -133,4 +133,49 @@ describe('examples', function () {
       .trimEnd()
     expect(shown).to.equal(file)
   })
+
+  it('dht: two nodes on 127.0.0.1, one bootstrapped from the other, put, get, provide and find providers typed on stdin', async () => {
+    const start = (args: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/dht.ts', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+      let output = ''
+      child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      const exited = new Promise<number | null>(resolve => child.on('exit', resolve))
+      /** Resolves with the first match of `pattern` in the output (bounded by 30 s). */
+      const expectOutput = async (pattern: RegExp): Promise<RegExpExecArray> => {
+        const deadline = Date.now() + 30_000
+        for (;;) {
+          const match = pattern.exec(output)
+          if (match != null) return match
+          if (Date.now() > deadline || child.exitCode != null) throw new Error(`no ${String(pattern)} in the output:\n${output}`)
+          await new Promise(resolve => setTimeout(resolve, 50))
+        }
+      }
+      return { child, exited, expectOutput, type: (line: string) => { child.stdin.write(`${line}\n`) } }
+    }
+    const a = start([])
+    const b = { current: undefined as ReturnType<typeof start> | undefined }
+    try {
+      const [, address] = await a.expectOutput(/^Listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/m)
+      b.current = start(['--peer', address])
+      const node = b.current
+      const [, bId] = await node.expectOutput(/^Local peer id: (\S+)$/m)
+      await node.expectOutput(/^Bootstrap done$/m)
+      node.type('put mykey my value')
+      await node.expectOutput(/^Successfully put record "mykey"$/m)
+      a.type('get mykey')
+      await a.expectOutput(/^Got record "mykey" "my value"$/m)
+      node.type('provide item')
+      await node.expectOutput(/^Successfully put provider record "item"$/m)
+      a.type('providers item')
+      await a.expectOutput(new RegExp(`^Peer ${bId} provides key "item"$`, 'm'))
+      a.child.stdin.end()
+      node.child.stdin.end()
+      expect(await a.exited).to.equal(0)
+      expect(await node.exited).to.equal(0)
+    } finally {
+      a.child.kill()
+      b.current?.child.kill()
+    }
+  })
 })

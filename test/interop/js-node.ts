@@ -3,6 +3,7 @@
  */
 import '../../src/compat.js'
 import dgram from 'node:dgram'
+import { WebSocket } from 'ws'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { floodsub } from '@libp2p/floodsub'
@@ -14,6 +15,11 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
 import type { Message as JsMessage } from '@libp2p/gossipsub'
+
+// js-libp2p's @libp2p/websockets dials with the global WebSocket, which Node 20 lacks and
+// peerswarm no longer installs (src/compat.ts): this test process provides it itself.
+const globals = globalThis as { WebSocket?: unknown }
+globals.WebSocket ??= WebSocket
 
 export async function jsNode () {
   return createLibp2p({

@@ -15,6 +15,8 @@ import { decodeRpc, encodeRpc, InvalidRpcError } from '../../src/protocols/pubsu
 import { buildQuery, buildResponses, MalformedPacketError, parsePacket } from '../../src/protocols/mdns/packet.js'
 import { decodeInfo, encodeInfo, InvalidIdentifyError } from '../../src/protocols/identify/message.js'
 import { InvalidPeerRecordError, openExchangedPeer, signPeerRecord } from '../../src/protocols/gossipsub/peer-exchange.js'
+import { decodeMessage as decodeKadMessage, encodeMessage as encodeKadMessage, InvalidMessageError as InvalidKadMessageError } from '../../src/protocols/kad/message.js'
+import * as relayMessage from '../../src/protocols/relay/message.js'
 import { Harness } from '../fixtures/gossipsub-harness.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
 
@@ -168,6 +170,65 @@ describe(`fuzzing the decoders (${RUNS} inputs per property)`, function () {
           await openExchangedPeer({ peerID: id, ...(withRecord ? { signedPeerRecord } : {}) })
         } catch (err) {
           if (!(err instanceof InvalidPeerRecordError)) throw new Error(`expected an InvalidPeerRecordError, got ${String(err)}`, { cause: err })
+        }
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('Kademlia messages', () => {
+    it('decode or throw InvalidMessageError, and stay within their bounds', async () => {
+      const key = await generateKeypair()
+      const peer = { id: peerIdOf(key), addrs: [multiaddr('/ip4/127.0.0.1/tcp/4001'), multiaddr('/ip6/::1/tcp/4001')], connection: 'CONNECTED' as const }
+      const seeds = [
+        encodeKadMessage({ type: 'FIND_NODE', key: bytes('key'), closerPeers: [peer, peer], providerPeers: [], clusterLevelRaw: 9 }),
+        encodeKadMessage({ type: 'PUT_VALUE', key: bytes('/v/k'), record: { key: bytes('/v/k'), value: bytes('value'), timeReceived: '2026-12-06T07:10:00.123000000Z', publisher: peer.id.toMultihash().bytes, ttl: 60 }, closerPeers: [], providerPeers: [] }),
+        encodeKadMessage({ type: 'GET_PROVIDERS', key: bytes('k'), closerPeers: [peer], providerPeers: [peer] })
+      ]
+      fc.assert(fc.property(inputs(seeds), (input) => {
+        returnsOrThrows(InvalidKadMessageError, () => {
+          const message = decodeKadMessage(input, { maxPeers: 4, maxAddressesPerPeer: 2 })
+          for (const p of [...message.closerPeers, ...message.providerPeers]) expect(p.addrs.length).to.be.at.most(2)
+          expect(message.closerPeers.length).to.be.at.most(4)
+          expect(message.providerPeers.length).to.be.at.most(4)
+        })
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('circuit relay v2 messages and vouchers', () => {
+    it('hop and stop messages decode or throw MalformedMessageError, within the message size', async () => {
+      const peer = peerIdOf(await generateKeypair())
+      const addrs = [multiaddr('/ip4/198.51.100.1/tcp/4001'), multiaddr(`/ip4/198.51.100.1/tcp/4001/p2p/${peer.toString()}`)]
+      const hopSeeds = [
+        relayMessage.encodeHopMessage({ type: 'RESERVE' }),
+        relayMessage.encodeHopMessage({ type: 'CONNECT', peer: { id: peer, addrs } }),
+        relayMessage.encodeHopMessage({ type: 'STATUS', status: 'OK', reservation: { expire: 1_900_000_000, addrs, voucher: bytes('voucher') }, limit: { duration: 120_000, data: 131_072 } })
+      ]
+      const stopSeeds = [
+        relayMessage.encodeStopMessage({ type: 'CONNECT', peer: { id: peer, addrs: [] }, limit: { duration: 120_000, data: 131_072 } }),
+        relayMessage.encodeStopMessage({ type: 'STATUS', status: 'NO_RESERVATION' })
+      ]
+      fc.assert(fc.property(inputs([...hopSeeds, ...stopSeeds], relayMessage.MAX_MESSAGE_SIZE), (input) => {
+        returnsOrThrows(relayMessage.MalformedMessageError, () => {
+          const message = relayMessage.decodeHopMessage(input)
+          if (message.type === 'STATUS') expect(relayMessage.Status[message.status]).to.be.a('number')
+        })
+        returnsOrThrows(relayMessage.MalformedMessageError, () => {
+          const message = relayMessage.decodeStopMessage(input)
+          if (message.type === 'CONNECT') expect(message.peer.id.toMultihash().bytes.byteLength).to.be.at.most(input.byteLength)
+        })
+      }), { numRuns: RUNS })
+    })
+
+    it('reservation vouchers open or reject with InvalidVoucherError', async () => {
+      const key = await generateKeypair()
+      const voucher = await relayMessage.signVoucher(key, { relay: peerIdOf(key), peer: peerIdOf(await generateKeypair()), expiration: 1_900_000_000 })
+      await fc.assert(fc.asyncProperty(inputs([voucher]), async (input) => {
+        try {
+          const opened = await relayMessage.openVoucher(input)
+          expect(opened.relay.equals(peerIdOf(key))).to.equal(true)
+        } catch (err) {
+          if (!(err instanceof relayMessage.InvalidVoucherError)) throw new Error(`expected an InvalidVoucherError, got ${String(err)}`, { cause: err })
         }
       }), { numRuns: RUNS })
     })

@@ -31,7 +31,11 @@ export interface ConnectionLimits {
 /** Which limit was hit. */
 export type LimitKind = 'PendingIncoming' | 'PendingOutgoing' | 'EstablishedIncoming' | 'EstablishedOutgoing' | 'EstablishedTotal' | 'EstablishedPerPeer'
 
-/** A connection was denied because a limit was reached; the `cause` of the `ConnectionDenied`. */
+/**
+ * A connection was denied because a limit was reached; the `cause` of the `ConnectionDenied`.
+ *
+ * @group Errors
+ */
 export class LimitExceededError extends PeerswarmError {
   constructor (readonly kind: LimitKind, readonly limit: number) {
     super('ERR_CONNECTION_LIMIT', `connection limit reached: ${kind} (${limit})`)

@@ -73,6 +73,8 @@ interface PeerState {
   readonly topics: Set<TopicHash>
   /** The last messages it sent us: our forwards of them still queued for it are dropped. */
   readonly heard: RecentIds
+  /** What its handlers were last told (`KeepAlive`): see `keeps`. */
+  keepAlive: boolean
 }
 
 /**
@@ -88,6 +90,10 @@ interface PeerState {
  * It speaks to every connected peer that supports `/floodsub/1.0.0`, over long-lived streams
  * (one each way, as the spec, go and js do; rust-libp2p's one-shot streams are not used).
  * Peers added with `addNodeToPartialView` are also dialed, and redialed when they disconnect.
+ *
+ * Its long-lived streams do not keep a connection open: a connection is kept while the peer
+ * subscribes to a topic we subscribe to or relay, or is in the partial view, or while frames
+ * for it wait; otherwise it closes after the swarm's `idleConnectionTimeout`.
  */
 export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   /** The complete configuration. */
@@ -134,6 +140,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     if (this.subscribed.has(hash)) return false
     this.subscribed.add(hash)
     if (!this.relayed.has(hash)) this.announce(hash, true)
+    this.recheckSubscribers(hash)
     return true
   }
 
@@ -142,6 +149,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const hash = topicHash(topic)
     if (!this.subscribed.delete(hash)) return false
     if (!this.relayed.has(hash)) this.announce(hash, false)
+    this.recheckSubscribers(hash)
     return true
   }
 
@@ -154,6 +162,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     if (this.relayed.has(hash)) return false
     this.relayed.add(hash)
     if (!this.subscribed.has(hash)) this.announce(hash, true)
+    this.recheckSubscribers(hash)
     return true
   }
 
@@ -162,6 +171,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const hash = topicHash(topic)
     if (!this.relayed.delete(hash)) return false
     if (!this.subscribed.has(hash)) this.announce(hash, false)
+    this.recheckSubscribers(hash)
     return true
   }
 
@@ -235,12 +245,16 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   /** Dial `peerId` and keep it connected (redialed when it disconnects). */
   addNodeToPartialView (peerId: PeerId): void {
     this.targets.set(peerId.toString(), peerId)
-    if (!this.peers.has(peerId.toString())) this.queue({ type: 'Dial', opts: { peerId } })
+    const peer = this.peers.get(peerId.toString())
+    if (peer == null) this.queue({ type: 'Dial', opts: { peerId } })
+    else this.recheckKeepAlive(peer)
   }
 
   /** Stop redialing `peerId` (its connections stay). */
   removeNodeFromPartialView (peerId: PeerId): void {
     this.targets.delete(peerId.toString())
+    const peer = this.peers.get(peerId.toString())
+    if (peer != null) this.recheckKeepAlive(peer)
   }
 
   handleEstablishedInboundConnection ({ connectionId }: EstablishedInboundConnection): StreamHandler {
@@ -264,6 +278,9 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         if (topics.length > 0) {
           this.notify(event.peerId, event.connectionId, this.frameOf({ subscriptions: topics.map(topicid => ({ subscribe: true, topicid })) }))
         }
+        // A further connection of a peer we keep is kept too; a peer of the partial view from the start.
+        if (peer.keepAlive) this.tellKeepAlive(peer, event.connectionId)
+        else this.recheckKeepAlive(peer)
         break
       }
       case 'ConnectionClosed':
@@ -308,6 +325,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   /**
    * Unsubscribe from every topic and stop relaying: every peer hears it. The swarm's `close()`
    * calls it and sends these before the connections close.
+   *
+   * @group Called by the swarm
    */
   shutdown (): void {
     for (const topic of [...this.subscribed]) this.unsubscribe(topic)
@@ -334,7 +353,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private onRpc (peerId: PeerId, rpc: Rpc): void {
     const peer = this.peers.get(peerId.toString())
     if (peer == null) return
-    for (const sub of rpc.subscriptions ?? []) {
+    const subscriptions = rpc.subscriptions ?? []
+    for (const sub of subscriptions) {
       const topic = sub.topicid
       if (topic == null || topic === '') continue
       if (sub.subscribe === true) {
@@ -349,7 +369,37 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         this.queue({ type: 'GenerateEvent', event: { type: 'Unsubscribed', peerId, topic } })
       }
     }
+    // Its topics may have changed (RPCs of messages only cost nothing here).
+    if (subscriptions.length > 0) this.recheckKeepAlive(peer)
     for (const raw of rpc.publish ?? []) this.pipeline.process(raw, peerId)
+  }
+
+  /**
+   * Whether the connections to `peer` are kept open: it subscribes to a topic we subscribe to
+   * or relay, or it is in the partial view (`addNodeToPartialView`). The long-lived streams
+   * do not count (`StreamHandler`).
+   */
+  private keeps (peer: PeerState): boolean {
+    if (this.targets.has(peer.peerId.toString())) return true
+    for (const topic of peer.topics) if (this.subscribed.has(topic) || this.relayed.has(topic)) return true
+    return false
+  }
+
+  /** Tell `peer`'s handlers if its keep-alive answer changed. */
+  private recheckKeepAlive (peer: PeerState): void {
+    const value = this.keeps(peer)
+    if (value === peer.keepAlive) return
+    peer.keepAlive = value
+    for (const connectionId of peer.connections) this.tellKeepAlive(peer, connectionId)
+  }
+
+  private tellKeepAlive (peer: PeerState, connectionId: ConnectionId): void {
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connectionId, event: { type: 'KeepAlive', value: peer.keepAlive } })
+  }
+
+  /** Our interest in `topic` changed: the keep-alive answer of its subscribers may have. */
+  private recheckSubscribers (topic: TopicHash): void {
+    for (const peer of this.peers.values()) if (peer.topics.has(topic)) this.recheckKeepAlive(peer)
   }
 
   private onOutcome (outcome: Outcome): void {
@@ -421,7 +471,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private peer (peerId: PeerId): PeerState {
     const key = peerId.toString()
     let peer = this.peers.get(key)
-    if (peer == null) this.peers.set(key, peer = { peerId, connections: [], topics: new Set(), heard: new RecentIds() })
+    if (peer == null) this.peers.set(key, peer = { peerId, connections: [], topics: new Set(), heard: new RecentIds(), keepAlive: false })
     return peer
   }
 

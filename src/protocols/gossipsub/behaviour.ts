@@ -192,6 +192,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     if (this.router.mesh.has(hash)) return false
     this.announce(hash, true)
     join(this.router, hash)
+    this.recheckSubscribers(hash)
     this.router.flush()
     return true
   }
@@ -202,6 +203,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     if (!this.router.mesh.has(hash)) return false
     leave(this.router, hash)
     this.announce(hash, false)
+    this.recheckSubscribers(hash)
     this.router.flush()
     return true
   }
@@ -305,11 +307,17 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     for (const topic of this.router.mesh.keys()) this.router.removeFromMesh(topic, key)
     for (const members of this.router.fanout.values()) members.delete(key)
     if (!this.router.peers.has(key)) this.router.queue({ type: 'Dial', opts: { peerId } })
+    // Kept connected: its connections no longer idle out.
+    this.router.recheckKeepAlive(key)
+    this.router.flush()
   }
 
   /** `peerId` is an ordinary peer again (its connections stay). */
   removeExplicitPeer (peerId: PeerId): void {
-    this.router.explicit.delete(peerId.toString())
+    const key = peerId.toString()
+    if (!this.router.explicit.delete(key)) return
+    this.router.recheckKeepAlive(key)
+    this.router.flush()
   }
 
   /**
@@ -447,6 +455,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
           const frame = encodeFrame(encodeRpc({ subscriptions: topics.map(topicid => ({ subscribe: true, topicid })) }))
           this.router.sendOn(peer, connection, frame)
         }
+        // A further connection of a peer we keep is kept too; an explicit peer from the start.
+        if (peer.keepAlive) this.router.sendKeepAlive(peer, connection)
+        else if (this.router.explicit.has(peer.key)) this.router.recheckKeepAlive(peer.key)
+        this.router.updateKeepAlive()
         break
       }
       case 'ConnectionClosed':
@@ -510,6 +522,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
    * Leave every topic, as `unsubscribe` does: PRUNE to each mesh peer (with the unsubscribe
    * backoff, and PX when `doPX`) and an unsubscription to every peer. The swarm's `close()`
    * calls it and sends these before the connections close.
+   *
+   * @group Called by the swarm
    */
   shutdown (): void {
     for (const topic of this.topics()) this.unsubscribe(topic)
@@ -526,6 +540,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       this.heartbeatTimer = setTimeout(tick, this.config.heartbeatInterval)
       try {
         heartbeat(this.router)
+        // The heartbeat may have changed fanouts (expired, topped up): once a heartbeat, every
+        // peer's keep-alive answer is checked (handlers hear only of changes).
+        this.router.recheckAllKeepAlive()
+        this.router.updateKeepAlive()
       } catch (err) {
         log.error('heartbeat failed: %s', describe(err))
       }
@@ -569,6 +587,9 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   }
 
   private onRpc (peer: PeerState, rpc: Rpc): void {
+    // Its topics may change: its keep-alive answer is checked at the flush that ends this entry
+    // point. RPCs of messages only cost nothing here.
+    if (rpc.subscriptions != null && rpc.subscriptions.length > 0) this.router.recheckKeepAlive(peer.key)
     for (const sub of rpc.subscriptions ?? []) {
       const topic = sub.topicid
       if (topic == null || topic === '') continue
@@ -723,11 +744,17 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         const candidates = router.meshCandidates(topic).filter(p => router.score(p.key) >= router.thresholds.publish)
         members = new Set(shuffle(candidates, router.random).slice(0, this.config.meshN).map(p => p.key))
         router.fanout.set(topic, members)
+        for (const key of members) router.recheckKeepAlive(key)
       }
     }
     const chosen = members
     return inTopic.filter(p => chosen.has(p.key) || router.explicit.has(p.key) ||
       (features.floodsub(router.protocolOf(p)) && router.score(p.key) >= router.thresholds.publish))
+  }
+
+  /** Our subscription to `topic` changed: the keep-alive answer of its subscribers may have. */
+  private recheckSubscribers (topic: TopicHash): void {
+    for (const peer of this.router.peers.values()) if (peer.topics.has(topic)) this.router.recheckKeepAlive(peer.key)
   }
 
   private announce (topic: TopicHash, subscribe: boolean): void {
@@ -743,7 +770,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const key = peerId.toString()
     let peer = this.router.peers.get(key)
     if (peer == null) {
-      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds() }
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, idontwantIds: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds(), keepAlive: false }
       this.router.peers.set(key, peer)
     }
     return peer

@@ -1,8 +1,34 @@
 /**
- * GossipSub: `gossipsub.Behaviour`, `gossipsub.Event`, `gossipsub.Config`, and the pubsub types
- * it is used with (`gossipsub.IdentTopic`, `gossipsub.MessageAuthenticity`, …), named as in
- * the `floodsub` module so that code moves from one to the other by changing a word.
+ * GossipSub v1.0, v1.1 and v1.2 (`/meshsub/1.2.0`, `1.1.0`, `1.0.0`, and `/floodsub/1.0.0` for
+ * peers without it): {@link Behaviour | gossipsub.Behaviour}, its {@link Event}s and
+ * {@link Config | options}, peer scoring ({@link PeerScoreParams}), metrics ({@link MetricsSink}),
+ * and the pubsub types it is used with (`gossipsub.IdentTopic`, `gossipsub.MessageAuthenticity`,
+ * …), named as in the {@link floodsub} namespace so that code moves from one to the other by
+ * changing a word. [GossipSub: a tuning guide](../../../docs/gossipsub.md) explains every
+ * parameter, scoring with a worked example, validation and the metrics.
  *
+ * ```ts
+ * import { SwarmBuilder, combine, gossipsub, identify } from 'peerswarm'
+ *
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(key => combine({
+ *     identify: new identify.Behaviour(key.publicKey),
+ *     gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key), meshN: 8, meshNHigh: 16 })
+ *   }))
+ *   .build()
+ * const topic = new gossipsub.IdentTopic('chat')
+ * swarm.behaviour.gossipsub.subscribe(topic)
+ * swarm.listenOn('/ip4/127.0.0.1/tcp/0')
+ * for await (const event of swarm) {
+ *   if (event.type !== 'Behaviour' || event.event.behaviour !== 'gossipsub') continue
+ *   const e = event.event.event
+ *   if (e.type === 'Subscribed') swarm.behaviour.gossipsub.publish(topic, new TextEncoder().encode('hello'))
+ *   if (e.type === 'Message') console.log(new TextDecoder().decode(e.message.data))
+ * }
+ * ```
+ *
+ * @group Protocols
  * @module
  */
 export { Behaviour } from './behaviour.js'

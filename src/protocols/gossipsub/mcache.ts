@@ -8,7 +8,8 @@
  *    advertises);
  * 3. `getForPeer(id, peer)` answers an IWANT and counts how often each peer asked, so a peer
  *    cannot make us send one message more than `gossipRetransmission` times;
- * 4. `shift()`, at the end of every heartbeat, drops the oldest window.
+ * 4. `shift()`, at the end of every heartbeat, drops the oldest window;
+ * 5. past `maxBytes` of frames (64 MiB by default), the oldest messages go early.
  *
  * @module
  */
@@ -24,8 +25,8 @@ export interface CachedMessage {
 }
 
 interface Entry extends CachedMessage {
-  /** IWANT requests per peer. */
-  readonly asked: Map<string, number>
+  /** IWANT requests per peer (made at the first request: most messages are never asked for). */
+  asked?: Map<string, number>
 }
 
 /** The windows of recent messages, keyed by the message id's map key. */
@@ -33,10 +34,18 @@ export class MessageCache {
   private readonly entries = new Map<string, Entry>()
   /** Newest first; each holds the id keys put during one heartbeat. */
   private readonly windows: string[][] = [[]]
+  /** The frames' bytes held. */
+  private bytes = 0
 
+  /**
+   * `maxBytes`: the frames held at most, in bytes (default {@link MCACHE_MAX_BYTES}); past it
+   * the oldest messages are dropped before their window ends, so that a flood of large valid
+   * messages cannot make the cache hold `historyLength` heartbeats of it.
+   */
   constructor (
     private readonly historyLength: number,
-    private readonly historyGossip: number
+    private readonly historyGossip: number,
+    private readonly maxBytes = MCACHE_MAX_BYTES
   ) {}
 
   /** How many messages are held. */
@@ -44,11 +53,24 @@ export class MessageCache {
     return this.entries.size
   }
 
+  /** The bytes of the frames held. */
+  get byteLength (): number {
+    return this.bytes
+  }
+
   /** Add a message; false if it is already there. */
   put (idKey: string, message: CachedMessage): boolean {
     if (this.entries.has(idKey)) return false
-    this.entries.set(idKey, { ...message, asked: new Map() })
+    this.entries.set(idKey, { id: message.id, topic: message.topic, frame: message.frame })
     this.windows[0].push(idKey)
+    this.bytes += message.frame.byteLength
+    // Over the byte bound: the oldest entries go (insertion order is age order).
+    if (this.bytes > this.maxBytes) {
+      for (const [key, entry] of this.entries) {
+        if (this.bytes <= this.maxBytes || key === idKey) break
+        this.remove(key, entry)
+      }
+    }
     return true
   }
 
@@ -69,6 +91,7 @@ export class MessageCache {
   getForPeer (idKey: string, peer: string): { readonly message: CachedMessage, readonly count: number } | undefined {
     const entry = this.entries.get(idKey)
     if (entry == null) return undefined
+    entry.asked ??= new Map()
     const count = (entry.asked.get(peer) ?? 0) + 1
     entry.asked.set(peer, count)
     return { message: entry, count }
@@ -102,7 +125,21 @@ export class MessageCache {
   shift (): void {
     this.windows.unshift([])
     while (this.windows.length > this.historyLength) {
-      for (const key of this.windows.pop() ?? []) this.entries.delete(key)
+      for (const key of this.windows.pop() ?? []) {
+        const entry = this.entries.get(key)
+        if (entry != null) this.remove(key, entry)
+      }
     }
   }
+
+  private remove (key: string, entry: Entry): void {
+    this.entries.delete(key)
+    this.bytes -= entry.frame.byteLength
+  }
 }
+
+/**
+ * The message cache's default bound in bytes: 64 MiB, five heartbeats of 100 messages of
+ * 128 KiB per second. go and js bound it by heartbeats only.
+ */
+const MCACHE_MAX_BYTES = 64 * 1024 * 1024

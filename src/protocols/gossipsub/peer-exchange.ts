@@ -42,7 +42,9 @@ export class PeerRecords {
     const current = this.records.get(peer)
     if (current != null && current.seq >= seq) return
     this.records.delete(peer)
-    this.records.set(peer, { seq, envelope })
+    // A record from a PRUNE is a view into the RPC's frame (up to `maxTransmitSize`): kept for
+    // long, it must not keep the frame.
+    this.records.set(peer, { seq, envelope: envelope.byteLength < envelope.buffer.byteLength ? envelope.slice() : envelope })
     while (this.records.size > this.max) this.records.delete(this.records.keys().next().value as string)
   }
 
@@ -54,7 +56,11 @@ export class PeerRecords {
   }
 }
 
-/** A PX entry or a signed peer record is malformed, forged, or names another peer. */
+/**
+ * A PX entry or a signed peer record is malformed, forged, or names another peer.
+ *
+ * @group Errors
+ */
 export class InvalidPeerRecordError extends PeerswarmError {
   constructor (message: string, cause?: unknown) {
     super('ERR_INVALID_PEER_RECORD', message, { cause })

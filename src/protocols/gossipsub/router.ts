@@ -72,6 +72,8 @@ export interface PeerState {
   readonly dontSend: Map<string, number>
   /** The last messages it sent us: no copy of them goes back to it. */
   readonly heard: RecentIds
+  /** What its handlers were last told (`KeepAlive`): it shares a topic with us (see `sharesTopic`). */
+  keepAlive: boolean
 }
 
 /** The PRUNE we owe a peer on a topic. */
@@ -169,6 +171,8 @@ export class Router<TEvent> {
   /** Counters of control traffic, for tests and diagnostics. */
   readonly counters = { graftSent: 0, pruneSent: 0, ihaveSent: 0, iwantSent: 0, idontwantSent: 0, graftReceived: 0, pruneReceived: 0, ihaveReceived: 0, iwantReceived: 0, idontwantReceived: 0 }
   private readonly pending = new Map<PeerKey, PendingControl>()
+  /** Peers whose keep-alive answer may have changed; checked at the next `flush`. */
+  private readonly keepAliveDirty = new Set<PeerKey>()
   /** What the behaviour's `poll` hands the swarm, with the swarm's waker. */
   readonly actions = new ActionQueue<TEvent, FromBehaviour>()
 
@@ -238,13 +242,59 @@ export class Router<TEvent> {
     const members = this.mesh.get(topic)
     if (members == null || members.has(key)) return
     members.add(key)
+    this.keepAliveDirty.add(key)
     this.scoring?.graft(key, topic)
     if (graft) this.graft(key, topic)
   }
 
   /** `key` leaves our mesh of `topic` (telling it is the caller's business). */
   removeFromMesh (topic: TopicHash, key: PeerKey): void {
-    if (this.mesh.get(topic)?.delete(key) === true) this.scoring?.prune(key, topic)
+    if (this.mesh.get(topic)?.delete(key) !== true) return
+    this.scoring?.prune(key, topic)
+    this.keepAliveDirty.add(key)
+  }
+
+  /**
+   * Whether the connections to `peer` are kept open: it shares a topic with us (it subscribes
+   * to one we subscribe to, or it is in one of our meshes or fanouts), or it is an explicit
+   * peer. Its long-lived pubsub streams do not count (`StreamHandler`); a peer we share
+   * nothing with lets its connections idle out. rust-libp2p means to keep mesh peers only
+   * (rust-libp2p#5190), but gossip and mesh repair need the topic's other peers too.
+   */
+  sharesTopic (peer: PeerState): boolean {
+    if (this.explicit.has(peer.key)) return true
+    for (const topic of peer.topics) if (this.mesh.has(topic)) return true
+    for (const members of this.mesh.values()) if (members.has(peer.key)) return true
+    for (const members of this.fanout.values()) if (members.has(peer.key)) return true
+    return false
+  }
+
+  /** `peer`'s keep-alive answer may have changed: it is checked at the next `flush`. */
+  recheckKeepAlive (key: PeerKey): void {
+    this.keepAliveDirty.add(key)
+  }
+
+  /** Every peer's keep-alive answer may have changed (the heartbeat changed fanouts). */
+  recheckAllKeepAlive (): void {
+    for (const key of this.peers.keys()) this.keepAliveDirty.add(key)
+  }
+
+  /** Tell the handlers of the peers whose keep-alive answer changed; nothing for the others. */
+  updateKeepAlive (): void {
+    for (const key of this.keepAliveDirty) {
+      const peer = this.peers.get(key)
+      if (peer == null) continue
+      const value = this.sharesTopic(peer)
+      if (value === peer.keepAlive) continue
+      peer.keepAlive = value
+      for (const connection of peer.connections) this.sendKeepAlive(peer, connection)
+    }
+    this.keepAliveDirty.clear()
+  }
+
+  /** Tell one connection's handler the peer's keep-alive answer. */
+  sendKeepAlive (peer: PeerState, connection: PeerConnection): void {
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'KeepAlive', value: peer.keepAlive } })
   }
 
   /** Peers of `topic` that take part in meshes and are not explicit peers. */
@@ -316,8 +366,12 @@ export class Router<TEvent> {
     this.control(peer).idontwant.push(id)
   }
 
-  /** Send every queued control message, one RPC per peer (split to fit the frame limit). */
+  /**
+   * Send every queued control message, one RPC per peer (split to fit the frame limit), and
+   * the keep-alive answers that changed.
+   */
   flush (): void {
+    if (this.keepAliveDirty.size > 0) this.updateKeepAlive()
     for (const [key, control] of this.pending) {
       const peer = this.peers.get(key)
       if (peer == null) continue
@@ -329,6 +383,7 @@ export class Router<TEvent> {
   /** Forget everything queued for a peer that left. */
   dropPending (peer: PeerKey): void {
     this.pending.delete(peer)
+    this.keepAliveDirty.delete(peer)
   }
 
   private control (peer: PeerKey): PendingControl {

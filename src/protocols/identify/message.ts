@@ -47,7 +47,11 @@ export interface Info {
   readonly observedAddr?: Multiaddr
 }
 
-/** A received identify message was malformed, or did not match the connection's peer. */
+/**
+ * A received identify message was malformed, or did not match the connection's peer.
+ *
+ * @group Errors
+ */
 export class InvalidIdentifyError extends PeerswarmError {
   constructor (message: string, cause?: unknown) {
     super('ERR_INVALID_IDENTIFY', message, { cause })

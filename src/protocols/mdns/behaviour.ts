@@ -149,7 +149,11 @@ export class Behaviour implements NetworkBehaviour<Event, never, never> {
     return this.actions.poll(cx)
   }
 
-  /** Stop querying, say goodbye (records with TTL 0) where we announced, and close every socket. */
+  /**
+   * Stop querying, say goodbye (records with TTL 0) where we announced, and close every socket.
+   *
+   * @group Called by the swarm
+   */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true

@@ -1,7 +1,29 @@
 /**
- * mDNS discovery: `mdns.Behaviour`, `mdns.Event`, `mdns.Config`, and the pieces it is made of
- * (the packet codec and the multicast socket interface), for tests and other runtimes.
+ * mDNS discovery (`_p2p._udp.local`, Node only): {@link Behaviour | mdns.Behaviour} finds peers
+ * on the local network and offers their addresses to dials, so that `swarm.dial(peerId)` works;
+ * its {@link Event}s, {@link Config | options}, and the pieces it is made of (the packet codec and
+ * the multicast socket interface), for tests and other runtimes. See
+ * [a tour of the API](../../../docs/api-tour.md#mdns).
  *
+ * ```ts
+ * import { SwarmBuilder, combine, gossipsub, mdns, peerIdOf } from 'peerswarm'
+ *
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(key => combine({
+ *     mdns: new mdns.Behaviour(peerIdOf(key)),
+ *     gossipsub: new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) })
+ *   }))
+ *   .build()
+ * swarm.listenOn('/ip4/0.0.0.0/tcp/0')
+ * for await (const event of swarm) {
+ *   if (event.type === 'Behaviour' && event.event.behaviour === 'mdns' && event.event.event.type === 'Discovered') {
+ *     for (const { peerId } of event.event.event.peers) if (!swarm.isConnected(peerId)) swarm.dial(peerId)
+ *   }
+ * }
+ * ```
+ *
+ * @group Protocols
  * @module
  */
 export { Behaviour } from './behaviour.js'

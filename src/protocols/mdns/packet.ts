@@ -37,7 +37,11 @@ const DNSADDR = 'dnsaddr='
 const META_LABEL = '_services'
 const UNRELATED: MdnsPacket = Object.freeze({ type: 'Unrelated' })
 
-/** A packet that is not a DNS message we can read. */
+/**
+ * A packet that is not a DNS message we can read.
+ *
+ * @group Errors
+ */
 export class MalformedPacketError extends PeerswarmError {
   constructor (message: string, options?: { cause?: unknown }) {
     super('ERR_MDNS_MALFORMED_PACKET', message, options)

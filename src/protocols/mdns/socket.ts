@@ -45,7 +45,11 @@ export interface MulticastSocket {
 /** Opens sockets; rejects with a `MulticastSocketError` when it cannot. */
 export type MulticastSocketFactory = (options: MulticastSocketOptions) => Promise<MulticastSocket>
 
-/** A multicast socket could not be opened, or failed. */
+/**
+ * A multicast socket could not be opened, or failed.
+ *
+ * @group Errors
+ */
 export class MulticastSocketError extends PeerswarmError {
   /** The interface the socket was for. */
   readonly iface: MulticastInterface
@@ -56,7 +60,11 @@ export class MulticastSocketError extends PeerswarmError {
   }
 }
 
-/** The named interface is not there, or has no usable address. */
+/**
+ * The named interface is not there, or has no usable address.
+ *
+ * @group Errors
+ */
 export class UnknownInterfaceError extends PeerswarmError {
   constructor (message: string) {
     super('ERR_MDNS_INTERFACE', message)

@@ -20,7 +20,11 @@ const log = logger('peerswarm:ping')
 /** Why a ping failed. */
 export type FailureKind = 'Timeout' | 'Unsupported' | 'Other'
 
-/** A ping failed: no echo in time, the remote does not speak ping, or the stream broke. */
+/**
+ * A ping failed: no echo in time, the remote does not speak ping, or the stream broke.
+ *
+ * @group Errors
+ */
 export class PingFailure extends PeerswarmError {
   constructor (readonly kind: FailureKind, message: string, cause?: unknown) {
     super(`ERR_PING_${kind.toUpperCase()}`, message, { cause })
@@ -62,7 +66,11 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
     return { protocols: [PROTOCOL] }
   }
 
-  /** Ping never keeps a connection alive by itself. */
+  /**
+   * Ping never keeps a connection alive by itself.
+   *
+   * @group Called by the connection
+   */
   connectionKeepAlive (): boolean {
     return false
   }

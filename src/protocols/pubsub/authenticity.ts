@@ -10,7 +10,7 @@ import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { PeerswarmError } from '../../core/errors.js'
 import { platform } from '../../platform.js'
 import { readAuthor, readSeqno, seqnoBytes } from './message.js'
-import { encodeMessage } from './rpc.js'
+import { encodeMessageAfter } from './rpc.js'
 import type { RawMessage } from './rpc.js'
 import type { TopicHash } from './topic.js'
 import type { PeerId, PrivateKey, PublicKey } from '@libp2p/interface'
@@ -55,7 +55,11 @@ export type RejectReason =
   | 'SelfOrigin'
   | 'ValidationFailed'
 
-/** A received message broke the protocol or the signature policy. */
+/**
+ * A received message broke the protocol or the signature policy.
+ *
+ * @group Errors
+ */
 export class InvalidMessageError extends PeerswarmError {
   constructor (readonly reason: RejectReason, message: string) {
     super(`ERR_INVALID_MESSAGE_${reason.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, message)
@@ -66,11 +70,7 @@ const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 
 /** The bytes a signature covers: the prefix and the message without `signature` and `key`. */
 function signedBytes (message: RawMessage): Uint8Array {
-  const body = encodeMessage({ from: message.from, data: message.data, seqno: message.seqno, topic: message.topic })
-  const bytes = new Uint8Array(SIGN_PREFIX.byteLength + body.byteLength)
-  bytes.set(SIGN_PREFIX)
-  bytes.set(body, SIGN_PREFIX.byteLength)
-  return bytes
+  return encodeMessageAfter(SIGN_PREFIX, { from: message.from, data: message.data, seqno: message.seqno, topic: message.topic })
 }
 
 /**

@@ -21,7 +21,11 @@ export type PublishErrorKind =
    */
   | 'AllQueuesFull'
 
-/** A message could not be published; `kind` says why. */
+/**
+ * A message could not be published; `kind` says why.
+ *
+ * @group Errors
+ */
 export class PublishError extends PeerswarmError {
   constructor (readonly kind: PublishErrorKind, message: string) {
     super(`ERR_PUBLISH_${kind.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, message)

@@ -1,7 +1,25 @@
 /**
  * The pubsub core shared by FloodSub and GossipSub: the RPC codec, framing, topics, message
- * ids, signing and the receive pipeline.
+ * ids, signing and the receive pipeline. Applications use it through {@link floodsub} and
+ * {@link gossipsub}, which re-export the types they need (topics, `MessageAuthenticity`,
+ * `Message`, `Validator`, `PublishError`); the rest is here for protocols built on the same core.
+ * How it is built: [the GossipSub guide](../../../docs/gossipsub.md#how-it-is-built).
  *
+ * ```ts
+ * import { SwarmBuilder, gossipsub } from 'peerswarm'
+ * import type { pubsub } from 'peerswarm'
+ *
+ * // A validator works for FloodSub and GossipSub alike.
+ * const notEmpty: pubsub.Validator = message => message.data.byteLength > 0 ? 'accept' : 'reject'
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(key => new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }))
+ *   .build()
+ * swarm.behaviour.subscribe('chat')
+ * swarm.behaviour.setValidator('chat', notEmpty)
+ * ```
+ *
+ * @group Protocols
  * @module
  */
 export { encodeRpc, decodeRpc, encodeMessage, InvalidRpcError } from './rpc.js'

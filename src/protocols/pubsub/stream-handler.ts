@@ -23,6 +23,13 @@
  * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
  *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
+ * - Keep-alive: the two long-lived streams do not keep the connection open
+ *   (`ignoreForKeepAlive`; they never close while the peer is connected, so every connection
+ *   with a pubsub peer would stay open forever). The handler keeps it while its behaviour says
+ *   the peer shares a topic with us (`KeepAlive`, sent only when that answer changes, never
+ *   per message) or while it has work: frames queued or being written, RPCs or reports not yet
+ *   taken by the behaviour. A peer we share nothing with lets the connection idle out after the
+ *   swarm's `idleConnectionTimeout`.
  *
  * @module
  */
@@ -30,6 +37,7 @@ import { logger } from '@libp2p/logger'
 import { describe, toError } from '../../core/errors.js'
 import { nextTurn } from '../../next-turn.js'
 import { FrameDecoder } from '../../behaviour/framing.js'
+import { ignoreForKeepAlive } from '../../behaviour/connection-handler.js'
 import { decodeRpc } from './rpc.js'
 import { WriteQueue } from './write-queue.js'
 import type { Rpc } from './rpc.js'
@@ -49,6 +57,12 @@ export type FromBehaviour =
    * `unwanted` has that key.
    */
   | { readonly type: 'Send', readonly frames: Uint8Array, readonly priority?: 'high' | 'low', readonly id?: string }
+  /**
+   * Keep the connection open (`value: true`) because the peer shares a topic with us (or the
+   * application asked to stay connected to it), or stop doing so. Sent when the answer
+   * changes, and to a new connection of a peer for which it is already true.
+   */
+  | { readonly type: 'KeepAlive', readonly value: boolean }
 
 /** What a pubsub handler reports to its behaviour. */
 export type ToBehaviour =
@@ -118,6 +132,8 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
   private inboundPaused = false
   private waker?: Waker
   private closed = false
+  /** What the behaviour last said: the peer shares a topic with us. */
+  private keepAlive = false
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   /** Called whenever a round of writing ends (see `drain`). */
   private readonly writeWaiters: Array<() => void> = []
@@ -130,12 +146,22 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     return { protocols: this.config.protocols, timeout: this.config.timeout }
   }
 
-  /** The long-lived streams keep the connection alive while they are open. */
+  /**
+   * While the peer shares a topic with us (the behaviour's `KeepAlive`) or we have work for it
+   * or from it; the long-lived streams themselves do not count (see the module documentation).
+   *
+   * @group Called by the connection
+   */
   connectionKeepAlive (): boolean {
-    return false
+    return this.keepAlive || this.writing || !this.queue.empty || this.received.length > 0 || this.reports.length > 0
   }
 
   onBehaviourEvent (event: FromBehaviour): void {
+    if (event.type === 'KeepAlive') {
+      // The connection re-reads connectionKeepAlive once it has delivered the event.
+      this.keepAlive = event.value
+      return
+    }
     // A remote without our protocol, or whose stream could not be reopened, gets nothing.
     if (this.outboundState === 'unsupported' || this.outboundState === 'failed' || this.closed) {
       if (event.priority !== 'low') this.config.gauge?.release(event.frames.byteLength)
@@ -154,9 +180,11 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
   onConnectionEvent (event: ConnectionEvent): void {
     switch (event.type) {
       case 'FullyNegotiatedInbound':
+        ignoreForKeepAlive(event.stream)
         this.readFrom(event.stream)
         break
       case 'FullyNegotiatedOutbound':
+        ignoreForKeepAlive(event.stream)
         this.outbound = event.stream
         this.outboundState = 'open'
         this.reopenAttempts = 0
@@ -210,6 +238,8 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
    * Write everything queued to the outbound stream (waiting for it if it is still being
    * opened), then close its writable end, which hands the stream's buffered bytes to the
    * muxer first. Resolves once done, or when nothing more can be written.
+   *
+   * @group Called by the connection
    */
   async drain (): Promise<void> {
     while (!this.queue.empty && !this.closed && this.outboundState !== 'unsupported' && this.outboundState !== 'failed') {
@@ -299,6 +329,9 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
       this.writing = false
       if (!this.queue.empty && this.outbound != null && !this.closed) this.flush()
       this.wakeWriteWaiters()
+      // Work was all that kept the connection: let it see that it may now be idle. (While the
+      // peer shares a topic the answer stays true, and writes cost no wake.)
+      if (!this.keepAlive && this.queue.empty) this.waker?.wake()
     }
   }
 

@@ -304,7 +304,11 @@ export class Behaviour<TRequest, TResponse> implements NetworkBehaviour<Event<TR
     return this.actions.poll(cx)
   }
 
-  /** Stop the timers of requests waiting for a connection (the swarm is closing). */
+  /**
+   * Stop the timers of requests waiting for a connection (the swarm is closing).
+   *
+   * @group Called by the swarm
+   */
   close (): void {
     for (const peer of this.peers.values()) {
       for (const waiting of peer.waiting.values()) clearTimeout(waiting.timer)

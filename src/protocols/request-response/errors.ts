@@ -5,7 +5,11 @@
  */
 import { PeerswarmError } from '../../core/errors.js'
 
-/** A message is larger than the codec allows; nothing of it was sent, or it was not read. */
+/**
+ * A message is larger than the codec allows; nothing of it was sent, or it was not read.
+ *
+ * @group Errors
+ */
 export class MessageTooLargeError extends PeerswarmError {
   constructor (
     /** The limit, in bytes. */
@@ -18,7 +22,11 @@ export class MessageTooLargeError extends PeerswarmError {
   }
 }
 
-/** A received message could not be decoded (e.g. not JSON), or a message could not be encoded. */
+/**
+ * A received message could not be decoded (e.g. not JSON), or a message could not be encoded.
+ *
+ * @group Errors
+ */
 export class InvalidMessageError extends PeerswarmError {
   constructor (message: string, cause?: unknown) {
     super('ERR_INVALID_MESSAGE', message, { cause })
@@ -35,7 +43,11 @@ export class InvalidMessageError extends PeerswarmError {
  */
 export type OutboundFailureKind = 'DialFailure' | 'Timeout' | 'ConnectionClosed' | 'UnsupportedProtocols' | 'Io'
 
-/** An outbound request failed; `kind` says why and `cause` holds the underlying error. */
+/**
+ * An outbound request failed; `kind` says why and `cause` holds the underlying error.
+ *
+ * @group Errors
+ */
 export class OutboundFailure extends PeerswarmError {
   constructor (readonly kind: OutboundFailureKind, message: string, cause?: unknown) {
     super(`ERR_OUTBOUND_${snake(kind)}`, message, { cause })
@@ -53,7 +65,11 @@ export class OutboundFailure extends PeerswarmError {
  */
 export type InboundFailureKind = 'Timeout' | 'ConnectionClosed' | 'UnsupportedProtocols' | 'ResponseOmission' | 'Io'
 
-/** An inbound request failed; `kind` says why and `cause` holds the underlying error. */
+/**
+ * An inbound request failed; `kind` says why and `cause` holds the underlying error.
+ *
+ * @group Errors
+ */
 export class InboundFailure extends PeerswarmError {
   constructor (readonly kind: InboundFailureKind, message: string, cause?: unknown) {
     super(`ERR_INBOUND_${snake(kind)}`, message, { cause })

@@ -119,7 +119,11 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
     return { protocols: this.init.protocols.inbound }
   }
 
-  /** Kept alive while requests of ours wait for a stream or a response. */
+  /**
+   * Kept alive while requests of ours wait for a stream or a response.
+   *
+   * @group Called by the connection
+   */
   connectionKeepAlive (): boolean {
     return this.pending.size > 0
   }

@@ -1,8 +1,31 @@
 /**
  * A generic request-response protocol, as rust-libp2p's `request_response`:
- * `requestResponse.Behaviour` over a `Codec` (ready: `jsonCodec`, `bytesCodec`,
- * `lengthPrefixedCodec`), its events, failures and options.
+ * {@link Behaviour | requestResponse.Behaviour} over a {@link Codec} (ready: {@link jsonCodec},
+ * {@link bytesCodec}, {@link lengthPrefixedCodec}), its events, failures and
+ * {@link Config | options}. One stream per request; every request ends in exactly one event. See
+ * [a tour of the API](../../../docs/api-tour.md#request-response), and
+ * `examples/file-sharing.ts` for a codec of its own.
  *
+ * ```ts
+ * import { SwarmBuilder, requestResponse } from 'peerswarm'
+ *
+ * type Request = { readonly name: string }
+ * type Response = { readonly greeting: string }
+ * const swarm = await SwarmBuilder.withNewIdentity()
+ *   .withTcp()
+ *   .withBehaviour(() => new requestResponse.Behaviour(requestResponse.jsonCodec<Request, Response>(), ['/hello/1.0.0']))
+ *   .build()
+ * swarm.listenOn('/ip4/127.0.0.1/tcp/0')
+ * for await (const event of swarm) {
+ *   if (event.type !== 'Behaviour') continue
+ *   const e = event.event
+ *   if (e.type === 'Message' && e.message.type === 'Request') {
+ *     swarm.behaviour.sendResponse(e.message.channel, { greeting: `hello, ${e.message.request.name}` })
+ *   }
+ * }
+ * ```
+ *
+ * @group Protocols
  * @module
  */
 export { Behaviour } from './behaviour.js'
