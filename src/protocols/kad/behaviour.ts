@@ -179,6 +179,8 @@ const JOBS_MAX_NEW_QUERIES = 10
 const AUTOMATIC_BOOTSTRAP_DELAY = 500
 /** Addresses kept per peer learnt from the swarm (identify, mDNS, the application). */
 const KNOWN_PEERS = 1024
+/** Keys received by replication that the next replication run skips, at most. */
+const MAX_SKIPPED = 4096
 
 const FIRST: ProgressStep = Object.freeze({ count: 1, last: false })
 const next = (step: ProgressStep): ProgressStep => ({ count: step.count + 1, last: false })
@@ -1001,7 +1003,6 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const expiration = ttl === null ? undefined : Date.now() + Math.floor(ttl / 2 ** beyondK)
     const expires = record.expires === undefined ? expiration : expiration === undefined ? record.expires : Math.min(record.expires, expiration)
     record = { ...record, expires }
-    this.skipped.add(keyString(record.key))
     let stored = this.config.filter?.({ type: 'PutRecord', source, record }) ?? true
     if (stored) {
       try {
@@ -1012,8 +1013,14 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         stored = false
       }
     }
-    if (stored) echo()
-    else channel.reset()
+    if (stored) {
+      // The sender replicated it to the k closest: the next replication run skips it here. The
+      // set is bounded (a store holds a bounded number of records; beyond, skipping is moot).
+      if (this.replicationAt !== undefined && this.skipped.size < MAX_SKIPPED) this.skipped.add(keyString(record.key))
+      echo()
+    } else {
+      channel.reset()
+    }
     this.inbound(source, { type: 'PutRecord', connection, record, stored })
   }
 

@@ -342,7 +342,7 @@ export class FixedPeersIter {
 }
 
 /** Mutable counters behind {@link QueryStats}. */
-export class Stats {
+class Stats {
   requests = 0
   success = 0
   failure = 0
