@@ -133,17 +133,18 @@ function ed25519Checks (keys: () => Ed25519Keys): void {
     expect(ed25519.signer(random(33))).to.equal(undefined)
   })
 
-  it('accepts what node:crypto (OpenSSL, which js-libp2p uses on Node) accepts, even a crafted signature over small-order points', () => {
+  it('decides as node:crypto (OpenSSL, which js-libp2p uses on Node) does, even on a crafted signature over small-order points', () => {
     // The identity point as public key and as R, and S = 0: [S]B = R + [k]A holds for any
-    // message. OpenSSL accepts it; libsodium alone refuses it, which would make a node reject
-    // (and penalise the honest forwarders of) a message its peers accept.
+    // message. The OpenSSL of Node 20 and 22 accepts it, Node 24's refuses it; libsodium alone
+    // always refuses it, which would make a node reject (and penalise the honest forwarders of)
+    // a message its js-libp2p peers on the same Node accept.
     const identity = new Uint8Array(32)
     identity[0] = 1
     const signature = new Uint8Array(64)
     signature.set(identity)
     const data = new TextEncoder().encode('crafted')
     const reference = nodeEd25519.verifier(identity)?.(data, signature)
-    expect(reference, 'node:crypto').to.equal(true)
+    expect(reference, 'node:crypto').to.be.a('boolean')
     expect(keys().verifier(identity)?.(data, signature)).to.equal(reference)
   })
 
