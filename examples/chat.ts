@@ -14,7 +14,7 @@
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { SwarmBuilder, childEvent, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from '../src/index.js'
+import { SwarmBuilder, childEvent, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from 'peerswarm'
 
 const { values: args } = parseArgs({
   options: {

@@ -5,11 +5,11 @@
  *
  * Run: npx tsx examples/custom-behaviour.ts
  */
-import { ConnectionDenied, SwarmBuilder } from '../src/index.js'
+import { ConnectionDenied, SwarmBuilder } from 'peerswarm'
 import type {
   ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, Context, FromSwarm,
   NetworkBehaviour, PeerId, Stream, SubstreamProtocol, ToSwarm, Waker
-} from '../src/index.js'
+} from 'peerswarm'
 
 export const PROTOCOL = '/peerswarm-example/hello/1.0.0'
 /** Longest name or answer, in bytes: a remote cannot make us buffer more. */

@@ -6,9 +6,9 @@
  * GossipSub; optionally a whole-network view (`peerswarm/view`) that draws the peers, their
  * connections and meshes, and every delivery as it happens.
  */
-import { SwarmBuilder, childEvent, combine, gossipsub, mdns, peerIdOf } from '../src/index.js'
-import { serveNetworkView } from '../src/view/index.js'
-import type { ViewHandle } from '../src/view/index.js'
+import { SwarmBuilder, childEvent, combine, gossipsub, mdns, peerIdOf } from 'peerswarm'
+import { serveNetworkView } from 'peerswarm/view'
+import type { ViewHandle } from 'peerswarm/view'
 
 /** The topic every node joins. */
 export const TOPIC = new gossipsub.IdentTopic('demo')

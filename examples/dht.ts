@@ -17,7 +17,7 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
-import { SwarmBuilder, combine, identify, kad, mdns, parsePeerId, peerIdOf, toggle } from '../src/index.js'
+import { SwarmBuilder, combine, identify, kad, mdns, parsePeerId, peerIdOf, toggle } from 'peerswarm'
 
 const { values: args } = parseArgs({
   options: {

@@ -21,7 +21,7 @@ import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { SwarmBuilder, combine, mdns, peerIdOf, requestResponse } from '../src/index.js'
+import { SwarmBuilder, combine, mdns, peerIdOf, requestResponse } from 'peerswarm'
 import type { PeerId } from '@libp2p/interface'
 
 const PROTOCOL = '/peerswarm-example/files/1.0.0'

@@ -6,7 +6,7 @@
  *
  * Run: npx tsx examples/first-swarm.ts [address to dial]
  */
-import { SwarmBuilder, combine, gossipsub, ping } from '../src/index.js' // in your project: from 'peerswarm'
+import { SwarmBuilder, combine, gossipsub, ping } from 'peerswarm'
 
 const swarm = await SwarmBuilder.withNewIdentity()
   .withTcp()

@@ -10,8 +10,8 @@
 import { createServer } from 'node:http'
 import { parseArgs } from 'node:util'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { combine, gossipsub } from '../src/index.js'
-import { connect, drive, driveUntil, newSwarm } from '../src/testing/index.js'
+import { combine, gossipsub } from 'peerswarm'
+import { connect, drive, driveUntil, newSwarm } from 'peerswarm/testing'
 
 /**
  * One `prom-client` counter or histogram per GossipSub metric, named `gossipsub_<name>`, with

@@ -3,7 +3,7 @@
  *
  * Run: npx tsx examples/ping-memory.ts
  */
-import { SwarmBuilder, ping } from '../src/index.js'
+import { SwarmBuilder, ping } from 'peerswarm'
 
 async function node () {
   return SwarmBuilder.withNewIdentity()
