@@ -42,8 +42,16 @@ export { VirtualClock, SimulationStalledError, SimulationTimeLimitError } from '
 export type { VirtualClockOptions } from './virtual-time.js'
 export { randomRegular, scaleFree, topologyLinks, degrees, connected } from './topology.js'
 export type { Topology, TopologyLink } from './topology.js'
-export { runScenario, formatReport, summarise } from './scenario.js'
-export type { Scenario, PublishBatch, Fault, ScenarioReport, DeliveryReport, LatencySummary, DegreeSummary } from './scenario.js'
+export { runScenario, formatReport, summarise, formatProgress } from './scenario.js'
+export type { Scenario, PublishBatch, Fault, ScenarioReport, DeliveryReport, LatencySummary, DegreeSummary, ScenarioProgress } from './scenario.js'
+export type { DeliveryTimeline, RatioHistogram, PartialRun } from './report.js'
+export { renderReportHtml, scenarioCharts } from './report-html.js'
+export type { ReportChart, ReportPageOptions } from './report-html.js'
+export { standardScenarios } from './standard-scenarios.js'
+export { runPeer } from './peer-program.js'
+export type { PeerConfig, PeerLine, PeerIo, PeerPublish } from './peer-program.js'
+export { peerConfigs, reportFromLines, shadowConfig } from './processes.js'
+export type { PeerConfigOptions, ProcessRunTimes, ShadowOptions, ShadowConfig } from './processes.js'
 
 /** Default time limit of every helper, in ms. */
 export const DEFAULT_TIMEOUT = 10_000

@@ -185,10 +185,12 @@ export interface ShadowOptions {
   readonly parallelism?: number
   /** Bandwidth of the hosts where the scenario sets none, Mbit/s (default: 10 000). */
   readonly defaultBandwidthMbps?: number
+  /** The command that makes the report from the hosts' output, for the README (default: a pointer to `reportFromLines`). */
+  readonly collect?: string
 }
 
 /** A file of the Shadow simulation: its path in `dir`, and its text. */
-export interface ShadowFile {
+interface ShadowFile {
   readonly path: string
   readonly text: string
 }
@@ -203,7 +205,7 @@ export interface ShadowConfig {
 }
 
 /** Host `i`'s IPv4 address: 11.a.b.c, c from 1 to 250. */
-export function shadowAddress (i: number): string {
+function shadowAddress (i: number): string {
   return `11.${Math.floor(i / 64_000)}.${Math.floor(i / 250) % 256}.${(i % 250) + 1}`
 }
 
@@ -212,8 +214,9 @@ function micros (ms: number): string {
   return `${Math.max(1, Math.round(ms * 1000))} us`
 }
 
-function kbit (mbps: number): string {
-  return `${Math.max(1, Math.round(mbps * 1000))} Kbit`
+function bandwidth (mbps: number): string {
+  const kbps = Math.max(1, Math.round(mbps * 1000))
+  return kbps % 1_000_000 === 0 ? `${kbps / 1_000_000} Gbit` : kbps % 1_000 === 0 ? `${kbps / 1_000} Mbit` : `${kbps} Kbit`
 }
 
 /** A GML string. */
@@ -282,7 +285,7 @@ export function shadowConfig (scenario: Scenario, options: ShadowOptions): Shado
   const notes: string[] = []
 
   const gml = ['graph [', '  directed 0']
-  for (let i = 0; i < n; i++) gml.push(`  node [ id ${i} label ${gmlString(`peer-${i}`)} host_bandwidth_up ${gmlString(kbit(uplink))} host_bandwidth_down ${gmlString(kbit(down))} ]`)
+  for (let i = 0; i < n; i++) gml.push(`  node [ id ${i} label ${gmlString(`peer-${i}`)} host_bandwidth_up ${gmlString(bandwidth(uplink))} host_bandwidth_down ${gmlString(bandwidth(down))} ]`)
   let edgeBandwidth = false
   for (const [a, b] of plan.links) {
     const link = net.link(a, b)
@@ -291,7 +294,7 @@ export function shadowConfig (scenario: Scenario, options: ShadowOptions): Shado
     attributes.push(`packet_loss ${link.options.loss}`)
     if (Number.isFinite(link.options.bandwidthMbps)) {
       edgeBandwidth = true
-      attributes.push(`edge_bandwidth_up ${gmlString(kbit(link.options.bandwidthMbps))}`, `edge_bandwidth_down ${gmlString(kbit(link.options.bandwidthMbps))}`)
+      attributes.push(`edge_bandwidth_up ${gmlString(bandwidth(link.options.bandwidthMbps))}`, `edge_bandwidth_down ${gmlString(bandwidth(link.options.bandwidthMbps))}`)
     }
     gml.push(`  edge [ ${attributes.join(' ')} ]`)
   }
@@ -306,6 +309,7 @@ export function shadowConfig (scenario: Scenario, options: ShadowOptions): Shado
   const stopTime = Math.ceil(startTime + (warmup + end) / 1000 + 30)
   const yaml = [
     `# ${scenario.name ?? 'scenario'}: ${n} peers, ${plan.links.length} links, seed ${plan.seed}. Written by npm run sim -- --shadow; see README.md.`,
+    '# Shadow 3 (https://shadow.github.io/docs/guide/shadow_config_spec.html); each host on one line, in flow style.',
     'general:',
     `  stop_time: ${stopTime} s`,
     '  seed: 1',
@@ -318,19 +322,17 @@ export function shadowConfig (scenario: Scenario, options: ShadowOptions): Shado
     ...(edgeBandwidth ? ['experimental:', '  edge_bandwidth_limiting_enabled: true'] : []),
     'hosts:'
   ]
+  // One line per host, its value in flow style (JSON, which YAML 1.2 reads as it is).
   for (let i = 0; i < n; i++) {
     const command = options.command(`${dir}/peers/peer-${i}.json`)
-    yaml.push(
-      `  peer-${i}:`,
-      `    network_node_id: ${i}`,
-      `    ip_addr: ${yamlString(shadowAddress(i))}`,
-      '    processes:',
-      `      - path: ${yamlString(command.path)}`,
-      `        args: [${command.args.map(yamlString).join(', ')}]`,
-      ...(command.environment == null ? [] : [`        environment: { ${Object.entries(command.environment).map(([k, v]) => `${k}: ${yamlString(v)}`).join(', ')} }`]),
-      `        start_time: ${startTime} s`,
-      '        expected_final_state: { exited: 0 }'
-    )
+    const process = {
+      path: command.path,
+      args: command.args,
+      ...(command.environment == null ? {} : { environment: command.environment }),
+      start_time: `${startTime} s`,
+      expected_final_state: { exited: 0 }
+    }
+    yaml.push(`  peer-${i}: ${JSON.stringify({ network_node_id: i, ip_addr: shadowAddress(i), processes: [process] })}`)
   }
   yaml.push('')
   const readme = [
@@ -338,8 +340,8 @@ export function shadowConfig (scenario: Scenario, options: ShadowOptions): Shado
     '',
     `${n} hosts, one peer program each (scripts/peer.ts), on a graph of ${n} nodes and ${plan.links.length} edges (the scenario's topology links, with their latencies and loss drawn from seed ${plan.seed} as the simulator draws them).`,
     '',
-    'Run: `shadow shadow.yaml > shadow.log` (Shadow 3), then build the report from the hosts\' output:',
-    '`npm run net -- --from-logs shadow.data/hosts --scenario <the same scenario and peers>`.',
+    'Run: `shadow shadow.yaml > shadow.log` (Shadow 3); each host\'s peer prints JSON lines to `shadow.data/hosts/<host>/*.stdout`. The report, in the simulator\'s shape:',
+    options.collect ?? '`reportFromLines(scenario, lines, times)` of src/testing/processes.ts, over every line of every host.',
     '',
     `Each peer starts its schedule ${warmup / 1000} s after its process starts (the warm-up), publishes, waits the settle time and exits 0 after printing its counters.`,
     'Computing takes no simulated time (Shadow\'s default, as in the simulator); should a process spin, `general.model_unblocked_syscall_latency: true` is the documented remedy.',

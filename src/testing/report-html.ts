@@ -6,23 +6,21 @@
  * mesh degree and duplicate histograms, and the Kademlia hop distribution when the report has
  * one.
  *
- * ```ts
- * const page = renderReportHtml([await runScenario(scenario)], { title: 'My network' })
- * ```
+ * `renderReportHtml([await runScenario(scenario)], { title: 'My network' })` is the page's text.
  *
  * @module
  */
 import type { DegreeSummary, ScenarioReport } from './report.js'
 
 /** A line chart's series: points in data units; `dots` draws them unjoined, `dashed` as a dashed line. */
-export interface ChartSeries {
+interface ChartSeries {
   readonly name: string
   readonly points: ReadonlyArray<readonly [number, number]>
   readonly style?: 'line' | 'dashed' | 'dots'
 }
 
 /** A shaded interval of the x axis (a partition), with its label. */
-export interface ChartBand {
+interface ChartBand {
   readonly from: number
   readonly to: number
   readonly label: string
@@ -83,6 +81,14 @@ const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9
 /** `text` for XML text and attribute values. */
 export function escapeXml (text: string): string {
   return text.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+}
+
+/**
+ * `x` with `digits` decimals, '–' where there is no figure: NaN in a report, null in one read
+ * back from JSON (which writes NaN as null).
+ */
+function fixed (x: number | null | undefined, digits: number, scale = 1): string {
+  return x == null || Number.isNaN(x) ? '–' : (x * scale).toFixed(digits)
 }
 
 /** A number for SVG coordinates: two decimals at most. */
@@ -308,7 +314,7 @@ export function scenarioCharts (report: ScenarioReport): ReportChart[] {
     const from = Math.max(0, dup.peers.findIndex(c => c > 0))
     const values = dup.peers.slice(from)
     bars({ id: `${id}-duplicates`, title: 'Duplicates per delivery', xLabel: `duplicates received per delivery (bins of ${w}, labelled by their lower end)`, yLabel: 'subscribers', categories: values.map((_, i) => String(Number(((from + i) * w).toFixed(3)))), series: [{ name: 'subscribers', values }] },
-      `Subscribers by the copies they received of messages they already had, per delivery (mean ${report.duplicatesPerDelivery.toFixed(2)}).`)
+      `Subscribers by the copies they received of messages they already had, per delivery (mean ${fixed(report.duplicatesPerDelivery, 2)}).`)
   }
 
   const kad = report.kad
@@ -322,17 +328,17 @@ export function scenarioCharts (report: ScenarioReport): ReportChart[] {
 }
 
 function summaryTable (r: ScenarioReport): string {
-  const ms = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)
-  const pct = (x: number): string => Number.isNaN(x) ? '–' : `${(100 * x).toFixed(2)}%`
+  const ms = (x: number): string => fixed(x, 0)
+  const pct = (x: number): string => x == null || Number.isNaN(x) ? '–' : `${fixed(x, 2, 100)}%`
   const rows = [...r.batches, ...(r.batches.length > 1 ? [r.total] : [])].map(d =>
     `<tr><td>${escapeXml(d.label)}</td><td>${d.messages}</td><td>${pct(d.deliveryRatio)} (${d.delivered.toLocaleString('en')} / ${d.expected.toLocaleString('en')})</td>` +
     `<td>${ms(d.latency.p50)} / ${ms(d.latency.p95)} / ${ms(d.latency.p99)} / ${ms(d.latency.max)}</td><td>${ms(d.pathLatency.p50)} / ${ms(d.pathLatency.p99)}</td></tr>`)
   const facts = [
-    `${r.peers.toLocaleString('en')} peers, ${r.links.toLocaleString('en')} links, mean link latency ${r.meanLinkLatency.toFixed(1)} ms, seed ${escapeXml(r.seed)}${r.runner === 'processes' ? ', separate processes on real TCP' : ''}`,
-    `duplicates per delivery ${r.duplicatesPerDelivery.toFixed(2)}, bytes per delivery ${Number.isNaN(r.bytesPerDelivery) ? '–' : r.bytesPerDelivery.toFixed(0)}`,
+    `${r.peers.toLocaleString('en')} peers, ${r.links.toLocaleString('en')} links, mean link latency ${fixed(r.meanLinkLatency, 1)} ms, seed ${escapeXml(r.seed)}${r.runner === 'processes' ? ', separate processes on real TCP' : ''}`,
+    `duplicates per delivery ${fixed(r.duplicatesPerDelivery, 2)}, bytes per delivery ${fixed(r.bytesPerDelivery, 0)}`,
     `set-up ${(r.setupMs / 1000).toFixed(1)} s, measured ${(r.durationMs / 1000).toFixed(1)} s${r.runner === 'processes' ? '' : ' (virtual)'}; real time ${(r.real.setupMs / 1000).toFixed(1)} s + ${((r.real.totalMs - r.real.setupMs) / 1000).toFixed(1)} s`,
-    ...(r.memory == null ? [] : [`RSS per peer ${r.memory.rssPerPeerIdleMB.toFixed(2)} MB after the warm-up, ${r.memory.rssPerPeerEndMB.toFixed(2)} MB at the end`]),
-    ...(r.processes == null ? [] : [`RSS per process p50 ${r.processes.rssEndMB.p50.toFixed(0)} MB, max ${r.processes.rssEndMB.max.toFixed(0)} MB (${r.processes.processes} processes)`])
+    ...(r.memory == null ? [] : [`RSS per peer ${fixed(r.memory.rssPerPeerIdleMB, 2)} MB after the warm-up, ${fixed(r.memory.rssPerPeerEndMB, 2)} MB at the end`]),
+    ...(r.processes == null ? [] : [`RSS per process p50 ${fixed(r.processes.rssEndMB.p50, 0)} MB, max ${fixed(r.processes.rssEndMB.max, 0)} MB (${r.processes.processes} processes)`])
   ]
   return `<ul class="facts">${facts.map(f => `<li>${f}</li>`).join('')}</ul>` +
     '<table><thead><tr><th>batch</th><th>messages</th><th>delivered</th><th>latency p50 / p95 / p99 / max (ms)</th><th>shortest path p50 / p99 (ms)</th></tr></thead>' +

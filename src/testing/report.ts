@@ -57,7 +57,7 @@ export interface DeliveryReport {
   readonly pathLatency: LatencySummary
   /**
    * The latency distribution: quantile `i / (length − 1)` of the latencies at index `i`
-   * ({@link QUANTILE_POINTS} + 1 values, nearest rank, in ms; empty without deliveries). For
+   * (201 values, nearest rank, in ms; empty without deliveries). For
    * the CDF of the HTML report.
    */
   readonly latencyQuantiles?: readonly number[]
@@ -66,7 +66,7 @@ export interface DeliveryReport {
 }
 
 /** One message in {@link DeliveryTimeline.messages}. */
-export interface MessageDelivery {
+interface MessageDelivery {
   /** Publish time, in ms after the start of the measurement. */
   readonly at: number
   /** Index of its batch. */
@@ -101,7 +101,7 @@ export interface RatioHistogram {
  * Kademlia lookups of a run (a Kademlia scenario fills it; the HTML report then draws the hop
  * distribution).
  */
-export interface KadLookups {
+interface KadLookups {
   /** Lookups made. */
   readonly lookups: number
   /** Lookups that found what they looked for. */
@@ -126,7 +126,7 @@ export interface PartialRun {
 }
 
 /** Memory of the separate processes of `npm run net` (RSS in MB, per process). */
-export interface ProcessMemory {
+interface ProcessMemory {
   readonly processes: number
   /** RSS of each process when it was ready (connected, mesh formed), after a GC. */
   readonly rssReadyMB: LatencySummary
@@ -183,7 +183,7 @@ export interface ScenarioReport {
 }
 
 /** Quantiles kept per delivery report, from 0 to 1 in steps of 1 / QUANTILE_POINTS. */
-export const QUANTILE_POINTS = 200
+const QUANTILE_POINTS = 200
 
 /** A message as published: when, by whom, in which batch. */
 export interface PublishedMessage {
@@ -368,8 +368,9 @@ export function formatReport (report: ScenarioReport): string {
   const ms = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)
   const pct = (x: number): string => Number.isNaN(x) ? '–' : `${(100 * x).toFixed(2)}%`
   const degree = (d: DegreeSummary): string => `${d.min}–${d.max} (mean ${d.mean.toFixed(1)})`
+  const processes = report.runner === 'processes'
   const lines = [
-    `${report.name}: ${report.peers} peers, ${report.links} links (degree ${degree(report.degree)}), mean link latency ${report.meanLinkLatency.toFixed(1)} ms, seed ${report.seed}`,
+    `${report.name}: ${report.peers} peers, ${report.links} links (degree ${degree(report.degree)}), ${processes ? 'separate processes on real TCP' : `mean link latency ${report.meanLinkLatency.toFixed(1)} ms`}, seed ${report.seed}`,
     `  set-up ${(report.setupMs / 1000).toFixed(1)} s, measured ${(report.durationMs / 1000).toFixed(1)} s; real time ${(report.real.setupMs / 1000).toFixed(1)} s + ${((report.real.totalMs - report.real.setupMs) / 1000).toFixed(1)} s`
   ]
   if (report.partial != null) {
@@ -378,12 +379,13 @@ export function formatReport (report: ScenarioReport): string {
   }
   for (const d of [...report.batches, ...(report.batches.length > 1 ? [report.total] : [])]) {
     lines.push(`  ${d.label}: ${d.messages} messages${d.publishErrors > 0 ? ` (${d.publishErrors} publish errors)` : ''}, delivered ${pct(d.deliveryRatio)} (${d.delivered}/${d.expected}${d.reachable < d.expected ? `; ${d.deliveredReachable}/${d.reachable} reachable` : ''}), complete ${d.complete}/${d.messages}, ` +
-      `latency p50 ${ms(d.latency.p50)} p95 ${ms(d.latency.p95)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)} ms (shortest path p50 ${ms(d.pathLatency.p50)} p99 ${ms(d.pathLatency.p99)})`)
+      `latency p50 ${ms(d.latency.p50)} p95 ${ms(d.latency.p95)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)} ms` +
+      (d.pathLatency.count === 0 ? '' : ` (shortest path p50 ${ms(d.pathLatency.p50)} p99 ${ms(d.pathLatency.p99)})`))
   }
   lines.push(`  duplicates/delivery ${report.duplicatesPerDelivery.toFixed(2)}, bytes/delivery ${report.bytesPerDelivery.toFixed(0)}, mesh degree start ${degree(report.meshDegree.start)} end ${degree(report.meshDegree.end)}`)
-  lines.push(`  network: ${report.network.chunks} chunks, ${report.network.segments} segments, ${report.network.lostSegments} lost, ${report.network.delayedChunks} chunks delayed, ${report.network.heldChunks} held, ${report.network.resets} resets, ${report.redials} redials`)
+  if (!processes) lines.push(`  network: ${report.network.chunks} chunks, ${report.network.segments} segments, ${report.network.lostSegments} lost, ${report.network.delayedChunks} chunks delayed, ${report.network.heldChunks} held, ${report.network.resets} resets, ${report.redials} redials`)
   for (const fault of report.faults) lines.push(`  fault: ${fault.type} of ${fault.peers} peers at ${(fault.at / 1000).toFixed(1)} s${fault.healedAt == null ? '' : `, healed at ${(fault.healedAt / 1000).toFixed(1)} s`}`)
-  if (report.memory != null) lines.push(`  RSS per peer ${report.memory.rssPerPeerIdleMB.toFixed(2)} MB after warm-up, ${report.memory.rssPerPeerEndMB.toFixed(2)} MB at the end (heap ${report.memory.heapPerPeerEndMB.toFixed(2)} MB); process RSS ${report.memory.rssEndMB.toFixed(0)} MB`)
+  if (report.memory != null && !processes) lines.push(`  RSS per peer ${report.memory.rssPerPeerIdleMB.toFixed(2)} MB after warm-up, ${report.memory.rssPerPeerEndMB.toFixed(2)} MB at the end (heap ${report.memory.heapPerPeerEndMB.toFixed(2)} MB); process RSS ${report.memory.rssEndMB.toFixed(0)} MB`)
   if (report.processes != null) {
     const { processes, rssReadyMB, rssEndMB } = report.processes
     lines.push(`  ${processes} processes: RSS per process when ready p50 ${rssReadyMB.p50.toFixed(0)} max ${rssReadyMB.max.toFixed(0)} MB, at the end p50 ${rssEndMB.p50.toFixed(0)} max ${rssEndMB.max.toFixed(0)} MB`)

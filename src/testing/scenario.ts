@@ -145,7 +145,7 @@ export interface Scenario {
 }
 
 export { formatReport, summarise } from './report.js'
-export type { DegreeSummary, DeliveryReport, DeliveryTimeline, KadLookups, LatencySummary, MessageDelivery, PartialRun, ProcessMemory, RatioHistogram, ScenarioReport } from './report.js'
+export type { DegreeSummary, DeliveryReport, LatencySummary, ScenarioReport } from './report.js'
 
 /** A run's progress, for {@link Scenario.progress}. */
 export interface ScenarioProgress {
@@ -179,13 +179,14 @@ export interface ScenarioProgress {
 /** One line for `progress`: where the run is, the real time it took and what the current phase still needs. */
 export function formatProgress (p: ScenarioProgress): string {
   const s = (ms: number): string => ms >= 120_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 1000).toFixed(0)} s`
+  const n = (x: number): string => x.toLocaleString('en')
   const where = p.phase === 'building'
-    ? `${p.built}/${p.peers} peers set up`
+    ? `${n(p.built)}/${n(p.peers)} peers set up`
     : p.phase === 'connecting'
-      ? `${p.dialed}/${p.links} links connected`
+      ? `${n(p.dialed)}/${n(p.links)} links connected`
       : p.phase === 'measuring' || p.phase === 'settling'
-        ? `t=${(p.measuredMs / 1000).toFixed(1)} s of ${(p.scheduleMs / 1000).toFixed(1)} s virtual, ${p.published}/${p.messages} published, ${p.deliveries} deliveries`
-        : `${p.peers} peers`
+        ? `t=${(p.measuredMs / 1000).toFixed(1)} s of ${(p.scheduleMs / 1000).toFixed(1)} s virtual, ${n(p.published)}/${n(p.messages)} published, ${n(p.deliveries)} deliveries`
+        : `${n(p.peers)} peers`
   const left = p.realLeftMs == null ? '' : `, ~${s(p.realLeftMs)} left in this phase`
   return `${p.phase}: ${where}; real ${s(p.realMs)}${left}`
 }
@@ -374,7 +375,8 @@ class Progress {
       messages: this.plan.totalMessages,
       deliveries: this.sim?.deliveries ?? 0,
       realMs: now,
-      realLeftMs: done > 0 && done < 1 ? spent * (1 - done) / done : undefined
+      // An estimate from the pace so far, once there is some (5% of the phase done).
+      realLeftMs: done >= 0.05 && done < 1 ? spent * (1 - done) / done : undefined
     })
   }
 }
