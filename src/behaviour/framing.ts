@@ -7,7 +7,7 @@
  * Two ways to read, both hardened the same way: the declared length is checked against the
  * limit before a byte of the frame is buffered, a length prefix longer than 8 bytes is refused,
  * and both fail with {@link FrameTooLargeError}; a peer can never make us hold more than one
- * frame.
+ * frame (two, when a next one arrives behind the one being read).
  * - {@link FrameDecoder}: frames from a long-lived stream, chunk after chunk (pubsub).
  * - {@link readFrame} / {@link writeFrame}: one message each way on a stream (identify,
  *   request-response): read exactly one frame and leave the stream usable for the reply.
@@ -233,8 +233,10 @@ export interface FrameOptions {
  */
 export async function readFrame (stream: Stream, options: FrameOptions): Promise<Uint8Array> {
   const max = options.maxSize
-  // The buffer holds at most one frame and its prefix.
-  const lp = lpStream(stream, { maxDataLength: max, maxBufferSize: max + varint.encodingLength(max) })
+  // The declared length is checked before the frame is buffered. What arrived behind the frame
+  // (the start of a next one, sent back to back) stays buffered for the next read: room for two
+  // whole frames, so a remote can make us hold at most that much.
+  const lp = lpStream(stream, { maxDataLength: max, maxBufferSize: 2 * (max + varint.encodingLength(max)) })
   try {
     const frame = await lp.read({ signal: options.signal })
     return frame.subarray()

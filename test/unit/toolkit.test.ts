@@ -23,6 +23,16 @@ describe('toolkit: readFrame / writeFrame', () => {
     expect(await readFrame(a, { maxSize: 16 })).to.deep.equal(Uint8Array.of(1, 2, 3))
   })
 
+  it('reads frames sent back to back, each up to maxSize, one read each', async () => {
+    const [a, b] = await streamPair()
+    const first = new Uint8Array(1000).fill(1)
+    const second = new Uint8Array(1000).fill(2)
+    // Both frames in one chunk: the second arrives while the first is read.
+    a.send(new Uint8Array([...encodeFrame(first), ...encodeFrame(second)]))
+    expect(await readFrame(b, { maxSize: 1000 })).to.deep.equal(first)
+    expect(await readFrame(b, { maxSize: 1000 })).to.deep.equal(second)
+  })
+
   it('refuses to write more than maxSize', async () => {
     const [a] = await streamPair()
     const error = await writeFrame(a, new Uint8Array(17), { maxSize: 16 }).then(() => undefined, (err: unknown) => err)
