@@ -4,7 +4,7 @@
  *
  * Here: the memory and WebSockets transports (dialing `/ws` and `/wss` addresses; browsers
  * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub, GossipSub and
- * circuit relay v2 (relay and client).
+ * circuit relay v2 (relay and client), AutoNAT v2 (client and server).
  * Not here: TCP (`SwarmBuilder.withTcp()` throws a `ConfigError`) and mDNS (no UDP sockets).
  * Nothing reachable from this module imports a `node:` module or uses a Node global.
  *
@@ -29,6 +29,8 @@ export type { SwarmConfig } from './swarm/config.js'
 export type { SwarmEvent } from './swarm/events.js'
 export type { ConnectionCounters } from './swarm/pool.js'
 export { newConnectionId, newListenerId, isRelayedAddress } from './core/ids.js'
+export { isGlobalAddress, inIpv4Range, ipOfAddress } from './core/global-address.js'
+export type { AddressPolicy } from './core/global-address.js'
 export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './core/ids.js'
 export type { DialOpts, DialTarget, PeerCondition } from './core/dial-opts.js'
 export { ignoreForKeepAlive } from './behaviour/connection-handler.js'
@@ -81,3 +83,4 @@ export * as gossipsub from './protocols/gossipsub/index.js'
 export * as requestResponse from './protocols/request-response/index.js'
 export * as kad from './protocols/kad/index.js'
 export * as relay from './protocols/relay/index.js'
+export * as autonat from './protocols/autonat/index.js'

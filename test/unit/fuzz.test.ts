@@ -17,6 +17,7 @@ import { decodeInfo, encodeInfo, InvalidIdentifyError } from '../../src/protocol
 import { InvalidPeerRecordError, openExchangedPeer, signPeerRecord } from '../../src/protocols/gossipsub/peer-exchange.js'
 import { decodeMessage as decodeKadMessage, encodeMessage as encodeKadMessage, InvalidMessageError as InvalidKadMessageError } from '../../src/protocols/kad/message.js'
 import * as relayMessage from '../../src/protocols/relay/message.js'
+import * as autonatMessage from '../../src/protocols/autonat/v2/message.js'
 import { Harness } from '../fixtures/gossipsub-harness.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
 
@@ -230,6 +231,33 @@ describe(`fuzzing the decoders (${RUNS} inputs per property)`, function () {
         } catch (err) {
           if (!(err instanceof relayMessage.InvalidVoucherError)) throw new Error(`expected an InvalidVoucherError, got ${String(err)}`, { cause: err })
         }
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('AutoNAT v2 messages', () => {
+    it('dial-request and dial-back messages decode or throw MalformedMessageError', () => {
+      const addrs = [multiaddr('/ip4/198.18.0.1/tcp/4001'), multiaddr('/ip6/2001:4860::1/tcp/1')]
+      const seeds = [
+        autonatMessage.encodeMessage({ type: 'DialRequest', addrs, nonce: 0x1234_5678_9abc_def0n }),
+        autonatMessage.encodeMessage({ type: 'DialResponse', status: 'OK', addrIdx: 1, dialStatus: 'E_DIAL_ERROR' }),
+        autonatMessage.encodeMessage({ type: 'DialDataRequest', addrIdx: 0, numBytes: 50_000 }),
+        autonatMessage.encodeMessage({ type: 'DialDataResponse', data: bytes('dial data') }),
+        autonatMessage.encodeDialBack(0xffff_ffff_ffff_ffffn),
+        autonatMessage.encodeDialBackResponse()
+      ]
+      fc.assert(fc.property(inputs(seeds, autonatMessage.MAX_MESSAGE_SIZE), (input) => {
+        returnsOrThrows(autonatMessage.MalformedMessageError, () => {
+          const message = autonatMessage.decodeMessage(input)
+          if (message.type === 'DialResponse') expect(autonatMessage.ResponseStatus[message.status]).to.be.a('number')
+          if (message.type === 'DialRequest') expect(message.nonce).to.be.a('bigint')
+          if (message.type === 'DialDataRequest') expect(Number.isSafeInteger(message.numBytes)).to.equal(true)
+        })
+        returnsOrThrows(autonatMessage.MalformedMessageError, () => {
+          const nonce = autonatMessage.decodeDialBack(input)
+          expect(nonce >= 0n && nonce < 2n ** 64n).to.equal(true)
+        })
+        returnsOrThrows(autonatMessage.MalformedMessageError, () => autonatMessage.decodeDialBackResponse(input))
       }), { numRuns: RUNS })
     })
   })
