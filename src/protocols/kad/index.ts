@@ -5,11 +5,12 @@
  *
  * @module
  */
-export { Behaviour, evalQuorum } from './behaviour.js'
+export { Behaviour } from './behaviour.js'
+export { evalQuorum } from './queries.js'
 export type {
   Event, QueryResult, Quorum, ProgressStep, PeerRecord, BootstrapOk, GetClosestPeersOk, GetRecordOk, PutRecordOk, AddProviderOk,
   GetProvidersOk, InboundRequest, KBucketRef, QueryRef
-} from './behaviour.js'
+} from './events.js'
 export { Handler, InboundChannel, RequestError } from './handler.js'
 export type { FromBehaviour, ToBehaviour, HandlerInit, RequestTag, RequestErrorKind } from './handler.js'
 export {
