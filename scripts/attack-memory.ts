@@ -31,15 +31,14 @@
  * snapshots before and at the end of each attack, diffed by constructor name),
  * `--node-flags "…"` (V8 flags for both victims, e.g. `--max-semi-space-size=1`),
  * `--compiled` (both victims run compiled JavaScript from `.bench-build/`, as users run the
- * package; the default runs them through tsx, like the tests, which adds ~10 MB to the RSS of
- * both, not to its growth).
+ * package; the default runs them through tsx, like the tests, which adds ~40 MB to both
+ * victims' RSS at rest).
  *
- * Run: npm run attack:memory (about four minutes; both victims).
+ * Run: npm run attack:memory (about nine minutes on a 2-core machine; both victims).
  */
 import '../src/compat.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
@@ -396,7 +395,7 @@ interface DriverOptions {
 }
 
 /** Run the whole sequence against one implementation's victim. */
-export async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promise<SequenceResult> {
+async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promise<SequenceResult> {
   const victim = await Victim.start(impl, options.flags, options.profile, options.compiled)
   const counters = [new DeliveryCounter(), new DeliveryCounter()]
   const honest = await Promise.all(counters.map(async c => honestPeer(c)))
@@ -525,7 +524,9 @@ const COMPILED = join(process.cwd(), '.bench-build', 'scripts', 'attack-memory.j
 /** Compile this script into `.bench-build/` as `npm run bench:build` compiles the benchmarks. */
 function compile (): void {
   const root = process.cwd()
-  const config = join(tmpdir(), `attack-memory-tsconfig-${process.pid}.json`)
+  // Inside the repository (in the ignored build folder), so that `types` resolve as for the bench.
+  mkdirSync(join(root, '.bench-build'), { recursive: true })
+  const config = join(root, '.bench-build', 'attack-memory.tsconfig.json')
   writeFileSync(config, JSON.stringify({
     extends: join(root, 'tsconfig.bench.json'),
     compilerOptions: { rootDir: root, outDir: join(root, '.bench-build') },
