@@ -124,6 +124,7 @@ export interface KBucketRef {
 export interface QueryRef {
   readonly id: QueryId
   readonly type: QueryResult['type']
+  /** Its requests so far: sent, answered, failed, and when it started (and ended). */
   stats(): QueryStats
   /** End it now: it reports what it has, as if it had run out of peers. */
   finish(): void

@@ -45,6 +45,7 @@ export interface RecordStore {
   get(key: Uint8Array): Record | undefined
   /** Store `record`, replacing one of the same key; throws `StoreError` at a limit. */
   put(record: Record): void
+  /** Forget the record under `key`, if any. */
   remove(key: Uint8Array): void
   /** Every record (expired ones may be included; the behaviour removes them). */
   records(): Iterable<Record>
@@ -54,6 +55,7 @@ export interface RecordStore {
   providers(key: Uint8Array): ProviderRecord[]
   /** The keys we provide ourselves (our own provider records). */
   provided(): Iterable<ProviderRecord>
+  /** Forget `provider` as a provider of `key`, if it is one. */
   removeProvider(key: Uint8Array, provider: PeerId): void
 }
 
