@@ -118,14 +118,8 @@ export class ClosestPeersIter {
    * or was not waiting for `peer`.
    */
   onSuccess (peer: PeerId, closer: Iterable<PeerKey>): boolean {
-    if (this.state === 'Finished') return false
-    const candidate = this.byId.get(peer.toString())
+    const candidate = this.answered(peer)
     if (candidate === undefined) return false
-    if (candidate.state === 'Waiting') {
-      this.waiting--
-    } else if (candidate.state !== 'Unresponsive') {
-      return false
-    }
     candidate.state = 'Succeeded'
     // The current range: the k-th closest candidate (or the farthest when there are fewer).
     const edge = this.candidates[Math.min(this.numResults, this.candidates.length) - 1]
@@ -148,16 +142,23 @@ export class ClosestPeersIter {
 
   /** Asking `peer` failed. False when the lookup is over or was not waiting for it. */
   onFailure (peer: PeerId): boolean {
-    if (this.state === 'Finished') return false
-    const candidate = this.byId.get(peer.toString())
+    const candidate = this.answered(peer)
     if (candidate === undefined) return false
-    if (candidate.state === 'Waiting') {
-      this.waiting--
-    } else if (candidate.state !== 'Unresponsive') {
-      return false
-    }
     candidate.state = 'Failed'
     return true
+  }
+
+  /**
+   * The candidate `peer` is, if the lookup still waits for its answer (in flight, or late after
+   * being marked unresponsive); it no longer counts as in flight. Undefined otherwise.
+   */
+  private answered (peer: PeerId): Candidate | undefined {
+    if (this.state === 'Finished') return undefined
+    const candidate = this.byId.get(peer.toString())
+    if (candidate === undefined) return undefined
+    if (candidate.state === 'Waiting') this.waiting--
+    else if (candidate.state !== 'Unresponsive') return undefined
+    return candidate
   }
 
   /** The next step at `now`: a peer to ask, waiting, or finished. */
