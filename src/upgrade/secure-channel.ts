@@ -10,8 +10,10 @@
  *   turn (Yamux frames of every stream, window updates, pings) is encrypted as few Noise
  *   messages (≤ 65,535 B each) and leaves in one write to the socket, at the end of the turn
  *   (`setImmediate`, or a task where there is none), or at once when `FLUSH_BYTES` are waiting. Reads decode whole messages
- *   from contiguous chunks ({@link NoiseFrameDecoder}), decrypt them in place, and hand the
- *   muxer every plaintext of a chunk in one event.
+ *   from contiguous chunks ({@link NoiseFrameDecoder}), decrypt them (in place for messages
+ *   under 1,200 B, which `@chainsafe/libp2p-noise` decrypts in WebAssembly; larger ones go
+ *   through Node's crypto, which returns a new buffer, so the ciphertext chunk is garbage at
+ *   once), and hand the muxer every plaintext of a chunk in one event.
  * - Under Yamux ({@link SecureChannel.holdWindowUpdates}), plain window updates are held back
  *   until something else is written or enough of them add up (see `yamux-window.ts`), so that
  *   they do not cost a socket write each.
@@ -182,7 +184,7 @@ export class SecureChannel extends AbstractMessageStream {
     raw.addEventListener('remoteCloseWrite', this.rawOnRemoteCloseWrite)
   }
 
-  /** Decode, decrypt in place, and pass every plaintext of `chunk` on in one event. */
+  /** Decode, decrypt (in place where Noise's crypto allows), and pass every plaintext of `chunk` on in one event. */
   private receive (chunk: Uint8Array | Uint8ArrayList): void {
     // Most chunks hold one message: its plaintext goes on as it is, without a list around it.
     let first: Uint8Array | Uint8ArrayList | undefined
