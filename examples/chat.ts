@@ -5,16 +5,28 @@
  *
  * Run: npx tsx examples/chat.ts [--floodsub] [--interface lo] [--ip 4|6|both]
  *        [--service _name._udp.local] [--topic test-net] [--listen /ip4/0.0.0.0/tcp/0]
+ *        [--relay <relay multiaddr> [--peer <peer id>]…] [--dial <multiaddr>]…
  *
  * `--floodsub` uses FloodSub instead of GossipSub (the two are used alike: one word changes).
  *
  * `--interface` keeps mDNS on one network interface (default: all of them, loopback only when
  * there is no other); `--ip` picks the IP versions mDNS runs over (default: 4); `--service`
  * isolates a group of chats from everyone else.
+ *
+ * Behind NATs, through a public relay (`examples/chat-relay.ts` on a host others can reach):
+ *
+ *   npx tsx examples/chat.ts --relay /ip4/<relay ip>/tcp/4001/p2p/<relay id>
+ *   npx tsx examples/chat.ts --relay /ip4/<relay ip>/tcp/4001/p2p/<relay id> --peer <the first chat's peer id>
+ *
+ * `--relay` reserves a slot on the relay (the chat is then reachable at the printed
+ * `…/p2p-circuit/p2p/<id>` address); `--peer` dials a chat through it (repeat it for more);
+ * `--dial <multiaddr>` dials any address. A relayed connection lasts as long as the relay allows
+ * (2 minutes by default): the chat dials again when it ends.
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { SwarmBuilder, childEvent, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from 'peerswarm'
+import type { Multiaddr } from 'peerswarm'
 
 const { values: args } = parseArgs({
   options: {
@@ -23,13 +35,19 @@ const { values: args } = parseArgs({
     ip: { type: 'string', default: '4' },
     service: { type: 'string', default: mdns.SERVICE_NAME },
     topic: { type: 'string', default: 'test-net' },
-    listen: { type: 'string', default: '/ip4/0.0.0.0/tcp/0' }
+    listen: { type: 'string', default: '/ip4/0.0.0.0/tcp/0' },
+    relay: { type: 'string' },
+    peer: { type: 'string', multiple: true, default: [] },
+    dial: { type: 'string', multiple: true, default: [] }
   }
 })
+if (args.peer.length > 0 && args.relay == null) throw new Error('--peer needs --relay (the relay to reach the peer through)')
 
 const swarm = await SwarmBuilder.withNewIdentity()
   .withTcp()
-  .withBehaviour(key => combine({
+  .withRelayClient()
+  .withBehaviour((key, relayClient) => combine({
+    relayClient,
     pubsub: args.floodsub
       ? new floodsub.Behaviour({ authenticity: floodsub.MessageAuthenticity.signed(key), publishRequiresPeers: true })
       : new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.signed(key) }),
@@ -50,6 +68,28 @@ swarm.listenOn(args.listen)
 console.log(`Local peer id: ${swarm.localPeerId.toString()}`)
 console.log(`Enter messages via STDIN and they will be sent to connected peers using ${args.floodsub ? 'FloodSub' : 'GossipSub'}`)
 
+// Through a relay: reserve a slot there (listening on its circuit address), and dial the
+// peers given by id through it, again whenever the relayed connection ends.
+const targets = new Map<string, string>()
+for (const address of args.dial) targets.set(address, address)
+if (args.relay != null) {
+  swarm.listenOn(`${args.relay}/p2p-circuit`)
+  for (const peer of args.peer) targets.set(peer, `${args.relay}/p2p-circuit/p2p/${peer}`)
+}
+let closing = false
+const dial = (address: string): void => {
+  if (closing) return
+  try {
+    swarm.dial(address)
+  } catch (err) {
+    console.log(`Dial error: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+for (const address of targets.values()) dial(address)
+/** The target to dial again when the connections to `peerId` are gone, if it is one. */
+const targetOf = (peerId: string): string | undefined => targets.get(peerId) ?? [...targets.values()].find(a => a.endsWith(`/p2p/${peerId}`))
+const isRelayed = (address: Multiaddr): boolean => address.getComponents().some(c => c.name === 'p2p-circuit')
+
 // Each typed line is published; end of input (Ctrl-D) closes the node.
 const input = createInterface({ input: process.stdin })
 input.on('line', (line) => {
@@ -59,16 +99,34 @@ input.on('line', (line) => {
     console.log(`Publish error: ${err instanceof Error ? err.message : String(err)}`)
   }
 })
-input.on('close', () => { void swarm.close() })
+input.on('close', () => { closing = true; void swarm.close() })
 process.on('SIGINT', () => { input.close() })
 
 for await (const event of swarm) {
   switch (event.type) {
     case 'NewListenAddr':
-      console.log(`Local node is listening on ${event.address.toString()}`)
+      if (isRelayed(event.address)) console.log(`Reachable through the relay at ${event.address.toString()}`)
+      else console.log(`Local node is listening on ${event.address.toString()}`)
       break
-    case 'ConnectionClosed':
-      if (event.numEstablished === 0) console.log(`Disconnected from ${event.peerId.toString()}${event.cause == null ? '' : `: ${event.cause.message}`}`)
+    case 'ConnectionEstablished': {
+      const relayed = event.endpoint.limited === true
+      console.log(`Connected to ${event.peerId.toString()}${relayed ? ' through the relay' : ''}`)
+      break
+    }
+    case 'ConnectionClosed': {
+      if (event.numEstablished > 0) break
+      console.log(`Disconnected from ${event.peerId.toString()}${event.cause == null ? '' : `: ${event.cause.message}`}`)
+      const target = targetOf(event.peerId.toString())
+      // A relayed connection ends at the relay's limit: dial again (the relay answers whether
+      // the peer is still there).
+      if (target != null && !closing) setTimeout(() => { dial(target) }, 1_000).unref()
+      break
+    }
+    case 'OutgoingConnectionError':
+      console.log(`Dial error${event.peerId == null ? '' : ` to ${event.peerId.toString()}`}: ${event.error.message}`)
+      break
+    case 'ListenerClosed':
+      if (event.reason != null) console.log(`Listener closed: ${event.reason.message}`)
       break
     case 'Behaviour': {
       // One child event per case, as rust's `match` arms (childEvent narrows to the event's type).
@@ -78,7 +136,13 @@ for await (const event of swarm) {
       const subscribed = childEvent(event, 'pubsub', 'Subscribed')
       const invalidRpc = childEvent(event, 'pubsub', 'InvalidRpc')
       const message = childEvent(event, 'pubsub', 'Message')
-      if (discovered != null) {
+      const reservation = childEvent(event, 'relayClient', 'ReservationReqAccepted')
+      const lost = childEvent(event, 'relayClient', 'ReservationLost')
+      if (reservation != null) {
+        if (!reservation.renewal) console.log(`Reservation accepted by relay ${reservation.relayPeerId.toString()}`)
+      } else if (lost != null) {
+        console.log(`Reservation on relay ${lost.relayPeerId.toString()} lost (${lost.error.message}); reserving again`)
+      } else if (discovered != null) {
         for (const peerId of new Set(discovered.peers.map(p => p.peerId.toString()))) {
           console.log(`mDNS discovered a new peer: ${peerId}`)
           // mDNS gives the swarm the peer's addresses; the dial finds them. Both sides discover

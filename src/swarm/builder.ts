@@ -15,6 +15,7 @@ import { Swarm } from './swarm.js'
 import { noiseYamuxUpgrader } from '../upgrade/noise-yamux.js'
 import { create as createRelayClient } from '../protocols/relay/client/behaviour.js'
 import type { Behaviour as RelayClientBehaviour } from '../protocols/relay/client/behaviour.js'
+import type { Config as RelayClientConfig } from '../protocols/relay/client/config.js'
 import type { SwarmConfig } from './config.js'
 import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../core/identity.js'
@@ -98,10 +99,12 @@ export class SwarmBuilder {
    * ```
    *
    * Relayed connections are upgraded (Noise, Yamux) like every other connection. The relay
-   * transport is tried before the others.
+   * transport is tried before the others. `config` tunes the client (`relay.client.Config`:
+   * how often it reserves again after losing its relay; by default six attempts, 1 s to 30 s
+   * apart).
    */
-  withRelayClient (): RelayClientSwarmBuilder {
-    return new RelayClientSwarmBuilder(this.identity, [...this.transports])
+  withRelayClient (config: Partial<RelayClientConfig> = {}): RelayClientSwarmBuilder {
+    return new RelayClientSwarmBuilder(this.identity, [...this.transports], config)
   }
 
   /** Set the behaviour; `create` receives the identity (e.g. to sign pubsub messages). */
@@ -120,7 +123,8 @@ export class RelayClientSwarmBuilder {
   /** @internal */
   constructor (
     private readonly identity: Keypair | undefined,
-    private readonly transports: readonly TransportFactory[]
+    private readonly transports: readonly TransportFactory[],
+    private readonly relayClientConfig: Partial<RelayClientConfig> = {}
   ) {}
 
   /**
@@ -130,7 +134,7 @@ export class RelayClientSwarmBuilder {
    */
   withBehaviour<B extends AnyBehaviour> (create: (key: Keypair, relayClient: RelayClientBehaviour) => B): BehaviourSwarmBuilder<B> {
     return new BehaviourSwarmBuilder(this.identity, this.transports, (key) => {
-      const client = createRelayClient(peerIdOf(key))
+      const client = createRelayClient(peerIdOf(key), this.relayClientConfig)
       return { behaviour: create(key, client.behaviour), transports: [() => client.transport] }
     })
   }

@@ -26,4 +26,32 @@ describe('examples/chat: two processes on 127.0.0.1', function () {
       expect(await Promise.all([a.end(), b.end()])).to.deep.equal([0, 0])
     })
   }
+
+  it('--relay: two chats that cannot find each other reach each other through a relay (examples/chat-relay.ts) and chat', async () => {
+    const relay = new Chat(['--listen', '/ip4/127.0.0.1/tcp/0'], [], 'examples/chat-relay.ts')
+    chats.push(relay)
+    const relayAddress = (await relay.line(/^Relay listening on /)).slice('Relay listening on '.length)
+    // Each chat in an mDNS group of its own: the relay is the only way between them.
+    const own = (): string[] => ['--interface', '127.0.0.1', '--service', `_ps${Math.random().toString(36).slice(2, 10)}._udp.local`, '--listen', '/ip4/127.0.0.1/tcp/0']
+    const b = new Chat([...own(), '--relay', relayAddress])
+    chats.push(b)
+    const idB = await b.peerId()
+    await b.line(/^Reservation accepted by relay /)
+    expect(await b.line(/^Reachable through the relay at /)).to.equal(`Reachable through the relay at ${relayAddress}/p2p-circuit/p2p/${idB}`)
+
+    const a = new Chat([...own(), '--relay', relayAddress, '--peer', idB])
+    chats.push(a)
+    const idA = await a.peerId()
+    expect(await a.line(new RegExp(`^Connected to ${idB}`))).to.equal(`Connected to ${idB} through the relay`)
+    expect(await b.line(new RegExp(`^Connected to ${idA}`))).to.equal(`Connected to ${idA} through the relay`)
+    await relay.line(new RegExp(`^Circuit from ${idA} to ${idB}$`))
+    await Promise.all([a.line(new RegExp(`^Peer ${idB} joined test-net$`)), b.line(new RegExp(`^Peer ${idA} joined test-net$`))])
+
+    a.type('hello through the relay')
+    expect(await b.line(/^Got message: /)).to.equal(`Got message: 'hello through the relay' from peer: ${idA}`)
+    b.type('and back')
+    expect(await a.line(/^Got message: /)).to.equal(`Got message: 'and back' from peer: ${idB}`)
+    expect(a.lines.concat(b.lines).some(l => l.startsWith('mDNS discovered')), 'not found over mDNS').to.equal(false)
+    expect(await Promise.all([a.end(), b.end()])).to.deep.equal([0, 0])
+  })
 })

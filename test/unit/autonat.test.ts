@@ -1,9 +1,11 @@
 /**
  * AutoNAT v2 without sockets: the messages, the address policy, the configs, the client's and
  * the server's state machines driven directly, both handlers over in-memory stream pairs
- * (the dial-data guard, the nonce check), and whole probes between swarms over the memory
- * transport (an address confirmed, an unreachable one not).
+ * (the dial-data guard, the nonce check), every timeout of both on a fake clock, and whole
+ * probes between swarms over the memory transport (an address confirmed, an unreachable one
+ * not).
  */
+import FakeTimers from '@sinonjs/fake-timers'
 import { streamPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
@@ -334,6 +336,162 @@ describe('AutoNAT v2', () => {
       if (event?.type !== 'NotifyBehaviour' || event.event.type !== 'ProbeFailed') throw new Error('expected ProbeFailed')
       expect(event.event.error.kind).to.equal('Refused')
       expect(event.event.bytesSent).to.equal(0)
+    })
+  })
+
+  describe('every timeout (fake clock)', () => {
+    const TIMEOUT = 30_000
+    let clock: ReturnType<typeof FakeTimers.install>
+    beforeEach(() => { clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000, shouldClearNativeTimers: true }) })
+    afterEach(() => { clock.uninstall() })
+
+    /** Let the streams deliver what was written (their queues run on timers and microtasks). */
+    async function settle (): Promise<void> {
+      for (let i = 0; i < 5; i++) await clock.tickAsync(0)
+    }
+
+    /** What a handler reports by now, if anything. */
+    function reported<T> (handler: { poll: (c: typeof cx) => { type: string, event?: T } | undefined }): T | undefined {
+      const event = handler.poll(cx)
+      return event?.type === 'NotifyBehaviour' ? event.event : undefined
+    }
+
+    it('client: a probe whose server never answers fails after timeout (not before), and the next server is asked probeInterval later', async () => {
+      const client = new v2.client.Behaviour({ isGlobal: TEST_NET, timeout: TIMEOUT, probeInterval: 5_000 })
+      const servers = [await newPeerId(), await newPeerId()].map(peerId => ({ peerId, connectionId: newConnectionId() }))
+      for (const server of servers) client.onConnectionHandlerEvent(server.peerId, server.connectionId, { type: 'ServerSupport', supported: true })
+      client.onSwarmEvent({ type: 'NewExternalAddrCandidate', address: multiaddr('/ip4/198.18.0.1/tcp/5001') })
+      const run = drain(client).find(a => a?.type === 'NotifyHandler')
+      if (run?.type !== 'NotifyHandler') throw new Error('expected a probe')
+      const handler = client.handleEstablishedOutboundConnection({ connectionId: run.handler as ConnectionId, peerId: run.peerId, address: multiaddr('/ip4/198.18.0.5/tcp/1'), roleOverride: 'Dialer' })
+      handler.onBehaviourEvent(run.event)
+      const request = handler.poll(cx)
+      if (request?.type !== 'OutboundSubstreamRequest') throw new Error('expected a dial-request stream')
+      expect(request.protocol.timeout, 'opening the stream is bounded too').to.equal(TIMEOUT)
+      const [ours, theirs] = await streamPair()
+      handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: ours, protocol: v2.DIAL_REQUEST_PROTOCOL, info: request.protocol.info })
+      const sent = readFrame(theirs, frame)
+      await settle()
+      expect(v2.decodeMessage(await sent)).to.deep.include({ type: 'DialRequest' })
+      // The server says nothing more.
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(reported(handler), 'not before the timeout').to.equal(undefined)
+      expect(ours.status).to.equal('open')
+      await clock.tickAsync(1)
+      await settle()
+      const failed = reported(handler)
+      if (failed?.type !== 'ProbeFailed') throw new Error(`expected ProbeFailed, got ${failed?.type}`)
+      expect(failed.error.kind).to.equal('Protocol')
+      expect(failed.error.message).to.include('timed out')
+      expect(ours.status).to.not.equal('open')
+      client.onConnectionHandlerEvent(run.peerId, run.handler as ConnectionId, failed)
+      expect(drain(client).map(a => a?.type)).to.deep.equal(['GenerateEvent'])
+      clock.tick(4_999)
+      expect(drain(client), 'the next probe waits probeInterval').to.deep.equal([])
+      clock.tick(1)
+      const next = drain(client).find(a => a?.type === 'NotifyHandler')
+      if (next?.type !== 'NotifyHandler') throw new Error('expected the next probe')
+      expect(next.peerId.equals(run.peerId)).to.equal(false)
+      client.close()
+    })
+
+    it('client: a dial-back stream without a nonce is reset after timeout; a third at once is reset at once', async () => {
+      const client = new v2.client.Behaviour({ timeout: TIMEOUT })
+      const handler = client.handleEstablishedInboundConnection({ connectionId: newConnectionId(), peerId: await newPeerId(), localAddr: multiaddr('/memory/1'), remoteAddr: multiaddr('/memory/2') })
+      const pairs = await Promise.all([0, 1, 2].map(async () => streamPair()))
+      for (const [ours] of pairs) handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: ours, protocol: v2.DIAL_BACK_PROTOCOL, info: undefined })
+      expect(pairs.map(([ours]) => ours.status)).to.deep.equal(['open', 'open', 'aborted'])
+      expect(handler.connectionKeepAlive()).to.equal(true)
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(pairs.map(([ours]) => ours.status).slice(0, 2)).to.deep.equal(['open', 'open'])
+      await clock.tickAsync(1)
+      await settle()
+      expect(pairs.map(([ours]) => ours.status).slice(0, 2)).to.deep.equal(['aborted', 'aborted'])
+      expect(handler.connectionKeepAlive()).to.equal(false)
+      client.close()
+    })
+
+    function serverHandler (observed: string, options: Partial<autonat.v2.server.Config> = {}, dialBackNonce?: bigint) {
+      return new v2.server.Handler(new v2.server.Behaviour({ isGlobal: TEST_NET, timeout: TIMEOUT, ...options }).config, { remoteAddr: multiaddr(observed), relayed: false, dialBackNonce })
+    }
+
+    it('server: a dial-request stream whose request never comes is reset after timeout', async () => {
+      const handler = serverHandler('/ip4/198.18.0.5/tcp/40000')
+      const [ours] = await streamPair()
+      handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: ours, protocol: v2.DIAL_REQUEST_PROTOCOL, info: undefined })
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(ours.status).to.equal('open')
+      expect(reported(handler)).to.equal(undefined)
+      await clock.tickAsync(1)
+      await settle()
+      expect(ours.status).to.equal('aborted')
+      expect(reported(handler)).to.deep.include({ type: 'RequestFailed' })
+      expect(handler.connectionKeepAlive()).to.equal(false)
+      handler.close()
+    })
+
+    it('server: dial data that stops coming ends the request at timeout, counted from the request', async () => {
+      const handler = serverHandler('/ip4/198.18.0.5/tcp/40000')
+      const [ours, theirs] = await streamPair()
+      handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: ours, protocol: v2.DIAL_REQUEST_PROTOCOL, info: undefined })
+      await writeFrame(theirs, v2.encodeMessage({ type: 'DialRequest', addrs: [multiaddr('/ip4/198.18.0.9/tcp/5001')], nonce: 7n }), frame)
+      const asked = readFrame(theirs, frame)
+      await settle()
+      expect(v2.decodeMessage(await asked)).to.deep.include({ type: 'DialDataRequest' })
+      // Some dial data, then silence.
+      await writeFrame(theirs, v2.encodeMessage({ type: 'DialDataResponse', data: new Uint8Array(4096) }), frame)
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(ours.status).to.equal('open')
+      await clock.tickAsync(1)
+      await settle()
+      expect(ours.status).to.equal('aborted')
+      const failed = reported(handler)
+      expect(failed).to.deep.include({ type: 'RequestFailed', dataAmount: 0 })
+      handler.close()
+    })
+
+    it('server: a request whose dial-back result never comes is reset timeout after it was handed over', async () => {
+      const handler = serverHandler('/ip4/198.18.0.5/tcp/40000')
+      const [ours, theirs] = await streamPair()
+      handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: ours, protocol: v2.DIAL_REQUEST_PROTOCOL, info: undefined })
+      await clock.tickAsync(10_000)
+      // Same IP as observed: no dial data, straight to the behaviour.
+      await writeFrame(theirs, v2.encodeMessage({ type: 'DialRequest', addrs: [multiaddr('/ip4/198.18.0.5/tcp/5001')], nonce: 7n }), frame)
+      await settle()
+      const requested = reported(handler)
+      if (requested?.type !== 'DialBackRequested') throw new Error(`expected DialBackRequested, got ${requested?.type}`)
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(ours.status, 'a fresh timeout from the hand-over').to.equal('open')
+      await clock.tickAsync(1)
+      await settle()
+      expect(ours.status).to.equal('aborted')
+      // A late result finds nothing to answer.
+      handler.onBehaviourEvent({ type: 'DialBackResult', requestId: requested.requestId, status: 'OK', dialStatus: 'OK' })
+      await settle()
+      expect(ours.status).to.equal('aborted')
+      handler.close()
+    })
+
+    it('server: a dial-back whose nonce is never acknowledged fails after timeout', async () => {
+      const handler = serverHandler('/ip4/198.18.0.5/tcp/5001', {}, 99n)
+      const request = handler.poll(cx)
+      if (request?.type !== 'OutboundSubstreamRequest') throw new Error('expected the dial-back stream request')
+      expect(request.protocol.timeout, 'opening the stream is bounded too').to.equal(TIMEOUT)
+      const [ours, theirs] = await streamPair()
+      handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: ours, protocol: v2.DIAL_BACK_PROTOCOL, info: 'dial-back' })
+      const nonce = readFrame(theirs, frame)
+      await settle()
+      expect(v2.decodeDialBack(await nonce)).to.equal(99n)
+      await clock.tickAsync(TIMEOUT - 1)
+      expect(reported(handler)).to.equal(undefined)
+      await clock.tickAsync(1)
+      await settle()
+      const sent = reported(handler)
+      if (sent?.type !== 'DialBackSent') throw new Error(`expected DialBackSent, got ${sent?.type}`)
+      expect(sent.error).to.be.instanceOf(Error)
+      expect(ours.status).to.equal('aborted')
+      expect(handler.connectionKeepAlive()).to.equal(false)
+      handler.close()
     })
   })
 

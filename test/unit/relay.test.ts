@@ -1,9 +1,12 @@
 /**
  * Circuit relay v2 without sockets: the messages and the voucher, the config, the relay's state
- * machine and every one of its limits (driven directly), its handler and the splice over
- * in-memory stream pairs, and the whole flow (reserve, dial through, ping, renew, lose the
- * relay) between swarms over the memory transport.
+ * machine and every one of its limits (driven directly), its rate limiters on a fake clock
+ * (floods from one peer and one IP refused, refills), the client's renewal and its reserving
+ * again after losing the relay (fake clock), the relay's handler and the splice over in-memory
+ * stream pairs, and the whole flow (reserve, dial through, ping, renew, lose the relay and
+ * reserve again, give up) between swarms over the memory transport.
  */
+import FakeTimers from '@sinonjs/fake-timers'
 import { streamPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
@@ -11,6 +14,7 @@ import {
   ConfigError, DialTransportError, SwarmBuilder, combine, generateKeypair, isRelayedAddress, newConnectionId, peerIdOf, ping, relay, transportOf
 } from '../../src/index.js'
 import { readFrame, writeFrame } from '../../src/behaviour/framing.js'
+import { TokenBuckets } from '../../src/protocols/relay/rate-limiter.js'
 import { splice } from '../../src/protocols/relay/splice.js'
 import { listen, newSwarm, waitFor } from '../../src/testing/index.js'
 import type { ConnectionId, FromSwarm, PeerId, Stream, Swarm, SwarmEvent } from '../../src/index.js'
@@ -138,6 +142,20 @@ describe('circuit relay v2', () => {
         maxCircuitBytes: 131_072
       })
       expect(relay.defaultConfig.maxReservationsPerIp).to.equal(8)
+      // rust-libp2p's relay::Config::default() rate limiters.
+      expect(relay.defaultConfig).to.deep.include({
+        reservationRatePerPeer: { limit: 30, interval: 120_000 },
+        reservationRatePerIp: { limit: 60, interval: 60_000 },
+        circuitSrcRatePerPeer: { limit: 30, interval: 120_000 },
+        circuitSrcRatePerIp: { limit: 60, interval: 60_000 }
+      })
+    })
+
+    it('keeps a default rate limiter left out, and turns one given as null off', async () => {
+      const behaviour = new relay.Behaviour(await newPeerId(), { reservationRatePerIp: null, circuitSrcRatePerPeer: { limit: 2, interval: 500 } })
+      expect(behaviour.config.reservationRatePerIp).to.equal(null)
+      expect(behaviour.config.reservationRatePerPeer).to.deep.equal({ limit: 30, interval: 120_000 })
+      expect(behaviour.config.circuitSrcRatePerPeer).to.deep.equal({ limit: 2, interval: 500 })
     })
 
     it('refuses invalid options with a ConfigError naming the field', async () => {
@@ -152,7 +170,12 @@ describe('circuit relay v2', () => {
         ['reservationDuration', { reservationDuration: 999 }],
         ['maxCircuitDuration', { maxCircuitDuration: 2 ** 40 }],
         ['maxCircuitBytes', { maxCircuitBytes: 0 }],
-        ['streamTimeout', { streamTimeout: -5 }]
+        ['streamTimeout', { streamTimeout: -5 }],
+        ['reservationRatePerPeer.limit', { reservationRatePerPeer: { limit: 0, interval: 1_000 } }],
+        ['reservationRatePerIp.limit', { reservationRatePerIp: { limit: 2.5, interval: 1_000 } }],
+        ['circuitSrcRatePerPeer.interval', { circuitSrcRatePerPeer: { limit: 3, interval: 0 } }],
+        ['circuitSrcRatePerIp.interval', { circuitSrcRatePerIp: { limit: 3, interval: 2 ** 40 } }],
+        ['circuitSrcRatePerIp', { circuitSrcRatePerIp: 7 as never }]
       ]
       for (const [field, options] of bad) {
         expect(() => new relay.Behaviour(peer, options), field).to.throw(ConfigError).with.property('field', field)
@@ -362,6 +385,357 @@ describe('circuit relay v2', () => {
       expect(handler.listenProtocol().protocols).to.deep.equal([])
       const direct = behaviour.handleEstablishedOutboundConnection({ connectionId: newConnectionId(), peerId: await newPeerId(), address: multiaddr('/memory/1'), roleOverride: 'Dialer' })
       expect(direct.listenProtocol().protocols).to.deep.equal([relay.HOP_PROTOCOL])
+    })
+  })
+
+  describe('the relay\'s rate limiters (fake clock)', () => {
+    let clock: ReturnType<typeof FakeTimers.install>
+    beforeEach(() => { clock = FakeTimers.install({ toFake: ['Date'], now: 1_000_000 }) })
+    afterEach(() => { clock.uninstall() })
+
+    it('a token bucket: a burst of limit, then one token per interval, partial intervals kept; full buckets forgotten', () => {
+      const buckets = new TokenBuckets({ limit: 3, interval: 1_000 })
+      const now = 0
+      expect([1, 2, 3, 4].map(() => buckets.take('a', now))).to.deep.equal([true, true, true, false])
+      expect(buckets.take('b', now), 'another key has its own bucket').to.equal(true)
+      expect(buckets.take('a', now + 999), 'not before a whole interval').to.equal(false)
+      expect(buckets.take('a', now + 1_000)).to.equal(true)
+      expect(buckets.take('a', now + 1_000)).to.equal(false)
+      // Half intervals add up: 1,500 then 2,000 ms give one token, not none.
+      expect(buckets.take('a', now + 1_500)).to.equal(false)
+      expect(buckets.take('a', now + 2_000)).to.equal(true)
+      expect(buckets.has('a', now + 2_000)).to.equal(false)
+      // b (2 of 3 left at 0) is full again at 1,000 and forgotten; a is held.
+      expect(buckets.size).to.equal(1)
+      // Refilled to the limit, a bucket is dropped; a later request starts a full one.
+      expect(buckets.take('c', now + 10_000)).to.equal(true)
+      expect(buckets.size, 'a full again and forgotten, c held').to.equal(1)
+      expect([1, 2, 3, 4].map(() => buckets.take('a', now + 10_000))).to.deep.equal([true, true, true, false])
+    })
+
+    it('a reservation flood from one peer on one connection is refused by reservationRatePerPeer (30, then 1 per 2 min)', async () => {
+      const behaviour = new relay.Behaviour(await newPeerId())
+      const peer = await newPeerId()
+      const id = newConnectionId()
+      behaviour.onSwarmEvent(established(peer, id, '10.0.0.1'))
+      const statuses: string[] = []
+      const bounds: Array<string | undefined> = []
+      for (let i = 0; i < 100; i++) {
+        // The first is new, the others renewals: they pass the counts but still take tokens.
+        const command = reserve(behaviour, peer, id)
+        statuses.push(statusOf(command))
+        bounds.push(command.type === 'DenyReservationReq' ? command.bound : undefined)
+      }
+      expect(statuses.filter(s => s === 'OK')).to.have.length(30)
+      expect(statuses.slice(30)).to.deep.equal(Array(70).fill('RESOURCE_LIMIT_EXCEEDED'))
+      expect(new Set(bounds.slice(30))).to.deep.equal(new Set(['reservationRatePerPeer']))
+      expect(behaviour.numReservations, 'the one reservation is kept').to.equal(1)
+
+      clock.tick(119_999)
+      expect(statusOf(reserve(behaviour, peer, id)), 'not before 2 minutes').to.equal('RESOURCE_LIMIT_EXCEEDED')
+      clock.tick(1)
+      expect(statusOf(reserve(behaviour, peer, id)), 'one token after 2 minutes').to.equal('OK')
+      expect(statusOf(reserve(behaviour, peer, id))).to.equal('RESOURCE_LIMIT_EXCEEDED')
+      clock.tick(30 * 120_000)
+      const refilled = Array.from({ length: 31 }, () => statusOf(reserve(behaviour, peer, id)))
+      expect(refilled.filter(s => s === 'OK'), 'a full bucket after an hour').to.have.length(30)
+      expect(refilled[30]).to.equal('RESOURCE_LIMIT_EXCEEDED')
+    })
+
+    it('a reservation flood from one IP address, many peers, is refused by reservationRatePerIp (60, then 1 a minute)', async () => {
+      // Counts high enough that only the rate limit stands in the way.
+      const behaviour = new relay.Behaviour(await newPeerId(), { maxReservations: 1_000, maxReservationsPerIp: 1_000 })
+      const peers = await Promise.all(Array.from({ length: 70 }, newPeerId))
+      const statuses = peers.map((peer) => {
+        const id = newConnectionId()
+        behaviour.onSwarmEvent(established(peer, id, '10.7.7.7'))
+        const command = reserve(behaviour, peer, id)
+        return command.type === 'DenyReservationReq' ? `${command.status} ${command.bound ?? ''}` : statusOf(command)
+      })
+      expect(statuses.slice(0, 60)).to.deep.equal(Array(60).fill('OK'))
+      expect(statuses.slice(60)).to.deep.equal(Array(10).fill('RESOURCE_LIMIT_EXCEEDED reservationRatePerIp'))
+      expect(behaviour.numReservations).to.equal(60)
+      // Another IP address is not affected.
+      const other = await newPeerId()
+      const otherId = newConnectionId()
+      behaviour.onSwarmEvent(established(other, otherId, '10.7.7.8'))
+      expect(statusOf(reserve(behaviour, other, otherId))).to.equal('OK')
+      // A refused peer took no token of its own (all or none): it gets in once the IP has one.
+      const late = newConnectionId()
+      behaviour.onSwarmEvent(established(peers[65], late, '10.7.7.7'))
+      clock.tick(59_999)
+      expect(statusOf(reserve(behaviour, peers[65], late))).to.equal('RESOURCE_LIMIT_EXCEEDED')
+      clock.tick(1)
+      expect(statusOf(reserve(behaviour, peers[65], late))).to.equal('OK')
+      // The denial reaches the application with the bound that refused it.
+      behaviour.onConnectionHandlerEvent(peers[66], late, { type: 'ReservationReqDenied', status: 'RESOURCE_LIMIT_EXCEEDED', bound: 'reservationRatePerIp' })
+      expect(drain(behaviour)).to.deep.equal([{ type: 'GenerateEvent', event: { type: 'ReservationReqDenied', srcPeerId: peers[66], status: 'RESOURCE_LIMIT_EXCEEDED', bound: 'reservationRatePerIp' } }])
+      // Hours later every bucket is full again and forgotten: the limiters hold nothing.
+      clock.tick(3 * 3_600_000)
+      reserve(behaviour, other, otherId)
+      expect(behaviour.numRateLimitBuckets).to.equal(2)
+    })
+
+    it('circuit requests are limited per source peer and per source IP address', async () => {
+      const behaviour = new relay.Behaviour(await newPeerId(), { maxCircuits: 1_000, maxCircuitsPerPeer: 1_000, circuitSrcRatePerIp: { limit: 40, interval: 60_000 } })
+      const dst = await newPeerId()
+      const dstConn = newConnectionId()
+      behaviour.onSwarmEvent(established(dst, dstConn, '10.0.0.2'))
+      reserve(behaviour, dst, dstConn)
+      const ask = (src: PeerId, srcConn: ConnectionId): string => {
+        behaviour.onConnectionHandlerEvent(src, srcConn, { type: 'CircuitReqReceived', request: new relay.HopRequest(fakeStream(), dst), dstPeerId: dst })
+        const [action] = drain(behaviour)
+        if (action?.type !== 'NotifyHandler') throw new Error('expected a handler command')
+        if (action.event.type === 'NegotiateOutboundConnect') return 'relayed'
+        return action.event.type === 'DenyCircuitReq' ? `${action.event.status} ${action.event.bound ?? ''}` : action.event.type
+      }
+      const src = await newPeerId()
+      const srcConn = newConnectionId()
+      behaviour.onSwarmEvent(established(src, srcConn, '10.0.0.3'))
+      const fromOne = Array.from({ length: 35 }, () => ask(src, srcConn))
+      expect(fromOne.slice(0, 30)).to.deep.equal(Array(30).fill('relayed'))
+      expect(fromOne.slice(30)).to.deep.equal(Array(5).fill('RESOURCE_LIMIT_EXCEEDED circuitSrcRatePerPeer'))
+      // Ten more peers from the same IP: 10 of the IP's 40 tokens are left.
+      const others = await Promise.all(Array.from({ length: 12 }, newPeerId))
+      const fromIp = others.map((peer) => {
+        const id = newConnectionId()
+        behaviour.onSwarmEvent(established(peer, id, '10.0.0.3'))
+        return ask(peer, id)
+      })
+      expect(fromIp).to.deep.equal([...Array(10).fill('relayed'), 'RESOURCE_LIMIT_EXCEEDED circuitSrcRatePerIp', 'RESOURCE_LIMIT_EXCEEDED circuitSrcRatePerIp'])
+      clock.tick(120_000)
+      expect(ask(src, srcConn), 'refilled after 2 minutes').to.equal('relayed')
+    })
+  })
+
+  describe('the client handler', () => {
+    it('the handler renews at three quarters of the reservation\'s lifetime', async () => {
+      // Real timers for the stream exchange, a fake clock from the relay's answer on.
+      const relayPeerId = await newPeerId()
+      const handler = new relay.client.Handler(relayPeerId, false)
+      const { transport } = relay.client.create(await newPeerId())
+      const listener = transport.createListener({ upgrader: {} as never })
+      void listener.listen(multiaddr(`/memory/9/p2p/${relayPeerId.toString()}/p2p-circuit`)).catch(() => {})
+      const [ours, theirs] = await streamPair()
+      handler.onBehaviourEvent({ type: 'Reserve', sink: listener as unknown as relay.client.ReservationSink })
+      const request = handler.poll(cx)
+      if (request?.type !== 'OutboundSubstreamRequest') throw new Error('expected a hop stream request')
+      handler.onConnectionEvent({ type: 'FullyNegotiatedOutbound', stream: ours, protocol: relay.HOP_PROTOCOL, info: request.protocol.info })
+      expect(relay.decodeHopMessage(await readFrame(theirs, { maxSize: 4096 }))).to.deep.equal({ type: 'RESERVE' })
+      const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000, shouldClearNativeTimers: true })
+      try {
+        await writeFrame(theirs, relay.encodeHopMessage({ type: 'STATUS', status: 'OK', reservation: { expire: 1_000 + 100, addrs: [] } }), { maxSize: 4096 })
+        let accepted: ReturnType<typeof handler.poll>
+        for (let i = 0; i < 100 && accepted == null; i++) {
+          await clock.tickAsync(0)
+          await new Promise(resolve => setImmediate(resolve))
+          accepted = handler.poll(cx)
+        }
+        expect(accepted).to.deep.include({ type: 'NotifyBehaviour' })
+        clock.tick(74_999)
+        expect(handler.poll(cx), 'no renewal before 75 s').to.equal(undefined)
+        clock.tick(1)
+        const renewal = handler.poll(cx)
+        if (renewal?.type !== 'OutboundSubstreamRequest') throw new Error('expected the renewal\'s hop stream')
+        expect(renewal.protocol.info).to.deep.include({ kind: 'reserve', renewal: true })
+        handler.close()
+      } finally {
+        clock.uninstall()
+      }
+    })
+  })
+
+  describe('the client: renewing and reserving again (fake clock)', () => {
+    let clock: ReturnType<typeof FakeTimers.install>
+    beforeEach(() => { clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 }) })
+    afterEach(() => { clock.uninstall() })
+
+    type ClientAction = NonNullable<ReturnType<relay.client.Behaviour['poll']>>
+    function drainClient (behaviour: relay.client.Behaviour): ClientAction[] {
+      const actions: ClientAction[] = []
+      for (let action = behaviour.poll(cx); action !== undefined; action = behaviour.poll(cx)) actions.push(action)
+      return actions
+    }
+    const kinds = (actions: ClientAction[]): string[] => actions.map(a => a.type === 'GenerateEvent' ? a.event.type : a.type)
+
+    /** A client behaviour and its transport's listener on a relay, up to the dial of the relay. */
+    async function listening (options: Partial<relay.client.Config>) {
+      const local = await newPeerId()
+      const relayPeerId = await newPeerId()
+      const { transport, behaviour } = relay.client.create(local, options)
+      const listener = transport.createListener({ upgrader: {} as never })
+      const closedWith: unknown[] = []
+      let listeningEvents = 0
+      listener.addEventListener('close', (evt) => { closedWith.push((evt as CustomEvent).detail) })
+      listener.addEventListener('listening', () => { listeningEvents++ })
+      const relayAddr = multiaddr(`/memory/9/p2p/${relayPeerId.toString()}`)
+      const listen = listener.listen(relayAddr.encapsulate('/p2p-circuit'))
+      listen.catch(() => {})
+      return { behaviour, listener, relayPeerId, relayAddr, listen, closedWith, listeningEvents: () => listeningEvents }
+    }
+
+    /** The relay connection `connectionId` comes up: its handler, and the listener whose reservation it was given. */
+    function connect (behaviour: relay.client.Behaviour, relayPeerId: PeerId, relayAddr: Multiaddr, connectionId: ConnectionId) {
+      behaviour.onSwarmEvent({ type: 'ConnectionEstablished', peerId: relayPeerId, connectionId, endpoint: { type: 'Dialer', address: relayAddr }, failedAddresses: [], otherEstablished: 0 })
+      const handler = behaviour.handleEstablishedOutboundConnection({ connectionId, peerId: relayPeerId, address: relayAddr, roleOverride: 'Dialer' })
+      return { handler, sink: sinkOf(handler) }
+    }
+
+    function sinkOf (handler: relay.client.Handler): relay.client.ReservationSink {
+      const request = handler.poll(cx)
+      if (request?.type !== 'OutboundSubstreamRequest') throw new Error(`expected a hop stream request, got ${request?.type}`)
+      const info = request.protocol.info as { kind: string, sink: relay.client.ReservationSink }
+      expect(info.kind).to.equal('reserve')
+      return info.sink
+    }
+
+    function dialOf (actions: ClientAction[]): ConnectionId {
+      const dial = actions.find(a => a.type === 'Dial')
+      if (dial?.type !== 'Dial') throw new Error(`expected a dial of the relay, got ${kinds(actions).join(', ')}`)
+      return dial.opts.connectionId as ConnectionId
+    }
+
+    /** The relay accepts: what the handler does (tell the listener, report). */
+    function accept (behaviour: relay.client.Behaviour, relayPeerId: PeerId, connectionId: ConnectionId, sink: relay.client.ReservationSink, renewal = false): void {
+      sink.onReservation([], renewal)
+      behaviour.onConnectionHandlerEvent(relayPeerId, connectionId, { type: 'ReservationReqAccepted', sink, renewal })
+    }
+
+    function lose (behaviour: relay.client.Behaviour, relayPeerId: PeerId, relayAddr: Multiaddr, connectionId: ConnectionId, handler: relay.client.Handler): void {
+      handler.close()
+      behaviour.onSwarmEvent({ type: 'ConnectionClosed', peerId: relayPeerId, connectionId, endpoint: { type: 'Dialer', address: relayAddr }, remainingEstablished: 0 })
+    }
+
+    it('has bounded defaults and refuses invalid options naming the field', async () => {
+      expect(relay.client.defaultConfig).to.deep.equal({ reReserveAttempts: 6, reReserveBackoff: 1_000, reReserveMaxBackoff: 30_000 })
+      const peer = await newPeerId()
+      for (const [field, options] of [
+        ['reReserveAttempts', { reReserveAttempts: -1 }],
+        ['reReserveAttempts', { reReserveAttempts: 1.5 }],
+        ['reReserveBackoff', { reReserveBackoff: 0 }],
+        ['reReserveMaxBackoff', { reReserveMaxBackoff: 2 ** 40 }],
+        ['reReserveMaxBackoff', { reReserveBackoff: 5_000, reReserveMaxBackoff: 1_000 }]
+      ] as const) expect(() => relay.client.create(peer, options), field).to.throw(ConfigError).with.property('field', field)
+    })
+
+    it('a reservation lost with its connection is made again after reReserveBackoff; the addresses come back', async () => {
+      const { behaviour, listener, relayPeerId, relayAddr, listen, closedWith } = await listening({})
+      const first = dialOf(drainClient(behaviour))
+      const { handler, sink } = connect(behaviour, relayPeerId, relayAddr, first)
+      accept(behaviour, relayPeerId, first, sink)
+      await listen
+      expect(kinds(drainClient(behaviour))).to.deep.equal(['ExternalAddrConfirmed', 'ReservationReqAccepted'])
+      const addresses = listener.getAddrs().map(String)
+      expect(addresses).to.have.length(1)
+
+      lose(behaviour, relayPeerId, relayAddr, first, handler)
+      const lost = drainClient(behaviour)
+      expect(kinds(lost)).to.deep.equal(['ExternalAddrExpired', 'ReservationLost'])
+      expect(listener.getAddrs(), 'no addresses while it is lost').to.deep.equal([])
+      expect(closedWith, 'the listener stays open').to.deep.equal([])
+
+      clock.tick(999)
+      expect(drainClient(behaviour), 'not before reReserveBackoff').to.deep.equal([])
+      clock.tick(1)
+      const second = dialOf(drainClient(behaviour))
+      expect(second).to.not.equal(first)
+      const again = connect(behaviour, relayPeerId, relayAddr, second)
+      expect(again.sink).to.equal(sink)
+      accept(behaviour, relayPeerId, second, again.sink)
+      expect(kinds(drainClient(behaviour))).to.deep.equal(['ExternalAddrConfirmed', 'ReservationReqAccepted'])
+      expect(listener.getAddrs().map(String)).to.deep.equal(addresses)
+      expect(clock.countTimers(), 'no retry left pending').to.equal(0)
+      expect(closedWith).to.deep.equal([])
+      again.handler.close()
+    })
+
+    it('failed attempts wait twice as long each time (up to reReserveMaxBackoff); after reReserveAttempts the listener closes', async () => {
+      const { behaviour, relayPeerId, relayAddr, listen, closedWith } = await listening({ reReserveAttempts: 4, reReserveBackoff: 1_000, reReserveMaxBackoff: 3_000 })
+      const first = dialOf(drainClient(behaviour))
+      const { handler, sink } = connect(behaviour, relayPeerId, relayAddr, first)
+      accept(behaviour, relayPeerId, first, sink)
+      await listen
+      drainClient(behaviour)
+      lose(behaviour, relayPeerId, relayAddr, first, handler)
+      drainClient(behaviour)
+
+      // Attempt 1 after 1 s: the relay cannot be dialed.
+      clock.tick(1_000)
+      const dial1 = dialOf(drainClient(behaviour))
+      behaviour.onSwarmEvent({ type: 'DialFailure', peerId: relayPeerId, connectionId: dial1, error: new Error('connection refused') as never })
+      expect(drainClient(behaviour)).to.deep.equal([])
+      // Attempt 2 after 2 s more: connected, but the relay refuses.
+      clock.tick(1_999)
+      expect(drainClient(behaviour)).to.deep.equal([])
+      clock.tick(1)
+      const dial2 = dialOf(drainClient(behaviour))
+      const second = connect(behaviour, relayPeerId, relayAddr, dial2)
+      behaviour.onConnectionHandlerEvent(relayPeerId, dial2, { type: 'ReservationFailed', sink: second.sink, error: new relay.client.ReserveError('ResourceLimitExceeded', 'refused') })
+      // Attempt 3 after 3 s (4 capped at 3), on the connection we now have.
+      clock.tick(2_999)
+      expect(drainClient(behaviour)).to.deep.equal([])
+      clock.tick(1)
+      const notify = drainClient(behaviour)
+      expect(notify).to.have.length(1)
+      expect(notify[0]).to.deep.include({ type: 'NotifyHandler', handler: dial2 })
+      behaviour.onConnectionHandlerEvent(relayPeerId, dial2, { type: 'ReservationFailed', sink: second.sink, error: new relay.client.ReserveError('Io', 'stream reset') })
+      // Attempt 4 after 3 s: the connection closes before the answer.
+      clock.tick(3_000)
+      expect(kinds(drainClient(behaviour))).to.deep.equal(['NotifyHandler'])
+      lose(behaviour, relayPeerId, relayAddr, dial2, second.handler)
+      const gaveUp = drainClient(behaviour)
+      expect(kinds(gaveUp)).to.deep.equal(['ReservationGaveUp'])
+      const event = gaveUp[0]
+      if (event.type !== 'GenerateEvent' || event.event.type !== 'ReservationGaveUp') throw new Error('unreachable')
+      expect(event.event.attempts).to.equal(4)
+      expect(event.event.error).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'RetriesExhausted')
+      expect(event.event.error.code).to.equal('ERR_RELAY_RESERVE_RETRIES_EXHAUSTED')
+      expect((event.event.error.cause as relay.client.ReserveError).kind).to.equal('ConnectionClosed')
+      await clock.tickAsync(0)
+      expect(closedWith).to.have.length(1)
+      expect(closedWith[0]).to.equal(event.event.error)
+      expect(clock.countTimers()).to.equal(0)
+    })
+
+    it('with reReserveAttempts 0 a lost reservation closes the listener at once (rust-libp2p\'s way)', async () => {
+      const { behaviour, relayPeerId, relayAddr, listen, closedWith } = await listening({ reReserveAttempts: 0 })
+      const first = dialOf(drainClient(behaviour))
+      const { handler, sink } = connect(behaviour, relayPeerId, relayAddr, first)
+      accept(behaviour, relayPeerId, first, sink)
+      await listen
+      drainClient(behaviour)
+      lose(behaviour, relayPeerId, relayAddr, first, handler)
+      expect(kinds(drainClient(behaviour))).to.deep.equal(['ExternalAddrExpired'])
+      await clock.tickAsync(0)
+      expect(closedWith).to.have.length(1)
+      expect(closedWith[0]).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'ConnectionClosed')
+      expect(clock.countTimers()).to.equal(0)
+    })
+
+    it('a refused first reservation is not retried, and a listener closed while waiting stops the retries', async () => {
+      const refused = await listening({})
+      const dial = dialOf(drainClient(refused.behaviour))
+      const { sink } = connect(refused.behaviour, refused.relayPeerId, refused.relayAddr, dial)
+      refused.behaviour.onConnectionHandlerEvent(refused.relayPeerId, dial, { type: 'ReservationFailed', sink, error: new relay.client.ReserveError('Refused', 'no') })
+      let error: unknown
+      try { await refused.listen } catch (err) { error = err }
+      expect(error).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'Refused')
+      expect(clock.countTimers()).to.equal(0)
+
+      const waiting = await listening({})
+      const first = dialOf(drainClient(waiting.behaviour))
+      const connected = connect(waiting.behaviour, waiting.relayPeerId, waiting.relayAddr, first)
+      accept(waiting.behaviour, waiting.relayPeerId, first, connected.sink)
+      await waiting.listen
+      drainClient(waiting.behaviour)
+      lose(waiting.behaviour, waiting.relayPeerId, waiting.relayAddr, first, connected.handler)
+      drainClient(waiting.behaviour)
+      expect(clock.countTimers()).to.equal(1)
+      await waiting.listener.close()
+      drainClient(waiting.behaviour)
+      expect(clock.countTimers(), 'the retry timer is cleared').to.equal(0)
+      clock.tick(60_000)
+      expect(drainClient(waiting.behaviour)).to.deep.equal([])
     })
   })
 
@@ -593,17 +967,41 @@ describe('circuit relay v2', () => {
       expect(closedEvent.reason).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'Refused')
     })
 
-    it('losing the relay closes the listener with ReserveError ConnectionClosed and withdraws the address', async () => {
+    it('losing the connection to the relay: the address is withdrawn, the client reserves again and is reachable again', async () => {
       const { r, circuit } = await relayAt()
-      const b = await newClient()
-      swarms.push(b)
+      const [a, b] = [await newClient(), await newClient()]
+      swarms.push(a, b)
       const address = await reserved(b, r, circuit)
       b.disconnectPeerId(r.localPeerId)
-      const closedEvent = await waitFor(b, e => e.type === 'ListenerClosed', { drive: [r] })
+      await waitFor(b, clientEvent('ReservationLost'), { drive: [r] })
+      await waitFor(b, e => e.type === 'ExpiredListenAddr' && e.address.equals(address), { drive: [r] })
+      await waitFor(b, e => e.type === 'ExternalAddrExpired' && e.address.equals(address), { drive: [r] })
+      // About reReserveBackoff (1 s) later: dialed again, reserved again, same address.
+      await waitFor(b, clientEvent('ReservationReqAccepted'), { drive: [r], timeout: 5_000 })
+      await waitFor(b, e => e.type === 'NewListenAddr' && e.address.equals(address), { drive: [r] })
+      expect(b.externalAddresses().map(String)).to.include(address.toString())
+      expect(b.listeners().map(String)).to.deep.equal([address.toString()])
+      a.dial(address)
+      await waitFor(a, e => e.type === 'ConnectionEstablished' && e.peerId.equals(b.localPeerId), { drive: [r, b] })
+    })
+
+    it('a relay gone for good: after reReserveAttempts the listener closes with ReserveError RetriesExhausted', async () => {
+      const { r, circuit } = await relayAt()
+      const key = await generateKeypair()
+      const client = relay.client.create(peerIdOf(key), { reReserveAttempts: 2, reReserveBackoff: 50, reReserveMaxBackoff: 100 })
+      const b = await SwarmBuilder.withExistingIdentity(key).withTransport(() => client.transport).withMemoryTransport()
+        .withBehaviour(() => combine({ relayClient: client.behaviour })).build()
+      swarms.push(b)
+      b.listenOn(circuit)
+      await waitFor(b, clientEvent('ReservationReqAccepted'), { drive: [r] })
+      await r.close()
+      await waitFor(b, clientEvent('ReservationLost'))
+      const gaveUp = await waitFor(b, clientEvent('ReservationGaveUp'), { timeout: 5_000 })
+      expect((gaveUp as { event: { event: { attempts: number } } }).event.event.attempts).to.equal(2)
+      const closedEvent = await waitFor(b, e => e.type === 'ListenerClosed')
       if (closedEvent.type !== 'ListenerClosed') throw new Error('unreachable')
-      expect(closedEvent.reason).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'ConnectionClosed')
-      expect(closedEvent.addresses.map(String)).to.deep.equal([address.toString()])
-      await waitFor(b, e => e.type === 'ExternalAddrExpired' && e.address.equals(address))
+      expect(closedEvent.reason).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'RetriesExhausted')
+      expect((closedEvent.reason as relay.client.ReserveError).cause).to.be.instanceOf(relay.client.ReserveError).with.property('kind', 'DialFailure')
     })
 
     it('closing the listener stops renewing, and the relay lets the connection go', async () => {

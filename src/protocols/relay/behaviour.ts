@@ -11,8 +11,10 @@ import { isRelayedAddress } from '../../core/ids.js'
 import { peerIdOf } from '../../core/identity.js'
 import { config as relayConfig } from './config.js'
 import { Handler } from './handler.js'
+import { TokenBuckets } from './rate-limiter.js'
 import { CircuitIOError } from './splice.js'
-import type { Config } from './config.js'
+import type { Config, DenialBound } from './config.js'
+import type { RateLimit } from './rate-limiter.js'
 import type { CircuitId, FromBehaviour, HopRequest, ToBehaviour } from './handler.js'
 import type { StatusCode } from './message.js'
 import type { Context } from '../../behaviour/context.js'
@@ -36,6 +38,8 @@ export type Event =
     readonly type: 'ReservationReqDenied'
     readonly srcPeerId: PeerId
     readonly status: StatusCode
+    /** The {@link Config} field whose bound refused it (`maxReservations`, `reservationRatePerIp`, …). */
+    readonly bound?: DenialBound
   }
   | { /** A reservation ran out without being renewed. */ readonly type: 'ReservationTimedOut', readonly srcPeerId: PeerId }
   | { /** A reservation ended with its connection. */ readonly type: 'ReservationClosed', readonly srcPeerId: PeerId }
@@ -46,6 +50,8 @@ export type Event =
     readonly srcPeerId: PeerId
     readonly dstPeerId: PeerId
     readonly status: StatusCode
+    /** The {@link Config} field whose bound refused it, when a bound did (not for `NO_RESERVATION`). */
+    readonly bound?: DenialBound
   }
   | {
     /**
@@ -57,6 +63,13 @@ export type Event =
     readonly dstPeerId: PeerId
     readonly error?: Error
   }
+
+/** A rate limiter of the config, with its buckets and what it is keyed by. */
+interface Limiter {
+  readonly bound: DenialBound
+  readonly by: 'peer' | 'ip'
+  readonly buckets: TokenBuckets
+}
 
 interface ConnectionState {
   readonly peerId: PeerId
@@ -96,7 +109,9 @@ class Counts {
  * (`RESERVE` on the hop protocol) and are then reachable through us at
  * `<our address>/p2p/<us>/p2p-circuit/p2p/<them>`; a peer that dials such an address asks us
  * for a circuit (`CONNECT`), we open a stop stream to the destination over its connection and
- * relay between the two streams, each circuit within its time and byte limits.
+ * relay between the two streams, each circuit within its time and byte limits. Reservation
+ * and circuit requests are also rate-limited per peer and per IP address (token buckets with
+ * rust-libp2p's defaults; see {@link Config}); a denial names the bound in its event.
  *
  * Reservations carry our confirmed external addresses (`swarm.addExternalAddress`, or AutoNAT):
  * a relay that has none hands out reservations without addresses, which rust-libp2p clients
@@ -131,6 +146,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private readonly circuits = new Map<CircuitId, Circuit>()
   private readonly circuitsPerPeer = new Counts()
   private lastCircuitId = 0
+  private readonly reservationLimiters: readonly Limiter[]
+  private readonly circuitLimiters: readonly Limiter[]
+  /** Requests refused per bound, logged at powers of two (a flood would log every one). */
+  private readonly denials = new Map<DenialBound, number>()
 
   /**
    * `local`: our key (reservations then carry a signed voucher) or our peer id (they carry
@@ -138,6 +157,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
    */
   constructor (local: PeerId | PrivateKey, options: Partial<Config> = {}) {
     this.config = relayConfig(options)
+    const limiters = (pairs: Array<[DenialBound, 'peer' | 'ip', RateLimit | null]>): Limiter[] =>
+      pairs.flatMap(([bound, by, rate]) => rate == null ? [] : [{ bound, by, buckets: new TokenBuckets(rate) }])
+    this.reservationLimiters = limiters([['reservationRatePerPeer', 'peer', this.config.reservationRatePerPeer], ['reservationRatePerIp', 'ip', this.config.reservationRatePerIp]])
+    this.circuitLimiters = limiters([['circuitSrcRatePerPeer', 'peer', this.config.circuitSrcRatePerPeer], ['circuitSrcRatePerIp', 'ip', this.config.circuitSrcRatePerIp]])
     if (isPrivateKey(local)) {
       this.signingKey = local
       this.localPeerId = peerIdOf(local)
@@ -154,6 +177,11 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   /** Circuits being set up or relayed now. */
   get numCircuits (): number {
     return this.circuits.size
+  }
+
+  /** Token buckets the rate limiters hold now (keys with recent requests), all limiters together. */
+  get numRateLimitBuckets (): number {
+    return [...this.reservationLimiters, ...this.circuitLimiters].reduce((sum, limiter) => sum + limiter.buckets.size, 0)
   }
 
   handleEstablishedInboundConnection (connection: EstablishedInboundConnection): Handler {
@@ -188,7 +216,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         if (!event.renewed) this.setReservation(connection, false)
         break
       case 'ReservationReqDenied':
-        this.actions.generate({ type: 'ReservationReqDenied', srcPeerId: peerId, status: event.status })
+        this.actions.generate({ type: 'ReservationReqDenied', srcPeerId: peerId, status: event.status, ...(event.bound == null ? {} : { bound: event.bound }) })
         break
       case 'ReservationTimedOut':
         this.setReservation(connection, false)
@@ -199,7 +227,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         break
       case 'CircuitReqDenied':
         if (event.circuitId != null) this.removeCircuit(event.circuitId)
-        this.actions.generate({ type: 'CircuitReqDenied', srcPeerId: peerId, dstPeerId: event.dstPeerId, status: event.status })
+        this.actions.generate({ type: 'CircuitReqDenied', srcPeerId: peerId, dstPeerId: event.dstPeerId, status: event.status, ...(event.bound == null ? {} : { bound: event.bound }) })
         break
       case 'OutboundConnectNegotiated': {
         const circuit = this.circuits.get(event.circuitId)
@@ -250,16 +278,23 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private onReservationRequest (peerId: PeerId, connectionId: ConnectionId, connection: ConnectionState | undefined, request: HopRequest): void {
     const renewed = connection?.reservation === true
     let status: StatusCode | undefined
+    let bound: DenialBound | undefined
     if (connection == null) {
       status = 'PERMISSION_DENIED'
-    } else if (!renewed) {
-      // A renewal keeps the slot it holds; only new reservations count against the limits.
-      if (this.reservationsPerPeer.get(connection.key) >= this.config.maxReservationsPerPeer) status = 'RESOURCE_LIMIT_EXCEEDED'
-      else if (connection.ip != null && this.reservationsPerIp.get(connection.ip) >= this.config.maxReservationsPerIp) status = 'RESOURCE_LIMIT_EXCEEDED'
-      else if (this.reservationCount >= this.config.maxReservations) status = 'RESERVATION_REFUSED'
+    } else {
+      if (!renewed) {
+        // A renewal keeps the slot it holds; only new reservations count against the counts.
+        if (this.reservationsPerPeer.get(connection.key) >= this.config.maxReservationsPerPeer) bound = 'maxReservationsPerPeer'
+        else if (connection.ip != null && this.reservationsPerIp.get(connection.ip) >= this.config.maxReservationsPerIp) bound = 'maxReservationsPerIp'
+        else if (this.reservationCount >= this.config.maxReservations) bound = 'maxReservations'
+      }
+      // Every request takes a token, renewals too (as rust-libp2p's), unless a count refused it.
+      bound ??= this.takeTokens(this.reservationLimiters, connection.key, connection.ip)
+      if (bound != null) status = bound === 'maxReservations' ? 'RESERVATION_REFUSED' : 'RESOURCE_LIMIT_EXCEEDED'
     }
     if (status != null) {
-      this.actions.notifyHandler(peerId, connectionId, { type: 'DenyReservationReq', request, status })
+      if (bound != null) this.logDenial(bound, peerId)
+      this.actions.notifyHandler(peerId, connectionId, { type: 'DenyReservationReq', request, status, ...(bound == null ? {} : { bound }) })
       return
     }
     this.setReservation(connection, true)
@@ -267,13 +302,18 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   }
 
   private onCircuitRequest (srcPeerId: PeerId, srcConnectionId: ConnectionId, request: HopRequest, dstPeerId: PeerId): void {
-    const deny = (status: StatusCode): void => {
-      this.actions.notifyHandler(srcPeerId, srcConnectionId, { type: 'DenyCircuitReq', request, status })
+    const deny = (status: StatusCode, bound?: DenialBound): void => {
+      if (bound != null) this.logDenial(bound, srcPeerId)
+      this.actions.notifyHandler(srcPeerId, srcConnectionId, { type: 'DenyCircuitReq', request, status, ...(bound == null ? {} : { bound }) })
     }
-    if (this.circuits.size >= this.config.maxCircuits ||
-      this.circuitsPerPeer.get(srcPeerId.toString()) >= this.config.maxCircuitsPerPeer ||
-      this.circuitsPerPeer.get(dstPeerId.toString()) >= this.config.maxCircuitsPerPeer) {
-      deny('RESOURCE_LIMIT_EXCEEDED')
+    const bound: DenialBound | undefined = this.circuits.size >= this.config.maxCircuits
+      ? 'maxCircuits'
+      : this.circuitsPerPeer.get(srcPeerId.toString()) >= this.config.maxCircuitsPerPeer ||
+        this.circuitsPerPeer.get(dstPeerId.toString()) >= this.config.maxCircuitsPerPeer
+        ? 'maxCircuitsPerPeer'
+        : this.takeTokens(this.circuitLimiters, srcPeerId.toString(), this.connections.get(srcConnectionId)?.ip)
+    if (bound != null) {
+      deny('RESOURCE_LIMIT_EXCEEDED', bound)
       return
     }
     const dstKey = dstPeerId.toString()
@@ -312,6 +352,29 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       this.removeCircuit(id)
       if (circuit.accepted) this.actions.generate({ type: 'CircuitClosed', srcPeerId: circuit.srcPeerId, dstPeerId: circuit.dstPeerId, error })
     }
+  }
+
+  private logDenial (bound: DenialBound, peerId: PeerId): void {
+    const count = (this.denials.get(bound) ?? 0) + 1
+    this.denials.set(bound, count)
+    if ((count & (count - 1)) === 0) log('%s reached: %d request(s) refused so far, the latest from %p', bound, count, peerId)
+  }
+
+  /**
+   * Take a token from each limiter (by peer key or by IP; a connection without an IP passes the
+   * per-IP ones), all or none: returns the bound of the first limiter without one, and then
+   * takes nothing.
+   */
+  private takeTokens (limiters: readonly Limiter[], peerKey: string, ip: string | undefined): DenialBound | undefined {
+    const now = Date.now()
+    const keyed = limiters.flatMap(limiter => {
+      const key = limiter.by === 'peer' ? peerKey : ip
+      return key == null ? [] : [{ limiter, key }]
+    })
+    const empty = keyed.find(({ limiter, key }) => !limiter.buckets.has(key, now))
+    if (empty != null) return empty.limiter.bound
+    for (const { limiter, key } of keyed) limiter.buckets.take(key, now)
+    return undefined
   }
 
   private setReservation (connection: ConnectionState | undefined, active: boolean): void {

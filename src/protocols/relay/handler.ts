@@ -12,7 +12,7 @@ import { describe, toError } from '../../core/errors.js'
 import { HOP_PROTOCOL, MAX_PENDING_STREAMS, STOP_PROTOCOL } from './config.js'
 import { MAX_MESSAGE_SIZE, decodeHopMessage, decodeStopMessage, encodeHopMessage, encodeStopMessage, signVoucher } from './message.js'
 import { CircuitIOError, splice } from './splice.js'
-import type { Config } from './config.js'
+import type { Config, DenialBound } from './config.js'
 import type { HopMessage, Limit, StatusCode } from './message.js'
 import type { Splice } from './splice.js'
 import type { Context, Waker } from '../../behaviour/context.js'
@@ -42,7 +42,7 @@ export class HopRequest {
 /** What the behaviour tells a handler. */
 export type FromBehaviour =
   | { readonly type: 'AcceptReservationReq', readonly request: HopRequest, readonly addrs: readonly Multiaddr[] }
-  | { readonly type: 'DenyReservationReq', readonly request: HopRequest, readonly status: StatusCode }
+  | { readonly type: 'DenyReservationReq', readonly request: HopRequest, readonly status: StatusCode, readonly bound?: DenialBound }
   | {
     /** Open a stop stream to this handler's remote, the circuit's destination. */
     readonly type: 'NegotiateOutboundConnect'
@@ -51,7 +51,7 @@ export type FromBehaviour =
     readonly srcPeerId: PeerId
     readonly srcConnectionId: ConnectionId
   }
-  | { readonly type: 'DenyCircuitReq', readonly circuitId?: CircuitId, readonly request: HopRequest, readonly status: StatusCode }
+  | { readonly type: 'DenyCircuitReq', readonly circuitId?: CircuitId, readonly request: HopRequest, readonly status: StatusCode, readonly bound?: DenialBound }
   | {
     /** Answer the source OK and relay between its hop stream and the destination's stop stream. */
     readonly type: 'AcceptAndDriveCircuit'
@@ -66,10 +66,10 @@ export type ToBehaviour =
   | { readonly type: 'ReservationReqReceived', readonly request: HopRequest, readonly renewed: boolean }
   | { readonly type: 'ReservationReqAccepted', readonly renewed: boolean }
   | { readonly type: 'ReservationReqAcceptFailed', readonly renewed: boolean, readonly error: Error }
-  | { readonly type: 'ReservationReqDenied', readonly status: StatusCode }
+  | { readonly type: 'ReservationReqDenied', readonly status: StatusCode, readonly bound?: DenialBound }
   | { readonly type: 'ReservationTimedOut' }
   | { readonly type: 'CircuitReqReceived', readonly request: HopRequest, readonly dstPeerId: PeerId }
-  | { readonly type: 'CircuitReqDenied', readonly circuitId?: CircuitId, readonly dstPeerId: PeerId, readonly status: StatusCode }
+  | { readonly type: 'CircuitReqDenied', readonly circuitId?: CircuitId, readonly dstPeerId: PeerId, readonly status: StatusCode, readonly bound?: DenialBound }
   | {
     readonly type: 'OutboundConnectNegotiated'
     readonly circuitId: CircuitId
@@ -153,7 +153,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, St
         break
       case 'DenyReservationReq':
         void this.answer(event.request, { type: 'STATUS', status: event.status }).then((ok) => {
-          if (ok) this.report({ type: 'ReservationReqDenied', status: event.status })
+          if (ok) this.report({ type: 'ReservationReqDenied', status: event.status, ...(event.bound == null ? {} : { bound: event.bound }) })
         })
         break
       case 'NegotiateOutboundConnect':
@@ -161,10 +161,10 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, St
         this.waker?.wake()
         break
       case 'DenyCircuitReq': {
-        const { circuitId, request, status } = event
+        const { circuitId, request, status, bound } = event
         const dstPeerId = request.dstPeerId
         void this.answer(request, { type: 'STATUS', status }).then(() => {
-          if (dstPeerId != null) this.report({ type: 'CircuitReqDenied', circuitId, dstPeerId, status })
+          if (dstPeerId != null) this.report({ type: 'CircuitReqDenied', circuitId, dstPeerId, status, ...(bound == null ? {} : { bound }) })
         })
         break
       }

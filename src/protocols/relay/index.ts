@@ -22,7 +22,8 @@ export type { Event } from './behaviour.js'
 export { Handler, HopRequest } from './handler.js'
 export type { CircuitId, FromBehaviour, ToBehaviour, HandlerInit } from './handler.js'
 export { HOP_PROTOCOL, STOP_PROTOCOL, MAX_PENDING_STREAMS, defaultConfig } from './config.js'
-export type { Config } from './config.js'
+export type { Config, DenialBound } from './config.js'
+export type { RateLimit } from './rate-limiter.js'
 export {
   MAX_MESSAGE_SIZE, Status, MalformedMessageError, InvalidVoucherError, VOUCHER_DOMAIN,
   encodeHopMessage, decodeHopMessage, encodeStopMessage, decodeStopMessage, signVoucher, openVoucher

@@ -5,13 +5,16 @@
  *
  * @module
  */
+import { logger } from '@libp2p/logger'
 import { ActionQueue } from '../../../behaviour/action-queue.js'
 import { isRelayedAddress, newConnectionId } from '../../../core/ids.js'
 import { TransportChannel } from './channel.js'
+import { backoff, config as clientConfig } from './config.js'
 import { ConnectError, ReserveError } from './errors.js'
 import { Handler } from './handler.js'
 import { Transport } from './transport.js'
 import type { PendingCircuit, ReservationSink, TransportRequest } from './channel.js'
+import type { Config } from './config.js'
 import type { FromBehaviour, ToBehaviour } from './handler.js'
 import type { Limit } from '../message.js'
 import type { Context } from '../../../behaviour/context.js'
@@ -19,6 +22,8 @@ import type { EstablishedInboundConnection, EstablishedOutboundConnection, FromS
 import type { ConnectionId } from '../../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+
+const log = logger('peerswarm:relay-client')
 
 /** What the relay client reports. */
 export type Event =
@@ -42,11 +47,35 @@ export type Event =
     readonly srcPeerId: PeerId
     readonly limit?: Limit
   }
+  | {
+    /**
+     * The connection our reservation on `relayPeerId` was held on closed: its addresses are
+     * withdrawn and the client reserves again (dialing the relay), up to `reReserveAttempts`
+     * times with a growing wait; `ReservationReqAccepted` follows when it succeeds.
+     */
+    readonly type: 'ReservationLost'
+    readonly relayPeerId: PeerId
+    readonly error: ReserveError
+  }
+  | {
+    /**
+     * Every attempt to reserve again on `relayPeerId` failed: the listener closes with `error`
+     * (a `ReserveError` `RetriesExhausted` whose cause is the last attempt's error).
+     */
+    readonly type: 'ReservationGaveUp'
+    readonly relayPeerId: PeerId
+    readonly attempts: number
+    readonly error: ReserveError
+  }
 
 /** A listener's reservation: on which connection, and the external addresses it confirmed. */
 interface SinkState {
   connectionId: ConnectionId
   confirmed: Multiaddr[]
+  /** The relay accepted a reservation of it at least once. */
+  accepted: boolean
+  /** Reserving again after its connection closed: attempts made, the next one's timer. */
+  retry?: { attempts: number, timer?: ReturnType<typeof setTimeout>, lastError: Error }
 }
 
 /**
@@ -56,7 +85,11 @@ interface SinkState {
  *
  * On the first accepted reservation of a listener it confirms the listener's circuit addresses
  * as external addresses (`ExternalAddrConfirmed`), and withdraws them when the reservation ends,
- * as rust-libp2p's client does.
+ * as rust-libp2p's client does. The handler renews a reservation at three quarters of its
+ * lifetime. A reservation lost with its connection to the relay is made again
+ * (`ReservationLost`, then `ReservationReqAccepted`), up to `reReserveAttempts` times with a
+ * doubling wait, before the listener closes (`ReservationGaveUp`); rust-libp2p's and
+ * js-libp2p's clients do not do this.
  */
 export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehaviour> {
   private readonly actions = new ActionQueue<Event, FromBehaviour>()
@@ -69,8 +102,14 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   private readonly outstanding = new Map<ConnectionId, Set<PendingCircuit>>()
   private readonly sinks = new Map<ReservationSink, SinkState>()
 
-  /** @internal Use {@link create} or `SwarmBuilder.withRelayClient()`. */
-  constructor (readonly localPeerId: PeerId, private readonly channel: TransportChannel) {}
+  /** The complete configuration. */
+  readonly config: Config
+  private closed = false
+
+  /** @internal Use {@link create} or `SwarmBuilder.withRelayClient()`. Throws `ConfigError` for an invalid option. */
+  constructor (readonly localPeerId: PeerId, private readonly channel: TransportChannel, options: Partial<Config> = {}) {
+    this.config = clientConfig(options)
+  }
 
   handleEstablishedInboundConnection (connection: EstablishedInboundConnection): Handler {
     return this.handler(connection.connectionId, connection.peerId, isRelayedAddress(connection.localAddr) || isRelayedAddress(connection.remoteAddr))
@@ -104,9 +143,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         this.outstanding.delete(event.connectionId)
         for (const [sink, state] of this.sinks) {
           if (state.connectionId !== event.connectionId) continue
-          this.forget(sink)
-          // Its handler told the listener already, unless the command never reached it.
-          sink.onFailure(new ReserveError('ConnectionClosed', `the connection to the relay ${key} closed`))
+          this.reservationFailed(sink, state, new ReserveError('ConnectionClosed', `the connection to the relay ${key} closed`))
         }
         break
       }
@@ -117,8 +154,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         for (const [key, id] of this.dialing) if (id === event.connectionId) this.dialing.delete(key)
         for (const command of commands) {
           if (command.type === 'Reserve') {
-            this.forget(command.sink)
-            command.sink.onFailure(new ReserveError('DialFailure', `dialing the relay failed: ${event.error.message}`, { cause: event.error }))
+            const state = this.sinks.get(command.sink)
+            const error = new ReserveError('DialFailure', `dialing the relay failed: ${event.error.message}`, { cause: event.error })
+            if (state == null) command.sink.onFailure(error)
+            else this.reservationFailed(command.sink, state, error)
           } else if (command.type === 'Connect') {
             command.request.reject(new ConnectError('DialFailure', `dialing the relay failed: ${event.error.message}`, { cause: event.error }))
           }
@@ -133,6 +172,14 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     switch (event.type) {
       case 'ReservationReqAccepted': {
         const state = this.sinks.get(event.sink)
+        if (state != null) {
+          state.accepted = true
+          if (state.retry != null) {
+            log('reservation on %p made again after %d attempt(s)', peerId, state.retry.attempts)
+            clearTimeout(state.retry.timer)
+            state.retry = undefined
+          }
+        }
         if (state != null && !event.renewal) {
           for (const address of event.sink.getAddrs()) {
             if (state.confirmed.some(a => a.equals(address))) continue
@@ -143,9 +190,12 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         this.actions.generate({ type: 'ReservationReqAccepted', relayPeerId: peerId, renewal: event.renewal, limit: event.limit })
         break
       }
-      case 'ReservationFailed':
-        this.forget(event.sink)
+      case 'ReservationFailed': {
+        const state = this.sinks.get(event.sink)
+        if (state == null) event.sink.onFailure(event.error)
+        else this.reservationFailed(event.sink, state, event.error)
         break
+      }
       case 'OutboundCircuitEstablished':
         this.actions.generate({ type: 'OutboundCircuitEstablished', relayPeerId: peerId, limit: event.limit })
         break
@@ -158,6 +208,12 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
   poll (cx: Context): ToSwarm<Event, FromBehaviour> | undefined {
     for (let request = this.channel.take(cx); request != null; request = this.channel.take(cx)) this.onTransportRequest(request)
     return this.actions.poll(cx)
+  }
+
+  /** Stop the timers of reservations being made again. */
+  close (): void {
+    this.closed = true
+    for (const state of this.sinks.values()) clearTimeout(state.retry?.timer)
   }
 
   private handler (connectionId: ConnectionId, peerId: PeerId, relayed: boolean): Handler {
@@ -179,7 +235,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         const { sink } = request
         if (sink.closed) return
         const connectionId = this.send(sink.relayPeerId, sink.relayAddr, { type: 'Reserve', sink })
-        this.sinks.set(sink, { connectionId, confirmed: [] })
+        this.sinks.set(sink, { connectionId, confirmed: [], accepted: false })
         break
       }
       case 'StopListening': {
@@ -236,12 +292,71 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     set.add(request)
   }
 
+  /**
+   * A listener's reservation failed or ended with `error`. One the relay had accepted and that
+   * was lost with its connection is made again, after a wait, up to `reReserveAttempts`
+   * times; a failed attempt waits longer for the next. Otherwise the listener closes.
+   */
+  private reservationFailed (sink: ReservationSink, state: SinkState, error: ReserveError): void {
+    if (sink.closed || this.closed) {
+      this.forget(sink)
+      return
+    }
+    if (state.retry != null) {
+      // An attempt failed.
+      clearTimeout(state.retry.timer)
+      state.retry.lastError = error
+      this.scheduleRetry(sink, state, state.retry)
+      return
+    }
+    if (!state.accepted || error.kind !== 'ConnectionClosed' || this.config.reReserveAttempts === 0) {
+      this.forget(sink)
+      sink.onFailure(error)
+      return
+    }
+    log('reservation on %p lost (%s): reserving again', sink.relayPeerId, error.message)
+    this.withdraw(state)
+    sink.onSuspended()
+    this.actions.generate({ type: 'ReservationLost', relayPeerId: sink.relayPeerId, error })
+    state.retry = { attempts: 0, lastError: error }
+    this.scheduleRetry(sink, state, state.retry)
+  }
+
+  /** Wait, then reserve again (dialing the relay if needed); give up after the last attempt. */
+  private scheduleRetry (sink: ReservationSink, state: SinkState, retry: NonNullable<SinkState['retry']>): void {
+    if (retry.attempts >= this.config.reReserveAttempts) {
+      const last = retry.lastError
+      const error = new ReserveError('RetriesExhausted',
+        `gave up reserving again on ${sink.relayPeerId.toString()} after ${retry.attempts} attempt(s): ${last.message}`, { cause: last })
+      log('%s', error.message)
+      this.forget(sink)
+      this.actions.generate({ type: 'ReservationGaveUp', relayPeerId: sink.relayPeerId, attempts: retry.attempts, error })
+      sink.onFailure(error)
+      return
+    }
+    const wait = backoff(this.config, retry.attempts + 1)
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined
+      if (this.sinks.get(sink) !== state || state.retry !== retry || sink.closed || this.closed) return
+      retry.attempts++
+      log('reserving again on %p, attempt %d of %d', sink.relayPeerId, retry.attempts, this.config.reReserveAttempts)
+      state.connectionId = this.send(sink.relayPeerId, sink.relayAddr, { type: 'Reserve', sink })
+    }, wait)
+  }
+
+  /** Withdraw the external addresses a listener's reservation confirmed. */
+  private withdraw (state: SinkState): void {
+    for (const address of state.confirmed) this.actions.push({ type: 'ExternalAddrExpired', address })
+    state.confirmed = []
+  }
+
   /** Forget a listener's reservation and withdraw the external addresses it confirmed. */
   private forget (sink: ReservationSink): void {
     const state = this.sinks.get(sink)
     if (state == null) return
     this.sinks.delete(sink)
-    for (const address of state.confirmed) this.actions.push({ type: 'ExternalAddrExpired', address })
+    clearTimeout(state.retry?.timer)
+    this.withdraw(state)
   }
 }
 
@@ -251,7 +366,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
  * also start like other transports' addresses) and the behaviour to the swarm's behaviour;
  * `SwarmBuilder.withRelayClient()` does both.
  */
-export function create (localPeerId: PeerId): { readonly transport: Transport, readonly behaviour: Behaviour } {
+export function create (localPeerId: PeerId, options: Partial<Config> = {}): { readonly transport: Transport, readonly behaviour: Behaviour } {
   const channel = new TransportChannel()
-  return { transport: new Transport(localPeerId, channel), behaviour: new Behaviour(localPeerId, channel) }
+  return { transport: new Transport(localPeerId, channel), behaviour: new Behaviour(localPeerId, channel, options) }
 }

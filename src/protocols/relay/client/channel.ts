@@ -29,6 +29,11 @@ export interface ReservationSink {
   onReservation: (addrs: readonly Multiaddr[], renewal: boolean) => void
   /** The reservation failed or ended: the listener closes with `error`. */
   onFailure: (error: Error) => void
+  /**
+   * The reservation was lost with its connection and the client is making it again: the
+   * listener keeps listening without addresses (they come back with the next reservation).
+   */
+  onSuspended: () => void
   /** A peer reached us through the relay; false when the listener is closed (the stream is then the caller's). */
   onIncoming: (stream: Stream, srcPeerId: PeerId, limit?: Limit) => boolean
 }

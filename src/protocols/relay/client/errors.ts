@@ -27,6 +27,11 @@ export type ReserveErrorKind =
   | 'DialFailure'
   /** Another listener on the same relay connection took the reservation over. */
   | 'Superseded'
+  /**
+   * The connection to the relay closed and every attempt to reserve again failed
+   * (`reReserveAttempts`); the last attempt's error is the `cause`.
+   */
+  | 'RetriesExhausted'
 
 /** A reservation on a relay failed, or ended. */
 export class ReserveError extends PeerswarmError {

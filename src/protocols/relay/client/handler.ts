@@ -79,7 +79,9 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
   onBehaviourEvent (event: FromBehaviour): void {
     if (this.closed || this.relayed) {
       const why = this.relayed ? 'not over a relayed connection' : 'the connection to the relay closed'
-      if (event.type === 'Reserve') event.sink.onFailure(new ReserveError(this.relayed ? 'Protocol' : 'ConnectionClosed', why))
+      // A reservation on a closed connection: the behaviour decides (it learns of the closed
+      // connection from the swarm, and may reserve again elsewhere).
+      if (event.type === 'Reserve' && this.relayed) event.sink.onFailure(new ReserveError('Protocol', why))
       if (event.type === 'Connect') event.request.reject(new ConnectError(this.relayed ? 'Protocol' : 'ConnectionClosed', why))
       return
     }
@@ -157,12 +159,10 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
   close (): void {
     if (this.closed) return
     this.closed = true
-    const reservation = this.reservation
+    // The behaviour learns of the closed connection from the swarm and tells the listener, or
+    // reserves again.
+    clearTimeout(this.reservation?.timer)
     this.reservation = undefined
-    if (reservation != null) {
-      clearTimeout(reservation.timer)
-      reservation.sink.onFailure(new ReserveError('ConnectionClosed', `the connection to the relay ${this.relayPeerId.toString()} closed`))
-    }
     for (const request of this.outstanding) request.reject(new ConnectError('ConnectionClosed', `the connection to the relay ${this.relayPeerId.toString()} closed`))
     this.outstanding.clear()
     this.requests.length = 0
@@ -291,7 +291,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
     clearTimeout(this.reservation.timer)
     this.reservation = undefined
     log('reservation on %p failed: %s', this.relayPeerId, error.message)
-    sink.onFailure(error)
+    // The behaviour tells the listener, or tries again when it was making a lost one again.
     this.report({ type: 'ReservationFailed', sink, error })
   }
 

@@ -19,6 +19,8 @@
  */
 export { Behaviour, create } from './behaviour.js'
 export type { Event } from './behaviour.js'
+export { defaultConfig } from './config.js'
+export type { Config } from './config.js'
 export { Handler } from './handler.js'
 export type { FromBehaviour, ToBehaviour } from './handler.js'
 export { Transport, parseCircuitAddress } from './transport.js'

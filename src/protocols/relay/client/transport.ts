@@ -123,7 +123,9 @@ export class Transport implements JsTransport {
  * relay, its connections the circuits peers open to us there. `listen` resolves with the first
  * accepted reservation (and rejects with a `ReserveError`); the handler renews it before it
  * expires. When the reservation ends (the relay connection closed, a renewal refused) the
- * listener closes with that error, as rust-libp2p's; listen again to make a new one.
+ * listener closes with that error, as rust-libp2p's; listen again to make a new one. A
+ * reservation lost with its connection is made again by the behaviour (`reReserveAttempts`):
+ * meanwhile the listener has no addresses, and it closes only when every attempt failed.
  */
 class RelayListener extends TypedEventEmitter<ListenerEvents> implements Listener, ReservationSink {
   relayPeerId!: PeerId
@@ -190,6 +192,14 @@ class RelayListener extends TypedEventEmitter<ListenerEvents> implements Listene
     // the listener with the error as its reason.
     if (wasReserving) this.listening?.reject(error)
     else queueMicrotask(() => { this.safeDispatchEvent('close', { detail: error }) })
+  }
+
+  onSuspended (): void {
+    if (this.state !== 'listening' || this.addrs.length === 0) return
+    log('reservation on %p lost, making it again', this.relayPeerId)
+    this.addrs = []
+    // The swarm compares the addresses: they expire until the next reservation.
+    this.safeDispatchEvent('listening')
   }
 
   onIncoming (stream: Stream, srcPeerId: PeerId, limit?: Limit): boolean {
