@@ -4,7 +4,8 @@
  *
  * Here: the memory and WebSockets transports (dialing `/ws` and `/wss` addresses; browsers
  * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub, GossipSub and
- * circuit relay v2 (relay and client), AutoNAT v2 (client and server).
+ * circuit relay v2 (relay and client), AutoNAT v2 (client and server), Kademlia, DCUtR (the
+ * protocol; a page has no TCP to punch a hole with).
  * Not here: TCP (`SwarmBuilder.withTcp()` throws a `ConfigError`) and mDNS (no UDP sockets).
  * Nothing reachable from this module imports a `node:` module or uses a Node global.
  *
@@ -32,7 +33,7 @@ export { newConnectionId, newListenerId, isRelayedAddress } from './core/ids.js'
 export { isGlobalAddress, inIpv4Range, ipOfAddress } from './core/global-address.js'
 export type { AddressPolicy } from './core/global-address.js'
 export type { ConnectionId, ListenerId, ConnectedPoint, Endpoint } from './core/ids.js'
-export type { DialOpts, DialTarget, PeerCondition } from './core/dial-opts.js'
+export type { DialOpts, DialTarget, PeerCondition, PortUse } from './core/dial-opts.js'
 export { ignoreForKeepAlive } from './behaviour/connection-handler.js'
 // The js-libp2p types every custom behaviour uses, so that it needs no import of (and no second
 // copy of) @libp2p/interface or @multiformats/multiaddr.
@@ -84,3 +85,4 @@ export * as requestResponse from './protocols/request-response/index.js'
 export * as kad from './protocols/kad/index.js'
 export * as relay from './protocols/relay/index.js'
 export * as autonat from './protocols/autonat/index.js'
+export * as dcutr from './protocols/dcutr/index.js'

@@ -9,7 +9,7 @@
  */
 import type { Context } from './context.js'
 import type { ConnectionHandler } from './connection-handler.js'
-import type { DialOpts } from '../core/dial-opts.js'
+import type { DialOpts, PortUse } from '../core/dial-opts.js'
 import type { ConnectionError, DialError, ListenError } from '../core/connection-errors.js'
 import type { ConnectedPoint, ConnectionId, Endpoint, ListenerId } from '../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
@@ -59,7 +59,14 @@ export interface EstablishedOutboundConnection {
   readonly peerId: PeerId
   /** The address that succeeded. */
   readonly address: Multiaddr
+  /** The role the connection was upgraded in: `'Listener'` for a dial with `roleOverride: 'Listener'` (DCUtR). */
   readonly roleOverride: Endpoint
+  /**
+   * Whether the connection left from the transport's fixed dial port (`'reuse'`) or from an
+   * ephemeral one (`'new'`), as it happened (a `reuse` dial that fell back is `'new'`). The
+   * swarm always sets it; absent means `'new'`.
+   */
+  readonly portUse?: PortUse
 }
 
 /**

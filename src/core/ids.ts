@@ -60,6 +60,12 @@ export type ConnectedPoint =
     readonly address: Multiaddr
     /** Set when the connection runs over a relay circuit; see {@link isRelayedAddress}. */
     readonly limited?: true
+    /**
+     * Set when the dial asked to be upgraded as the listener (`DialOpts.roleOverride`, as
+     * rust-libp2p's `role_override`): DCUtR's punched connection on the relayed connection's
+     * listener side.
+     */
+    readonly roleOverride?: 'Listener'
   }
   | {
     readonly type: 'Listener'

@@ -49,7 +49,7 @@ export function toDialOpts (target: DialTarget): DialOpts {
   return target as DialOpts
 }
 
-const DIAL_OPTION_KEYS = new Set(['peerId', 'addresses', 'condition', 'extendAddressesThroughBehaviour', 'dialConcurrencyFactor', 'connectionId'])
+const DIAL_OPTION_KEYS = new Set(['peerId', 'addresses', 'condition', 'extendAddressesThroughBehaviour', 'dialConcurrencyFactor', 'connectionId', 'roleOverride', 'portUse'])
 
 function isPeerId (value: unknown): value is PeerId {
   return value != null && typeof value === 'object' && 'toMultihash' in value && 'equals' in value && !isMultiaddr(value)

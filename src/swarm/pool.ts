@@ -12,7 +12,9 @@ import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPe
 import { abortUpgraded, dialUpgraded } from '../upgrade/upgrader.js'
 import type { SwarmConfig } from './config.js'
 import type { DialError, FailedAddress, ListenError } from '../core/connection-errors.js'
-import type { ConnectedPoint, ConnectionId, ListenerId } from '../core/ids.js'
+import type { ConnectedPoint, ConnectionId, Endpoint, ListenerId } from '../core/ids.js'
+import type { PortUse } from '../core/dial-opts.js'
+import type { SwarmDialOptions } from '../transport/transport.js'
 import type { SwarmUpgrader, UpgradedConnection } from '../upgrade/upgrader.js'
 import type { MultiaddrConnection, PeerId, Transport, Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -26,6 +28,10 @@ export interface PendingDial {
   readonly peerId?: PeerId
   readonly startedAt: number
   readonly abort: AbortController
+  /** The role the connection is upgraded in (`'Listener'`: DCUtR's punched connection). */
+  readonly roleOverride: Endpoint
+  /** Which local port the transport should dial from. */
+  readonly portUse: PortUse
 }
 
 /** @internal An incoming connection being upgraded. */
@@ -238,7 +244,7 @@ export class Pool {
           const attempt = new AbortController()
           attempts.add(attempt)
           inFlight++
-          this.dialOne(address, transports, upgrader, attempt.signal).then((upgraded) => {
+          this.dialOne(address, transports, upgrader, pending.portUse, attempt.signal).then((upgraded) => {
             attempts.delete(attempt)
             inFlight--
             if (done) {
@@ -271,12 +277,15 @@ export class Pool {
     return { type: 'DialSucceeded', pending, upgraded: winner.upgraded, address: winner.address, failed }
   }
 
-  private async dialOne (address: Multiaddr, transports: readonly Transport[], upgrader: Upgrader, attempt: AbortSignal): Promise<UpgradedConnection> {
+  private async dialOne (address: Multiaddr, transports: readonly Transport[], upgrader: Upgrader, portUse: PortUse, attempt: AbortSignal): Promise<UpgradedConnection> {
     const transport = transports.find(t => t.dialFilter([address]).length > 0)
     if (transport == null) throw new Error(`no transport can dial ${address.toString()}`)
     log('dialing %a', address)
     return withTimeout(this.config.connectionTimeout, attempt,
-      async signal => dialUpgraded(await transport.dial(address, { upgrader, signal })))
+      async (signal) => {
+        const options: SwarmDialOptions = { upgrader, signal, portUse }
+        return dialUpgraded(await transport.dial(address, options))
+      })
   }
 }
 

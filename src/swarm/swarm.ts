@@ -18,6 +18,7 @@ import type { SwarmEvent } from './events.js'
 import type { ConnectedPoint, ConnectionId, ListenerId } from '../core/ids.js'
 import type { ConnectionCounters, PoolEvent } from './pool.js'
 import { abortUpgraded } from '../upgrade/upgrader.js'
+import { wasPortReused } from '../transport/transport.js'
 import type { SwarmUpgrader } from '../upgrade/upgrader.js'
 import type { Context } from '../behaviour/context.js'
 import type { AnyBehaviour, EventOf, FromSwarm, ToSwarm } from '../behaviour/network-behaviour.js'
@@ -172,6 +173,8 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
   private readonly transports: readonly Transport[]
   private readonly upgrader: SwarmUpgrader
   private readonly dialUpgrader: Upgrader
+  /** For dials with `roleOverride: 'Listener'`: upgraded as the listener. */
+  private readonly listenerRoleUpgrader: Upgrader
   private readonly pool: Pool
   private readonly queued: Array<SwarmEvent<EventOf<B>>> = []
   private pendingNotify?: PendingNotify
@@ -195,6 +198,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     this.transports = init.transports
     this.upgrader = init.upgrader
     this.dialUpgrader = init.upgrader.transportUpgrader(async () => { throw new Error('dial upgrader cannot accept connections') })
+    this.listenerRoleUpgrader = init.upgrader.transportUpgrader(async () => { throw new Error('dial upgrader cannot accept connections') }, 'Listener')
     const wake = (): void => { this.wake() }
     this.cx = { waker: { wake } }
     this.pool = new Pool(init.config, init.upgrader, wake)
@@ -288,6 +292,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     }
     const connectionId = opts.connectionId ?? newConnectionId()
     const peerId = opts.peerId
+    const roleOverride = opts.roleOverride ?? 'Dialer'
     const fail = (error: DialError): never => {
       this.behaviour.onSwarmEvent({ type: 'DialFailure', peerId, connectionId, error })
       throw error
@@ -300,7 +305,7 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     const given = opts.addresses ?? []
     let fromBehaviour: readonly Multiaddr[] | undefined
     try {
-      fromBehaviour = this.behaviour.handlePendingOutboundConnection?.({ connectionId, peerId, addresses: given, effectiveRole: 'Dialer' })
+      fromBehaviour = this.behaviour.handlePendingOutboundConnection?.({ connectionId, peerId, addresses: given, effectiveRole: roleOverride })
     } catch (err) {
       fail(new DialDeniedError(asDenied(err)))
     }
@@ -308,8 +313,9 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
     const addresses = this.dialAddresses([...given, ...(extend ? fromBehaviour ?? [] : [])], peerId)
     if (addresses.length === 0) fail(new NoAddressesError(peerId))
     const concurrency = opts.dialConcurrencyFactor ?? this.config.dialConcurrencyFactor
-    this.pool.dial({ direction: 'outbound', connectionId, peerId, startedAt: performance.now(), abort: new AbortController() },
-      addresses, this.transports, this.dialUpgrader, concurrency)
+    const portUse = opts.portUse ?? 'reuse'
+    this.pool.dial({ direction: 'outbound', connectionId, peerId, startedAt: performance.now(), abort: new AbortController(), roleOverride, portUse },
+      addresses, this.transports, roleOverride === 'Listener' ? this.listenerRoleUpgrader : this.dialUpgrader, concurrency)
     this.queued.push({ type: 'Dialing', peerId, connectionId })
     this.wake()
     return connectionId
@@ -601,13 +607,16 @@ export class Swarm<B extends AnyBehaviour> implements AsyncIterable<SwarmEvent<E
         const peerId = upgraded.remotePeer
         let handler
         try {
-          handler = this.behaviour.handleEstablishedOutboundConnection({ connectionId: pending.connectionId, peerId, address, roleOverride: 'Dialer' })
+          const portUse = wasPortReused(upgraded.maConn) ? 'reuse' : 'new'
+          handler = this.behaviour.handleEstablishedOutboundConnection({ connectionId: pending.connectionId, peerId, address, roleOverride: pending.roleOverride, portUse })
         } catch (err) {
           abortUpgraded(upgraded, toError(err))
           this.dialFailed(pending.connectionId, peerId, new DialDeniedError(asDenied(err)))
           return
         }
-        const endpoint = isRelayedAddress(address) ? { type: 'Dialer', address, limited: true } as const : { type: 'Dialer', address } as const
+        const endpoint = isRelayedAddress(address)
+          ? { type: 'Dialer', address, limited: true } as const
+          : pending.roleOverride === 'Listener' ? { type: 'Dialer', address, roleOverride: 'Listener' } as const : { type: 'Dialer', address } as const
         const connection = this.pool.addEstablished(pending.connectionId, peerId, endpoint, upgraded)
         this.established(connection.id, peerId, endpoint, event.failed.map(f => f.address), pending.startedAt, event.failed)
         connection.start(handler)

@@ -104,6 +104,12 @@ export class SwarmUpgrader {
       if (cipher != null) connection = new SecureChannel(maConn, cipher, below.detach())
     }
     if (secured.remotePeer.equals(this.init.localPeer)) throw new LocalPeerIdError(maConn.remoteAddr)
+    // The muxer takes its role from the secured stream's direction (Yamux: client = outbound,
+    // odd stream ids), which the streams copy from the socket. A connection upgraded in the
+    // other role than the socket's (DCUtR's punched connection, dialed by both sides) must give
+    // the muxer the role of the upgrade, or both sides would be Yamux clients.
+    const role = initiator ? 'outbound' : 'inbound'
+    if (connection.direction !== role) (connection as { direction: 'inbound' | 'outbound' }).direction = role
     let factory = secured.streamMuxer
     if (factory == null) {
       const negotiated = await step('muxer-negotiation', async () => negotiate(connection, [...this.muxers.keys()], { signal }))
@@ -120,15 +126,19 @@ export class SwarmUpgrader {
   /**
    * The `Upgrader` handed to a js-libp2p transport. Outbound upgrades resolve `transport.dial()`
    * with an {@link UpgradedConnection}; inbound connections are passed to `onInbound`, whose
-   * rejection makes the transport drop the socket.
+   * rejection makes the transport drop the socket. With `outboundRole` `'Listener'` (a dial
+   * with `roleOverride: 'Listener'`), or a transport's `initiator: false`, an outbound
+   * connection is upgraded as the listener: multistream-select listener, Noise responder and
+   * Yamux server.
    */
-  transportUpgrader (onInbound: (maConn: MultiaddrConnection) => Promise<void>): Upgrader {
+  transportUpgrader (onInbound: (maConn: MultiaddrConnection) => Promise<void>, outboundRole: 'Dialer' | 'Listener' = 'Dialer'): Upgrader {
     const upgrade = this.upgrade.bind(this)
     const streamMuxers = this.streamMuxers.bind(this)
     const connectionEncrypters = this.connectionEncrypters.bind(this)
     return {
       async upgradeOutbound (maConn: MultiaddrConnection, opts: UpgraderOptions): Promise<Connection> {
-        const upgraded = await upgrade(maConn, opts.initiator === false ? 'inbound' : 'outbound', opts.signal)
+        const listener = outboundRole === 'Listener' || opts.initiator === false
+        const upgraded = await upgrade(maConn, listener ? 'inbound' : 'outbound', opts.signal)
         // Transports pass this value through `dial()` untouched; the swarm reads it back as
         // an UpgradedConnection (see `dialUpgraded`).
         return upgraded as unknown as Connection

@@ -18,6 +18,7 @@ import { InvalidPeerRecordError, openExchangedPeer, signPeerRecord } from '../..
 import { decodeMessage as decodeKadMessage, encodeMessage as encodeKadMessage, InvalidMessageError as InvalidKadMessageError } from '../../src/protocols/kad/message.js'
 import * as relayMessage from '../../src/protocols/relay/message.js'
 import * as autonatMessage from '../../src/protocols/autonat/v2/message.js'
+import * as dcutrMessage from '../../src/protocols/dcutr/message.js'
 import { Harness } from '../fixtures/gossipsub-harness.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
 
@@ -258,6 +259,21 @@ describe(`fuzzing the decoders (${RUNS} inputs per property)`, function () {
           expect(nonce >= 0n && nonce < 2n ** 64n).to.equal(true)
         })
         returnsOrThrows(autonatMessage.MalformedMessageError, () => autonatMessage.decodeDialBackResponse(input))
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('DCUtR messages', () => {
+    it('HolePunch decodes or throws MalformedMessageError, every kept address a multiaddr', () => {
+      const addrs = [multiaddr('/ip4/198.18.0.1/tcp/4002'), multiaddr('/ip6/2001:4860::1/tcp/1'), multiaddr('/ip4/198.18.0.10/tcp/4001/p2p-circuit')]
+      const seeds = [dcutrMessage.encodeHolePunch('CONNECT', addrs), dcutrMessage.encodeHolePunch('SYNC')]
+      fc.assert(fc.property(inputs(seeds, dcutrMessage.MAX_MESSAGE_SIZE), (input) => {
+        returnsOrThrows(dcutrMessage.MalformedMessageError, () => {
+          const message = dcutrMessage.decodeHolePunch(input)
+          expect(['CONNECT', 'SYNC']).to.include(message.type)
+          for (const address of message.obsAddrs) expect(address.bytes.byteLength).to.be.at.most(input.byteLength)
+          expect(message.obsAddrs.length + message.invalidAddrs).to.be.at.most(input.byteLength)
+        })
       }), { numRuns: RUNS })
     })
   })
