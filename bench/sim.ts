@@ -12,18 +12,24 @@
  * - `partition`: the baseline network; 30% of the peers are cut off from the rest 5 s after the
  *   warm-up, connections across the cut are reset 10 s later (a keep-alive timeout), and it
  *   heals 30 s after it opened. Messages before, during, in the 10 s after the heal
- *   (`recovery`), and later (`after`).
+ *   (`recovery`), and later (`after`);
+ * - `kad`: 1,000 Kademlia peers (src/testing/kad-scenario.ts), the same link latencies and 1%
+ *   loss, each joining from 3 peers that joined before it; 200 `getClosestPeers` of random keys,
+ *   200 records put and got from random peers, then 20% of the peers leave and every record is
+ *   got again.
  *
  * Checks: 100% delivery (baseline), ≥ 99.9% (loss), p99 latency ≤ 6 × the mean link latency
  * (in virtual time computing takes no time, so there is no processing term to add), 100% of the
- * later messages after the partition heals. RSS per peer is reported (aim: < 2 MB).
+ * later messages after the partition heals; for `kad`, every lookup of each kind succeeds
+ * (records found again after the leave included) and the mean hops stay within log₂ N. RSS per
+ * peer is reported (aim: < 2 MB for GossipSub).
  *
  * Output: progress (at most a line every 5 s of real time) and each scenario's report on
  * stderr; one JSON line per scenario on stdout, then a summary line. Exit code 1 if a check
  * fails. Ctrl-C stops the run: the scenario under way reports what it measured so far
  * (`"partial"` in its JSON line), later ones do not run, and the exit code is 130.
  *
- * Run: npm run sim                        all three, 1,000 peers (about 15 minutes on 2 cores)
+ * Run: npm run sim                        all four, 1,000 peers (see docs/simulation.md for the times)
  *      npm run sim -- baseline partition  some of them
  *      npm run sim -- --report sim.html   also a page of charts (self-contained HTML)
  *      npm run sim -- --shadow <dir>      write the scenarios as Shadow simulations, run nothing
@@ -35,7 +41,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { formatReport, runScenario } from '../src/testing/index.js'
+import { formatReport, runKadScenario, runScenario, standardKadScenario } from '../src/testing/index.js'
 import { formatProgress } from '../src/testing/scenario.js'
 import { renderReportHtml } from '../src/testing/report-html.js'
 import { shadowConfig } from '../src/testing/processes.js'
@@ -83,6 +89,20 @@ function checks (name: string, report: ScenarioReport): Check[] {
     check('delivery after (from 10 s after the heal)', after.deliveryRatio, '= 1', after.deliveryRatio === 1)
     check('p99 latency after (ms)', after.latency.p99, `≤ 6 × mean link latency = ${p99Bound.toFixed(0)}`, after.latency.p99 <= p99Bound)
   }
+  if (name === 'kad' && report.kad != null) {
+    const kad = report.kad
+    for (const kind of kad.kinds ?? []) {
+      check(`${kind.label}: success`, kind.succeeded / kind.lookups, '= 1', kind.succeeded === kind.lookups)
+      check(`${kind.label}: mean hops`, kind.hopStats.mean, `≤ log2 N = ${(kad.log2Peers ?? NaN).toFixed(1)}`, kind.hopStats.mean <= (kad.log2Peers ?? 0))
+      check(`${kind.label}: p99 hops`, kind.hopStats.p99, 'reported')
+      check(`${kind.label}: mean requests`, kind.messages.mean, 'reported')
+      check(`${kind.label}: p99 latency (ms)`, kind.latency.p99, 'reported')
+    }
+    if (kad.precision != null) check('getClosestPeers precision (mean)', kad.precision.mean, 'reported')
+    if (kad.replicas != null) check('replicas per record after the leave (min)', kad.replicas.afterLeave.min, '≥ 1', kad.replicas.afterLeave.min >= 1)
+    if (report.memory != null) check('RSS per peer after the join (MB)', report.memory.rssPerPeerIdleMB, 'reported')
+    return out
+  }
   if (report.memory != null) check('RSS per peer after warm-up (MB)', report.memory.rssPerPeerIdleMB, '< 2 (aim)', report.memory.rssPerPeerIdleMB < 2)
   return out
 }
@@ -94,7 +114,7 @@ function checks (name: string, report: ScenarioReport): Check[] {
  */
 async function child (name: string, peers: number, seed: number): Promise<void> {
   const scenario = (standardScenarios(peers, seed) as Record<string, Scenario>)[name]
-  if (scenario == null) throw new Error(`unknown scenario ${name}`)
+  if (scenario == null && name !== 'kad') throw new Error(`unknown scenario ${name}`)
   const stop = new AbortController()
   let firstSignal: number | undefined
   process.on('SIGINT', () => {
@@ -108,7 +128,15 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
     }
   })
   const gc = (globalThis as { gc?: () => void }).gc
-  const report = await runScenario({
+  const report = name === 'kad'
+    ? await runKadScenario({
+      ...standardKadScenario(peers, seed),
+      memoryUsage: () => process.memoryUsage(),
+      gc: gc == null ? undefined : () => { gc(); gc() },
+      log: line => { process.stderr.write(`  [${name}] ${line}\n`) },
+      progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000)
+    })
+    : await runScenario({
     ...scenario,
     memoryUsage: () => process.memoryUsage(),
     gc: gc == null ? undefined : () => { gc(); gc() },
@@ -168,7 +196,7 @@ function parseArgs (argv: readonly string[]): { options: Map<string, string | tr
   return { options, names }
 }
 
-const USAGE = 'npm run sim [-- [options] [scenario…]]: GossipSub scenarios in virtual time (bench/sim.ts)\n' +
+const USAGE = 'npm run sim [-- [options] [scenario…]]: GossipSub and Kademlia scenarios in virtual time (bench/sim.ts)\n' +
   '  scenarios: %s (default: all)\n' +
   '  --report <file.html>  also write the reports as a page of charts (self-contained HTML)\n' +
   '  --from <file>         with --report: draw the JSON lines of an earlier run (its stdout) instead of running\n' +
@@ -188,6 +216,10 @@ async function writeShadow (dir: string, names: readonly string[], all: Record<s
   const program = await bundlePeerProgram()
   for (const name of names) {
     const scenario = all[name]
+    if (scenario == null) {
+      process.stderr.write(`${name}: not written: only the GossipSub scenarios are written for Shadow\n`)
+      continue
+    }
     const out = join(root, name)
     let config
     try {
@@ -214,7 +246,7 @@ async function main (): Promise<void> {
   const peers = Number(process.env.SIM_PEERS ?? 1_000)
   const seed = Number(process.env.SIM_SEED ?? 1)
   const all: Record<string, Scenario> = standardScenarios(peers, seed)
-  const known = Object.keys(all)
+  const known = [...Object.keys(all), 'kad']
   const { options, names: wanted } = parseArgs(process.argv.slice(2))
   if (options.has('--help') || options.has('-h')) {
     process.stdout.write(USAGE.replace('%s', known.join(', ')))

@@ -306,7 +306,10 @@ export function scenarioCharts (report: ScenarioReport): ReportChart[] {
       'Each message: the share of its subscribers it reached by the end of the run, by the time it was published.')
   }
 
-  bars(degreeBars(`${id}-mesh-degree`, report.meshDegree.start, report.meshDegree.end), 'Subscribers by the number of peers in their mesh for the topic, after the warm-up and at the end.')
+  // A run without a topic (Kademlia) has no mesh to draw.
+  if (Object.keys(report.meshDegree.start.histogram).length + Object.keys(report.meshDegree.end.histogram).length > 0) {
+    bars(degreeBars(`${id}-mesh-degree`, report.meshDegree.start, report.meshDegree.end), 'Subscribers by the number of peers in their mesh for the topic, after the warm-up and at the end.')
+  }
 
   const dup = report.duplicates
   if (dup != null && dup.peers.length > 0) {
@@ -319,12 +322,37 @@ export function scenarioCharts (report: ScenarioReport): ReportChart[] {
 
   const kad = report.kad
   if (kad != null) {
-    const hops = Object.keys(kad.hops).map(Number).sort((a, b) => a - b)
+    // One series per kind of lookup when the report has them, else all lookups together.
+    const kinds = kad.kinds != null && kad.kinds.length > 0 ? kad.kinds : [{ label: 'lookups', hops: kad.hops, latencyQuantiles: undefined }]
+    const hops = [...new Set(kinds.flatMap(k => Object.keys(k.hops).map(Number)))].sort((a, b) => a - b)
     const categories = hops.length === 0 ? [] : Array.from({ length: hops[hops.length - 1] - hops[0] + 1 }, (_, i) => String(hops[0] + i))
-    bars({ id: `${id}-kad-hops`, title: 'Kademlia lookup hops', xLabel: 'hops', yLabel: 'lookups', categories, series: [{ name: 'lookups', values: categories.map(c => kad.hops[Number(c)] ?? 0) }] },
+    bars({ id: `${id}-kad-hops`, title: 'Kademlia hop distribution', xLabel: 'hops (peers asked in sequence to reach the result)', yLabel: 'lookups', categories, series: kinds.map(k => ({ name: k.label, values: categories.map(c => k.hops[Number(c)] ?? 0) })) },
       `Lookups by the hops they took (${kad.succeeded} of ${kad.lookups} succeeded)${kad.log2Peers == null ? '' : `; log₂ N = ${kad.log2Peers.toFixed(1)}`}.`)
+    const latency: ChartSeries[] = kinds.filter(k => (k.latencyQuantiles?.length ?? 0) > 1).map(k => ({ name: k.label, points: cdfPoints(k.latencyQuantiles ?? []) }))
+    if (latency.length > 0) {
+      line({ id: `${id}-kad-latency`, title: 'Kademlia lookup latency (CDF)', xLabel: 'call → outcome (ms; a get: → the first record)', yLabel: 'share of lookups', series: latency, x: { min: 0 }, y: { min: 0, max: 1 }, yFormat: y => `${Math.round(y * 100)}%` },
+        'Share of the lookups that succeeded within that long, per kind.')
+    }
   }
   return charts
+}
+
+/** The Kademlia table of a report: a row per kind of lookup, and the facts of the records. */
+function kadTable (kad: NonNullable<ScenarioReport['kad']>): string {
+  const f = (x: number | null | undefined, digits = 0): string => fixed(x, digits)
+  const rows = (kad.kinds ?? []).map(k => `<tr><td>${escapeXml(k.label)}</td><td>${k.succeeded} / ${k.lookups}</td><td>${f(k.hopStats.mean, 2)} / ${f(k.hopStats.p99)}</td>` +
+    `<td>${f(k.messages.mean, 1)} / ${f(k.messages.p99)}</td><td>${f(k.latency.p50)} / ${f(k.latency.p95)} / ${f(k.latency.p99)} / ${f(k.latency.max)}</td></tr>`)
+  const facts = [
+    `${kad.succeeded} of ${kad.lookups} lookups succeeded${kad.log2Peers == null ? '' : `; log₂ N = ${kad.log2Peers.toFixed(1)}`}${kad.k == null ? '' : `, k = ${kad.k}`}`,
+    ...(kad.precision == null ? [] : [`getClosestPeers found ${f(100 * kad.precision.mean, 1)}% of the true k closest on average (lowest ${f(100 * kad.precision.min, 0)}%)`]),
+    ...(kad.tableRecall == null ? [] : [`after the join, routing tables held ${f(100 * kad.tableRecall, 1)}% of their k closest`]),
+    ...(kad.replicas == null ? [] : [`replicas per record: ${f(kad.replicas.afterPut.mean, 1)} (lowest ${f(kad.replicas.afterPut.min)}) after the puts, ${f(kad.replicas.afterLeave.mean, 1)} (lowest ${f(kad.replicas.afterLeave.min)}) after ${kad.left ?? 0} peers left`]),
+    ...(kad.bytesPerLookup == null ? [] : [`${f(kad.bytesPerLookup)} bytes on the links per lookup`])
+  ]
+  return `<ul class="facts">${facts.map(x => `<li>${escapeXml(x)}</li>`).join('')}</ul>` + (rows.length === 0
+    ? ''
+    : '<table><thead><tr><th>lookups</th><th>succeeded</th><th>hops mean / p99</th><th>requests mean / p99</th><th>latency p50 / p95 / p99 / max (ms)</th></tr></thead>' +
+      `<tbody>${rows.join('')}</tbody></table>`)
 }
 
 function summaryTable (r: ScenarioReport): string {
@@ -335,14 +363,14 @@ function summaryTable (r: ScenarioReport): string {
     `<td>${ms(d.latency.p50)} / ${ms(d.latency.p95)} / ${ms(d.latency.p99)} / ${ms(d.latency.max)}</td><td>${ms(d.pathLatency.p50)} / ${ms(d.pathLatency.p99)}</td></tr>`)
   const facts = [
     `${r.peers.toLocaleString('en')} peers, ${r.links.toLocaleString('en')} links, mean link latency ${fixed(r.meanLinkLatency, 1)} ms, seed ${escapeXml(r.seed)}${r.runner === 'processes' ? ', separate processes on real TCP' : ''}`,
-    `duplicates per delivery ${fixed(r.duplicatesPerDelivery, 2)}, bytes per delivery ${fixed(r.bytesPerDelivery, 0)}`,
+    ...(r.batches.length === 0 ? [] : [`duplicates per delivery ${fixed(r.duplicatesPerDelivery, 2)}, bytes per delivery ${fixed(r.bytesPerDelivery, 0)}`]),
     `set-up ${(r.setupMs / 1000).toFixed(1)} s, measured ${(r.durationMs / 1000).toFixed(1)} s${r.runner === 'processes' ? '' : ' (virtual)'}; real time ${(r.real.setupMs / 1000).toFixed(1)} s + ${((r.real.totalMs - r.real.setupMs) / 1000).toFixed(1)} s`,
     ...(r.memory == null ? [] : [`RSS per peer ${fixed(r.memory.rssPerPeerIdleMB, 2)} MB after the warm-up, ${fixed(r.memory.rssPerPeerEndMB, 2)} MB at the end`]),
     ...(r.processes == null ? [] : [`RSS per process p50 ${fixed(r.processes.rssEndMB.p50, 0)} MB, max ${fixed(r.processes.rssEndMB.max, 0)} MB (${r.processes.processes} processes)`])
   ]
-  return `<ul class="facts">${facts.map(f => `<li>${f}</li>`).join('')}</ul>` +
-    '<table><thead><tr><th>batch</th><th>messages</th><th>delivered</th><th>latency p50 / p95 / p99 / max (ms)</th><th>shortest path p50 / p99 (ms)</th></tr></thead>' +
+  const delivery = r.batches.length === 0 ? '' : '<table><thead><tr><th>batch</th><th>messages</th><th>delivered</th><th>latency p50 / p95 / p99 / max (ms)</th><th>shortest path p50 / p99 (ms)</th></tr></thead>' +
     `<tbody>${rows.join('')}</tbody></table>`
+  return `<ul class="facts">${facts.map(f => `<li>${f}</li>`).join('')}</ul>` + delivery + (r.kad == null ? '' : kadTable(r.kad))
 }
 
 const STYLE = `

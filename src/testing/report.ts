@@ -97,11 +97,36 @@ export interface RatioHistogram {
   readonly peers: readonly number[]
 }
 
+/** The lowest, mean and highest of a set of values. */
+export interface RangeSummary {
+  readonly min: number
+  readonly mean: number
+  readonly max: number
+}
+
+/** One kind of Kademlia lookup of a run (`getClosestPeers`, `putRecord`, …): success, hops, requests, latency. */
+export interface KadLookupKind {
+  readonly label: string
+  readonly lookups: number
+  /** Lookups that found what they looked for (k peers, the quorum, the record). */
+  readonly succeeded: number
+  /** Lookups per number of hops (`QueryStats.hops`). */
+  readonly hops: Readonly<Record<number, number>>
+  /** Hops per lookup: mean and percentiles. */
+  readonly hopStats: LatencySummary
+  /** Requests sent per lookup (`QueryStats.requests`; each a request and its answer): mean and percentiles. */
+  readonly messages: LatencySummary
+  /** ms from the call to the outcome (to the first record found, for a get), of the lookups that succeeded. */
+  readonly latency: LatencySummary
+  /** The latency distribution: quantile `i / (length − 1)` at index `i` (101 values, nearest rank). */
+  readonly latencyQuantiles?: readonly number[]
+}
+
 /**
- * Kademlia lookups of a run (a Kademlia scenario fills it; the HTML report then draws the hop
- * distribution).
+ * Kademlia lookups of a run ({@link runKadScenario} fills it; the HTML report then draws the hop
+ * distribution, the latency distribution and the requests per lookup).
  */
-interface KadLookups {
+export interface KadLookups {
   /** Lookups made. */
   readonly lookups: number
   /** Lookups that found what they looked for. */
@@ -110,6 +135,20 @@ interface KadLookups {
   readonly hops: Readonly<Record<number, number>>
   /** log₂ of the number of peers, the expected order of the hops. */
   readonly log2Peers?: number
+  /** k, the replication factor. */
+  readonly k?: number
+  /** The same, per kind of lookup. */
+  readonly kinds?: readonly KadLookupKind[]
+  /** Share of the true k closest (of all ids) among the peers each `getClosestPeers` found: mean and lowest. */
+  readonly precision?: { readonly mean: number, readonly min: number }
+  /** After the join: the share of its true k closest that a peer's routing table holds, mean over the peers. */
+  readonly tableRecall?: number
+  /** Peers (other than the publisher, and still there) storing each record: after the puts, and after the leave. */
+  readonly replicas?: { readonly afterPut: RangeSummary, readonly afterLeave: RangeSummary }
+  /** Peers that left before the last gets. */
+  readonly left?: number
+  /** Bytes on the links during the measurement per lookup (connections, Noise, identify included). */
+  readonly bytesPerLookup?: number
 }
 
 /** Why a report covers less than the scenario: the run was stopped (`Scenario.signal`). */
@@ -382,7 +421,7 @@ export function formatReport (report: ScenarioReport): string {
       `latency p50 ${ms(d.latency.p50)} p95 ${ms(d.latency.p95)} p99 ${ms(d.latency.p99)} max ${ms(d.latency.max)} ms` +
       (d.pathLatency.count === 0 ? '' : ` (shortest path p50 ${ms(d.pathLatency.p50)} p99 ${ms(d.pathLatency.p99)})`))
   }
-  lines.push(`  duplicates/delivery ${report.duplicatesPerDelivery.toFixed(2)}, bytes/delivery ${report.bytesPerDelivery.toFixed(0)}, mesh degree start ${degree(report.meshDegree.start)} end ${degree(report.meshDegree.end)}`)
+  if (report.batches.length > 0) lines.push(`  duplicates/delivery ${report.duplicatesPerDelivery.toFixed(2)}, bytes/delivery ${report.bytesPerDelivery.toFixed(0)}, mesh degree start ${degree(report.meshDegree.start)} end ${degree(report.meshDegree.end)}`)
   if (!processes) lines.push(`  network: ${report.network.chunks} chunks, ${report.network.segments} segments, ${report.network.lostSegments} lost, ${report.network.delayedChunks} chunks delayed, ${report.network.heldChunks} held, ${report.network.resets} resets, ${report.redials} redials`)
   for (const fault of report.faults) lines.push(`  fault: ${fault.type} of ${fault.peers} peers at ${(fault.at / 1000).toFixed(1)} s${fault.healedAt == null ? '' : `, healed at ${(fault.healedAt / 1000).toFixed(1)} s`}`)
   if (report.memory != null && !processes) lines.push(`  RSS per peer ${report.memory.rssPerPeerIdleMB.toFixed(2)} MB after warm-up, ${report.memory.rssPerPeerEndMB.toFixed(2)} MB at the end (heap ${report.memory.heapPerPeerEndMB.toFixed(2)} MB); process RSS ${report.memory.rssEndMB.toFixed(0)} MB`)
@@ -390,6 +429,23 @@ export function formatReport (report: ScenarioReport): string {
     const { processes, rssReadyMB, rssEndMB } = report.processes
     lines.push(`  ${processes} processes: RSS per process when ready p50 ${rssReadyMB.p50.toFixed(0)} max ${rssReadyMB.max.toFixed(0)} MB, at the end p50 ${rssEndMB.p50.toFixed(0)} max ${rssEndMB.max.toFixed(0)} MB`)
   }
-  if (report.kad != null) lines.push(`  kademlia: ${report.kad.succeeded}/${report.kad.lookups} lookups succeeded; hops ${Object.entries(report.kad.hops).map(([h, c]) => `${h}: ${c}`).join(', ')}`)
+  if (report.kad != null) lines.push(...formatKad(report.kad))
   return lines.join('\n')
+}
+
+/** The Kademlia lines of a report. */
+function formatKad (kad: KadLookups): string[] {
+  const f = (x: number, digits = 0): string => x == null || Number.isNaN(x) ? '–' : x.toFixed(digits)
+  const lines = [`  kademlia: ${kad.succeeded}/${kad.lookups} lookups succeeded; hops ${Object.entries(kad.hops).map(([h, c]) => `${h}: ${c}`).join(', ')}${kad.log2Peers == null ? '' : ` (log2 N = ${kad.log2Peers.toFixed(1)})`}`]
+  for (const kind of kad.kinds ?? []) {
+    lines.push(`    ${kind.label}: ${kind.succeeded}/${kind.lookups} ok, hops mean ${f(kind.hopStats.mean, 2)} p99 ${f(kind.hopStats.p99)} max ${f(kind.hopStats.max)}, ` +
+      `requests mean ${f(kind.messages.mean, 1)} p99 ${f(kind.messages.p99)}, latency p50 ${f(kind.latency.p50)} p95 ${f(kind.latency.p95)} p99 ${f(kind.latency.p99)} max ${f(kind.latency.max)} ms`)
+  }
+  const facts: string[] = []
+  if (kad.precision != null) facts.push(`precision of getClosestPeers mean ${f(kad.precision.mean, 3)} min ${f(kad.precision.min, 2)}`)
+  if (kad.tableRecall != null) facts.push(`routing tables hold ${f(100 * kad.tableRecall, 1)}% of their k closest`)
+  if (kad.replicas != null) facts.push(`replicas per record after the puts mean ${f(kad.replicas.afterPut.mean, 1)} min ${f(kad.replicas.afterPut.min)}, after ${kad.left ?? 0} peers left mean ${f(kad.replicas.afterLeave.mean, 1)} min ${f(kad.replicas.afterLeave.min)}`)
+  if (kad.bytesPerLookup != null) facts.push(`${f(kad.bytesPerLookup)} bytes per lookup`)
+  if (facts.length > 0) lines.push(`    ${facts.join('; ')}`)
+  return lines
 }

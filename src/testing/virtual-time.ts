@@ -42,6 +42,10 @@ export class SimulationTimeLimitError extends PeerswarmError {
   }
 }
 
+const noop = (): void => {}
+/** Where a signal of `AbortSignal.timeout` keeps its controller. */
+const CONTROLLER = Symbol('controller')
+
 /** A virtual timer, shaped like Node's `Timeout` (`ref`, `unref`, `refresh`, numeric id). */
 class VirtualTimer {
   at = 0
@@ -51,8 +55,8 @@ class VirtualTimer {
   constructor (
     private readonly clock: VirtualClock,
     readonly id: number,
-    readonly callback: (...args: unknown[]) => void,
-    readonly args: unknown[],
+    public callback: (...args: unknown[]) => void,
+    public args: unknown[],
     readonly delay: number,
     readonly repeat: boolean
   ) {}
@@ -66,8 +70,18 @@ class VirtualTimer {
   }
 
   close (): this {
-    this.cancelled = true
+    this.cancel()
     return this
+  }
+
+  /**
+   * Cancelled: its heap entry stays until it is due, but what it would have called is let go
+   * at once (as Node's `clearTimeout` unlinks a timer), so that its closure can be collected.
+   */
+  cancel (): void {
+    this.cancelled = true
+    this.callback = noop
+    this.args = []
   }
 
   [Symbol.toPrimitive] (): number {
@@ -257,7 +271,7 @@ export class VirtualClock {
     if (handle == null) return
     const timer = handle instanceof VirtualTimer ? handle : this.byId.get(Number(handle))
     if (timer == null) return
-    timer.cancelled = true
+    timer.cancel()
     this.byId.delete(timer.id)
   }
 
@@ -287,14 +301,22 @@ export class VirtualClock {
       return timer
     }
     g.clearImmediate = (handle: unknown) => {
-      if (handle instanceof VirtualTimer) handle.cancelled = true
+      if (handle instanceof VirtualTimer) handle.cancel()
     }
     Date.now = () => this.start + Math.floor(this.current)
     Object.defineProperty(performance, 'now', { value: () => this.current, configurable: true, writable: true })
     AbortSignal.timeout = (ms: number): AbortSignal => {
+      // As Node's: the timer holds the signal weakly (a signal nobody listens to any more is
+      // collected with its listeners before it is due); the signal holds its controller.
       const controller = new AbortController()
-      this.add(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, ms, [], false)
-      return controller.signal
+      const signal = controller.signal as AbortSignal & { [CONTROLLER]?: AbortController }
+      signal[CONTROLLER] = controller
+      const ref = new WeakRef(signal)
+      this.add(() => {
+        const held = ref.deref()
+        held?.[CONTROLLER]?.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))
+      }, ms, [], false)
+      return signal
     }
     Math.random = () => this.random.next()
   }

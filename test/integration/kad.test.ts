@@ -3,6 +3,14 @@
  * bootstrap peer. After bootstrap every routing table holds its k closest; every node's record
  * and provider key is found by every other node (all 30 × 29 pairs); `getClosestPeers` of
  * random keys matches the true k closest, computed from all ids, with precision ≥ 0.9.
+ *
+ * The bootstraps run a few at a time and the lookups one at a time: the 30 swarms share one
+ * process, and all of them at once on a loaded machine made requests wait past
+ * `substreamsTimeout`, so that a lookup ended without peers that were only slow (the precision
+ * test failed once at a load average of 12). What is checked is the precision, not how many
+ * lookups the process can carry at once. (The same failure also had a cause in Kademlia: a
+ * request sent as its idle connection was closing was dropped, and the peer counted as failed;
+ * such a peer is now asked again on a new connection, test/unit/kad-query.test.ts.)
  */
 import { setMaxListeners } from 'node:events'
 import { expect } from 'chai'
@@ -121,11 +129,10 @@ describe(`kad: ${N} swarms over TCP (127.0.0.1)`, function () {
       const seed = Math.floor(Math.random() * i)
       expect(nodes[i].behaviour.kad.addAddress(ids[seed], net.listen.get(ids[seed].toString()) as Multiaddr)).to.equal('Success')
     }
-    const runs = nodes.slice(1).map((n, i) => ({ i: i + 1, id: n.behaviour.kad.bootstrap() }))
-    await Promise.all(runs.map(async ({ i, id }) => await net.outcome(i, id, 120_000)))
+    const bootstrap = (i: number) => async () => await net.outcome(i, nodes[i].behaviour.kad.bootstrap(), 120_000)
+    await pool(nodes.slice(1).map((_, i) => bootstrap(i + 1)), 5)
     // A second round, as the periodic bootstrap would: the early nodes learn of the late ones.
-    const again = nodes.map((n, i) => ({ i, id: n.behaviour.kad.bootstrap() }))
-    await Promise.all(again.map(async ({ i, id }) => await net.outcome(i, id, 120_000)))
+    await pool(nodes.map((_, i) => bootstrap(i)), 5)
   })
 
   after(async () => { await net?.close() })
@@ -163,14 +170,11 @@ describe(`kad: ${N} swarms over TCP (127.0.0.1)`, function () {
   })
 
   it('getClosestPeers of random keys matches the true k closest with precision ≥ 0.9', async () => {
-    const lookups = Array.from({ length: 30 }, (_, j) => {
+    const precisions: number[] = []
+    for (let j = 0; j < 30; j++) {
       const key = crypto.getRandomValues(new Uint8Array(32))
       const i = j % N
-      return { i, key, id: nodes[i].behaviour.kad.getClosestPeers(key) }
-    })
-    const precisions: number[] = []
-    for (const { i, key, id } of lookups) {
-      const [end] = (await net.outcome(i, id)).slice(-1)
+      const [end] = (await net.outcome(i, nodes[i].behaviour.kad.getClosestPeers(key))).slice(-1)
       if (end.result.type !== 'GetClosestPeers' || end.result.ok === undefined) throw new Error(`lookup failed: ${String(end.result.error)}`)
       const truth = new Set(trueClosest(ids, key, ids[i]))
       const got = end.result.ok.peers.map(p => p.peerId.toString())

@@ -1,7 +1,8 @@
 /**
  * The simulation report page in a real browser: headless Chromium (Debian's `chromium`, found
  * on PATH or through `CHROMIUM_PATH`), driven by playwright-core, opens a page made from a
- * small simulated run with a partition (and a report carrying Kademlia hops) and checks that
+ * small simulated run with a partition and a small Kademlia run (its hop distribution and
+ * lookup latency per kind of lookup, and its table of lookups) and checks that
  * every chart drew: each SVG parses, has a size, each series has a non-empty bounding box,
  * each line has points and a length, each bar a height; and that the page fetched nothing.
  * Without a Chromium the tests are skipped with the reason printed; with
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { chromium } from 'playwright-core'
-import { runScenario } from '../../src/testing/index.js'
+import { runKadScenario, runScenario } from '../../src/testing/index.js'
 import { renderReportHtml, scenarioCharts } from '../../src/testing/report-html.js'
 import { chromiumPath, requireCapability } from '../fixtures/capabilities.js'
 import type { ScenarioReport } from '../../src/testing/index.js'
@@ -52,8 +53,8 @@ describe('simulation report in a browser', function () {
       faults: [{ type: 'partition', at: 2_000, fraction: 0.3, healAfter: 6_000, resetAfter: 2_000 }],
       settle: 5_000
     })
-    const withKad: ScenarioReport = { ...simulated, name: 'kademlia', kad: { lookups: 40, succeeded: 40, hops: { 1: 3, 2: 12, 3: 20, 4: 5 }, log2Peers: Math.log2(24) } }
-    reports = [simulated, withKad]
+    const kademlia = await runKadScenario({ name: 'kademlia', peers: 24, seed: 2, link: { latency: { min: 20, max: 80 } }, kad: { replicationFactor: 5 }, lookups: 6, records: 6 })
+    reports = [simulated, kademlia]
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] })
   })
 
@@ -101,7 +102,11 @@ describe('simulation report in a browser', function () {
 
     const expected = reports.flatMap(r => scenarioCharts(r).map(c => ({ id: c.id, series: c.series })))
     expect(drawn.map(d => d.id)).to.deep.equal(expected.map(e => e.id))
-    expect(expected.map(e => e.id)).to.include.members(['partition-latency-cdf', 'partition-delivery-over-time', 'partition-delivery-per-message', 'partition-mesh-degree', 'partition-duplicates', 'kademlia-kad-hops'])
+    expect(expected.map(e => e.id)).to.include.members(['partition-latency-cdf', 'partition-delivery-over-time', 'partition-delivery-per-message', 'partition-mesh-degree', 'partition-duplicates', 'kademlia-kad-hops', 'kademlia-kad-latency'])
+    // The Kademlia section: its charts (no mesh, no delivery), a row per kind of lookup.
+    expect(expected.filter(e => e.id.startsWith('kademlia-')).map(e => e.id)).to.deep.equal(['kademlia-kad-hops', 'kademlia-kad-latency'])
+    expect(drawn.find(d => d.id === 'kademlia-kad-hops')?.series.map(s => s.name)).to.deep.equal(['getClosestPeers', 'putRecord', 'getRecord', 'getRecord after the leave'])
+    expect(await page.locator('#scenario-kademlia table tbody tr').count()).to.equal(4)
     for (const [k, chart] of drawn.entries()) {
       expect(chart.parses, `${chart.id} parses as SVG`).to.equal(true)
       expect(chart.width, `${chart.id} has a width`).to.be.greaterThan(100)

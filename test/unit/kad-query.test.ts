@@ -384,6 +384,61 @@ describe('kad: the behaviour against fake peers', function () {
     expect(types.filter(t => t === 'RepublishProvider')).to.have.length(1)
   })
 
+  it('its jobs start at most 10 queries per poll and have at most 100 running: 250 records to replicate wait their turn', () => {
+    h = new KadHarness()
+    const peers = h.addPeers(30, 'silent')
+    h.fillTables()
+    for (const peer of peers.slice(0, 5)) h.behaviour.addAddress(peer.peerId, peer.address)
+    const publisher = randomPeerId()
+    for (let i = 0; i < 250; i++) h.behaviour.store.put({ key: bytes(`/v/${i}`), value: bytes('x'), publisher })
+    // Polled one step at a time; nobody answers (the requests are dropped): queries stay running.
+    const queries = (): kad.QueryRef[] => Array.from({ length: 600 }, (_, id) => h.behaviour.query((id + 1) as kad.QueryId)).filter(q => q !== undefined)
+    const replicating = (): number => queries().filter(q => q.type === 'PutRecord').length
+    // The 100 count every query (the automatic bootstrap too).
+    const running = (): number => queries().length
+    const started: number[] = []
+    const pollAll = (): void => {
+      for (let i = 0; i < 100_000; i++) {
+        const before = replicating()
+        const action = h.behaviour.poll({ waker: { wake: () => {} } })
+        started.push(replicating() - before)
+        if (action === undefined) return
+      }
+      throw new Error('the behaviour never stopped')
+    }
+    pollAll()
+    clock.tick(3_600_000)
+    pollAll()
+    expect(Math.max(...started)).to.equal(10)
+    expect(running()).to.equal(100)
+    expect(replicating()).to.be.at.least(99)
+    // While they run (a query has 60 s), no more start, however often it is polled.
+    for (let second = 0; second < 15; second++) {
+      clock.tick(1_000)
+      pollAll()
+      expect(running()).to.equal(100)
+    }
+    // They time out; the next ones take their place, 10 per poll at most.
+    const before = replicating()
+    started.length = 0
+    clock.tick(60_000)
+    pollAll()
+    expect(Math.max(...started)).to.equal(10)
+    expect(running()).to.equal(100)
+    expect(replicating()).to.be.at.least(before)
+  })
+
+  it('remembers the addresses of at most 1,024 peers the swarm told about, 16 each, forgetting the least recently told', () => {
+    h = new KadHarness()
+    const told = Array.from({ length: 1_100 }, () => randomPeerId())
+    for (const [i, peerId] of told.entries()) {
+      for (let a = 0; a < 20; a++) h.behaviour.onSwarmEvent({ type: 'NewExternalAddrOfPeer', peerId, address: multiaddr(`/ip4/10.${i >> 8}.${i & 255}.${a}/tcp/1`) })
+    }
+    const addressesOf = (peerId: PeerId): number => h.behaviour.handlePendingOutboundConnection({ connectionId: newConnectionId(), peerId, addresses: [], effectiveRole: 'Dialer' }).length
+    expect(told.slice(0, 1_100 - 1_024).map(addressesOf).every(n => n === 0)).to.equal(true)
+    expect(told.slice(1_100 - 1_024).map(addressesOf).every(n => n === kad.MAX_ENTRY_ADDRESSES)).to.equal(true)
+  })
+
   it('answers FIND_NODE, GET_VALUE and GET_PROVIDERS from its table and store, never naming the requester', () => {
     network(100, 30)
     const [requester] = [...h.peers.values()]
@@ -521,24 +576,53 @@ describe('kad: the behaviour against fake peers', function () {
     expect([...h.behaviour.kbuckets()]).to.have.length(0)
   })
 
-  it('a query to a peer whose connection closes counts it as failed; dial failures too', () => {
+  it('a query to a peer whose connection closes asks it once more on a new connection; a second close, or a failed dial, counts it as failed', () => {
     network(60, 1)
     const [first, second] = [...h.peers.values()]
     first.behaviour = 'silent'
     const id = h.behaviour.getClosestPeers(bytes('x'))
     h.pump()
     expect(h.inFlight.map(r => r.peer)).to.deep.equal([first])
+    const dialsOfFirst = (): number => h.dials.filter(p => p.equals(first.peerId)).length
+    expect(dialsOfFirst()).to.equal(1)
+    h.disconnect(first)
+    h.inFlight.length = 0
+    h.pump()
+    // Dialed again, the request goes out on the new connection.
+    expect(dialsOfFirst()).to.equal(2)
+    expect(h.inFlight.map(r => r.peer)).to.deep.equal([first])
+    expect(h.outcome(id)).to.equal(undefined)
     h.disconnect(first)
     h.pump()
     const outcome = h.outcome(id)
     expect((outcome?.result.ok as kad.GetClosestPeersOk).peers).to.deep.equal([])
     expect(outcome?.stats).to.deep.include({ requests: 1, failure: 1, success: 0 })
+    expect(dialsOfFirst()).to.equal(2)
     second.behaviour = 'unreachable'
     h.behaviour.removePeer(first.peerId)
     h.behaviour.addAddress(second.peerId, second.address)
     const again = h.behaviour.getClosestPeers(bytes('x'))
     h.pump()
     expect(h.outcome(again)?.stats).to.deep.include({ requests: 1, failure: 1 })
+  })
+
+  it('a request dropped with a connection that was closing (idle) when it was sent does not cost the peer its place in the result', () => {
+    network(30)
+    const peers = [...h.peers.values()]
+    for (const peer of peers) h.connect(peer)
+    const key = bytes('dropped')
+    const id = h.behaviour.getClosestPeers(key)
+    h.pump()
+    // The swarm dropped the first request (its connection was closing when it was notified):
+    // no answer, then the connection's ConnectionClosed.
+    const [dropped] = h.inFlight.splice(0, 1)
+    h.disconnect(dropped.peer)
+    h.settle()
+    const outcome = h.outcome(id)
+    const found = (outcome?.result.ok as kad.GetClosestPeersOk).peers.map(p => p.peerId.toString())
+    expect(found).to.include(dropped.peer.peerId.toString())
+    expect(found.sort()).to.deep.equal(h.trueClosest(key).map(p => p.toString()).sort())
+    expect(outcome?.stats.failure).to.equal(0)
   })
 
 })

@@ -189,7 +189,7 @@ describe('simulation report: SVG charts', () => {
       'sample-delivery-per-message': { series: ['reachable when published', 'reached'], xLabel: 'publish time (s)', yLabel: 'share of subscribers' },
       'sample-mesh-degree': { series: ['after the warm-up', 'at the end'], xLabel: 'peers in the mesh (topic)', yLabel: 'subscribers' },
       'sample-duplicates': { series: ['subscribers'], xLabel: 'duplicates received per delivery (bins of 0.25, labelled by their lower end)', yLabel: 'subscribers' },
-      'sample-kad-hops': { series: ['lookups'], xLabel: 'hops', yLabel: 'lookups' }
+      'sample-kad-hops': { series: ['lookups'], xLabel: 'hops (peers asked in sequence to reach the result)', yLabel: 'lookups' }
     }
     for (const chart of charts) {
       expect(chart.series).to.deep.equal(expected[chart.id].series)
@@ -214,6 +214,42 @@ describe('simulation report: SVG charts', () => {
     expect(charts.map(c => c.id)).to.not.include('sample-kad-hops')
     expect(charts[0].series).to.deep.equal(['latency', 'shortest path'])
     expect(all(parseXml(charts[1].svg), e => hasClass(e, 'band'))).to.have.length(0)
+  })
+
+  it('a Kademlia report: the hop distribution and the latency CDF per kind of lookup, a table of them, no delivery or mesh', () => {
+    const summary = (mean: number, p99: number) => ({ count: 20, mean, p50: mean, p95: p99, p99, max: p99 })
+    const kind = (label: string, hops: Record<number, number>) => ({
+      label, lookups: 20, succeeded: 20, hops, hopStats: summary(2.1, 4), messages: summary(31, 60), latency: summary(400, 1_200),
+      latencyQuantiles: Array.from({ length: 101 }, (_, i) => 100 + 11 * i)
+    })
+    const none = { min: 0, mean: 0, max: 0, histogram: {} }
+    const report = sampleReport({
+      name: 'kad',
+      batches: [],
+      total: { ...sampleReport().total, messages: 0, delivered: 0, expected: 0, latencyQuantiles: [], pathQuantiles: [] },
+      timeline: undefined,
+      duplicates: undefined,
+      meshDegree: { start: none, end: none },
+      faults: [{ type: 'leave', at: 20_000, peers: 2 }],
+      kad: {
+        lookups: 40, succeeded: 40, hops: { 1: 5, 2: 20, 3: 15 }, log2Peers: Math.log2(60), k: 20,
+        kinds: [kind('getClosestPeers', { 1: 5, 2: 10, 3: 5 }), kind('getRecord', { 2: 10, 3: 10 })],
+        precision: { mean: 0.99, min: 0.9 }, tableRecall: 1, replicas: { afterPut: { min: 18, mean: 19.5, max: 20 }, afterLeave: { min: 12, mean: 15.5, max: 19 } }, left: 12, bytesPerLookup: 40_000
+      }
+    })
+    const charts = scenarioCharts(report)
+    expect(charts.map(c => c.id)).to.deep.equal(['kad-kad-hops', 'kad-kad-latency'])
+    const hops = checkChart(charts[0].svg, { series: ['getClosestPeers', 'getRecord'], xLabel: 'hops (peers asked in sequence to reach the result)', yLabel: 'lookups' })
+    expect(all(hops, e => hasClass(e, 'bar'))).to.have.length(5) // 1, 2, 3 hops; getRecord has none of 1
+    checkChart(charts[1].svg, { series: ['getClosestPeers', 'getRecord'], xLabel: 'call → outcome (ms; a get: → the first record)', yLabel: 'share of lookups' })
+    const page = renderReportHtml([report])
+    expect(page).to.include('<td>getClosestPeers</td><td>20 / 20</td><td>2.10 / 4</td><td>31.0 / 60</td><td>400 / 1200 / 1200 / 1200</td>')
+    expect(page).to.include('replicas per record: 19.5 (lowest 18) after the puts, 15.5 (lowest 12) after 12 peers left')
+    expect(page).to.not.include('<th>batch</th>')
+    expect(page).to.not.include('duplicates per delivery')
+    const text = formatReport(report)
+    expect(text).to.include('getClosestPeers: 20/20 ok, hops mean 2.10 p99 4 max 4, requests mean 31.0 p99 60')
+    expect(text).to.not.include('duplicates/delivery')
   })
 
   it('makes one self-contained page: no script, nothing fetched, every chart well-formed, a partial run marked', () => {

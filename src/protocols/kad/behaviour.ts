@@ -25,7 +25,7 @@ import { bucketRange, keyOf, keyOfPeer } from './kbucket.js'
 import { withoutPeerSuffix } from './message.js'
 import { answer } from './inbound.js'
 import { runJobs, schedule, triggerBootstrap } from './maintenance.js'
-import { evalQuorum, onResponse, pollQueries, queryOf, resultType, startAddProvider, startBootstrap, startClosest, startPutRecord } from './queries.js'
+import { connectionLost, evalQuorum, onResponse, pollQueries, queryOf, resultType, startAddProvider, startBootstrap, startClosest, startPutRecord } from './queries.js'
 import { addAddress, addressFailed, applyPending, connectionUpdated, protocolConfirmed, removeAddress, view } from './routing.js'
 import { FIRST, KadState, next } from './state.js'
 import type { Config, Mode } from './config.js'
@@ -314,7 +314,8 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         const id = event.peerId.toString()
         this.state.connected.delete(id)
         this.state.confirmed.delete(id)
-        this.state.queries.forEach(query => { query.onFailure(event.peerId) })
+        // Requests waiting for it are sent again once on a new connection (queries.ts).
+        this.state.queries.forEach(query => { connectionLost(this.state, query, event.peerId) })
         connectionUpdated(this.state, event.peerId, [], 'disconnected')
         this.state.wakeUp()
         break

@@ -122,6 +122,24 @@ function requestOf (s: KadState, info: Info): Message {
   }
 }
 
+/**
+ * The last connection to `peer` closed while `query` waited for its answer. The request may
+ * never have reached the peer: one sent as an idle connection was closing is dropped by the
+ * swarm (no open connection took it), and the peer itself is fine. So it is asked once more, on
+ * a new connection; a second close, or a failed dial, counts it as failed.
+ */
+export function connectionLost (s: KadState, query: Query<Info>, peer: PeerId): void {
+  if (!query.waitingFor(peer)) return
+  const id = peer.toString()
+  if (query.retried.has(id) || s.closed) {
+    query.onFailure(peer)
+    return
+  }
+  query.retried.add(id)
+  query.pendingRpcs.set(id, { tag: { queryId: query.id, phase: s.phases.get(query.id) ?? 0 }, message: requestOf(s, query.info) })
+  s.actions.push({ type: 'Dial', opts: { peerId: peer } })
+}
+
 export function onResponse (s: KadState, peerId: PeerId, tag: RequestTag, request: Message['type'], response: Message | undefined): void {
   const query = queryOf(s, tag)
   if (query === undefined) return

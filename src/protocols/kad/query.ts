@@ -42,6 +42,15 @@ export interface QueryStats {
   readonly end?: number
   /** `end − start` (or up to now while it runs); `undefined` before it started. */
   readonly duration?: number
+  /**
+   * For a lookup (and the lookup phase of a put or a provider announcement): its hops, the
+   * longest chain of peers asked in sequence, each named by the one before, that led to a peer
+   * of the result (so far): 1 when every peer of the result came from our routing table. A
+   * Kademlia lookup promises O(log₂ N) hops in a network of N peers (see docs/simulation.md,
+   * Kademlia). `undefined` before a peer of the result answered, and for requests to given peers
+   * (`putRecordTo`).
+   */
+  readonly hops?: number
 }
 
 /** A candidate's state in a lookup. */
@@ -52,6 +61,8 @@ interface Candidate {
   state: PeerState
   /** While `Waiting`: when it turns `Unresponsive`. */
   deadline: number
+  /** Its place in the chain that found it: 1 from the routing table, else 1 + the hop of the peer that first named it. */
+  readonly hop: number
 }
 
 /** What a peer iterator wants next. */
@@ -99,7 +110,7 @@ export class ClosestPeersIter {
     let taken = 0
     for (const key of known) {
       if (taken++ >= this.numResults) break
-      this.add(key)
+      this.add(key, 1)
     }
   }
 
@@ -126,7 +137,7 @@ export class ClosestPeersIter {
     let progress = this.candidates.length < this.numResults
     for (const key of closer) {
       if (this.byId.has(key.id)) continue
-      this.add(key)
+      this.add(key, candidate.hop + 1)
       if (edge === undefined || compareDistance(this.target, key.hash, edge.key.hash) < 0) progress = true
     }
     this.prune()
@@ -227,13 +238,31 @@ export class ClosestPeersIter {
     return this.byId.has(peer.toString())
   }
 
+  /** Whether the lookup waits for `peer`'s answer (asked, neither answered nor failed, maybe late). */
+  waitingFor (peer: PeerId): boolean {
+    const state = this.state === 'Finished' ? undefined : this.byId.get(peer.toString())?.state
+    return state === 'Waiting' || state === 'Unresponsive'
+  }
+
+  /** The most hops to a peer of {@link result} (see `QueryStats.hops`), or undefined while none answered. */
+  hops (): number | undefined {
+    let most: number | undefined
+    let found = 0
+    for (const candidate of this.candidates) {
+      if (candidate.state !== 'Succeeded') continue
+      if (most === undefined || candidate.hop > most) most = candidate.hop
+      if (++found >= this.numResults) break
+    }
+    return most
+  }
+
   private atCapacity (): boolean {
     if (this.state === 'Stalled') return this.waiting >= Math.max(this.numResults, this.parallelism)
     return this.waiting >= this.parallelism
   }
 
-  private add (key: PeerKey): void {
-    const candidate: Candidate = { key, state: 'NotContacted', deadline: 0 }
+  private add (key: PeerKey, hop: number): void {
+    const candidate: Candidate = { key, state: 'NotContacted', deadline: 0, hop }
     // Binary search for the insertion point.
     let lo = 0
     let hi = this.candidates.length
@@ -340,6 +369,11 @@ export class FixedPeersIter {
   has (peer: PeerId): boolean {
     return this.byId.has(peer.toString())
   }
+
+  /** Whether it waits for `peer`'s answer. */
+  waitingFor (peer: PeerId): boolean {
+    return !this.done && this.byId.get(peer.toString())?.state === 'Waiting'
+  }
 }
 
 /** Mutable counters behind {@link QueryStats}. */
@@ -349,6 +383,7 @@ class Stats {
   failure = 0
   start?: number
   end?: number
+  hops?: number
 
   /** A snapshot at `now`, merged after `before` (an earlier phase of the same query), if given. */
   snapshot (now: number, before?: QueryStats): QueryStats {
@@ -364,7 +399,8 @@ class Stats {
       pending: requests - success - failure,
       start,
       end,
-      duration: start === undefined ? undefined : (end ?? now) - start
+      duration: start === undefined ? undefined : (end ?? now) - start,
+      hops: this.hops ?? before?.hops
     })
   }
 }
@@ -376,12 +412,17 @@ export class Query<TInfo> {
   readonly addresses = new Map<string, Multiaddr[]>()
   /** Requests waiting for a connection to their peer, by peer id string. */
   readonly pendingRpcs = new Map<string, unknown>()
+  /** Peers asked again after their connection closed while we waited for them (once each). */
+  readonly retried = new Set<string>()
 
   constructor (readonly id: QueryId, public iter: ClosestPeersIter | FixedPeersIter, public info: TInfo) {}
 
   onSuccess (peer: PeerId, closer: Iterable<PeerKey> = []): boolean {
     const updated = this.iter instanceof ClosestPeersIter ? this.iter.onSuccess(peer, closer) : this.iter.onSuccess(peer)
-    if (updated) this.stats.success++
+    if (updated) {
+      this.stats.success++
+      if (this.iter instanceof ClosestPeersIter) this.stats.hops = this.iter.hops()
+    }
     return updated
   }
 
@@ -389,6 +430,11 @@ export class Query<TInfo> {
     const updated = this.iter.onFailure(peer)
     if (updated) this.stats.failure++
     return updated
+  }
+
+  /** Whether it waits for `peer`'s answer. */
+  waitingFor (peer: PeerId): boolean {
+    return this.iter.waitingFor(peer)
   }
 
   /** End the query at its next poll: it finishes with what it has. */
