@@ -30,6 +30,8 @@
  * the end of each attack, top 12 by function and by module), `--snapshots dir` (heap
  * snapshots before and at the end of each attack, diffed by constructor name),
  * `--node-flags "…"` (V8 flags for both victims, e.g. `--max-semi-space-size=1`),
+ * `--live` (every 200 ms during an attack a full GC, then the array-buffer memory still in
+ * use: its highest value is `liveArrayBuffers` in the `during` line; slows the victims),
  * `--compiled` (both victims run compiled JavaScript from `.bench-build/`, as users run the
  * package; the default runs them through tsx, like the tests, which adds ~40 MB to both
  * victims' RSS at rest).
@@ -220,8 +222,16 @@ async function victimMain (impl: 'ours' | 'js', options: { profile: boolean }): 
   if (gc == null) throw new Error('the victim needs --expose-gc')
   const counter = new DeliveryCounter()
   const node = impl === 'ours' ? await oursVictim(counter) : await jsVictim(counter)
-  let peak = memoryNow()
+  let peak: Memory & { liveArrayBuffers?: number } = memoryNow()
+  // `--live`: every 10th sample follows a full GC, and the highest array-buffer memory then is
+  // reported as `liveArrayBuffers`: what the attack made us hold, not garbage not yet collected.
+  const live = process.env.ATTACK_MEMORY_LIVE === '1'
+  let samples = 0
   const sampler = setInterval(() => {
+    if (live && ++samples % 10 === 0) {
+      gc()
+      peak.liveArrayBuffers = Math.max(peak.liveArrayBuffers ?? 0, memoryNow().arrayBuffers)
+    }
     const now = memoryNow()
     for (const figure of FIGURES) peak[figure] = Math.max(peak[figure], now[figure])
   }, 20)
@@ -609,7 +619,7 @@ async function driverMain (): Promise<void> {
   const argv = process.argv.slice(2)
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
-    if (['profile', 'compiled'].includes(name)) args.set(name, 'true')
+    if (['profile', 'compiled', 'live'].includes(name)) args.set(name, 'true')
     else args.set(name, argv[++i] ?? '')
   }
   const { multiaddr: parse } = await import('@multiformats/multiaddr')
@@ -617,6 +627,7 @@ async function driverMain (): Promise<void> {
   const only = args.get('only')
   const impls = (['ours', 'js'] as const).filter(i => only == null || only === i)
   const snapshots = args.get('snapshots')
+  if (args.has('live')) process.env.ATTACK_MEMORY_LIVE = '1'
   if (snapshots != null) mkdirSync(snapshots, { recursive: true })
   const options: DriverOptions = {
     scale: Number(args.get('scale') ?? 1),

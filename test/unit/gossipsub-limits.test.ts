@@ -41,6 +41,47 @@ describe('GossipSub limits', () => {
     expect(collect.messages(h.takeSent(peer))).to.have.length(3)
   })
 
+  it('maxIDontWantBytes: IDONTWANT ids past the byte budget of a heartbeat are not recorded, a long one is skipped; the budget comes back at the heartbeat', async () => {
+    // Ids of unsigned messages are 32 bytes: a budget of 100 takes three of them.
+    h = Harness.create({ maxIDontWantBytes: 100, idontwantMessageThreshold: 1 })
+    h.behaviour.subscribe(T)
+    const [source, peer] = await h.connectMany(2, { topics: [T] })
+    await h.heartbeats(1)
+    const author = new MessageAuthor(gossipsub.MessageAuthenticity.anonymous())
+    const raws = await Promise.all(Array.from({ length: 12 }, async (_, i) => author.build(T, new Uint8Array([i, 7, 7]), BigInt(i)).complete))
+    const ids = raws.map(raw => createHash('sha256').update(raw.data as Uint8Array).digest())
+    // A 100 KB id first: over the budget alone, skipped; then ids 0–7, of which 0–2 fit.
+    h.inject(peer, { control: { idontwant: [{ messageIDs: [new Uint8Array(100_000), ...ids.slice(0, 8)] }] } })
+    h.clearSent()
+    for (const raw of raws.slice(0, 8)) h.inject(source, { publish: [raw] })
+    expect(collect.messages(h.takeSent(peer)).map(m => m.data?.[0])).to.deep.equal([3, 4, 5, 6, 7])
+    // The next heartbeat gives a new budget: ids 8–10 are honoured, 11 not.
+    await h.heartbeats(1)
+    h.inject(peer, { control: { idontwant: [{ messageIDs: ids.slice(8) }] } })
+    h.clearSent()
+    for (const raw of raws.slice(8)) h.inject(source, { publish: [raw] })
+    expect(collect.messages(h.takeSent(peer)).map(m => m.data?.[0])).to.deep.equal([11])
+  })
+
+  it('maxIHaveBytes: ids asked by IWANT per heartbeat stay within the byte budget; a long id is never asked for', async () => {
+    h = Harness.create({ maxIHaveBytes: 30 })
+    h.behaviour.subscribe(T)
+    const peer = await h.connect({ topics: [T] })
+    h.clearSent()
+    const short = Array.from({ length: 20 }, (_, i) => new Uint8Array([i, 1, 2]))
+    const long = new Uint8Array(50_000).fill(9)
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: [long, ...short.slice(0, 12)] }] } })
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: short.slice(12) }] } })
+    const asked = collect.iwants(h.takeSent(peer))
+    // Ten ids of 3 bytes fill the 30 bytes; the long id and the rest are not asked for.
+    expect(asked).to.have.length(10)
+    expect(asked.every(id => id.byteLength === 3 && id[0] < 12)).to.equal(true)
+    await h.heartbeats(1)
+    h.clearSent()
+    h.inject(peer, { control: { ihave: [{ topicID: T, messageIDs: short.slice(12) }] } })
+    expect(collect.iwants(h.takeSent(peer))).to.have.length(8)
+  })
+
   it('maxPendingValidations: with manual validation, the oldest held message is dropped past the bound', async () => {
     h = Harness.create({ validateMessagesManually: true, maxPendingValidations: 4 })
     h.behaviour.subscribe(T)

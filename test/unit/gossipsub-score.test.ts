@@ -128,6 +128,25 @@ describe('gossipsub score store', () => {
     expect([score.score('a'), score.score('b'), score.score('c')]).to.deep.equal([-1, -1, -1])
   })
 
+  it('a delivery record gets a set of peers only for copies that arrive while it is pending, and drops it at the verdict', () => {
+    const { score } = store({ invalidMessageDeliveriesWeight: -1, invalidMessageDeliveriesDecay: 0.5 })
+    for (const peer of ['a', 'b']) score.addPeer(peer, [])
+    const records = (score as unknown as { deliveries: Map<string, { peers?: Set<string> }> }).deliveries
+    for (let i = 0; i < 1_000; i++) {
+      score.validate(`m${i}`, T)
+      score.deliver(`m${i}`, T, 'a')
+      score.duplicate(`m${i}`, 'b')
+    }
+    expect([...records.values()].filter(r => r.peers != null)).to.have.length(0)
+    score.validate('x', T)
+    score.duplicate('x', 'b')
+    expect(records.get('x')?.peers?.size).to.equal(1)
+    score.reject('x', T, 'a')
+    expect(records.get('x')?.peers).to.equal(undefined)
+    // The copy that came while it was pending was blamed all the same.
+    expect(score.score('b')).to.equal(-1)
+  })
+
   it('P6: three peers on one IP with threshold 1 and weight −1 score −4 each; whitelisted IPs are exempt (33)', () => {
     const { score } = store({}, { ipColocationFactorWeight: -1, ipColocationFactorThreshold: 1, ipColocationFactorWhitelist: ['10.0.0.0/8'] })
     for (const peer of ['a', 'b', 'c']) score.addPeer(peer, ['192.0.2.1'])

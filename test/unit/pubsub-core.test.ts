@@ -121,6 +121,22 @@ describe('pubsub message signing', () => {
     expect(checker.verify({ ...message, seqno: new Uint8Array(8) }, author as PeerId)).to.equal(false)
   })
 
+  it('StrictSign: messages of every size in turn sign and verify (the signed bytes share one scratch array; nothing of one leaks into the next)', () => {
+    const checker = new MessageChecker('StrictSign')
+    // Growing, shrinking, past the scratch's 1 MiB cap and back.
+    for (const [i, size] of [10, 5_000, 600_000, 100, 2_000_000, 3_000, 1_100_000, 40].entries()) {
+      const data = new Uint8Array(size).fill(i + 1)
+      const message = signed(data)
+      const author = checker.check(message).author as PeerId
+      expect(checker.verify(message, author), `size ${size}`).to.equal(true)
+      const tampered = data.slice()
+      tampered[size - 1] ^= 1
+      expect(checker.verify({ ...message, data: tampered }, author), `size ${size}, tampered`).to.equal(false)
+      // Shorter than the previous message: the scratch's stale tail must not count.
+      expect(checker.verify({ ...message, data: data.subarray(0, size - 1) }, author), `size ${size}, truncated`).to.equal(false)
+    }
+  })
+
   it('StrictSign: names what is missing or wrong', () => {
     const checker = new MessageChecker('StrictSign')
     const message = signed()

@@ -100,12 +100,26 @@ export interface Config {
   readonly maxIHaveLength: number
   /** RPCs with control messages read per peer per heartbeat for IHAVE (default: 10). */
   readonly maxIHaveMessages: number
+  /**
+   * Bytes of message ids asked for by IWANT per peer per heartbeat (default: 320 KiB, 5 000
+   * ids of 64 B); an IHAVE id that would go past it is not asked for. With `maxIHaveLength`
+   * alone, a peer announcing ids of hundreds of KB each would have us echo them back by IWANT
+   * and keep them as promises.
+   */
+  readonly maxIHaveBytes: number
   /** A peer that does not answer our IWANT within this time broke its promise, in ms (default: 3 000). */
   readonly iwantFollowupTime: number
   /** Payloads at least this large are announced by IDONTWANT to v1.2 mesh peers (default: 1 000 B, as rust). */
   readonly idontwantMessageThreshold: number
   /** IDONTWANT ids accepted per peer per heartbeat; more are ignored (default: 1 000). */
   readonly maxIDontWantIds: number
+  /**
+   * Bytes of IDONTWANT ids accepted per peer per heartbeat (default: 64 KiB, 1 000 ids of
+   * 64 B); an id that would go past it is ignored. Each accepted id is kept for
+   * `idontwantTtlHeartbeats`: by count alone, ids of up to a frame each could make us keep
+   * hundreds of MB per peer.
+   */
+  readonly maxIDontWantBytes: number
   /** Heartbeats an IDONTWANT is honoured (default: 3, as go). */
   readonly idontwantTtlHeartbeats: number
   /** Every this many heartbeats, disconnected explicit peers are dialed again (default: 300). */
@@ -190,9 +204,11 @@ export const defaultConfig = Object.freeze({
   gossipOnSubscribe: true,
   maxIHaveLength: 5_000,
   maxIHaveMessages: 10,
+  maxIHaveBytes: 320 * 1024,
   iwantFollowupTime: 3_000,
   idontwantMessageThreshold: 1_000,
   maxIDontWantIds: 1_000,
+  maxIDontWantBytes: 64 * 1024,
   idontwantTtlHeartbeats: 3,
   directConnectTicks: 300,
   opportunisticGraftTicks: 60,
@@ -215,7 +231,7 @@ type NumberField = { [K in keyof Config]-?: Config[K] extends number ? K : never
 const COUNTS: readonly NumberField[] = [
   'meshN', 'meshNLow', 'meshNHigh', 'meshNScore', 'meshOutboundMin', 'gossipLazy', 'backoffSlackHeartbeats',
   'prunePeers', 'maxPendingPxDials', 'gossipRetransmission', 'maxIHaveLength', 'maxIHaveMessages',
-  'idontwantMessageThreshold', 'maxIDontWantIds'
+  'idontwantMessageThreshold', 'maxIDontWantIds', 'maxIHaveBytes', 'maxIDontWantBytes'
 ]
 /** Fields that must be > 0 (times in ms, sizes, bounds, tick counts). */
 const POSITIVE: readonly NumberField[] = [

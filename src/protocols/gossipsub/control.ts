@@ -4,8 +4,9 @@
  * router and leaves together when the RPC has been handled.
  *
  * - IHAVE: ignored from peers below the gossip threshold, beyond `maxIHaveMessages` control
- *   RPCs or `maxIHaveLength` asked ids per heartbeat, or for topics we have no mesh of; the
- *   unseen ids are asked for by IWANT, and the peer's promise to deliver is recorded;
+ *   RPCs or `maxIHaveLength` asked ids (`maxIHaveBytes` of ids) per heartbeat, or for topics
+ *   we have no mesh of; the unseen ids are asked for by IWANT, and the peer's promise to
+ *   deliver is recorded;
  * - IWANT: answered from the message cache, at most `gossipRetransmission` times per peer and
  *   message, never for ids the peer sent IDONTWANT for;
  * - GRAFT: ignored for topics we have no mesh of; answered by PRUNE (without PX) for explicit
@@ -13,7 +14,8 @@
  *   the mesh is full, inbound peers (with PX);
  * - PRUNE: ignored for topics we have no mesh of; otherwise the peer leaves the mesh and is
  *   backed off for its announced backoff (or ours); its PX peers are dialed if its score allows;
- * - IDONTWANT (v1.2): the ids are not sent to that peer for `idontwantTtlHeartbeats`: not
+ * - IDONTWANT (v1.2): up to `maxIDontWantIds` ids (`maxIDontWantBytes` of ids) per peer per
+ *   heartbeat; those ids are not sent to that peer for `idontwantTtlHeartbeats`: not
  *   forwarded nor given on IWANT from now on, and copies already queued for it are dropped
  *   by its connection's handler when their turn to be written comes (see `UnwantedIds`).
  *
@@ -45,21 +47,27 @@ export function handleControl<T> (r: Router<T>, peer: PeerState, control: Contro
 
 function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefined, ids: readonly MessageId[]): void {
   r.countControl('received', 'ihave', 1)
-  const { maxIHaveLength, maxIHaveMessages } = r.config
+  const { maxIHaveLength, maxIHaveMessages, maxIHaveBytes } = r.config
   if (topic == null || !r.mesh.has(topic)) return
   if (r.score(peer.key) < r.thresholds.gossip) return
-  if (peer.controlRpcs > maxIHaveMessages || peer.iasked >= maxIHaveLength) {
+  if (peer.controlRpcs > maxIHaveMessages || peer.iasked >= maxIHaveLength || peer.iaskedBytes >= maxIHaveBytes) {
     log.trace('ignoring IHAVE from %p: too many this heartbeat', peer.peerId)
     return
   }
   const wanted = new Map<string, MessageId>()
+  // Ids that could not all be asked for are never keyed (a key is a string of the id's size).
+  let room = maxIHaveBytes - peer.iaskedBytes
   for (const id of ids.slice(0, maxIHaveLength)) {
+    if (id.byteLength > room) continue
     const key = messageIdKey(id)
-    if (!r.seen.has(key) && !r.promises.has(key)) wanted.set(key, id)
+    if (r.seen.has(key) || r.promises.has(key) || wanted.has(key)) continue
+    wanted.set(key, id)
+    room -= id.byteLength
   }
   if (wanted.size === 0) return
   const keys = shuffle([...wanted.keys()], r.random).slice(0, maxIHaveLength - peer.iasked)
   peer.iasked += keys.length
+  for (const key of keys) peer.iaskedBytes += key.length
   r.count('iwant_ids_requested', keys.length, undefined)
   r.iwant(peer.key, keys.map(key => wanted.get(key) as MessageId))
   r.promises.add(peer.key, keys, r.now() + r.config.iwantFollowupTime)
@@ -137,12 +145,16 @@ function handlePrune<T> (
 function handleIDontWant<T> (r: Router<T>, peer: PeerState, ids: readonly MessageId[]): void {
   r.countControl('received', 'idontwant', 1)
   const until = r.ticks + r.config.idontwantTtlHeartbeats
+  const { maxIDontWantIds, maxIDontWantBytes } = r.config
   for (const id of ids) {
-    if (peer.idontwantIds >= r.config.maxIDontWantIds) {
+    if (peer.idontwantIds >= maxIDontWantIds) {
       log.trace('ignoring further IDONTWANT from %p this heartbeat', peer.peerId)
       return
     }
+    // An id past the byte budget is skipped (a shorter one after it may still fit).
+    if (peer.idontwantBytes + id.byteLength > maxIDontWantBytes) continue
     peer.idontwantIds++
+    peer.idontwantBytes += id.byteLength
     peer.dontSend.set(messageIdKey(id), until)
   }
 }

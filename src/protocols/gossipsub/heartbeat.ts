@@ -36,7 +36,9 @@ export function heartbeat<T> (r: Router<T>): void {
   for (const peer of r.peers.values()) {
     peer.controlRpcs = 0
     peer.iasked = 0
+    peer.iaskedBytes = 0
     peer.idontwantIds = 0
+    peer.idontwantBytes = 0
     peer.subscribeOffers = 0
     for (const [key, until] of peer.dontSend) {
       if (until <= r.ticks) peer.dontSend.delete(key)

@@ -64,8 +64,12 @@ export interface PeerState {
   controlRpcs: number
   /** Message ids asked of it by IWANT this heartbeat. */
   iasked: number
+  /** Bytes of those ids. */
+  iaskedBytes: number
   /** IDONTWANT ids taken from it this heartbeat. */
   idontwantIds: number
+  /** Bytes of those ids. */
+  idontwantBytes: number
   /** IHAVEs offered to it this heartbeat because it subscribed (`gossipOnSubscribe`). */
   subscribeOffers: number
   /** Message id keys it asked us not to send, with the heartbeat at which that ends. */

@@ -69,8 +69,48 @@ export class InvalidMessageError extends PeerswarmError {
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 
 /** The bytes a signature covers: the prefix and the message without `signature` and `key`. */
-function signedBytes (message: RawMessage): Uint8Array {
-  return encodeMessageAfter(SIGN_PREFIX, { from: message.from, data: message.data, seqno: message.seqno, topic: message.topic })
+function signedBytes (message: RawMessage, into?: Uint8Array): Uint8Array {
+  return encodeMessageAfter(SIGN_PREFIX, { from: message.from, data: message.data, seqno: message.seqno, topic: message.topic }, into)
+}
+
+/**
+ * Largest scratch kept for the signed bytes: a frame of the default `maxTransmitSize` and some.
+ * Larger messages get an array of their own.
+ */
+const MAX_SCRATCH = 1024 * 1024 + 1024
+
+/** The scratch array, while no check holds it; it grows (doubling) to the largest message seen. */
+let scratch: Uint8Array | undefined = new Uint8Array(4096)
+
+/**
+ * `check(bytes)` on the bytes `message`'s signature covers, written into the shared scratch
+ * array when it is free: the signed bytes of every received message (a copy of its data) were
+ * an allocation each, garbage once checked; at 512 KiB per message, a flood of forged
+ * messages made tens of MB of such garbage wait for V8's old-generation GC, and glibc kept
+ * what they had taken. A check that returns a promise holds the scratch until it settles
+ * (meanwhile others allocate, as before).
+ */
+function withSignedBytes<R> (message: RawMessage, check: (bytes: Uint8Array) => R | Promise<R>): R | Promise<R> {
+  const held = scratch
+  if (held == null) return check(signedBytes(message))
+  scratch = undefined
+  const bytes = signedBytes(message, held)
+  let giveBack = true
+  try {
+    const result = check(bytes)
+    if (result instanceof Promise) {
+      giveBack = false
+      return result.finally(() => { release(held, bytes) })
+    }
+    return result
+  } finally {
+    if (giveBack) release(held, bytes)
+  }
+}
+
+/** Return the scratch, or keep `used` instead if it was larger (an array of its own, made for it). */
+function release (held: Uint8Array, used: Uint8Array): void {
+  scratch = used.buffer !== held.buffer && used.byteLength <= MAX_SCRATCH ? used : held
 }
 
 /**
@@ -159,7 +199,8 @@ export class MessageAuthor {
       return { fields, complete: fields }
     }
     const fields: RawMessage = { from: this.peerId.toMultihash().bytes, data, seqno: seqnoBytes(seqno), topic }
-    const signature = this.sign(signedBytes(fields))
+    const sign = this.sign
+    const signature = withSignedBytes(fields, bytes => sign(bytes))
     const finish = (sig: Uint8Array): RawMessage => ({ ...fields, signature: sig, key: this.inlineKey })
     return { fields, complete: signature instanceof Promise ? signature.then(finish) : finish(signature) }
   }
@@ -217,13 +258,15 @@ export class MessageChecker {
         throw new InvalidMessageError('InvalidKey', 'message key is not a public key')
       }
       if (!peerIdFromPublicKey(key).equals(author)) throw new InvalidMessageError('KeyMismatch', 'message key does not match its author')
-      return key.verify(signedBytes(message), message.signature)
+      const signature = message.signature
+      return withSignedBytes(message, bytes => key.verify(bytes, signature))
     }
     const verifier = this.keys.get(author.toString(), () => {
       const key = author.publicKey
       if (key == null) throw new InvalidMessageError('InvalidKey', 'no key in the message and none in its author id')
       return key
     })
-    return verifier(signedBytes(message), message.signature)
+    const signature = message.signature
+    return withSignedBytes(message, bytes => verifier(bytes, signature))
   }
 }

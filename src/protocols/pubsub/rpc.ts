@@ -130,17 +130,19 @@ const utf8 = new TextEncoder()
 
 /**
  * `prefix` followed by `message`'s encoding (as `encodeMessage`: fields in number order, absent
- * ones omitted), in one new array: what a signature covers, made with one allocation and one copy
+ * ones omitted), in one array: what a signature covers, made with one allocation and one copy
  * of the data (encoding, then prefixing, took two of each: a 16 KiB message cost 64 KiB of
- * short-lived buffers per signature checked).
+ * short-lived buffers per signature checked). With `into` large enough, written at its start
+ * and returned as a view of it, allocating nothing (for bytes needed only until a synchronous
+ * check returns).
  */
-export function encodeMessageAfter (prefix: Uint8Array, message: RawMessage): Uint8Array {
+export function encodeMessageAfter (prefix: Uint8Array, message: RawMessage, into?: Uint8Array): Uint8Array {
   const topic = message.topic == null ? undefined : utf8.encode(message.topic)
   // Field numbers 1–6, all length-delimited: tag (one byte), length, bytes.
   const fields = [message.from, message.data, message.seqno, topic, message.signature, message.key]
   let size = prefix.byteLength
   for (const field of fields) if (field != null) size += 1 + varintLength(field.byteLength) + field.byteLength
-  const out = new Uint8Array(size)
+  const out = into != null && into.byteLength >= size ? into.subarray(0, size) : new Uint8Array(size)
   out.set(prefix)
   let at = prefix.byteLength
   for (let i = 0; i < fields.length; i++) {

@@ -20,8 +20,11 @@
  *   `send` in the same turn would not do.
  * - Our outbound stream is reopened when it dies, with doubling delays, a few times before we
  *   give up; a remote that speaks none of our protocols is reported and gets nothing.
- * - Reads are parsed into RPCs and handed to the behaviour through a bounded queue; while it
- *   is full the inbound stream is paused, which stops Yamux's window towards the remote.
+ * - Reads are parsed into RPCs and handed to the behaviour through a queue bounded in RPCs
+ *   (`maxReceivedRpcs`) and in the bytes of their frames (`maxReceivedBytes`, 1 MiB by
+ *   default): once either is reached the inbound stream is paused, which stops Yamux's window
+ *   towards the remote, and it is resumed when the behaviour has taken the queue below half of
+ *   both. (Counted alone, 64 RPCs of up to 1 MiB each let one peer make us hold 64 MiB.)
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
  * - Keep-alive: the two long-lived streams do not keep the connection open
  *   (`ignoreForKeepAlive`; they never close while the peer is connected, so every connection
@@ -98,6 +101,11 @@ export interface StreamHandlerConfig {
   readonly maxQueuedBytes: number
   /** RPCs read but not yet taken by the behaviour before the inbound stream is paused. */
   readonly maxReceivedRpcs: number
+  /**
+   * Bytes of the frames of those RPCs before the inbound stream is paused (default
+   * {@link MAX_RECEIVED_BYTES}); one frame larger than this pauses it alone.
+   */
+  readonly maxReceivedBytes?: number
   /** Negotiation timeout, in ms. */
   readonly timeout: number
   /** Low-priority frames not written within this many ms are dropped (default: never). */
@@ -111,6 +119,12 @@ export interface StreamHandlerConfig {
   readonly unwanted?: UnwantedIds
 }
 
+/**
+ * Default `maxReceivedBytes`: 1 MiB of received frames waiting for the behaviour per
+ * connection (one frame of the default `maxTransmitSize`).
+ */
+export const MAX_RECEIVED_BYTES = 1024 * 1024
+
 /** Re-open attempts after our outbound stream dies, with doubling delays (as go-libp2p-pubsub). */
 const REOPEN_DELAYS = [100, 200, 400, 800]
 
@@ -118,6 +132,10 @@ const REOPEN_DELAYS = [100, 200, 400, 800]
 export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private readonly reports: ToBehaviour[] = []
   private readonly received: Rpc[] = []
+  /** The frame size of each RPC in `received`, and their sum. */
+  private readonly receivedSizes: number[] = []
+  private receivedBytes = 0
+  private readonly maxReceivedBytes: number
   /** Frames waiting to be written. */
   private readonly queue: WriteQueue
   private outbound?: Stream
@@ -140,6 +158,7 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
 
   constructor (private readonly config: StreamHandlerConfig) {
     this.queue = new WriteQueue(config, () => { this.waker?.wake() })
+    this.maxReceivedBytes = config.maxReceivedBytes ?? MAX_RECEIVED_BYTES
   }
 
   listenProtocol (): SubstreamProtocol {
@@ -221,7 +240,8 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     if (report != null) return { type: 'NotifyBehaviour', event: report }
     const rpc = this.received.shift()
     if (rpc != null) {
-      if (this.inboundPaused && this.received.length < this.config.maxReceivedRpcs / 2) {
+      this.receivedBytes -= this.receivedSizes.shift() ?? 0
+      if (this.inboundPaused && this.received.length < this.config.maxReceivedRpcs / 2 && this.receivedBytes < this.maxReceivedBytes / 2) {
         this.inboundPaused = false
         this.inbound?.resume()
       }
@@ -276,14 +296,19 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     stream.addEventListener('message', (evt) => {
       if (this.inbound !== stream) return
       try {
-        for (const frame of decoder.decode(evt.data)) this.received.push(decodeRpc(frame))
+        for (const frame of decoder.decode(evt.data)) {
+          this.received.push(decodeRpc(frame))
+          this.receivedSizes.push(frame.byteLength)
+          this.receivedBytes += frame.byteLength
+        }
       } catch (err) {
         log('invalid frame from the remote: %s', describe(err))
         this.reports.push({ type: 'InvalidFrame', error: toError(err) })
         this.inbound = undefined
         stream.abort(toError(err))
       }
-      if (this.received.length >= this.config.maxReceivedRpcs && !this.inboundPaused && this.inbound === stream) {
+      const full = this.received.length >= this.config.maxReceivedRpcs || this.receivedBytes >= this.maxReceivedBytes
+      if (full && !this.inboundPaused && this.inbound === stream) {
         this.inboundPaused = true
         stream.pause()
       }
