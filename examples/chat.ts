@@ -6,6 +6,7 @@
  * Run: npx tsx examples/chat.ts [--floodsub] [--interface lo] [--ip 4|6|both]
  *        [--service _name._udp.local] [--topic test-net] [--listen /ip4/0.0.0.0/tcp/0]
  *        [--relay <relay multiaddr> [--peer <peer id>]…] [--dial <multiaddr>]…
+ *        [--dial-port <port>] [--global <IPv4 CIDR>]…
  *
  * `--floodsub` uses FloodSub instead of GossipSub (the two are used alike: one word changes).
  *
@@ -22,11 +23,22 @@
  * `…/p2p-circuit/p2p/<id>` address); `--peer` dials a chat through it (repeat it for more);
  * `--dial <multiaddr>` dials any address. A relayed connection lasts as long as the relay allows
  * (2 minutes by default): the chat dials again when it ends.
+ *
+ * Then directly: over the relayed connection the two chats run DCUtR (hole punching): each
+ * sends the address the relay saw it at (its NAT's mapping of its dial port) and both dial the
+ * other's at once, so that one TCP connection opens through both NATs. When it does, the chat
+ * prints `Direct connection to <peer> …` and closes the relayed connection a second later;
+ * when it cannot (a NAT that changes the port for every connection), it prints why and stays
+ * on the relay. TCP dials leave from one local port for that (`--dial-port`; default with
+ * `--relay`: a free port picked at the first dial and kept). DCUtR only sends and dials public
+ * addresses; `--global <IPv4 CIDR>` (repeatable) counts a range as public too, for a test
+ * network (`--global 198.18.0.0/15`), or `--global 127.0.0.0/8` to try it on one machine.
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { SwarmBuilder, childEvent, combine, floodsub, gossipsub, identify, mdns, peerIdOf } from 'peerswarm'
-import type { Multiaddr } from 'peerswarm'
+import { multiaddr } from '@multiformats/multiaddr'
+import { SwarmBuilder, childEvent, combine, dcutr, floodsub, gossipsub, identify, inIpv4Range, isGlobalAddress, mdns, peerIdOf } from 'peerswarm'
+import type { ConnectionId, Multiaddr } from 'peerswarm'
 
 const { values: args } = parseArgs({
   options: {
@@ -38,13 +50,20 @@ const { values: args } = parseArgs({
     listen: { type: 'string', default: '/ip4/0.0.0.0/tcp/0' },
     relay: { type: 'string' },
     peer: { type: 'string', multiple: true, default: [] },
-    dial: { type: 'string', multiple: true, default: [] }
+    dial: { type: 'string', multiple: true, default: [] },
+    'dial-port': { type: 'string' },
+    global: { type: 'string', multiple: true, default: [] }
   }
 })
 if (args.peer.length > 0 && args.relay == null) throw new Error('--peer needs --relay (the relay to reach the peer through)')
+// With a relay, dials leave from one port (hole punching needs it): the given one, or a free one.
+const dialPort = args['dial-port'] != null ? Number(args['dial-port']) : args.relay != null ? 0 : undefined
+// Which addresses DCUtR sends and dials: public ones, and the ranges given with --global.
+for (const cidr of args.global) inIpv4Range(multiaddr('/ip4/0.0.0.0'), cidr) // throws on a malformed CIDR
+const isGlobal = (address: Multiaddr): boolean => isGlobalAddress(address) || args.global.some(cidr => inIpv4Range(address, cidr))
 
 const swarm = await SwarmBuilder.withNewIdentity()
-  .withTcp()
+  .withTcp(dialPort === undefined ? {} : { dialPort })
   .withRelayClient()
   .withBehaviour((key, relayClient) => combine({
     relayClient,
@@ -57,7 +76,9 @@ const swarm = await SwarmBuilder.withNewIdentity()
       ipv4: args.ip !== '6',
       ipv6: args.ip !== '4'
     }),
-    identify: new identify.Behaviour(key.publicKey)
+    identify: new identify.Behaviour(key.publicKey),
+    // Hole punching over relayed connections (it does nothing on direct ones).
+    dcutr: new dcutr.Behaviour(peerIdOf(key), { isGlobal })
   }))
   .withSwarmConfig({ idleConnectionTimeout: 60_000 })
   .build()
@@ -138,7 +159,25 @@ for await (const event of swarm) {
       const message = childEvent(event, 'pubsub', 'Message')
       const reservation = childEvent(event, 'relayClient', 'ReservationReqAccepted')
       const lost = childEvent(event, 'relayClient', 'ReservationLost')
-      if (reservation != null) {
+      const holePunch = event.event.behaviour === 'dcutr' ? event.event.event : undefined
+      if (holePunch != null) {
+        const peer = holePunch.remotePeerId.toString()
+        if (holePunch.result.ok) {
+          const { connectionId } = holePunch.result
+          const direct = swarm.connections().find(c => c.id === connectionId)
+          console.log(`Direct connection to ${peer} (hole punched through the relay): ${direct?.remoteAddress.toString() ?? 'closed already'}`)
+          // Move to it: close the relayed connections after a grace period, so that what is
+          // on its way over them arrives.
+          const relayed: ConnectionId[] = swarm.connections().filter(c => c.peerId.equals(holePunch.remotePeerId) && c.endpoint.limited === true).map(c => c.id)
+          setTimeout(() => {
+            for (const id of relayed) {
+              if (swarm.closeConnection(id)) console.log(`Closed the relayed connection to ${peer}`)
+            }
+          }, 1_000).unref()
+        } else {
+          console.log(`No direct connection to ${peer} (${holePunch.result.error.message}); staying on the relay`)
+        }
+      } else if (reservation != null) {
         if (!reservation.renewal) console.log(`Reservation accepted by relay ${reservation.relayPeerId.toString()}`)
       } else if (lost != null) {
         console.log(`Reservation on relay ${lost.relayPeerId.toString()} lost (${lost.error.message}); reserving again`)

@@ -10,7 +10,8 @@
  * ```
  *
  * {@link serveView} shows one swarm's neighbourhood; {@link serveNetworkView} several swarms
- * of one process as a graph (the demo uses it). Both are read-only, off unless called, bound to
+ * as a graph (the demos use it): swarms of this process, or nodes whose views are sent from
+ * other processes ({@link ExternalViewNode}: the NAT demo's peers in network namespaces). Both are read-only, off unless called, bound to
  * 127.0.0.1 by default, and push updates to the page as server-sent events.
  *
  * @packageDocumentation
@@ -19,4 +20,4 @@
 export { serveView, serveNetworkView } from './server.js'
 export type { ViewOptions, ViewHandle, Delivery } from './server.js'
 export { nodeView, pubsubBehaviours } from './snapshot.js'
-export type { ViewNode, ViewSnapshot, NodeView, ConnectionView, PubsubView, TopicView, ScoreView, RatesView, DeliveryStats } from './snapshot.js'
+export type { ViewNode, ExternalViewNode, ViewSnapshot, NodeView, ConnectionView, PubsubView, TopicView, ScoreView, RatesView, DeliveryStats } from './snapshot.js'

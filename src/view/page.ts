@@ -24,6 +24,7 @@ const STYLE = `
   h2 { font-size: 14px; margin: .2rem 0 .6rem } h3 { font-size: 13px; margin: 1rem 0 .4rem; color: var(--muted); text-transform: uppercase; letter-spacing: .04em }
   svg { width: 100%; height: auto; display: block }
   svg .conn { stroke: #c3cad3; stroke-width: 1.5 }
+  svg .conn.limited { stroke: #e67700; stroke-width: 2; stroke-dasharray: 6 4 }
   svg .mesh { stroke-width: 2; opacity: .85 }
   svg .node circle { stroke: #fff; stroke-width: 2; cursor: pointer }
   svg .node.observed circle { fill: var(--accent) }
@@ -127,13 +128,20 @@ function drawGraph (snapshot) {
     n.connections.forEach(function (c) {
       var a = n.peerId < c.peer ? n.peerId : c.peer
       var b = n.peerId < c.peer ? c.peer : n.peerId
-      pairs.set(a + ' ' + b, [a, b])
+      var key = a + ' ' + b
+      var pair = pairs.get(key) || { a: a, b: b, direct: false, limited: false }
+      if (c.limited) pair.limited = true; else pair.direct = true
+      pairs.set(key, pair)
     })
   })
   pairs.forEach(function (pair) {
-    var p = state.positions.get(pair[0]); var q = state.positions.get(pair[1])
+    var p = state.positions.get(pair.a); var q = state.positions.get(pair.b)
     if (!p || !q) return
-    edges.appendChild(svg('line', { class: 'conn', 'data-a': pair[0], 'data-b': pair[1], x1: p.x, y1: p.y, x2: q.x, y2: q.y }))
+    // A relayed (limited) connection is dashed; beside a direct one, it is drawn a little apart.
+    var len = Math.max(1, Math.hypot(q.x - p.x, q.y - p.y))
+    var ox = pair.direct ? -(q.y - p.y) / len * 6 : 0; var oy = pair.direct ? (q.x - p.x) / len * 6 : 0
+    if (pair.direct) edges.appendChild(svg('line', { class: 'conn', 'data-a': pair.a, 'data-b': pair.b, x1: p.x, y1: p.y, x2: q.x, y2: q.y }))
+    if (pair.limited) edges.appendChild(svg('line', { class: 'conn limited', 'data-a': pair.a, 'data-b': pair.b, x1: p.x + ox, y1: p.y + oy, x2: q.x + ox, y2: q.y + oy }))
   })
   snapshot.nodes.forEach(function (n) {
     n.pubsub.forEach(function (ps) {
@@ -180,6 +188,8 @@ function drawGraph (snapshot) {
   })
   var connItem = el('span'); var connSwatch = el('i'); connSwatch.style.background = '#c3cad3'
   connItem.append(connSwatch, 'connection'); legend.appendChild(connItem)
+  var relayedItem = el('span'); var relayedSwatch = el('i'); relayedSwatch.style.background = 'repeating-linear-gradient(90deg, #e67700 0 5px, transparent 5px 8px)'
+  relayedItem.append(relayedSwatch, 'relayed (limited) connection'); legend.appendChild(relayedItem)
 }
 
 function table (head, rows) {
@@ -211,9 +221,9 @@ function drawDetails (snapshot) {
   parts.push(el('div', { class: 'mono muted', id: 'node-peer' }, node.peerId))
   if (node.listeners.length > 0) parts.push(el('div', { class: 'mono muted' }, 'listening on ' + node.listeners.join(', ')))
   parts.push(el('h3', null, 'connections (' + node.connections.length + ')'))
-  var conns = table(['peer', 'transport', 'direction', 'address', 'age', 'streams'], node.connections.map(function (c) {
+  var conns = table(['peer', 'transport', 'kind', 'direction', 'address', 'age', 'streams'], node.connections.map(function (c) {
     var ageCell = el('span', { class: 'age', 'data-since': c.establishedAt }, age(Date.now() - c.establishedAt))
-    return [nameOf(c.peer), c.transport, c.direction, el('span', { class: 'mono' }, c.address), ageCell, c.streams]
+    return [nameOf(c.peer), c.transport, c.limited ? 'relayed (limited)' : 'direct', c.direction, el('span', { class: 'mono' }, c.address), ageCell, c.streams]
   }))
   conns.id = 'connections'
   parts.push(conns)

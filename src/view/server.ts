@@ -4,7 +4,9 @@
  * `GET /` is the page, `GET /events` a stream of server-sent events (`snapshot`: the whole
  * state, sent at once and then whenever it changes, sampled every `interval` while someone
  * watches; `traffic`: deliveries reported with `delivered()`, batched), `GET /snapshot.json`
- * the state once. Nothing else: no write, no key, and by default only on 127.0.0.1.
+ * the state once. The state is read from swarms of this process, or for nodes of other
+ * processes from the views they sent (`ExternalViewNode`). Nothing else: no write, no key,
+ * and by default only on 127.0.0.1.
  *
  * @module
  */
@@ -12,7 +14,7 @@ import { createServer } from 'node:http'
 import { ConfigError } from '../core/errors.js'
 import { pageHtml } from './page.js'
 import { nodeView } from './snapshot.js'
-import type { DeliveryStats, NodeView, ViewNode, ViewSnapshot } from './snapshot.js'
+import type { DeliveryStats, ExternalViewNode, NodeView, ViewNode, ViewSnapshot } from './snapshot.js'
 import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { PeerId } from '@libp2p/interface'
@@ -56,6 +58,11 @@ export interface ViewHandle {
   delivered: (delivery: Delivery) => void
   /** The current state, as the page gets it. */
   snapshot: () => ViewSnapshot
+  /**
+   * Send the state to open pages now if it changed, without waiting for the next sample (for
+   * {@link ExternalViewNode}s: call it when a new view arrived, so that no state is skipped).
+   */
+  update: () => void
   /** Stop serving: closes open pages' streams and the server. */
   close: () => Promise<void>
 }
@@ -84,12 +91,29 @@ export async function serveView (swarm: AnySwarm, options: ViewOptions = {}): Pr
 }
 
 /**
- * Serve a view of several swarms of one process at once (a test network, a simulation, the
- * demo): a graph of every node and peer with connection and mesh edges per topic, messages
- * drawn as they travel (reported with `delivered`), delivery and latency counters, and the
- * details of the node selected on the graph.
+ * Serve a view of several swarms at once (a test network, a simulation, the demo): a graph of
+ * every node and peer with connection edges (relayed ones dashed) and mesh edges per topic,
+ * messages drawn as they travel (reported with `delivered`), delivery and latency counters, and
+ * the details of the node selected on the graph.
+ *
+ * A node is a swarm of this process ({@link ViewNode}) or one whose views come from elsewhere
+ * ({@link ExternalViewNode}: e.g. peers in other processes that print their `nodeView` as JSON
+ * lines, as the NAT demo's do):
+ *
+ * ```ts
+ * import { serveNetworkView } from 'peerswarm/view'
+ * import type { NodeView } from 'peerswarm/view'
+ *
+ * const latest = new Map<string, NodeView>()
+ * const view = await serveNetworkView(['a', 'b'].map(name => ({ name, latest: () => latest.get(name) })))
+ * // Call with each view a peer sends (e.g. parsed from the JSON lines it prints).
+ * function received (name: string, nodeView: NodeView): void {
+ *   latest.set(name, nodeView)
+ *   view.update()
+ * }
+ * ```
  */
-export async function serveNetworkView (nodes: readonly ViewNode[], options: ViewOptions = {}): Promise<ViewHandle> {
+export async function serveNetworkView (nodes: ReadonlyArray<ViewNode | ExternalViewNode>, options: ViewOptions = {}): Promise<ViewHandle> {
   const interval = options.interval ?? 500
   if (!(interval >= 10)) throw new ConfigError('interval', 'must be at least 10 ms')
   const port = options.port ?? 0
@@ -99,7 +123,7 @@ export async function serveNetworkView (nodes: readonly ViewNode[], options: Vie
 
   const deliveries = { delivered: 0, latencyCount: 0, latencySum: 0, latencyMax: 0, latencyLast: 0 }
   let traffic: Array<{ from: string, to: string, topic: string }> = []
-  let previous: { time: number, views: NodeView[] } | undefined
+  let previous: { time: number, views: Array<NodeView | undefined> } | undefined
   let lastSent = ''
   const clients = new Set<ServerResponse>()
   let sampler: ReturnType<typeof setInterval> | undefined
@@ -119,9 +143,13 @@ export async function serveNetworkView (nodes: readonly ViewNode[], options: Vie
   const take = (advance: boolean): ViewSnapshot => {
     const time = Date.now()
     const seconds = previous == null ? 0 : (time - previous.time) / 1000
-    const views = nodes.map((node, i) => nodeView(node, previous?.views[i], seconds))
+    const views = nodes.map((node, i) => {
+      if ('swarm' in node) return nodeView(node, previous?.views[i], seconds)
+      const view = node.latest()
+      return view == null ? undefined : { ...view, name: node.name }
+    })
     if (advance || previous == null) previous = { time, views }
-    return { time, nodes: views, deliveries: deliveryStats() }
+    return { time, nodes: views.filter(v => v != null), deliveries: deliveryStats() }
   }
 
   const send = (event: string, data: string): void => {
@@ -219,6 +247,9 @@ export async function serveNetworkView (nodes: readonly ViewNode[], options: Vie
       flusher ??= setTimeout(flushTraffic, 50)
     },
     snapshot: () => take(false),
+    update () {
+      if (clients.size > 0) sample()
+    },
     async close () {
       if (sampler != null) clearInterval(sampler)
       if (flusher != null) clearTimeout(flusher)

@@ -23,6 +23,17 @@ export interface ViewNode {
   readonly swarm: Swarm<AnyBehaviour>
 }
 
+/**
+ * A node whose state is taken elsewhere, e.g. in another process that sends its
+ * {@link nodeView} as JSON (the NAT demo's peers run in network namespaces): `latest()` returns
+ * its newest {@link NodeView}, or undefined while there is none (the node is then left out).
+ * The page shows it under `name`; its rates are the ones it was sent with.
+ */
+export interface ExternalViewNode {
+  readonly name: string
+  readonly latest: () => NodeView | undefined
+}
+
 /** One connection of an observed swarm. */
 export interface ConnectionView {
   readonly id: number
@@ -36,6 +47,11 @@ export interface ConnectionView {
   readonly streams: number
   readonly encryption: string
   readonly multiplexer: string
+  /**
+   * A limited connection: relayed through a circuit relay (`ConnectedPoint.limited`), as
+   * opposed to a direct one. The page draws it dashed.
+   */
+  readonly limited: boolean
 }
 
 /** One topic of a pubsub behaviour. */
@@ -175,7 +191,8 @@ export function nodeView (node: ViewNode, previous?: NodeView, seconds = 0): Nod
     establishedAt: c.establishedAt,
     streams: c.streams,
     encryption: c.encryption,
-    multiplexer: c.multiplexer
+    multiplexer: c.multiplexer,
+    limited: c.endpoint.limited === true
   }))
   const pubsub = pubsubBehaviours(swarm.behaviour).map(({ path, behaviour }) =>
     pubsubView(path, behaviour, previous?.pubsub.find(p => p.path === path), seconds))

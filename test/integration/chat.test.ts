@@ -52,6 +52,9 @@ describe('examples/chat: two processes on 127.0.0.1', function () {
     b.type('and back')
     expect(await a.line(/^Got message: /)).to.equal(`Got message: 'and back' from peer: ${idB}`)
     expect(a.lines.concat(b.lines).some(l => l.startsWith('mDNS discovered')), 'not found over mDNS').to.equal(false)
+    // 127.0.0.1 is not a public address: DCUtR has nothing to send or dial, and they stay on the relay.
+    expect(await b.line(new RegExp(`^No direct connection to ${idA} `))).to.match(/staying on the relay$/)
+    expect(a.lines.concat(b.lines).some(l => l.startsWith('Direct connection')), 'no direct connection').to.equal(false)
     expect(await Promise.all([a.end(), b.end()])).to.deep.equal([0, 0])
   })
 })

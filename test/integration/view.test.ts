@@ -6,9 +6,9 @@ import { expect } from 'chai'
 import { request } from 'node:http'
 import { combine, floodsub, gossipsub } from '../../src/index.js'
 import { connect, driveUntil, newSwarm } from '../../src/testing/index.js'
-import { serveView } from '../../src/view/index.js'
+import { serveNetworkView, serveView } from '../../src/view/index.js'
 import { PAGE_SCRIPT } from '../../src/view/page.js'
-import type { ViewSnapshot } from '../../src/view/index.js'
+import type { NodeView, ViewSnapshot } from '../../src/view/index.js'
 import type { Keypair } from '../../src/index.js'
 
 const create = (key: Keypair) => combine({
@@ -101,7 +101,7 @@ describe('peerswarm/view', function () {
       const [node] = snapshot.nodes
       expect(node.peerId).to.equal(a.localPeerId.toString())
       const [connection] = node.connections
-      expect(connection).to.include({ peer: bId, transport: 'memory', direction: 'outbound', encryption: '/noise', multiplexer: '/yamux/1.0.0' })
+      expect(connection).to.include({ peer: bId, transport: 'memory', direction: 'outbound', encryption: '/noise', multiplexer: '/yamux/1.0.0', limited: false })
       expect(connection.establishedAt).to.be.at.most(Date.now())
       const gossip = node.pubsub.find(p => p.kind === 'gossipsub')
       expect(gossip?.path).to.equal('pubsub')
@@ -144,6 +144,39 @@ describe('peerswarm/view', function () {
       controller.abort()
       await view.close()
       await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('shows nodes of other processes from the views they send (ExternalViewNode), pushed at update(), relayed connections marked limited', async () => {
+    const swarm = await newSwarm(create)
+    const latest = new Map<string, NodeView>()
+    const view = await serveNetworkView([{ name: 'here', swarm }, ...['a', 'b'].map(name => ({ name, latest: () => latest.get(name) }))], { interval: 60_000 })
+    try {
+      // Before a view arrived, an external node is left out.
+      expect((await (await fetch(`${view.url}snapshot.json`)).json() as ViewSnapshot).nodes.map(n => n.name)).to.deep.equal(['here'])
+      const connection = { id: 1, peer: '12D3KooWB', transport: 'p2p-circuit', direction: 'outbound' as const, address: '/ip4/198.18.0.10/tcp/4001/p2p/12D3KooWR/p2p-circuit/p2p/12D3KooWB', establishedAt: Date.now(), streams: 2, encryption: '/noise', multiplexer: '/yamux/1.0.0', limited: true }
+      const sent: NodeView = { name: 'named by its sender', peerId: '12D3KooWA', listeners: [], connections: [connection], pubsub: [] }
+      // The sampling interval is a minute: only update() can bring the new view to the open
+      // page, which got the state without it first.
+      const firsts: number[] = []
+      const arrived = await readEvents(`${view.url}events`, (event, text) => {
+        const nodes = (JSON.parse(text) as ViewSnapshot).nodes.length
+        if (firsts.length === 0) {
+          firsts.push(nodes)
+          latest.set('a', sent)
+          view.update()
+        }
+        return event === 'snapshot' && nodes === 2
+      })
+      expect(firsts).to.deep.equal([1])
+      const snapshot = JSON.parse(arrived) as ViewSnapshot
+      expect(snapshot.nodes.map(n => n.name)).to.deep.equal(['here', 'a'])
+      expect(snapshot.nodes[1]).to.deep.equal({ ...sent, name: 'a' })
+      expect(snapshot.nodes[1].connections[0].limited).to.equal(true)
+      expect(snapshot.nodes[0].peerId).to.equal(swarm.localPeerId.toString())
+    } finally {
+      await view.close()
+      await swarm.close()
     }
   })
 

@@ -206,7 +206,7 @@ describe('AutoNAT v2', () => {
   })
 
   describe('the server state machine', () => {
-    it('dials back on a new connection, sends the nonce there, answers and closes it', async () => {
+    it('dials back on a new connection from a new port (portUse new), sends the nonce there, answers and closes it', async () => {
       const server = new v2.server.Behaviour({ isGlobal: TEST_NET })
       const client = await newPeerId()
       const requestConnection = newConnectionId()
@@ -215,6 +215,8 @@ describe('AutoNAT v2', () => {
       const [dial] = drain(server)
       if (dial?.type !== 'Dial') throw new Error('expected a dial')
       expect(dial.opts.condition).to.equal('always')
+      // Never from the dial port (rust-libp2p: PortUse::New): its NAT mapping is DCUtR's.
+      expect(dial.opts.portUse).to.equal('new')
       expect(dial.opts.addresses?.map(String)).to.deep.equal([address.toString()])
       const dialConnection = dial.opts.connectionId as ConnectionId
       expect(dialConnection).to.not.equal(requestConnection)

@@ -126,11 +126,12 @@ export class Behaviour implements NetworkBehaviour<ServerEvent, FromBehaviour, T
           dataAmount: event.dataAmount,
           established: false
         })
-        // A new connection whatever we have to the client, from an ephemeral port (Node never
-        // reuses a listen port for dials), authenticated as the client.
+        // A new connection whatever we have to the client, authenticated as the client, from
+        // an ephemeral port (`portUse: 'new'`, as rust-libp2p's server): never from the TCP
+        // transport's dial port, whose NAT mapping a hole punch may be about to use.
         this.actions.push({
           type: 'Dial',
-          opts: { peerId, addresses: [event.address], condition: 'always', extendAddressesThroughBehaviour: false, connectionId: dialConnection }
+          opts: { peerId, addresses: [event.address], condition: 'always', extendAddressesThroughBehaviour: false, connectionId: dialConnection, portUse: 'new' }
         })
         break
       }
