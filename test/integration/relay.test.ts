@@ -10,6 +10,7 @@ import { expect } from 'chai'
 import { ConnectionIOError, SwarmBuilder, combine, ping, relay, requestResponse } from '../../src/index.js'
 import { readFrame, writeFrame } from '../../src/behaviour/framing.js'
 import { EventLog } from '../fixtures/event-log.js'
+import { relayNode } from '../fixtures/relay-node.js'
 import type {
   ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, Context, NetworkBehaviour, PeerId, Stream, SubstreamProtocol, ToSwarm, Waker
 } from '../../src/index.js'
@@ -18,19 +19,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 const PROTOCOL = '/peerswarm-test/relay-echo/1.0.0'
 const swarmConfig = { idleConnectionTimeout: 30_000 }
 
-async function relayNode (options: Partial<relay.Config> = {}) {
-  const swarm = await SwarmBuilder.withNewIdentity()
-    .withTcp()
-    .withBehaviour(key => combine({ relay: new relay.Behaviour(key, options), ping: new ping.Behaviour() }))
-    .withSwarmConfig(swarmConfig)
-    .build()
-  const log = new EventLog(swarm)
-  swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const listening = await log.find(e => e.type === 'NewListenAddr')
-  if (listening.type !== 'NewListenAddr') throw new Error('unreachable')
-  // A relay hands out its confirmed external addresses (here: its loopback address).
-  swarm.addExternalAddress(listening.address)
-  return { log, circuit: multiaddr(`${listening.address.toString()}/p2p/${swarm.localPeerId.toString()}/p2p-circuit`) }
+async function startRelay (options: Partial<relay.Config> = {}) {
+  return await relayNode(key => combine({ relay: new relay.Behaviour(key, options), ping: new ping.Behaviour() }), swarmConfig)
 }
 
 /** A peer with the relay client, ping, and a request-response echo of byte arrays. */
@@ -79,7 +69,7 @@ describe('circuit relay v2 over TCP (127.0.0.1)', function () {
   })
 
   async function setUp (options: Partial<relay.Config> = {}) {
-    const r = await relayNode(options)
+    const r = await startRelay(options)
     const [a, b] = await Promise.all([clientNode(), clientNode()])
     nodes.push(r.log, a, b)
     return { r: r.log, circuit: r.circuit, a, b }
@@ -152,7 +142,7 @@ describe('circuit relay v2 over TCP (127.0.0.1)', function () {
   })
 
   it('a reservation flood from one peer, then from one IP address, is refused by the limits', async () => {
-    const r = await relayNode()
+    const r = await startRelay()
     nodes.push(r.log)
     const relayAddress = r.circuit.decapsulateCode(290)
     // One peer, six connections to R, one RESERVE on each: four are accepted (per peer).

@@ -22,6 +22,7 @@ import { expect } from 'chai'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, dcutr, identify, inIpv4Range, peerIdOf, ping, relay } from '../../src/index.js'
 import { EventLog } from '../fixtures/event-log.js'
+import { relayNode } from '../fixtures/relay-node.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const allow = { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
@@ -40,17 +41,7 @@ async function jsPeer (listen: readonly Multiaddr[] = []) {
 }
 
 async function ourRelay () {
-  const swarm = await SwarmBuilder.withNewIdentity()
-    .withTcp()
-    .withBehaviour(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey) }))
-    .withSwarmConfig({ idleConnectionTimeout: 30_000 })
-    .build()
-  const log = new EventLog(swarm)
-  swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const listening = await log.find(e => e.type === 'NewListenAddr')
-  if (listening.type !== 'NewListenAddr') throw new Error('unreachable')
-  swarm.addExternalAddress(listening.address)
-  return { log, circuit: multiaddr(`${listening.address.toString()}/p2p/${swarm.localPeerId.toString()}/p2p-circuit`) }
+  return await relayNode(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey) }))
 }
 
 async function ourPeer () {
