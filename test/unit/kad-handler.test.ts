@@ -24,10 +24,10 @@ const tag = (queryId: number): kad.RequestTag => ({ queryId: queryId as kad.Quer
 type Polled = ConnectionHandlerEvent<kad.ToBehaviour> | undefined
 
 /** Poll until the handler has nothing (bounded). */
-function drain (handler: kad.Handler): Array<NonNullable<Polled>> {
+function drain (handler: kad.Handler, context: typeof cx = cx): Array<NonNullable<Polled>> {
   const out: Array<NonNullable<Polled>> = []
   for (let i = 0; i < 10_000; i++) {
-    const event = handler.poll(cx)
+    const event = handler.poll(context)
     if (event === undefined) return out
     out.push(event)
   }
@@ -121,6 +121,16 @@ describe('kad: the connection handler', () => {
     const provider = randomPeerId()
     // ADD_PROVIDER has no answer: a remote can send them back to back on one stream.
     const addProvider = encodeFrame(kad.encodeMessage({ type: 'ADD_PROVIDER', key: bytes('key'), closerPeers: [], providerPeers: [{ id: provider, addrs: [], connection: 'CONNECTED' }] }))
+    // Every report wakes the handler's waker: count them, to wait for the frames to arrive
+    // (the streams deliver them on timers) rather than for a number of turns.
+    let wakes = 0
+    const counting = { waker: { wake: () => { wakes++ } } }
+    expect(drain(handler, counting)).to.deep.equal([])
+    const wakesAtLeast = async (n: number): Promise<void> => {
+      for (let i = 0; i < 5_000 && wakes < n; i++) await new Promise(resolve => setTimeout(resolve, 1))
+      // A little longer: a 65th report would show now (and fail the test).
+      for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve))
+    }
     const streams: Array<[Stream, Stream]> = []
     for (let s = 0; s < 2; s++) {
       const [ours, theirs] = await streamPair()
@@ -128,17 +138,17 @@ describe('kad: the connection handler', () => {
       handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: ours, protocol: kad.PROTOCOL, info: undefined })
       for (let i = 0; i < 100; i++) theirs.send(addProvider)
     }
-    const turns = async (n: number): Promise<void> => { for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve)) }
-    await turns(20)
+    await wakesAtLeast(64)
     // Nobody polled: 64 requests wait (and the protocol's confirmation), no more.
-    const held = reported(drain(handler))
+    const held = reported(drain(handler, counting))
     expect(held.filter(e => e.type === 'InboundRequest')).to.have.length(64)
     // Taking them made room: the streams read on, never more than 64 waiting, until all arrived.
     const rounds = [held.filter(e => e.type === 'InboundRequest').length]
     const all = [...held]
     for (let round = 0; round < 20 && all.filter(e => e.type === 'InboundRequest').length < 200; round++) {
-      await turns(20)
-      const more = reported(drain(handler))
+      wakes = 0
+      await wakesAtLeast(Math.min(64, 200 - all.filter(e => e.type === 'InboundRequest').length))
+      const more = reported(drain(handler, counting))
       rounds.push(more.filter(e => e.type === 'InboundRequest').length)
       all.push(...more)
     }
