@@ -2,8 +2,8 @@
  * peerswarm for browsers: the same API as the Node entry point without what browsers cannot
  * run. Bundlers pick it through the `browser` condition of the package's `exports`.
  *
- * Here: the memory and WebSockets transports (dialing `/ws` and `/wss` addresses; browsers
- * cannot listen), Noise, Yamux, identify, ping, connection limits, FloodSub, GossipSub and
+ * Here: the memory, WebSockets, WebRTC Direct and WebRTC transports (dialing `/ws`, `/wss` and
+ * `/webrtc-direct` addresses, and `/webrtc` ones through a relay, where a page also listens), Noise, Yamux, identify, ping, connection limits, FloodSub, GossipSub and
  * circuit relay v2 (relay and client), AutoNAT v2 (client and server), Kademlia, DCUtR (the
  * protocol; a page has no TCP to punch a hole with).
  * Not here: TCP (`SwarmBuilder.withTcp()` throws a `ConfigError`) and mDNS (no UDP sockets).
@@ -25,6 +25,15 @@ export { Swarm, UnsupportedAddressError, transportOf } from './swarm/swarm.js'
 export type { ConnectionInfo, NetworkInfo, SelectOptions } from './swarm/swarm.js'
 export { SwarmBuilder, BehaviourSwarmBuilder, RelayClientSwarmBuilder } from './swarm/builder.js'
 export type { TransportComponents, TransportFactory } from './transport/transport.js'
+export { webRTCDirect, WebRTCDirectTransport, WebRTCDialError, WebRTCUnavailableError } from './transport/webrtc/direct.js'
+export type { WebRTCDirectOptions } from './transport/webrtc/direct.js'
+export { WebRTCMalformedFrameError, WebRTCMessageTooLargeError } from './transport/webrtc/message.js'
+export { DataChannelOpenError } from './transport/webrtc/muxer.js'
+export { WebRTCHandshakeError } from './transport/webrtc/noise.js'
+export { InvalidCerthashError } from './transport/webrtc/certificate.js'
+export { WebRTCTransport, webRTC, parseWebRTCAddress } from './transport/webrtc/private.js'
+export type { WebRTCOptions } from './transport/webrtc/private.js'
+export { WebRTCSignalingError, SIGNALING_PROTOCOL, SignalingType } from './transport/webrtc/signaling.js'
 export { swarmConfig, defaultSwarmConfig } from './swarm/config.js'
 export type { SwarmConfig } from './swarm/config.js'
 export type { SwarmEvent } from './swarm/events.js'

@@ -79,6 +79,8 @@ export type ConnectedPoint =
 
 /** The multiaddr code of `/p2p-circuit`. */
 const P2P_CIRCUIT = 290
+/** The multiaddr code of `/webrtc` (private to private). */
+const WEBRTC = 281
 
 /**
  * Whether `address` goes through a relay (has a `/p2p-circuit` part), as rust-libp2p's
@@ -90,5 +92,9 @@ const P2P_CIRCUIT = 290
  * @group The swarm
  */
 export function isRelayedAddress (address: Multiaddr): boolean {
-  return address.getComponents().some(component => component.code === P2P_CIRCUIT)
+  const components = address.getComponents()
+  const circuit = components.findIndex(component => component.code === P2P_CIRCUIT)
+  // `…/p2p-circuit/webrtc/…` (spec `webrtc/webrtc.md`) is a direct WebRTC connection that
+  // only used the relay for its signalling: not limited.
+  return circuit >= 0 && !components.slice(circuit + 1).some(component => component.code === WEBRTC)
 }

@@ -10,6 +10,8 @@ import { generateKeypair, peerIdOf } from '../core/identity.js'
 import { platform } from '../platform.js'
 import { memory } from '../transport/memory.js'
 import { webSockets } from '../transport/websockets.js'
+import { webRTCDirect } from '../transport/webrtc/direct.js'
+import { WebRTCTransport } from '../transport/webrtc/private.js'
 import { swarmConfig } from './config.js'
 import { Swarm } from './swarm.js'
 import { noiseYamuxUpgrader } from '../upgrade/noise-yamux.js'
@@ -21,6 +23,8 @@ import type { AnyBehaviour } from '../behaviour/network-behaviour.js'
 import type { Keypair } from '../core/identity.js'
 import type { TcpOptions, TransportComponents, TransportFactory } from '../transport/transport.js'
 import type { WebSocketsOptions } from '../transport/websockets.js'
+import type { WebRTCDirectOptions } from '../transport/webrtc/direct.js'
+import type { WebRTCOptions } from '../transport/webrtc/private.js'
 import type { Libp2pEvents } from '@libp2p/interface'
 
 /**
@@ -77,6 +81,18 @@ export class SwarmBuilder {
     return this.withTransport(webSockets(options))
   }
 
+  /**
+   * Add WebRTC Direct (`/ip4/…/udp/<port>/webrtc-direct/certhash/…`, spec
+   * `webrtc-direct.md`): on Node, listen on a UDP port and dial, with the optional peer
+   * dependency `node-datachannel` (>= 0.33.4), loaded at the first dial or listen (without it
+   * those fail with `WebRTCUnavailableError`); in a page, dial with the page's
+   * `RTCPeerConnection` (a page cannot listen). Connections are secured by Noise on a data
+   * channel and multiplexed by data channels (no Yamux). See docs/webrtc.md.
+   */
+  withWebRTCDirect (options: WebRTCDirectOptions = {}): this {
+    return this.withTransport(webRTCDirect(options))
+  }
+
   /** Add the in-memory transport (`/memory/<n>`), for tests and simulations. */
   withMemoryTransport (): this {
     return this.withTransport(memory())
@@ -124,8 +140,20 @@ export class RelayClientSwarmBuilder {
   constructor (
     private readonly identity: Keypair | undefined,
     private readonly transports: readonly TransportFactory[],
-    private readonly relayClientConfig: Partial<RelayClientConfig> = {}
+    private readonly relayClientConfig: Partial<RelayClientConfig> = {},
+    private readonly webRTCOptions?: WebRTCOptions
   ) {}
+
+  /**
+   * Add WebRTC private to private (`<relay>/p2p/<relay>/p2p-circuit/webrtc/p2p/<peer>`, spec
+   * `webrtc.md`): peers that share a relay signal over a relayed connection, then talk
+   * directly. `listenOn('<relay address>/p2p/<relay>/p2p-circuit/webrtc')` reserves a slot on
+   * the relay and announces the `/webrtc` address. On Node it needs `node-datachannel`
+   * (>= 0.33.4); in a page, the page's `RTCPeerConnection`. See docs/webrtc.md.
+   */
+  withWebRTC (options: WebRTCOptions = {}): RelayClientSwarmBuilder {
+    return new RelayClientSwarmBuilder(this.identity, this.transports, this.relayClientConfig, options)
+  }
 
   /**
    * Set the behaviour; `create` receives the identity and the relay client's behaviour, to
@@ -135,7 +163,9 @@ export class RelayClientSwarmBuilder {
   withBehaviour<B extends AnyBehaviour> (create: (key: Keypair, relayClient: RelayClientBehaviour) => B): BehaviourSwarmBuilder<B> {
     return new BehaviourSwarmBuilder(this.identity, this.transports, (key) => {
       const client = createRelayClient(peerIdOf(key), this.relayClientConfig)
-      return { behaviour: create(key, client.behaviour), transports: [() => client.transport] }
+      const webRTC = this.webRTCOptions
+      const own: TransportFactory[] = webRTC === undefined ? [() => client.transport] : [() => client.transport, () => new WebRTCTransport(client.transport, webRTC)]
+      return { behaviour: create(key, client.behaviour), transports: own }
     })
   }
 }

@@ -80,7 +80,8 @@ export interface ConnectionInfo {
  */
 export function transportOf (address: Multiaddr): string {
   const names = address.getComponents().map(component => component.name)
-  if (names.includes('p2p-circuit')) return 'p2p-circuit'
+  // `…/p2p-circuit/webrtc/…`: a direct WebRTC connection that the relay only signalled.
+  if (names.includes('p2p-circuit')) return isRelayedAddress(address) ? 'p2p-circuit' : 'webrtc'
   if (names.includes('ws') || names.includes('wss') || names.includes('tls')) return names.includes('wss') || names.includes('tls') ? 'websockets (tls)' : 'websockets'
   for (const name of ['memory', 'webrtc', 'webtransport', 'quic-v1', 'tcp', 'udp']) if (names.includes(name)) return name
   return names[0] ?? 'unknown'

@@ -12,6 +12,7 @@
 import { handle, select } from '@libp2p/multistream-select'
 import { LocalPeerIdError, UpgradeError } from '../core/connection-errors.js'
 import { HandshakeStream, SecureChannel, noiseCipherOf } from './secure-channel.js'
+import { preUpgradeOf } from '../transport/webrtc/pre-upgraded.js'
 import type { UpgradePhase } from '../core/connection-errors.js'
 import type { Connection, ConnectionEncrypter, MessageStream, MultiaddrConnection, PeerId, StreamMuxer, StreamMuxerFactory, Upgrader, UpgraderOptions } from '@libp2p/interface'
 
@@ -82,6 +83,10 @@ export class SwarmUpgrader {
    * failure. Throws `LocalPeerIdError` when the remote is ourselves.
    */
   async upgrade (maConn: MultiaddrConnection, direction: 'inbound' | 'outbound', signal: AbortSignal): Promise<UpgradedConnection> {
+    // An inbound WebRTC connection is secured and multiplexed by its transport (Noise on a data
+    // channel, data channels as streams): its own upgrade runs instead of ours.
+    const own = preUpgradeOf(maConn)
+    if (own !== undefined) return await own(signal)
     const initiator = direction === 'outbound'
     const negotiate = initiator ? select : handle
     const encryption = await step('security-negotiation', async () => negotiate(maConn, [...this.encrypters.keys()], { signal }))

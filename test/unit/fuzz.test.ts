@@ -18,6 +18,8 @@ import { InvalidPeerRecordError, openExchangedPeer, signPeerRecord } from '../..
 import { decodeMessage as decodeKadMessage, encodeMessage as encodeKadMessage, InvalidMessageError as InvalidKadMessageError } from '../../src/protocols/kad/message.js'
 import * as relayMessage from '../../src/protocols/relay/message.js'
 import * as autonatMessage from '../../src/protocols/autonat/v2/message.js'
+import * as webrtcMessage from '../../src/transport/webrtc/message.js'
+import * as webrtcSignaling from '../../src/transport/webrtc/signaling.js'
 import * as dcutrMessage from '../../src/protocols/dcutr/message.js'
 import { Harness } from '../fixtures/gossipsub-harness.js'
 import type { Rpc } from '../../src/protocols/pubsub/rpc.js'
@@ -273,6 +275,50 @@ describe(`fuzzing the decoders (${RUNS} inputs per property)`, function () {
           expect(['CONNECT', 'SYNC']).to.include(message.type)
           for (const address of message.obsAddrs) expect(address.bytes.byteLength).to.be.at.most(input.byteLength)
           expect(message.obsAddrs.length + message.invalidAddrs).to.be.at.most(input.byteLength)
+        })
+      }), { numRuns: RUNS })
+    })
+  })
+
+  describe('WebRTC data-channel frames', () => {
+    it('decode (whole or cut anywhere) or throw WebRTCMalformedFrameError / WebRTCMessageTooLargeError, holding at most one frame', () => {
+      const { Flag, encodeMessage, MessageDecoder, WebRTCMalformedFrameError, WebRTCMessageTooLargeError, MAX_MESSAGE_SIZE, MAX_PAYLOAD_SIZE } = webrtcMessage
+      const seeds = [
+        encodeMessage({ message: bytes('hello') }),
+        encodeMessage({ flag: Flag.FIN }),
+        encodeMessage({ flag: Flag.RESET_STREAM, message: bytes('x') }),
+        Uint8Array.from([...encodeMessage({ flag: Flag.FIN_ACK }), ...encodeMessage({ message: new Uint8Array(300) })]),
+        encodeMessage({ message: new Uint8Array(MAX_PAYLOAD_SIZE) }).subarray(0, 40)
+      ]
+      fc.assert(fc.property(inputs(seeds, 2 * MAX_MESSAGE_SIZE), fc.nat(), (input, cut) => {
+        const decoder = new MessageDecoder()
+        try {
+          const at = input.byteLength === 0 ? 0 : cut % input.byteLength
+          for (const message of [...decoder.push(input.subarray(0, at)), ...decoder.push(input.subarray(at))]) {
+            if (message.flag != null) expect(Flag[message.flag]).to.be.a('string')
+            expect((message.message?.byteLength ?? 0)).to.be.below(MAX_MESSAGE_SIZE)
+          }
+          expect(decoder.bufferedBytes).to.be.below(MAX_MESSAGE_SIZE)
+        } catch (err) {
+          if (!(err instanceof WebRTCMalformedFrameError) && !(err instanceof WebRTCMessageTooLargeError)) throw new Error(`expected a typed frame error, got ${String(err)}`, { cause: err })
+        }
+      }), { numRuns: RUNS })
+    })
+
+    it('/webrtc-signaling messages, their SDPs and candidates: decode or throw WebRTCSignalingError', () => {
+      const { SignalingType, encodeSignalingMessage, decodeSignalingMessage, parseSdpSummary, parseCandidate, WebRTCSignalingError } = webrtcSignaling
+      const sdp = `v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 ${Array.from({ length: 32 }, () => 'AB').join(':')}\r\n`
+      const seeds = [
+        encodeSignalingMessage({ type: SignalingType.SDP_OFFER, data: sdp }),
+        encodeSignalingMessage({ type: SignalingType.ICE_CANDIDATE, data: JSON.stringify({ candidate: 'candidate:1 1 UDP 1 127.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0 }) }),
+        encodeSignalingMessage({ type: SignalingType.ICE_CANDIDATE, data: 'null' })
+      ]
+      fc.assert(fc.property(inputs(seeds, 4096), (input) => {
+        returnsOrThrows(WebRTCSignalingError, () => {
+          const message = decodeSignalingMessage(input)
+          expect(SignalingType[message.type]).to.be.a('string')
+          if (message.type === SignalingType.ICE_CANDIDATE) parseCandidate(message.data)
+          else parseSdpSummary(message.data)
         })
       }), { numRuns: RUNS })
     })
