@@ -317,7 +317,10 @@ describe('in the browser (headless Chromium)', function () {
         await page.goto(view.url)
         await until('two connections and a mesh of two in the page', async () => await page.evaluate(() =>
           document.querySelectorAll('#connections tr').length === 3 && document.querySelectorAll('line.mesh').length === 2))
-        const directions = await page.$$eval('#connections tr td:nth-child(3)', cells => cells.map(c => c.textContent).sort())
+        // Columns: peer, transport, kind (direct or relayed), direction, …
+        const kinds = await page.$$eval('#connections tr td:nth-child(3)', cells => cells.map(c => c.textContent))
+        expect(kinds).to.deep.equal(['direct', 'direct'])
+        const directions = await page.$$eval('#connections tr td:nth-child(4)', cells => cells.map(c => c.textContent).sort())
         expect(directions).to.deep.equal(['inbound', 'outbound'])
         expect(await page.textContent('.topics')).to.include('t')
         controller.abort()
