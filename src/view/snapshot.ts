@@ -30,7 +30,9 @@ export interface ViewNode {
  * The page shows it under `name`; its rates are the ones it was sent with.
  */
 export interface ExternalViewNode {
+  /** What the page calls the node. */
   readonly name: string
+  /** The node's latest view, or `undefined` until it has sent one (the page leaves it out until then). */
   readonly latest: () => NodeView | undefined
 }
 

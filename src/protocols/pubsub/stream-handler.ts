@@ -103,7 +103,7 @@ export interface StreamHandlerConfig {
   readonly maxReceivedRpcs: number
   /**
    * Bytes of the frames of those RPCs before the inbound stream is paused (default
-   * {@link MAX_RECEIVED_BYTES}); one frame larger than this pauses it alone.
+   * `MAX_RECEIVED_BYTES`); one frame larger than this pauses it alone.
    */
   readonly maxReceivedBytes?: number
   /** Negotiation timeout, in ms. */

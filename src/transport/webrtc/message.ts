@@ -10,7 +10,7 @@
  * }
  * ```
  *
- * and a whole framed message fits in {@link MAX_MESSAGE_SIZE} (16 KiB, the SDP's
+ * and a whole framed message fits in `MAX_MESSAGE_SIZE` (16 KiB, the SDP's
  * `a=max-message-size:16384`). The codec is written out by hand (two fields) so that a decode
  * is bounded and every failure is a {@link WebRTCMalformedFrameError}.
  *
@@ -27,7 +27,7 @@ export const MAX_MESSAGE_SIZE = 16 * 1024
  */
 const FRAMING_OVERHEAD = 7
 
-/** Largest payload one framed message carries: {@link MAX_MESSAGE_SIZE} − {@link FRAMING_OVERHEAD}. */
+/** Largest payload one framed message carries: `MAX_MESSAGE_SIZE` − `FRAMING_OVERHEAD`. */
 export const MAX_PAYLOAD_SIZE = MAX_MESSAGE_SIZE - FRAMING_OVERHEAD
 
 /**
@@ -66,7 +66,7 @@ export class WebRTCMalformedFrameError extends PeerswarmError {
 
 /**
  * A framed data-channel message, as announced by its length prefix, is larger than
- * {@link MAX_MESSAGE_SIZE}. Nothing of it is buffered.
+ * `MAX_MESSAGE_SIZE`. Nothing of it is buffered.
  *
  * @group Errors
  */
@@ -115,7 +115,7 @@ function readVarint (bytes: Uint8Array, offset: number, end: number): { value: n
 
 /**
  * Encode one framed message (length prefix and protobuf). Throws `RangeError` when the result
- * would be over {@link MAX_MESSAGE_SIZE}: callers chunk payloads to {@link MAX_PAYLOAD_SIZE}.
+ * would be over `MAX_MESSAGE_SIZE`: callers chunk payloads to `MAX_PAYLOAD_SIZE`.
  */
 export function encodeMessage (message: Message): Uint8Array {
   const payload = message.message
@@ -183,7 +183,7 @@ export function decodeMessage (bytes: Uint8Array): Message {
 /**
  * Decodes framed messages from data-channel messages. A framed message may span several
  * data-channel messages (stacks differ in how they cut), and one data-channel message may hold
- * several. At most one framed message, {@link MAX_MESSAGE_SIZE} bytes, is ever held: a length
+ * several. At most one framed message, `MAX_MESSAGE_SIZE` bytes, is ever held: a length
  * prefix announcing more throws {@link WebRTCMessageTooLargeError} before anything is buffered.
  */
 export class MessageDecoder {
