@@ -5,13 +5,12 @@
  * `--allow-loopback-in-peer-connection`. Skipped, with the reason printed, without a Chromium
  * (failing instead with `PEERSWARM_REQUIRE_ALL=1`).
  */
-import { createServer } from 'node:http'
 import { expect } from 'chai'
-import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import { SwarmBuilder, combine, gossipsub } from '../../src/index.js'
 import { chromiumPath, requireCapability } from '../fixtures/capabilities.js'
-import type { Server } from 'node:http'
+import { servePage } from '../fixtures/page-server.js'
+import type { ServedPage } from '../fixtures/page-server.js'
 import type { Browser, Page } from 'playwright-core'
 
 const TOPIC = 'webrtc-browser'
@@ -65,28 +64,20 @@ interface PageState { connected: string[], subscribers: string[], received: stri
 describe('WebRTC Direct from a page (headless Chromium) to a Node swarm', function () {
   this.timeout(60_000)
   let browser: Browser | undefined
-  let server: Server | undefined
+  let server: ServedPage | undefined
   let url = ''
 
   before(async function () {
     this.timeout(60_000)
     requireCapability(this, 'chromium')
-    const bundle = await build({ stdin: { contents: PAGE, resolveDir: process.cwd(), loader: 'js', sourcefile: 'webrtc-page.js' }, bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' })
-    const script = bundle.outputFiles[0].contents
-    server = createServer((req, res) => {
-      if (req.url === '/page.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script)
-      else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><meta charset="utf-8"><title>webrtc</title><script type="module" src="/page.js"></script>')
-    })
-    await new Promise<void>(resolve => { server?.listen(0, '127.0.0.1', resolve) })
-    const address = server.address()
-    if (address == null || typeof address === 'string') throw new Error('no server address')
-    url = `http://127.0.0.1:${address.port}/`
+    server = await servePage(PAGE, 'webrtc-page.js')
+    url = server.url
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox', '--allow-loopback-in-peer-connection'] })
   })
 
   after(async () => {
     await browser?.close()
-    await new Promise(resolve => { server?.close(resolve) ?? resolve(undefined) })
+    await server?.close()
   })
 
   it('connects, and GossipSub messages cross both ways', async () => {

@@ -6,14 +6,13 @@
  * candidates. Skipped, with the reason printed, without a Chromium (failing instead with
  * `PEERSWARM_REQUIRE_ALL=1`).
  */
-import { createServer } from 'node:http'
 import { expect } from 'chai'
-import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import { SwarmBuilder, combine, relay } from '../../src/index.js'
 import { chromiumPath, requireCapability } from '../fixtures/capabilities.js'
+import { servePage } from '../fixtures/page-server.js'
 import { EventLog } from '../fixtures/event-log.js'
-import type { Server } from 'node:http'
+import type { ServedPage } from '../fixtures/page-server.js'
 import type { Browser, Page } from 'playwright-core'
 
 const TOPIC = 'webrtc-pages'
@@ -74,28 +73,20 @@ async function until (what: string, condition: () => boolean | Promise<boolean>,
 describe('WebRTC private to private between two pages (headless Chromium) through a Node relay', function () {
   this.timeout(90_000)
   let browser: Browser | undefined
-  let server: Server | undefined
+  let server: ServedPage | undefined
   let url = ''
 
   before(async function () {
     this.timeout(60_000)
     requireCapability(this, 'chromium')
-    const bundle = await build({ stdin: { contents: PAGE, resolveDir: process.cwd(), loader: 'js', sourcefile: 'webrtc-pages.js' }, bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' })
-    const script = bundle.outputFiles[0].contents
-    server = createServer((req, res) => {
-      if (req.url === '/page.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script)
-      else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><meta charset="utf-8"><title>webrtc</title><script type="module" src="/page.js"></script>')
-    })
-    await new Promise<void>(resolve => { server?.listen(0, '127.0.0.1', resolve) })
-    const address = server.address()
-    if (address == null || typeof address === 'string') throw new Error('no server address')
-    url = `http://127.0.0.1:${address.port}/`
+    server = await servePage(PAGE, 'webrtc-pages.js')
+    url = server.url
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream'] })
   })
 
   after(async () => {
     await browser?.close()
-    await new Promise(resolve => { server?.close(resolve) ?? resolve(undefined) })
+    await server?.close()
   })
 
   it('two pages meet through the relay, connect over /webrtc, and keep exchanging GossipSub messages after the relay stops', async () => {
