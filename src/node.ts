@@ -83,8 +83,16 @@ export function jwkX25519Works (): boolean {
   return x25519Jwk
 }
 
+/**
+ * The key objects of the X25519 private keys made here (Noise's static key, and each
+ * handshake's ephemeral key, which takes part in two of its three agreements): importing a key
+ * is most of an agreement's cost, and these need none.
+ */
+const privateKeyObjects = new WeakMap<Bytes, KeyObject>()
+
 function jwkSharedKey (privateKey: Bytes, publicKey: Bytes): Buffer {
-  return diffieHellman({ privateKey: okpKey('X25519', { d: privateKey }), publicKey: okpKey('X25519', { x: publicKey }) })
+  const ours = privateKeyObjects.get(privateKey) ?? okpKey('X25519', { d: privateKey })
+  return diffieHellman({ privateKey: ours, publicKey: okpKey('X25519', { x: publicKey }) })
 }
 
 const noiseCrypto: ICryptoInterface = {
@@ -113,11 +121,14 @@ const noiseCrypto: ICryptoInterface = {
   },
   generateX25519KeyPair () {
     if (!jwkX25519Works()) return defaultCrypto.generateX25519KeyPair()
-    const { x, d } = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' })
+    const keyObject = generateKeyPairSync('x25519').privateKey
+    const { x, d } = keyObject.export({ format: 'jwk' })
     if (x == null || d == null) return defaultCrypto.generateX25519KeyPair()
     // Arrays of their own: a small `Buffer.from` is a view into Node's shared pool, which a
     // private key should not share with unrelated bytes.
-    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), privateKey: new Uint8Array(Buffer.from(d, 'base64url')) }
+    const privateKey = new Uint8Array(Buffer.from(d, 'base64url'))
+    privateKeyObjects.set(privateKey, keyObject)
+    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), privateKey }
   },
   generateX25519SharedKey (privateKey, publicKey) {
     return jwkX25519Works() ? jwkSharedKey(privateKey, publicKey) : defaultCrypto.generateX25519SharedKey(privateKey, publicKey)

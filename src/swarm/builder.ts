@@ -4,9 +4,9 @@
  * @module
  */
 import { TypedEventEmitter } from '@libp2p/interface'
-import { defaultLogger } from '@libp2p/logger'
 import { ConfigError } from '../core/errors.js'
 import { generateKeypair, peerIdOf } from '../core/identity.js'
+import { componentLogger } from '../core/logging.js'
 import { platform } from '../platform.js'
 import { memory } from '../transport/memory.js'
 import { webSockets } from '../transport/websockets.js'
@@ -202,7 +202,7 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const config = swarmConfig(this.config)
     const key = this.identity ?? await generateKeypair()
     const peerId = peerIdOf(key)
-    const logger = defaultLogger()
+    const logger = componentLogger()
     const upgrader = noiseYamuxUpgrader(key, logger, true, config.maxNegotiatingInboundStreams)
     const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
     const { behaviour, transports: own } = this.assemble(key)

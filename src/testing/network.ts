@@ -35,6 +35,7 @@ import { logger } from '@libp2p/logger'
 import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError, PeerswarmError } from '../core/errors.js'
+import { componentLogger } from '../core/logging.js'
 import { MemoryConnectionRefusedError, memory } from '../transport/memory.js'
 import { Random } from './random.js'
 import { Scheduler } from './scheduler.js'
@@ -47,6 +48,8 @@ import type { SendResult } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 const log = logger('peerswarm:sim')
+/** The connections' logger: their muxers and streams make scopes of it, quiet unless `DEBUG` names them. */
+const connectionLog = componentLogger().forComponent('peerswarm:sim:connection')
 
 /** Parameters of a link between two hosts. */
 export interface LinkOptions {
@@ -212,7 +215,7 @@ class SimulatedConnection extends AbstractMultiaddrConnection {
   releaseScheduled = false
 
   constructor (private readonly pair: ConnectionPair, readonly side: 0 | 1, init: { remoteAddr: Multiaddr, direction: 'inbound' | 'outbound' }) {
-    super({ ...init, log })
+    super({ ...init, log: connectionLog })
   }
 
   sendData (data: Uint8ArrayList): SendResult {

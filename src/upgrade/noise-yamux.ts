@@ -5,7 +5,7 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { defaultLogger } from '@libp2p/logger'
+import { componentLogger } from '../core/logging.js'
 import { peerIdOf } from '../core/identity.js'
 import { platform } from '../platform.js'
 import { SwarmUpgrader } from './upgrader.js'
@@ -25,7 +25,7 @@ const DEFAULT_MAX_EARLY_STREAMS = 128
  * beyond; its own default, 10, let a js-libp2p peer that opens a burst of streams at once kill
  * the connection. The connection then applies `maxNegotiatingInboundStreams` to them.
  */
-export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = defaultLogger(), inlineMuxerNegotiation = true,
+export function noiseYamuxUpgrader (key: Keypair, logger: ComponentLogger = componentLogger(), inlineMuxerNegotiation = true,
   maxEarlyStreams = DEFAULT_MAX_EARLY_STREAMS): SwarmUpgrader {
   const peerId = peerIdOf(key)
   const upgrader = new SwarmUpgrader({ localPeer: peerId, inlineMuxerNegotiation })
