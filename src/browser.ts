@@ -95,3 +95,8 @@ export * as kad from './protocols/kad/index.js'
 export * as relay from './protocols/relay/index.js'
 export * as autonat from './protocols/autonat/index.js'
 export * as dcutr from './protocols/dcutr/index.js'
+
+// A page's own view of its swarm, for a live view served by a Node process ('peerswarm/view'
+// as a whole is Node only: it has the view's server).
+export { nodeView } from './view/snapshot.js'
+export type { ViewNode, NodeView, ConnectionView, PubsubView, TopicView, ScoreView, RatesView } from './view/snapshot.js'

@@ -74,7 +74,9 @@ export interface ConnectionInfo {
 }
 
 /**
- * The transport an address belongs to: `p2p-circuit` for a relayed one, else the outermost of `ws`/`wss`, `memory`, `tcp`, `udp`; else its first protocol.
+ * The transport an address belongs to: `p2p-circuit` for a relayed one, `webrtc` for a direct
+ * WebRTC one signalled through a relay, else the outermost of `ws`/`wss`, `memory`,
+ * `webrtc-direct`, `webrtc`, `webtransport`, `quic-v1`, `tcp`, `udp`; else its first protocol.
  *
  * @group The swarm
  */
@@ -83,7 +85,7 @@ export function transportOf (address: Multiaddr): string {
   // `…/p2p-circuit/webrtc/…`: a direct WebRTC connection that the relay only signalled.
   if (names.includes('p2p-circuit')) return isRelayedAddress(address) ? 'p2p-circuit' : 'webrtc'
   if (names.includes('ws') || names.includes('wss') || names.includes('tls')) return names.includes('wss') || names.includes('tls') ? 'websockets (tls)' : 'websockets'
-  for (const name of ['memory', 'webrtc', 'webtransport', 'quic-v1', 'tcp', 'udp']) if (names.includes(name)) return name
+  for (const name of ['memory', 'webrtc-direct', 'webrtc', 'webtransport', 'quic-v1', 'tcp', 'udp']) if (names.includes(name)) return name
   return names[0] ?? 'unknown'
 }
 

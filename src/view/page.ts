@@ -25,10 +25,12 @@ const STYLE = `
   svg { width: 100%; height: auto; display: block }
   svg .conn { stroke: #c3cad3; stroke-width: 1.5 }
   svg .conn.limited { stroke: #e67700; stroke-width: 2; stroke-dasharray: 6 4 }
+  svg .conn.webrtc { stroke: #2b8a3e; stroke-width: 3 }
   svg .mesh { stroke-width: 2; opacity: .85 }
   svg .node circle { stroke: #fff; stroke-width: 2; cursor: pointer }
   svg .node.observed circle { fill: var(--accent) }
   svg .node.remote circle { fill: #9aa4b1 }
+  svg .node.browser circle { fill: #7048e8 }
   svg .node.selected circle { stroke: #111; stroke-width: 3 }
   svg .node text { font-size: 11px; fill: var(--fg); pointer-events: none }
   svg .dot { pointer-events: none }
@@ -72,6 +74,7 @@ function colorOf (topic) {
   for (var i = 0; i < topic.length; i++) h = (h * 31 + topic.charCodeAt(i)) >>> 0
   return palette[h % palette.length]
 }
+function isWebRTC (c) { return c.transport === 'webrtc' || c.transport === 'webrtc-direct' }
 function fmt (n, digits) { return Number(n).toFixed(digits == null ? 1 : digits) }
 function age (ms) {
   var s = Math.max(0, Math.floor(ms / 1000))
@@ -129,8 +132,9 @@ function drawGraph (snapshot) {
       var a = n.peerId < c.peer ? n.peerId : c.peer
       var b = n.peerId < c.peer ? c.peer : n.peerId
       var key = a + ' ' + b
-      var pair = pairs.get(key) || { a: a, b: b, direct: false, limited: false }
+      var pair = pairs.get(key) || { a: a, b: b, direct: false, limited: false, webrtc: false }
       if (c.limited) pair.limited = true; else pair.direct = true
+      if (!c.limited && isWebRTC(c)) pair.webrtc = true
       pairs.set(key, pair)
     })
   })
@@ -140,7 +144,8 @@ function drawGraph (snapshot) {
     // A relayed (limited) connection is dashed; beside a direct one, it is drawn a little apart.
     var len = Math.max(1, Math.hypot(q.x - p.x, q.y - p.y))
     var ox = pair.direct ? -(q.y - p.y) / len * 6 : 0; var oy = pair.direct ? (q.x - p.x) / len * 6 : 0
-    if (pair.direct) edges.appendChild(svg('line', { class: 'conn', 'data-a': pair.a, 'data-b': pair.b, x1: p.x, y1: p.y, x2: q.x, y2: q.y }))
+    // A direct WebRTC connection (between pages, say) is drawn green and thick.
+    if (pair.direct) edges.appendChild(svg('line', { class: pair.webrtc ? 'conn webrtc' : 'conn', 'data-a': pair.a, 'data-b': pair.b, x1: p.x, y1: p.y, x2: q.x, y2: q.y }))
     if (pair.limited) edges.appendChild(svg('line', { class: 'conn limited', 'data-a': pair.a, 'data-b': pair.b, x1: p.x + ox, y1: p.y + oy, x2: q.x + ox, y2: q.y + oy }))
   })
   snapshot.nodes.forEach(function (n) {
@@ -163,11 +168,12 @@ function drawGraph (snapshot) {
   })
   var nodes = svg('g', { id: 'nodes' })
   var observed = new Set(snapshot.nodes.map(function (n) { return n.peerId }))
+  var browsers = new Set(snapshot.nodes.filter(function (n) { return n.browser === true }).map(function (n) { return n.peerId }))
   state.positions.forEach(function (pos, id) {
-    var classes = 'node ' + (observed.has(id) ? 'observed' : 'remote') + (id === state.selected ? ' selected' : '')
+    var classes = 'node ' + (observed.has(id) ? 'observed' : 'remote') + (browsers.has(id) ? ' browser' : '') + (id === state.selected ? ' selected' : '')
     var g = svg('g', { class: classes, 'data-peer': id, 'data-name': nameOf(id), transform: 'translate(' + pos.x + ',' + pos.y + ')' })
     var circle = svg('circle', { r: observed.has(id) ? 14 : 10 })
-    var title = svg('title', {}); title.textContent = id
+    var title = svg('title', {}); title.textContent = id + (browsers.has(id) ? ' (in a browser)' : '')
     circle.appendChild(title)
     g.appendChild(circle)
     var label = svg('text', { x: 0, y: observed.has(id) ? 30 : 25, 'text-anchor': 'middle' })
@@ -190,6 +196,15 @@ function drawGraph (snapshot) {
   connItem.append(connSwatch, 'connection'); legend.appendChild(connItem)
   var relayedItem = el('span'); var relayedSwatch = el('i'); relayedSwatch.style.background = 'repeating-linear-gradient(90deg, #e67700 0 5px, transparent 5px 8px)'
   relayedItem.append(relayedSwatch, 'relayed (limited) connection'); legend.appendChild(relayedItem)
+  var hasWebRTC = snapshot.nodes.some(function (n) { return n.connections.some(isWebRTC) })
+  if (hasWebRTC) {
+    var webrtcItem = el('span'); var webrtcSwatch = el('i'); webrtcSwatch.style.background = '#2b8a3e'
+    webrtcItem.append(webrtcSwatch, 'WebRTC connection (direct)'); legend.appendChild(webrtcItem)
+  }
+  if (browsers.size > 0) {
+    var browserItem = el('span'); var browserSwatch = el('i'); browserSwatch.style.background = '#7048e8'; browserSwatch.style.height = '10px'; browserSwatch.style.borderRadius = '5px'; browserSwatch.style.width = '10px'
+    browserItem.append(browserSwatch, 'swarm in a browser'); legend.appendChild(browserItem)
+  }
 }
 
 function table (head, rows) {
@@ -217,7 +232,7 @@ function drawDetails (snapshot) {
   if (node == null) { box.replaceChildren(el('p', { class: 'muted' }, 'no swarm')); return }
   state.selected = node.peerId
   var parts = []
-  parts.push(el('h2', { id: 'node-name' }, node.name))
+  parts.push(el('h2', { id: 'node-name' }, node.name + (node.browser === true ? ' (browser)' : '')))
   parts.push(el('div', { class: 'mono muted', id: 'node-peer' }, node.peerId))
   if (node.listeners.length > 0) parts.push(el('div', { class: 'mono muted' }, 'listening on ' + node.listeners.join(', ')))
   parts.push(el('h3', null, 'connections (' + node.connections.length + ')'))

@@ -92,7 +92,8 @@ export async function serveView (swarm: AnySwarm, options: ViewOptions = {}): Pr
 
 /**
  * Serve a view of several swarms at once (a test network, a simulation, the demo): a graph of
- * every node and peer with connection edges (relayed ones dashed) and mesh edges per topic,
+ * every node and peer with connection edges (relayed ones dashed, WebRTC ones green) and mesh
+ * edges per topic, swarms that run in a browser (`NodeView.browser`) in their own colour,
  * messages drawn as they travel (reported with `delivered`), delivery and latency counters, and
  * the details of the node selected on the graph.
  *
@@ -112,8 +113,12 @@ export async function serveView (swarm: AnySwarm, options: ViewOptions = {}): Pr
  *   view.update()
  * }
  * ```
+ *
+ * `nodes` may also be a function, called at each sample, for a set of nodes that changes (the
+ * browser example's tabs come and go); return the same objects for the same nodes, since the
+ * rates of a {@link ViewNode} are taken against its previous view.
  */
-export async function serveNetworkView (nodes: ReadonlyArray<ViewNode | ExternalViewNode>, options: ViewOptions = {}): Promise<ViewHandle> {
+export async function serveNetworkView (nodes: ReadonlyArray<ViewNode | ExternalViewNode> | (() => ReadonlyArray<ViewNode | ExternalViewNode>), options: ViewOptions = {}): Promise<ViewHandle> {
   const interval = options.interval ?? 500
   if (!(interval >= 10)) throw new ConfigError('interval', 'must be at least 10 ms')
   const port = options.port ?? 0
@@ -123,7 +128,8 @@ export async function serveNetworkView (nodes: ReadonlyArray<ViewNode | External
 
   const deliveries = { delivered: 0, latencyCount: 0, latencySum: 0, latencyMax: 0, latencyLast: 0 }
   let traffic: Array<{ from: string, to: string, topic: string }> = []
-  let previous: { time: number, views: Array<NodeView | undefined> } | undefined
+  const current = typeof nodes === 'function' ? nodes : () => nodes
+  let previous: { time: number, views: Map<ViewNode | ExternalViewNode, NodeView | undefined> } | undefined
   let lastSent = ''
   const clients = new Set<ServerResponse>()
   let sampler: ReturnType<typeof setInterval> | undefined
@@ -143,13 +149,17 @@ export async function serveNetworkView (nodes: ReadonlyArray<ViewNode | External
   const take = (advance: boolean): ViewSnapshot => {
     const time = Date.now()
     const seconds = previous == null ? 0 : (time - previous.time) / 1000
-    const views = nodes.map((node, i) => {
-      if ('swarm' in node) return nodeView(node, previous?.views[i], seconds)
-      const view = node.latest()
-      return view == null ? undefined : { ...view, name: node.name }
-    })
+    const views = new Map<ViewNode | ExternalViewNode, NodeView | undefined>()
+    for (const node of current()) {
+      if ('swarm' in node) {
+        views.set(node, nodeView(node, previous?.views.get(node), seconds))
+      } else {
+        const view = node.latest()
+        views.set(node, view == null ? undefined : { ...view, name: node.name })
+      }
+    }
     if (advance || previous == null) previous = { time, views }
-    return { time, nodes: views.filter(v => v != null), deliveries: deliveryStats() }
+    return { time, nodes: [...views.values()].filter(v => v != null), deliveries: deliveryStats() }
   }
 
   const send = (event: string, data: string): void => {

@@ -40,6 +40,10 @@ export interface ExternalViewNode {
 export interface ConnectionView {
   readonly id: number
   readonly peer: string
+  /**
+   * `tcp`, `websockets`, `memory`, `p2p-circuit` (relayed), `webrtc` (a direct WebRTC
+   * connection set up through a relay), `webrtc-direct`, … The page draws WebRTC ones apart.
+   */
   readonly transport: string
   readonly direction: 'outbound' | 'inbound'
   /** The remote's address. */
@@ -110,6 +114,11 @@ export interface PubsubView {
 export interface NodeView {
   readonly name: string
   readonly peerId: string
+  /**
+   * True when the swarm runs in a web page or a worker (`nodeView` was called there); the page
+   * draws browser peers apart. Absent in views from senders that predate it.
+   */
+  readonly browser?: boolean
   readonly listeners: readonly string[]
   readonly connections: readonly ConnectionView[]
   readonly pubsub: readonly PubsubView[]
@@ -178,6 +187,11 @@ function pubsubView (path: string, behaviour: Pubsub, previous: PubsubView | und
   return { kind: 'gossipsub', path, topics, scores, totals, rates, protocols }
 }
 
+/** Whether this code runs in a web page or a worker (not Node, whose global `navigator` says nothing). */
+function inBrowser (): boolean {
+  return 'document' in globalThis || 'WorkerGlobalScope' in globalThis
+}
+
 /**
  * The view of `node` now. `previous` (the same node's last view, taken `seconds` ago) gives
  * the rates; without it they are 0.
@@ -201,6 +215,7 @@ export function nodeView (node: ViewNode, previous?: NodeView, seconds = 0): Nod
   return {
     name: node.name,
     peerId: swarm.localPeerId.toString(),
+    browser: inBrowser(),
     listeners: swarm.listeners().map(String),
     connections,
     pubsub

@@ -125,7 +125,9 @@ describe('in the browser (headless Chromium)', function () {
   before(async function () {
     this.timeout(60_000)
     requireCapability(this, 'chromium')
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] })
+    // WebRTC between pages on a loopback-only host: loopback candidates allowed, and a media
+    // grant (with the permissions granted per context) so that pages offer host candidates.
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream'] })
   })
 
   after(async () => {
@@ -209,19 +211,25 @@ describe('in the browser (headless Chromium)', function () {
 
   describe('examples/browser', () => {
     let child: ChildProcess | undefined
+    let output = ''
+    /** The example's URL, e.g. http://127.0.0.1:45129/ */
+    let url = ''
+
+    before(async function () {
+      if (browser == null) this.skip()
+      this.timeout(90_000)
+      const server = spawn(process.execPath, ['--import', 'tsx', 'examples/browser/server.ts'], { stdio: ['pipe', 'pipe', 'inherit'] })
+      child = server
+      server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      await until('the example server to print its URLs', () => /live view at http:\/\/127\.0\.0\.1:\d+\//.test(output), 60_000)
+      url = (/at (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(output) as RegExpExecArray)[1]
+    })
 
     after(() => {
       child?.kill('SIGTERM')
     })
 
-    it('the page dials the server\'s Node swarm, is welcomed over GossipSub, and its typed message reaches the server', async function () {
-      if (browser == null) this.skip()
-      const server = spawn(process.execPath, ['--import', 'tsx', 'examples/browser/server.ts'], { stdio: ['pipe', 'pipe', 'inherit'] })
-      child = server
-      let output = ''
-      server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-      await until('the example server to print its URL', () => /http:\/\/127\.0\.0\.1:\d+\//.test(output), 60_000)
-      const url = (/http:\/\/127\.0\.0\.1:\d+\//.exec(output) as RegExpExecArray)[0]
+    it('the page dials the server\'s Node swarm, is welcomed over GossipSub, and its typed message reaches the server', async () => {
       const page = await (browser as Browser).newPage()
       try {
         const problems: string[] = []
@@ -236,7 +244,94 @@ describe('in the browser (headless Chromium)', function () {
         await page.close()
       }
     })
+
+    it('two tabs of webrtc.html meet through the server\'s relay and chat both ways over their direct WebRTC connection, which the live view draws between two browser peers', async () => {
+      const context = await (browser as Browser).newContext()
+      await context.grantPermissions(['camera', 'microphone'])
+      const problems: string[] = []
+      const view = await context.newPage()
+      try {
+        const tabs: Page[] = []
+        for (let i = 0; i < 2; i++) {
+          const tab = await context.newPage()
+          tab.on('pageerror', error => problems.push(error.message))
+          await tab.goto(`${url}webrtc.html`)
+          tabs.push(tab)
+        }
+        const [a, b] = tabs
+        const started = Date.now()
+        // Each tab's own table: the other tab over a direct WebRTC connection, the relay over
+        // WebSockets. (The input is enabled once the other tab has joined the chat topic.)
+        for (const tab of tabs) {
+          await tab.locator('#peers tr', { has: tab.locator('td.kind', { hasText: 'direct (webrtc)' }) }).waitFor({ timeout: 30_000 })
+          await tab.locator('#text:not([disabled])').waitFor({ timeout: 20_000 })
+        }
+        const connectedIn = Date.now() - started
+        const rows = async (tab: Page): Promise<string[]> => (await tab.$$eval('#peers tr', trs => trs.map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent).join(' | ')))).sort()
+        const idOf = async (tab: Page): Promise<string> => (await tab.evaluate(() => document.title)).replace('WebRTC chat ', '')
+        const [idA, idB] = [await idOf(a), await idOf(b)]
+        const relayShort = `…${(/node swarm (\S+)/.exec(output) as RegExpExecArray)[1].slice(-6)}`
+        expect(await rows(a)).to.deep.equal([`${idB} | other tab | direct (webrtc)`, `${relayShort} | relay | direct (websockets)`].sort())
+        expect(await rows(b)).to.deep.equal([`${idA} | other tab | direct (webrtc)`, `${relayShort} | relay | direct (websockets)`].sort())
+
+        // A line each way; each arrives from the other tab itself, over the WebRTC connection.
+        for (const [from, to, fromId] of [[a, b, idA], [b, a, idB]] as const) {
+          const text = `hello from ${fromId}`
+          await from.fill('#text', text)
+          await from.click('#send button')
+          await from.locator('#messages li.mine', { hasText: text }).waitFor({ timeout: 5_000 })
+          const line = to.locator('#messages li.theirs', { hasText: text })
+          await line.waitFor({ timeout: 10_000 })
+          expect(await line.locator('.from').textContent()).to.equal(`${fromId} via direct (webrtc)`)
+        }
+
+        // The live view: the relay, the two tabs drawn as browser peers, a WebRTC line between
+        // them and a plain one from each to the relay.
+        await view.goto((/live view at (\S+)/.exec(output) as RegExpExecArray)[1])
+        const drawn = async (): Promise<{ browsers: string[], webrtc: string[], plain: number }> => await view.evaluate(() => ({
+          browsers: Array.from(document.querySelectorAll('g.node.observed.browser')).map(g => g.getAttribute('data-name') ?? '').sort(),
+          webrtc: Array.from(document.querySelectorAll('line.conn.webrtc')).map(l => `${l.getAttribute('data-a') ?? ''}|${l.getAttribute('data-b') ?? ''}`),
+          plain: document.querySelectorAll('line.conn:not(.webrtc):not(.limited)').length
+        }))
+        let last: unknown
+        await until('the view to draw two browser tabs and their WebRTC link', async () => {
+          const shown = last = await drawn()
+          return shown.browsers.length === 2 && shown.webrtc.length === 1 && shown.plain === 2
+        }).catch((err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(last)}`) })
+        const shown = await drawn()
+        expect(shown.browsers).to.deep.equal([`tab ${idA}`, `tab ${idB}`].sort())
+        const [ends] = shown.webrtc
+        const names = await view.evaluate((pair) => pair.split('|').map(id => document.querySelector(`g.node[data-peer="${id}"]`)?.getAttribute('data-name')).sort(), ends)
+        expect(names).to.deep.equal([`tab ${idA}`, `tab ${idB}`].sort())
+        expect(await view.textContent('#legend')).to.include('WebRTC connection (direct)')
+        expect(problems).to.deep.equal([])
+        console.log(`      tabs connected over /webrtc ${connectedIn} ms after the second tab was opened`)
+      } finally {
+        await context.close()
+      }
+    })
+
+    it('the server takes tab reports for its view only as views, of at most 256 KiB, from at most 16 tabs', async () => {
+      const post = async (body: string): Promise<number> => (await fetch(`${url}report`, { method: 'POST', body })).status
+      const tab = (i: number): string => JSON.stringify({ name: 'x', peerId: `12D3KooWFake${i}`, listeners: [], connections: [], pubsub: [] })
+      expect(await post('{ not json')).to.equal(400)
+      expect(await post(JSON.stringify({ peerId: 'p', connections: 'none' }))).to.equal(400)
+      expect(await post(JSON.stringify({ name: 'x', peerId: 'p', listeners: [], connections: [{ peer: 1 }], pubsub: [] }))).to.equal(400)
+      expect(await post('x'.repeat(300 * 1024))).to.equal(413)
+      // The previous test's tabs may still hold their slots (5 s after their last report).
+      const statuses: number[] = []
+      for (let i = 0; i < 20; i++) statuses.push(await post(tab(i)))
+      const accepted = statuses.filter(status => status === 204).length
+      expect(accepted).to.be.within(14, 16)
+      expect(statuses).to.deep.equal([...new Array<number>(accepted).fill(204), ...new Array<number>(20 - accepted).fill(400)])
+      // A tab that holds a slot may still report.
+      expect(await post(tab(0))).to.equal(204)
+      const view = (/live view at (\S+)/.exec(output) as RegExpExecArray)[1]
+      const snapshot = await (await fetch(`${view}snapshot.json`)).json() as { nodes: Array<{ name: string }> }
+      expect(snapshot.nodes).to.have.length(1 + 16)
+    })
   })
+
   describe('the network view of npm run demo', () => {
     let network: DemoNetwork | undefined
     let shots: string | undefined

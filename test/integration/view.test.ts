@@ -4,12 +4,13 @@
  */
 import { expect } from 'chai'
 import { request } from 'node:http'
-import { combine, floodsub, gossipsub } from '../../src/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { combine, floodsub, gossipsub, newConnectionId, transportOf } from '../../src/index.js'
 import { connect, driveUntil, newSwarm } from '../../src/testing/index.js'
-import { serveNetworkView, serveView } from '../../src/view/index.js'
+import { nodeView, serveNetworkView, serveView } from '../../src/view/index.js'
 import { PAGE_SCRIPT } from '../../src/view/page.js'
-import type { NodeView, ViewSnapshot } from '../../src/view/index.js'
-import type { Keypair } from '../../src/index.js'
+import type { ExternalViewNode, NodeView, ViewNode, ViewSnapshot } from '../../src/view/index.js'
+import type { AnyBehaviour, ConnectedPoint, ConnectionInfo, Keypair, Swarm } from '../../src/index.js'
 
 const create = (key: Keypair) => combine({
   pubsub: new gossipsub.Behaviour({
@@ -176,6 +177,63 @@ describe('peerswarm/view', function () {
       expect(snapshot.nodes[0].peerId).to.equal(swarm.localPeerId.toString())
     } finally {
       await view.close()
+      await swarm.close()
+    }
+  })
+
+  it('takes a changing set of nodes from a function: nodes come and go, rates are still taken against each node\'s previous view; views say whether they come from a browser', async () => {
+    const [a, b] = await Promise.all([newSwarm(create), newSwarm(create)])
+    const aNode: ViewNode = { name: 'a', swarm: a }
+    const tab: NodeView = { name: 'tab', peerId: '12D3KooWTab', browser: true, listeners: [], connections: [], pubsub: [] }
+    const tabNode: ExternalViewNode = { name: 'tab', latest: () => tab }
+    let nodes: Array<ViewNode | ExternalViewNode> = [aNode]
+    let calls = 0
+    // A new array at each call, as a caller building it from a Map does.
+    const view = await serveNetworkView(() => { calls++; return [...nodes] }, { interval: 60_000 })
+    try {
+      const once = async (): Promise<ViewSnapshot> => await (await fetch(`${view.url}snapshot.json`)).json() as ViewSnapshot
+      for (const swarm of [a, b]) swarm.behaviour.pubsub.subscribe('news')
+      await connect(a, b)
+      await driveUntil([a, b], () => a.behaviour.pubsub.meshPeers('news').length === 1)
+      const first = await once()
+      expect(first.nodes.map(n => [n.name, n.browser])).to.deep.equal([['a', false]])
+      nodes = [tabNode, aNode]
+      for (let i = 0; i < 5; i++) a.behaviour.pubsub.publish('news', new TextEncoder().encode(`m${i}`))
+      await new Promise(resolve => setTimeout(resolve, 20))
+      const second = await once()
+      expect(second.nodes.map(n => [n.name, n.browser])).to.deep.equal([['tab', true], ['a', false]])
+      // a moved from first to second place: its rate is still taken against its first view.
+      expect(second.nodes[1].pubsub.find(p => p.kind === 'gossipsub')?.rates.out).to.be.above(0)
+      nodes = [aNode]
+      expect((await once()).nodes.map(n => n.name)).to.deep.equal(['a'])
+      expect(calls).to.equal(3)
+    } finally {
+      await view.close()
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('names WebRTC connections by their transport (webrtc, webrtc-direct), direct, not limited', async () => {
+    const swarm = await newSwarm(create)
+    try {
+      const certhash = `u${Buffer.from([0x12, 0x20, ...new Array<number>(32).fill(7)]).toString('base64url')}`
+      const remote = 'p2p/12D3KooWGRUVh7ZPaRYNfDUgqEbbXQpAwpE2mhDwm8y4sZ5CFAyn'
+      const info = (endpoint: ConnectedPoint, remoteAddress: string): ConnectionInfo => ({
+        id: newConnectionId(), peerId: swarm.localPeerId, endpoint, remoteAddress: multiaddr(remoteAddress), transport: transportOf(endpoint.type === 'Dialer' ? endpoint.address : endpoint.localAddr), encryption: '/noise', multiplexer: '/webrtc', establishedAt: 0, streams: 0
+      })
+      const direct = `/ip4/127.0.0.1/udp/4001/webrtc-direct/certhash/${certhash}`
+      const relayed = `/ip4/127.0.0.1/tcp/4002/ws/p2p/${swarm.localPeerId.toString()}`
+      const connections = [
+        info({ type: 'Dialer', address: multiaddr(`${direct}/${remote}`) }, `${direct}/${remote}`),
+        info({ type: 'Listener', localAddr: multiaddr(direct), sendBackAddr: multiaddr('/ip4/127.0.0.1/udp/5000/webrtc-direct') }, '/ip4/127.0.0.1/udp/5000/webrtc-direct'),
+        info({ type: 'Dialer', address: multiaddr(`${relayed}/p2p-circuit/webrtc/${remote}`) }, `${relayed}/p2p-circuit/webrtc/${remote}`),
+        info({ type: 'Dialer', address: multiaddr(`${relayed}/p2p-circuit/${remote}`), limited: true }, `${relayed}/p2p-circuit/${remote}`)
+      ]
+      // The swarm as nodeView sees it, with these connections.
+      const stub = new Proxy(swarm, { get: (target, key) => key === 'connections' ? () => connections : Reflect.get(target, key) }) as unknown as Swarm<AnyBehaviour>
+      const shown = nodeView({ name: 'x', swarm: stub }).connections.map(c => [c.transport, c.limited])
+      expect(shown).to.deep.equal([['webrtc-direct', false], ['webrtc-direct', false], ['webrtc', false], ['p2p-circuit', true]])
+    } finally {
       await swarm.close()
     }
   })

@@ -208,6 +208,9 @@ describe('circuit relay v2', () => {
       expect(isRelayedAddress(dialable)).to.equal(true)
       expect(isRelayedAddress(multiaddr('/memory/7'))).to.equal(false)
       expect(transportOf(dialable)).to.equal('p2p-circuit')
+      // WebRTC: signalled through the relay but direct, and WebRTC Direct (not its udp part).
+      expect(transportOf(dialable.encapsulate('/webrtc'))).to.equal('webrtc')
+      expect(transportOf(multiaddr('/ip4/127.0.0.1/udp/1/webrtc-direct/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g'))).to.equal('webrtc-direct')
     })
   })
 
