@@ -134,7 +134,8 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
       memoryUsage: () => process.memoryUsage(),
       gc: gc == null ? undefined : () => { gc(); gc() },
       log: line => { process.stderr.write(`  [${name}] ${line}\n`) },
-      progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000)
+      progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000),
+      signal: stop.signal
     })
     : await runScenario({
     ...scenario,

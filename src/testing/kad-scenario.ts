@@ -87,6 +87,13 @@ export interface KadScenario {
   readonly log?: (line: string) => void
   /** Real ms between two progress lines in `log`, at least (default 5 000). */
   readonly progressInterval?: number
+  /**
+   * Stop the run: when it aborts, no further peer joins and no further lookup starts; those
+   * in flight end (in virtual time, at once), the swarms close, and the report holds what was
+   * measured, with `partial` set (its `published`/`messages`: lookups done of those planned).
+   * `npm run sim` aborts on Ctrl-C (SIGINT).
+   */
+  readonly signal?: AbortSignal
 }
 
 /** One query's outcome. */
@@ -160,6 +167,8 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
   const valueSize = positive('valueSize', scenario.valueSize ?? 64)
   const quorum = scenario.quorum ?? 'majority'
   const progressInterval = scenario.progressInterval ?? 5_000
+  const signal = scenario.signal
+  const aborted = (): boolean => signal?.aborted === true
   let lastProgress = realNow()
   const progress = (line: () => string): void => {
     const now = realNow()
@@ -234,14 +243,14 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
     let next = 0
     let done = 0
     await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
-      while (next < count) {
+      while (next < count && !aborted()) {
         const j = next++
         out[j] = await task(j)
         done++
         progress(() => `${what}: ${done}/${count}`)
       }
     }))
-    return out
+    return out.slice(0, done)
   }
   const bootstrap = async (i: number): Promise<Outcome> => await query(i, b => b.bootstrap(), events => events.every(e => e.result.error === undefined))
 
@@ -256,17 +265,20 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
     let joinFailures = 0
     const seedPairs: Array<[number, number]> = []
     await new Promise<void>((resolve, reject) => {
+      let running = 0
       const startJoin = (): void => {
-        if (nextJoin >= n) {
-          if (ready.length >= n) resolve()
+        if (nextJoin >= n || aborted()) {
+          if (ready.length >= n || (aborted() && running === 0)) resolve()
           return
         }
+        running++
         const i = nextJoin++
         for (const s of random.fork(`seeds/${i}`).shuffle(ready).slice(0, bootstrapPeers)) {
           seedPairs.push([s, i])
           swarms[i].behaviour.kad.addAddress(ids[s], addresses[s] as Multiaddr)
         }
         bootstrap(i).then(outcome => {
+          running--
           if (!outcome.ok) joinFailures++
           ready.push(i)
           progress(() => `joining: ${ready.length}/${n} peers`)
@@ -275,7 +287,7 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
       }
       for (let c = 0; c < joinConcurrency; c++) startJoin()
     })
-    for (let round = 0; round < refreshRounds; round++) {
+    for (let round = 0; round < refreshRounds && !aborted(); round++) {
       const outcomes = await pool(n, joinConcurrency * 2, async i => await bootstrap(i), `refresh ${round + 1}`)
       joinFailures += outcomes.filter(o => !o.ok).length
     }
@@ -327,18 +339,20 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
       const found = foundRemotely(j)
       return await query(pick(live(), publishers[j]), b => b.getRecord(keys[j]), events => events.some(found), found)
     }, 'getRecord')
-    const replicasAfterPut = keys.map((key, j) => replicas(swarms, key, publishers[j], gone))
+    // The records put (all of them, unless the run was stopped).
+    const putKeys = keys.slice(0, puts.length)
+    const replicasAfterPut = putKeys.map((key, j) => replicas(swarms, key, publishers[j], gone))
 
-    // A share of the peers leaves.
-    const leaving = draw.fork('leave').shuffle(live()).slice(0, Math.round(leaveShare * n))
+    // A share of the peers leaves (not in a stopped run).
+    const leaving = aborted() ? [] : draw.fork('leave').shuffle(live()).slice(0, Math.round(leaveShare * n))
     const leftAt = performance.now() - t0
     await Promise.all(leaving.map(async i => {
       gone.add(i)
       await swarms[i].close()
     }))
-    log(`t=${(leftAt / 1000).toFixed(1)} s: ${leaving.length} peers left`)
-    await sleep(scenario.afterLeave ?? 1_000)
-    const replicasAfterLeave = keys.map((key, j) => replicas(swarms, key, publishers[j], gone))
+    if (leaving.length > 0) log(`t=${(leftAt / 1000).toFixed(1)} s: ${leaving.length} peers left`)
+    if (!aborted()) await sleep(scenario.afterLeave ?? 1_000)
+    const replicasAfterLeave = putKeys.map((key, j) => replicas(swarms, key, publishers[j], gone))
     const remaining = live()
     const getsAfter = await pool(records, concurrency, async j => {
       const found = foundRemotely(j)
@@ -404,6 +418,9 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
           },
       faults: leaving.length === 0 ? [] : [{ type: 'leave', at: leftAt, peers: leaving.length }],
       kad: report,
+      ...(aborted()
+        ? { partial: { phase: ready.length < n || lookups + 3 * records === 0 ? 'set-up' : 'measurement', measuredMs: ready.length < n ? 0 : durationMs, published: all.length, messages: lookups + 3 * records, unit: 'lookups done', reason: abortReason(signal) } as const }
+        : {}),
       runner: 'simulator'
     }
   } finally {
@@ -411,6 +428,12 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
     await Promise.all(swarms.map(async (swarm, i) => { if (!gone.has(i)) await swarm.close() }))
     await Promise.allSettled(loops)
   }
+}
+
+/** Why `signal` stopped the run, as text. */
+function abortReason (signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason
+  return reason instanceof Error ? reason.message : String(reason)
 }
 
 /** A kind of lookup's figures. */

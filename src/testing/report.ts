@@ -157,9 +157,11 @@ export interface PartialRun {
   readonly phase: 'set-up' | 'measurement'
   /** Virtual ms of the measurement run before it was stopped (0 during the set-up). */
   readonly measuredMs: number
-  /** Messages published before it was stopped, of all the scenario's. */
+  /** Messages published before it was stopped, of all the scenario's (Kademlia: lookups done, of those planned). */
   readonly published: number
   readonly messages: number
+  /** What `published` counts, in the text report (default `messages published`). */
+  readonly unit?: string
   /** The abort reason, as text. */
   readonly reason: string
 }
@@ -414,7 +416,7 @@ export function formatReport (report: ScenarioReport): string {
   ]
   if (report.partial != null) {
     const p = report.partial
-    lines.push(`  PARTIAL: stopped during the ${p.phase}${p.phase === 'measurement' ? ` after ${(p.measuredMs / 1000).toFixed(1)} s, ${p.published}/${p.messages} messages published` : ' (nothing measured)'} (${p.reason})`)
+    lines.push(`  PARTIAL: stopped during the ${p.phase}${p.phase === 'measurement' ? ` after ${(p.measuredMs / 1000).toFixed(1)} s, ${p.published}/${p.messages} ${p.unit ?? 'messages published'}` : ' (nothing measured)'} (${p.reason})`)
   }
   for (const d of [...report.batches, ...(report.batches.length > 1 ? [report.total] : [])]) {
     lines.push(`  ${d.label}: ${d.messages} messages${d.publishErrors > 0 ? ` (${d.publishErrors} publish errors)` : ''}, delivered ${pct(d.deliveryRatio)} (${d.delivered}/${d.expected}${d.reachable < d.expected ? `; ${d.deliveredReachable}/${d.reachable} reachable` : ''}), complete ${d.complete}/${d.messages}, ` +

@@ -70,6 +70,31 @@ describe('simulation: a Kademlia network', function () {
     for (const chart of charts) expect(chart.series).to.deep.equal(['getClosestPeers', 'putRecord', 'getRecord', 'getRecord after the leave'])
   })
 
+  it('stopped (Ctrl-C in npm run sim), reports what it measured, marked partial: during the join, or after some lookups', async () => {
+    // Stopped while peers join: fewer than all joined, nothing measured.
+    const joining = new AbortController()
+    const early = await runKadScenario({
+      peers: 20, seed: 1, kad: { replicationFactor: 4 }, lookups: 5, records: 5, joinConcurrency: 1, signal: joining.signal,
+      log: line => { if (line.startsWith('joining')) joining.abort(new Error('interrupted (SIGINT)')) }, progressInterval: 0
+    })
+    expect(early.partial).to.include({ phase: 'set-up', measuredMs: 0, published: 0, messages: 20, reason: 'interrupted (SIGINT)' })
+    expect(early.kad?.lookups).to.equal(0)
+    expect(early.faults).to.deep.equal([])
+    expect(formatReport(early)).to.include('PARTIAL: stopped during the set-up (nothing measured)')
+
+    // Stopped after 3 lookups: those 3 are reported, no record is put, nobody leaves.
+    const measuring = new AbortController()
+    const late = await runKadScenario({
+      peers: 20, seed: 1, kad: { replicationFactor: 4 }, lookups: 8, records: 5, concurrency: 1, signal: measuring.signal,
+      log: line => { if (line.startsWith('getClosestPeers: 3/')) measuring.abort(new Error('stop')) }, progressInterval: 0
+    })
+    expect(late.partial).to.include({ phase: 'measurement', published: 3, messages: 8 + 15, unit: 'lookups done' })
+    expect(late.kad?.kinds?.map(k => k.lookups)).to.deep.equal([3, 0, 0, 0])
+    expect(late.kad?.succeeded).to.equal(3)
+    expect(late.faults).to.deep.equal([])
+    expect(formatReport(late)).to.include('3/23 lookups done')
+  })
+
   it('refuses bad options with a ConfigError naming the field', async () => {
     for (const [field, bad] of [['peers', { peers: 2 }], ['leave', { peers: 10, leave: 1 }], ['bootstrapPeers', { peers: 10, bootstrapPeers: 0 }]] as const) {
       const error = await runKadScenario(bad).then(() => undefined, (err: unknown) => err)
