@@ -290,10 +290,13 @@ describe('WebRTC data-channel streams', () => {
     expect(ca.buffered).to.be.at.most(max + MAX_MESSAGE_SIZE)
     expect(a.writeBufferLength).to.be.greaterThan(0)
     let drains = 0
+    let full = 0
     a.addEventListener('drain', () => { drains++ })
     const closing = a.close()
-    for (let i = 0; i < 1000 && a.writeStatus !== 'closed'; i++) {
-      ca.flush(8)
+    for (let i = 0; i < 2000 && a.writeStatus !== 'closed'; i++) {
+      // the channel sends nothing until it is full (or the stream has nothing left), then all it holds
+      if (ca.buffered >= max) full++
+      if (ca.buffered >= max || a.writeBufferLength === 0) ca.flush()
       ;(ca.peer as FakeChannel).flush()
       await new Promise(resolve => setImmediate(resolve))
     }
@@ -303,8 +306,62 @@ describe('WebRTC data-channel streams', () => {
     await closing
     await b.close()
     expect(Buffer.compare(await received, data)).to.equal(0)
-    expect(drains).to.be.greaterThan(1)
+    // the channel filled up again after each buffered-amount-low; the writer was told once, when all it wrote was with the channel
+    expect(full).to.be.greaterThan(1)
+    expect(drains).to.equal(1)
     expect(ca.maxBuffered).to.be.at.most(max + MAX_MESSAGE_SIZE)
+  })
+  it('back-pressure bounds the writer: one waiting for drain after each write holds at most one write in the stream', async () => {
+    // Writes of four messages each: the stream sends one message per turn, so 'drain' must
+    // wait until the stream has handed what it holds to the channel, or each drain lets the
+    // writer add four messages while one leaves, and the write buffer grows to the whole stream.
+    const { a, b, ca } = streamPair({ maxBufferedAmount: 64 * 1024 })
+    const received = readAll(b)
+    const data = bytes(1024 * 1024)
+    const write = 4 * MAX_PAYLOAD_SIZE
+    let maxWriteBuffer = 0
+    let waits = 0
+    for (let sent = 0; sent < data.byteLength; sent += write) {
+      const more = a.send(data.subarray(sent, sent + write))
+      maxWriteBuffer = Math.max(maxWriteBuffer, a.writeBufferLength)
+      if (!more) {
+        waits++
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => { reject(new Error('no drain within 2 s')) }, 2000)
+          a.addEventListener('drain', () => { clearTimeout(timer); resolve() }, { once: true })
+        })
+      }
+    }
+    await a.close()
+    await b.close()
+    expect(Buffer.compare(await received, data)).to.equal(0)
+    expect(waits).to.be.greaterThan(0)
+    expect(maxWriteBuffer).to.be.at.most(write)
+    expect(ca.maxBuffered).to.be.at.most(64 * 1024 + MAX_MESSAGE_SIZE)
+  })
+  it('in a page (no setImmediate) a stream\'s next turn comes from a MessageChannel, not a timer', async () => {
+    // Browsers clamp chained setTimeout(0)s to 4 ms and throttle them in background tabs: the
+    // turns must not wait for timers. Here timers are fake and never advance.
+    const saved = globalThis.setImmediate
+    const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout'] })
+    ;(globalThis as { setImmediate?: unknown }).setImmediate = undefined
+    try {
+      const { a, ca } = streamPair({ auto: false })
+      expect(a.send(bytes(3 * MAX_PAYLOAD_SIZE))).to.equal(false)
+      expect(ca.sent).to.have.length(1)
+      for (let i = 0; i < 100 && ca.sent.length < 3; i++) {
+        await new Promise<void>((resolve) => {
+          const channel = new MessageChannel()
+          channel.port1.onmessage = () => { channel.port1.close(); resolve() }
+          channel.port2.postMessage(null)
+        })
+      }
+      expect(ca.sent, 'messages sent without a timer firing').to.have.length(3)
+      expect(a.writeBufferLength).to.equal(0)
+    } finally {
+      globalThis.setImmediate = saved
+      clock.uninstall()
+    }
   })
 })
 
