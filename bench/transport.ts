@@ -1,20 +1,28 @@
 /**
- * Transport benchmark: ours against a pair of js-libp2p nodes, in the same run, over
- * TCP + Noise + Yamux on 127.0.0.1.
+ * Transport benchmark: ours against a pair of js-libp2p nodes, in the same run, on 127.0.0.1,
+ * over two transports:
  *
+ * - `tcp`: TCP + Noise + Yamux; throughput over 64 MiB;
+ * - `webrtc-direct`: WebRTC Direct between two Node peers (ours: `withWebRTCDirect()`; js:
+ *   `@libp2p/webrtc`'s `webRTCDirect()`; both over node-datachannel), one data channel per
+ *   stream; throughput over 16 MiB (SCTP over loopback is far slower than TCP).
+ *
+ * For each:
  * - set-up: dial → connection established (ours: the `ConnectionEstablished` event; js:
  *   `libp2p.dial()` resolving), median of many fresh connections;
- * - throughput: one stream carrying 64 MiB in 64 KiB writes, sender start → receiver has
+ * - throughput: one stream carrying the total in 64 KiB writes, sender start → receiver has
  *   every byte, median of a few runs.
  *
- * Prints one JSON line. Ratios are ours / js (set-up: lower is better; throughput: higher).
+ * Runs of ours and js alternate. Prints one JSON line per transport. Ratios are ours / js
+ * (set-up: lower is better; throughput: higher).
  *
- * Run: npm run bench:transport
+ * Run: npm run bench:transport [-- tcp|webrtc-direct …] (default: both)
  */
 import '../src/compat.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
+import { webRTCDirect } from '@libp2p/webrtc'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder } from '../src/index.js'
 import { drive } from '../src/testing/index.js'
@@ -25,10 +33,26 @@ import type { PeerId, Stream } from '@libp2p/interface'
 
 const PROTOCOL = '/peerswarm-bench/1.0.0'
 const CHUNK = 64 * 1024
-const TOTAL = 64 * 1024 * 1024
-const SETUP_WARMUP = 10
-const SETUP_RUNS = 60
-const THROUGHPUT_RUNS = 5
+const MiB = 1024 * 1024
+
+/** What differs between the transports measured. */
+interface Kind {
+  readonly name: 'tcp' | 'webrtc-direct'
+  /** What each side listens on. */
+  readonly listen: string
+  /** Bytes per throughput run. */
+  readonly total: number
+  readonly setupWarmup: number
+  readonly setupRuns: number
+  /** Throughput runs measured (after one warm-up run each). */
+  readonly throughputRuns: number
+}
+
+const KINDS: Kind[] = [
+  { name: 'tcp', listen: '/ip4/127.0.0.1/tcp/0', total: 64 * MiB, setupWarmup: 10, setupRuns: 60, throughputRuns: 5 },
+  // SCTP on loopback runs at tens of MB/s, and each set-up is ICE + DTLS + SCTP + Noise.
+  { name: 'webrtc-direct', listen: '/ip4/127.0.0.1/udp/0/webrtc-direct', total: 16 * MiB, setupWarmup: 5, setupRuns: 40, throughputRuns: 9 }
+]
 
 /** Write `total` bytes in `CHUNK`s, waiting for 'drain' when the stream asks to. */
 async function writeAll (stream: Stream, total: number): Promise<void> {
@@ -108,19 +132,22 @@ function median (values: number[]): number {
 interface Contender {
   /** One fresh connection's set-up time, in ms. */
   setup: () => Promise<number>
-  /** One 64 MiB transfer on a fresh stream, in MB/s. */
+  /** One transfer of the kind's total on a fresh stream, in MB/s. */
   throughput: () => Promise<number>
   close: () => Promise<void>
 }
 
-async function oursSwarm () {
-  return SwarmBuilder.withNewIdentity().withTcp().withBehaviour(() => new Bench())
+async function oursSwarm (kind: Kind) {
+  const builder = SwarmBuilder.withNewIdentity()
+  const withTransport = kind.name === 'tcp' ? builder.withTcp() : builder.withWebRTCDirect({ dialBindAddress: '127.0.0.1' })
+  return withTransport.withBehaviour(() => new Bench())
     .withSwarmConfig({ idleConnectionTimeout: Infinity }).build()
 }
 
-async function ours (): Promise<Contender> {
-  const [a, b] = await Promise.all([oursSwarm(), oursSwarm()])
-  b.listenOn('/ip4/127.0.0.1/tcp/0')
+async function ours (kind: Kind): Promise<Contender> {
+  const TOTAL = kind.total
+  const [a, b] = await Promise.all([oursSwarm(kind), oursSwarm(kind)])
+  b.listenOn(kind.listen)
   const [[listening]] = await drive([b], { count: 1, filter: e => e.type === 'NewListenAddr' })
   if (listening.type !== 'NewListenAddr') throw new Error('no listen address')
   const address = listening.address
@@ -148,21 +175,25 @@ async function ours (): Promise<Contender> {
   }
 }
 
-async function jsNode () {
+async function jsNode (kind: Kind) {
   return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    addresses: { listen: [kind.listen] },
+    // No STUN servers: host candidates only, as ours.
+    transports: [kind.name === 'tcp' ? tcp() : webRTCDirect({ rtcConfiguration: { iceServers: [] } })],
+    // WebRTC brings its own Noise and muxer; libp2p wants these listed all the same.
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
   })
 }
 
-async function js (): Promise<Contender> {
-  const [a, b] = await Promise.all([jsNode(), jsNode()])
+async function js (kind: Kind): Promise<Contender> {
+  const TOTAL = kind.total
+  const [a, b] = await Promise.all([jsNode(kind), jsNode(kind)])
   let onReceived: ((bytes: number) => void) | undefined
   await b.handle(PROTOCOL, (stream) => { void readAll(stream).then(bytes => onReceived?.(bytes)) })
-  const address = b.getMultiaddrs()[0]
+  const address = b.getMultiaddrs().find(a => a.toString().includes(kind.name === 'tcp' ? '/tcp/' : '/webrtc-direct/certhash/'))
+  if (address == null) throw new Error(`js has no ${kind.name} address: ${b.getMultiaddrs().join(' ')}`)
   return {
     async setup () {
       await a.hangUp(b.peerId)
@@ -182,34 +213,59 @@ async function js (): Promise<Contender> {
   }
 }
 
-/** Runs of both contenders alternate, so that drift on the machine hits both alike. */
-async function alternate (contenders: Contender[], run: (c: Contender) => Promise<number>, warmup: number, runs: number): Promise<number[]> {
-  const results = contenders.map((): number[] => [])
+/**
+ * Runs of both contenders alternate, so that drift on the machine hits both alike. Returns, per
+ * contender, the median value and the median CPU time of the process during one run (ms: every
+ * thread, native ones included; the other contender is idle meanwhile).
+ */
+async function alternate (contenders: Contender[], run: (c: Contender) => Promise<number>, warmup: number, runs: number): Promise<Array<{ value: number, cpuMs: number }>> {
+  const values = contenders.map((): number[] => [])
+  const cpu = contenders.map((): number[] => [])
   for (let i = 0; i < warmup + runs; i++) {
     for (const [index, contender] of contenders.entries()) {
+      const before = process.cpuUsage()
       const value = await run(contender)
-      if (i >= warmup) results[index].push(value)
+      const used = process.cpuUsage(before)
+      if (i >= warmup) {
+        values[index].push(value)
+        cpu[index].push((used.user + used.system) / 1000)
+      }
     }
   }
-  return results.map(median)
+  return values.map((v, index) => ({ value: median(v), cpuMs: median(cpu[index]) }))
 }
 
-const contenders = [await ours(), await js()]
-const [oursSetup, jsSetup] = await alternate(contenders, async c => c.setup(), SETUP_WARMUP, SETUP_RUNS)
-const [oursRate, jsRate] = await alternate(contenders, async c => c.throughput(), 1, THROUGHPUT_RUNS)
-await Promise.all(contenders.map(async c => { await c.close() }))
-console.log(JSON.stringify({
-  bench: 'transport',
-  transport: 'tcp+noise+yamux',
-  node: process.version,
-  setupRuns: SETUP_RUNS,
-  throughputRuns: THROUGHPUT_RUNS,
-  throughputBytes: TOTAL,
-  ours: { setupMs: round(oursSetup), throughputMBps: round(oursRate) },
-  js: { setupMs: round(jsSetup), throughputMBps: round(jsRate) },
-  // ours / js: set-up time (lower is better), throughput (higher is better)
-  ratio: { setup: round(oursSetup / jsSetup), throughput: round(oursRate / jsRate) }
-}))
+const wanted = process.argv.slice(2)
+// BENCH_ONLY=ours|js: one side only; BENCH_PHASE=setup|throughput: one figure only (for a CPU
+// profile of one side's one figure). What is not measured is null in the output.
+const only = process.env.BENCH_ONLY
+const phase = process.env.BENCH_PHASE
+for (const kind of KINDS.filter(k => wanted.length === 0 || wanted.includes(k.name))) {
+  const contenders = [...(only !== 'js' ? [await ours(kind)] : []), ...(only !== 'ours' ? [await js(kind)] : [])]
+  const none = { value: NaN, cpuMs: NaN }
+  const pad = (results: Array<{ value: number, cpuMs: number }>): Array<{ value: number, cpuMs: number }> => only === 'ours' ? [results[0], none] : only === 'js' ? [none, results[0]] : results
+  const [oursSetup, jsSetup] = phase === 'throughput' ? [none, none] : pad(await alternate(contenders, async c => c.setup(), kind.setupWarmup, kind.setupRuns))
+  const [oursRate, jsRate] = phase === 'setup' ? [none, none] : pad(await alternate(contenders, async c => c.throughput(), 1, kind.throughputRuns))
+  await Promise.all(contenders.map(async c => { await c.close() }))
+  const figures = (setup: { value: number, cpuMs: number }, rate: { value: number, cpuMs: number }) => ({
+    setupMs: round(setup.value),
+    throughputMBps: round(rate.value),
+    // CPU time of the process per MB carried (both ends, all threads)
+    throughputCpuMsPerMB: round(rate.cpuMs / (kind.total / 1e6))
+  })
+  console.log(JSON.stringify({
+    bench: 'transport',
+    transport: kind.name === 'tcp' ? 'tcp+noise+yamux' : 'webrtc-direct',
+    node: process.version,
+    setupRuns: kind.setupRuns,
+    throughputRuns: kind.throughputRuns,
+    throughputBytes: kind.total,
+    ours: figures(oursSetup, oursRate),
+    js: figures(jsSetup, jsRate),
+    // ours / js: set-up time (lower is better), throughput (higher is better), CPU per MB (lower)
+    ratio: { setup: round(oursSetup.value / jsSetup.value), throughput: round(oursRate.value / jsRate.value), throughputCpu: round(oursRate.cpuMs / jsRate.cpuMs) }
+  }))
+}
 
 function round (value: number): number {
   return Math.round(value * 1000) / 1000

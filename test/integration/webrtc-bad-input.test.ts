@@ -2,8 +2,10 @@
  * `/webrtc-direct` under bad input, over the real stack (node-datachannel on 127.0.0.1): a
  * flood of STUN requests with fresh ufrags, a peer that opens channels without end, and frames
  * that announce more than 16 KiB. The transport is driven without a swarm, with the swarm's
- * own upgrader, so the test can reach the connection's muxer.
+ * own upgrader, so the test can reach the connection's muxer. Last, a process whose muxer refused
+ * channels must exit by itself once all is closed (test/fixtures/webrtc-refused-exit.ts).
  */
+import { spawn } from 'node:child_process'
 import { createHmac } from 'node:crypto'
 import dgram from 'node:dgram'
 import { expect } from 'chai'
@@ -96,6 +98,34 @@ async function dial (transport: WebRTCDirectTransport, address: Multiaddr): Prom
   const upgrader = noiseYamuxUpgrader(await generateKeypair())
   const connection: Connection = await transport.dial(address, { upgrader: upgrader.transportUpgrader(async () => {}), signal: AbortSignal.timeout(10_000) })
   return connection as unknown as PreUpgradedConnection
+}
+
+/** What a child process printed on stdout, and how it ended: exit code, and ms from its first line to its exit. */
+interface ChildRun { readonly lines: string[], readonly code: number | null, readonly exitAfterFirstLine?: number, readonly killed: boolean }
+
+/**
+ * Run test/fixtures/webrtc-refused-exit.ts with `env`; kill it if it has not printed within
+ * `printWithin` ms, or has not exited `exitWithin` ms after printing.
+ */
+async function runRefusedExit (env: Record<string, string>, printWithin: number, exitWithin: number): Promise<ChildRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/webrtc-refused-exit.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines: string[] = []
+  let printedAt: number | undefined
+  let killed = false
+  const kill = (): void => { killed = true; child.kill('SIGKILL') }
+  let timer = setTimeout(kill, printWithin)
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (text: string) => {
+    lines.push(...text.split('\n').filter(line => line !== ''))
+    if (printedAt == null && lines.length > 0) {
+      printedAt = Date.now()
+      clearTimeout(timer)
+      timer = setTimeout(kill, exitWithin)
+    }
+  })
+  const code = await new Promise<number | null>((resolve) => { child.on('exit', (c) => { resolve(c) }) })
+  clearTimeout(timer)
+  return { lines, code, exitAfterFirstLine: printedAt != null ? Date.now() - printedAt : undefined, killed }
 }
 
 describe('WebRTC Direct under bad input (127.0.0.1)', function () {
@@ -200,4 +230,22 @@ describe('WebRTC Direct under bad input (127.0.0.1)', function () {
     expect(out.maConn.status).to.equal('open')
     expect(inbound[0].maConn.status).to.equal('open')
   })
+
+  // node-datachannel's DataChannel holds a handle on the event loop until its onClosed callback
+  // has run. Two ways it never ran, each of which kept the process alive for good: a refused
+  // channel closed without one, and an opener's channel closed by the remote just as it opened
+  // (its close dropped when the stream replaced `opened()`'s callback). Dozens of channels make
+  // the second happen every time (measured: 26 of 56 refused channels, without the fix).
+  for (const [mode, what, channels, expectedRefused] of [['early', 'beyond maxEarlyStreams before a stream listener exists', 40, 30], ['inbound', 'beyond maxInboundStreams', 60, 56]] as const) {
+    it(`a process whose muxer refused channels (${what}) exits by itself once everything is closed`, async function () {
+      this.timeout(90_000)
+      const run = await runRefusedExit({ MODE: mode, CHANNELS: String(channels) }, 60_000, 5_000)
+      expect(run.lines, 'the fixture printed its result').to.have.length(1)
+      const result = JSON.parse(run.lines[0]) as { opened: number, refused: number }
+      expect(result.refused).to.equal(expectedRefused)
+      expect(run.killed, `still running ${run.exitAfterFirstLine} ms after closing everything`).to.equal(false)
+      expect(run.code).to.equal(0)
+      expect(run.exitAfterFirstLine).to.be.below(5_000)
+    })
+  }
 })

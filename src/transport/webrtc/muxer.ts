@@ -69,6 +69,57 @@ export class DataChannelOpenError extends PeerswarmError {
 }
 
 /**
+ * Close a data channel that no stream will own, releasing what node-datachannel holds for it.
+ *
+ * node-datachannel's `DataChannel` wrapper holds a thread-safe function (a handle that keeps
+ * Node's event loop alive) from its creation until libdatachannel reports the channel closed,
+ * and it hears of that only through a callback given to `onClosed()`: a channel closed without
+ * one keeps the process alive for good. So register one (a stream's constructor does, for the
+ * channels it owns) before closing.
+ */
+function releaseChannel (channel: DataChannel): void {
+  try {
+    channel.onClosed(() => {})
+    channel.close()
+  } catch {}
+}
+
+/**
+ * `channel`, with node-datachannel told of one `onClosed` callback only, at once; the
+ * callback given later (`opened()`'s, then the stream's) replaces the previous one in
+ * JavaScript, and is called at once if the channel has already closed.
+ *
+ * Each `onClosed()` given to node-datachannel replaces its thread-safe function, dropping a
+ * close that libdatachannel has already queued on the one replaced: a channel that the remote
+ * closed right after it opened (a refused one) then never reports closed, and keeps the process
+ * alive (see {@link releaseChannel}).
+ */
+function withOneClosedCallback (channel: DataChannel): DataChannel {
+  let onClosed: (() => void) | undefined
+  let closed = false
+  channel.onClosed(() => {
+    closed = true
+    onClosed?.()
+  })
+  return {
+    getId: () => channel.getId(),
+    sendMessageBinary: (buffer) => channel.sendMessageBinary(buffer),
+    bufferedAmount: () => channel.bufferedAmount(),
+    setBufferedAmountLowThreshold: (size) => { channel.setBufferedAmountLowThreshold(size) },
+    isOpen: () => channel.isOpen(),
+    close: () => { channel.close() },
+    onOpen: (cb) => { channel.onOpen(cb) },
+    onClosed: (cb) => {
+      onClosed = cb
+      if (closed) queueMicrotask(cb)
+    },
+    onError: (cb) => { channel.onError(cb) },
+    onBufferedAmountLow: (cb) => { channel.onBufferedAmountLow(cb) },
+    onMessage: (cb) => { channel.onMessage(cb) }
+  }
+}
+
+/**
  * The peer connection, as a `MultiaddrConnection`: closing it closes the peer connection
  * (through `closePeer`), and the transport tells it when the peer connection is gone.
  */
@@ -146,7 +197,8 @@ export class DataChannelMuxer extends AbstractStreamMuxer<DataChannelStream> {
   }
 
   async onCreateStream (options: CreateStreamOptions): Promise<DataChannelStream> {
-    const channel = this.peerConnection.createDataChannel('')
+    // Both `opened()` and the stream listen for the close: register with the channel once.
+    const channel = withOneClosedCallback(this.peerConnection.createDataChannel(''))
     await this.opened(channel, options)
     return this.streamOf(channel, 'outbound')
   }
@@ -179,9 +231,7 @@ export class DataChannelMuxer extends AbstractStreamMuxer<DataChannelStream> {
       this.counters.refusedChannels++
       const n = this.counters.refusedChannels
       if ((n & (n - 1)) === 0) this.logger('refused %d inbound channels (%d open, early: %s)', n, inbound, early)
-      try {
-        channel.close()
-      } catch {}
+      releaseChannel(channel)
       return
     }
     const stream = this.streamOf(channel, 'inbound')
