@@ -274,25 +274,11 @@ export class WebRTCDirectTransport implements Transport {
     })
     const remoteAddr = multiaddr(`/ip${target.udp.family}/${target.udp.host}/udp/${target.udp.port}/webrtc-direct`)
     const peer = new Peer(pc, remoteAddr, 'outbound', this.options)
-    try {
+    return await this.upgradeDialed(peer, address, listenerFingerprint, expected, options, () => {
       pc.setLocalDescription('offer', { iceUfrag: ufrag, icePwd: ufrag })
       pc.setRemoteDescription(listenerAnswer(target.udp, listenerFingerprint, ufrag), 'answer')
-      await peer.channel0Open(this.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, options.signal)
-      const remotePeer = await handshake({
-        upgrader: options.upgrader,
-        role: 'dialer',
-        prologue: noisePrologue(certificate.fingerprint, listenerFingerprint),
-        stream: peer.handshakeStream,
-        remotePeer: expected,
-        signal: options.signal
-      })
-      log('dialed %s: %p', address, remotePeer)
-      // Transports hand the swarm its UpgradedConnection through dial()'s Connection type.
-      return peer.upgraded(remotePeer) as unknown as Connection
-    } catch (err) {
-      peer.close()
-      throw err
-    }
+      return certificate.fingerprint
+    })
   }
 
   /** A dial with the page's `RTCPeerConnection` (browsers). */
@@ -304,23 +290,37 @@ export class WebRTCDirectTransport implements Transport {
     const remoteAddr = multiaddr(`/ip${target.udp.family}/${target.udp.host}/udp/${target.udp.port}/webrtc-direct`)
     // Channel 0 first: the offer must carry the data-channel section.
     const peer = new Peer(new BrowserPeerConnection(pc), remoteAddr, 'outbound', this.options)
-    try {
+    return await this.upgradeDialed(peer, address, listenerFingerprint, expected, options, async () => {
       const ufrag = randomUfrag()
       const offer = await pc.createOffer()
       await pc.setLocalDescription({ type: 'offer', sdp: mungeUfrag(offer.sdp ?? '', ufrag) })
       await pc.setRemoteDescription({ type: 'answer', sdp: listenerAnswer(target.udp, listenerFingerprint, ufrag) })
-      await peer.channel0Open(this.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, options.signal)
       const local = sha256FingerprintOf(pc.localDescription?.sdp ?? '')
       if (local == null) throw new WebRTCDialError('the local description has no sha-256 fingerprint')
+      return fingerprintFromSdp(local)
+    })
+  }
+
+  /**
+   * The rest of a dial, from Node or a page: `describe` sets the offer and the listener's
+   * answer and returns our certificate's fingerprint; then channel 0 opens, Noise runs on it as
+   * the dialer (the prologue binding both fingerprints), and the connection is handed over.
+   * The peer connection is closed if any step fails.
+   */
+  private async upgradeDialed (peer: Peer, address: Multiaddr, listenerFingerprint: Uint8Array, expected: PeerId | undefined, options: DialTransportOptions, describe: () => Uint8Array | Promise<Uint8Array>): Promise<Connection> {
+    try {
+      const localFingerprint = await describe()
+      await peer.channel0Open(this.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, options.signal)
       const remotePeer = await handshake({
         upgrader: options.upgrader,
         role: 'dialer',
-        prologue: noisePrologue(fingerprintFromSdp(local), listenerFingerprint),
+        prologue: noisePrologue(localFingerprint, listenerFingerprint),
         stream: peer.handshakeStream,
         remotePeer: expected,
         signal: options.signal
       })
-      log('dialed %s from the page: %p', address, remotePeer)
+      log('dialed %s: %p', address, remotePeer)
+      // Transports hand the swarm its UpgradedConnection through dial()'s Connection type.
       return peer.upgraded(remotePeer) as unknown as Connection
     } catch (err) {
       peer.close()
