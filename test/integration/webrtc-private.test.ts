@@ -4,27 +4,17 @@
  * signal over the relayed connection and then talk directly; ping and GossipSub go on after
  * the relay is stopped. The relay runs no GossipSub, so messages cannot take it.
  */
-import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { SwarmBuilder, combine, gossipsub, ping, relay } from '../../src/index.js'
 import { EventLog, until } from '../fixtures/event-log.js'
+import { relayNode } from '../fixtures/relay-node.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const topic = new gossipsub.IdentTopic('webrtc-private')
 const swarmConfig = { idleConnectionTimeout: 30_000 }
 
-async function relayNode () {
-  const swarm = await SwarmBuilder.withNewIdentity()
-    .withTcp()
-    .withBehaviour(key => combine({ relay: new relay.Behaviour(key), ping: new ping.Behaviour() }))
-    .withSwarmConfig(swarmConfig)
-    .build()
-  const log = new EventLog(swarm)
-  swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const listening = await log.find(e => e.type === 'NewListenAddr')
-  if (listening.type !== 'NewListenAddr') throw new Error('unreachable')
-  swarm.addExternalAddress(listening.address)
-  return { log, circuit: multiaddr(`${listening.address.toString()}/p2p/${swarm.localPeerId.toString()}/p2p-circuit`) }
+async function ourRelay () {
+  return await relayNode(key => combine({ relay: new relay.Behaviour(key), ping: new ping.Behaviour() }), swarmConfig)
 }
 
 const messages = new Map<string, string[]>()
@@ -52,12 +42,12 @@ type Peer = Awaited<ReturnType<typeof peer>>
 
 describe('WebRTC private to private between two peerswarm swarms through a relay (127.0.0.1)', function () {
   this.timeout(60_000)
-  let r: Awaited<ReturnType<typeof relayNode>>
+  let r: Awaited<ReturnType<typeof ourRelay>>
   let a: Peer
   let b: Peer
 
   beforeEach(async () => {
-    r = await relayNode()
+    r = await ourRelay()
     ;[a, b] = await Promise.all([peer(), peer()])
   })
   afterEach(async () => {

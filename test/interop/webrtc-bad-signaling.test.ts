@@ -6,7 +6,6 @@
  * `signalingTimeout` for the silent one), closes the circuit, and still accepts an honest
  * `/webrtc` dial afterwards.
  */
-import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -19,20 +18,12 @@ import * as varint from 'uint8-varint'
 import { SwarmBuilder, combine, identify, ping, relay } from '../../src/index.js'
 import { SIGNALING_PROTOCOL, SignalingType, encodeSignalingMessage, MAX_SIGNALING_MESSAGE_SIZE } from '../../src/transport/webrtc/signaling.js'
 import { EventLog, until } from '../fixtures/event-log.js'
+import { relayNode } from '../fixtures/relay-node.js'
 
 const SIGNALING_TIMEOUT = 4_000
 
 async function ourRelay () {
-  const swarm = await SwarmBuilder.withNewIdentity()
-    .withTcp()
-    .withBehaviour(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey) }))
-    .build()
-  const log = new EventLog(swarm)
-  swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const listening = await log.find(e => e.type === 'NewListenAddr')
-  if (listening.type !== 'NewListenAddr') throw new Error('unreachable')
-  swarm.addExternalAddress(listening.address)
-  return { log, circuit: multiaddr(`${listening.address.toString()}/p2p/${swarm.localPeerId.toString()}/p2p-circuit`) }
+  return await relayNode(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey) }), {})
 }
 
 async function listener () {

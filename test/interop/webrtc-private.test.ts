@@ -5,7 +5,6 @@
  * has been stopped.
  */
 import { authorSeqnoId } from './js-node.js'
-import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -18,6 +17,7 @@ import { webRTC } from '@libp2p/webrtc'
 import { createLibp2p } from 'libp2p'
 import { SwarmBuilder, combine, gossipsub, identify, ping, relay } from '../../src/index.js'
 import { EventLog, until } from '../fixtures/event-log.js'
+import { relayNode } from '../fixtures/relay-node.js'
 import type { Message } from '@libp2p/gossipsub'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -25,17 +25,7 @@ const TOPIC = 'webrtc-private-interop'
 const topic = new gossipsub.IdentTopic(TOPIC)
 
 async function ourRelay () {
-  const swarm = await SwarmBuilder.withNewIdentity()
-    .withTcp()
-    .withBehaviour(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey), ping: new ping.Behaviour() }))
-    .withSwarmConfig({ idleConnectionTimeout: 30_000 })
-    .build()
-  const log = new EventLog(swarm)
-  swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const listening = await log.find(e => e.type === 'NewListenAddr')
-  if (listening.type !== 'NewListenAddr') throw new Error('unreachable')
-  swarm.addExternalAddress(listening.address)
-  return { log, circuit: multiaddr(`${listening.address.toString()}/p2p/${swarm.localPeerId.toString()}/p2p-circuit`) }
+  return await relayNode(key => combine({ relay: new relay.Behaviour(key), identify: new identify.Behaviour(key.publicKey), ping: new ping.Behaviour() }))
 }
 
 async function ours () {
