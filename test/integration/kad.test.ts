@@ -1,8 +1,9 @@
 /**
  * Kademlia over TCP on 127.0.0.1: 30 swarms (`combine({ kad, identify })`), each told one
- * bootstrap peer. After bootstrap every routing table holds its k closest; every node's record
- * and provider key is found by every other node (all 30 × 29 pairs); `getClosestPeers` of
- * random keys matches the true k closest, computed from all ids, with precision ≥ 0.9.
+ * bootstrap peer. After bootstrap every routing table holds its k closest (but those a full
+ * bucket refused, see below); every node's record and provider key is found by every other node
+ * (all 30 × 29 pairs); `getClosestPeers` of random keys matches the true k closest, computed
+ * from all ids, with precision ≥ 0.9.
  *
  * The bootstraps run a few at a time and the lookups one at a time: the 30 swarms share one
  * process, and all of them at once on a loaded machine made requests wait past
@@ -11,11 +12,20 @@
  * lookups the process can carry at once. (The same failure also had a cause in Kademlia: a
  * request sent as its idle connection was closing was dropped, and the peer counted as failed;
  * such a peer is now asked again on a new connection, test/unit/kad-query.test.ts.)
+ *
+ * A bucket holds at most k peers, and a full one whose entries are all connected refuses a
+ * newcomer however close it is (rust-libp2p's `KBucket::insert` returns `Full`;
+ * test/unit/kad-routing.test.ts): a table holds its k closest only where their bucket did not
+ * overflow. With 30 random ids that is not always so: when the first bit of the ids splits them
+ * 9 / 21 or worse (4.3% of draws), every node of the small side has 21 or more peers in its
+ * farthest bucket, and at most 8 nearer, so some of its k closest are refused there (node 10
+ * lacked 1 of its 20 closest once so). The check allows a missing close peer only in a bucket
+ * that holds k peers.
  */
 import { setMaxListeners } from 'node:events'
 import { expect } from 'chai'
 import { SwarmBuilder, combine, identify, kad, peerIdOf } from '../../src/index.js'
-import { compareDistance, keyOf, keyOfPeer } from '../../src/protocols/kad/kbucket.js'
+import { bucketIndex, compareDistance, keyOf, keyOfPeer } from '../../src/protocols/kad/kbucket.js'
 import type { Multiaddr, PeerId, Swarm } from '../../src/index.js'
 
 const N = 30
@@ -137,11 +147,16 @@ describe(`kad: ${N} swarms over TCP (127.0.0.1)`, function () {
 
   after(async () => { await net?.close() })
 
-  it('after bootstrap, every routing table holds its k closest peers', () => {
+  it('after bootstrap, every routing table holds its k closest peers (but those its full buckets refused)', () => {
     for (const [i, n] of nodes.entries()) {
-      const table = new Set([...n.behaviour.kad.kbuckets()].flatMap(b => b.entries.map(e => e.peerId.toString())))
-      const missing = trueClosest(ids, ids[i].toMultihash().bytes, ids[i]).filter(p => !table.has(p))
-      expect(missing, `node ${i} lacks ${missing.length} of its ${K} closest`).to.deep.equal([])
+      const buckets = [...n.behaviour.kad.kbuckets()]
+      const table = new Set(buckets.flatMap(b => b.entries.map(e => e.peerId.toString())))
+      const local = keyOfPeer(ids[i]).hash
+      const sizeOf = (p: PeerId): number => buckets.find(b => b.index === bucketIndex(local, keyOfPeer(p).hash))?.entries.length ?? 0
+      // A close peer may be missing only because its bucket is full (k peers of that range).
+      const closest = new Set(trueClosest(ids, ids[i].toMultihash().bytes, ids[i]))
+      const unexplained = ids.filter(p => closest.has(p.toString()) && !table.has(p.toString()) && sizeOf(p) < K).map(String)
+      expect(unexplained, `node ${i} lacks ${unexplained.length} of its ${K} closest from buckets that are not full`).to.deep.equal([])
     }
   })
 
