@@ -203,7 +203,7 @@ export class BehaviourSwarmBuilder<B extends AnyBehaviour> {
     const key = this.identity ?? await generateKeypair()
     const peerId = peerIdOf(key)
     const logger = componentLogger()
-    const upgrader = noiseYamuxUpgrader(key, logger, true, config.maxNegotiatingInboundStreams)
+    const upgrader = noiseYamuxUpgrader(key, logger, true, config.maxNegotiatingInboundStreams, config.maxStreamWindow)
     const components: TransportComponents = { logger, events: new TypedEventEmitter<Libp2pEvents>() }
     const { behaviour, transports: own } = this.assemble(key)
     const transports = [...own, ...this.transports].map(factory => factory(components))

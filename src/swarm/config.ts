@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../core/errors.js'
 import { checkDelay } from '../core/timers.js'
+import { DEFAULT_MAX_STREAM_WINDOW, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../upgrade/noise-yamux.js'
 
 /**
  * Options of a swarm. Every field is optional in `SwarmBuilder.withSwarmConfig`.
@@ -42,6 +43,17 @@ export interface SwarmConfig {
    * skips draining.
    */
   readonly drainTimeout: number
+  /**
+   * The most a stream's Yamux receive window may grow to, in bytes (default: 4 MiB, 4 194 304;
+   * from 256 KiB, Yamux's initial window, to 2³² − 1). Yamux grows a busy stream's window from
+   * 256 KiB up to this, and grants it as data arrives: when a handler stops reading a stream
+   * (`stream.pause()`, as pubsub does when the behaviour falls behind), what the remote may still
+   * send, up to this much, waits in the stream's buffer. So it trades throughput per stream
+   * (at most this much per round trip: 4 MiB is about 40 MiB/s at 100 ms RTT) against the
+   * memory a remote can make each paused stream hold. Yamux's own default (as go-yamux's) is
+   * 16 MiB. A stream's read buffer limit (4 MiB) is raised to this when it is larger.
+   */
+  readonly maxStreamWindow: number
 }
 
 /**
@@ -57,7 +69,8 @@ export const defaultSwarmConfig: SwarmConfig = Object.freeze({
   maxNegotiatingInboundStreams: 128,
   substreamNegotiationTimeout: 10_000,
   connectionTimeout: 10_000,
-  drainTimeout: 2_000
+  drainTimeout: 2_000,
+  maxStreamWindow: DEFAULT_MAX_STREAM_WINDOW
 })
 
 /**
@@ -77,6 +90,10 @@ export function swarmConfig (options: Partial<SwarmConfig> = {}): SwarmConfig {
   nonNegative(config, 'drainTimeout', false)
   checkDelay('drainTimeout', config.drainTimeout)
   if (!Number.isInteger(config.perConnectionEventBufferSize)) throw new ConfigError('perConnectionEventBufferSize', 'must be an integer')
+  const window = config.maxStreamWindow
+  if (typeof window !== 'number' || !Number.isInteger(window) || window < MIN_STREAM_WINDOW || window > MAX_STREAM_WINDOW) {
+    throw new ConfigError('maxStreamWindow', `must be an integer number of bytes from ${MIN_STREAM_WINDOW} (256 KiB) to ${MAX_STREAM_WINDOW} (2^32 - 1), got ${String(window)}`)
+  }
   return Object.freeze(config)
 }
 

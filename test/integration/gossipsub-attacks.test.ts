@@ -133,7 +133,7 @@ describe('gossipsub under attack (127.0.0.1)', function () {
 
     // 1,500 messages of 16 KiB (24 MB), in batches as fast as b takes them: more than the
     // slow peer can swallow before back-pressure reaches a (what it read before it stopped,
-    // its Yamux window, which auto-tunes up to 16 MiB, and a's queue of 1 MiB).
+    // its Yamux window, which auto-tunes up to `maxStreamWindow`, 4 MiB, and a's queue of 1 MiB).
     const payload = new Uint8Array(16 * 1024)
     const started = Date.now()
     // Batches of 50 (800 KiB) stay within a's queue for b (1 MiB).

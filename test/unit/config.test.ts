@@ -11,7 +11,8 @@ describe('configuration', () => {
       maxNegotiatingInboundStreams: 128,
       substreamNegotiationTimeout: 10_000,
       connectionTimeout: 10_000,
-      drainTimeout: 2_000
+      drainTimeout: 2_000,
+      maxStreamWindow: 4 * 1024 * 1024
     })
     expect(Object.isFrozen(defaultSwarmConfig)).to.equal(true)
     expect(new ping.Behaviour().config).to.deep.equal({ interval: 15_000, timeout: 20_000 })
@@ -33,13 +34,31 @@ describe('configuration', () => {
     ['connectionTimeout', { connectionTimeout: 0 }],
     ['connectionTimeout', { connectionTimeout: 2 ** 31 }],
     ['drainTimeout', { drainTimeout: -1 }],
-    ['drainTimeout', { drainTimeout: 2 ** 31 }]
+    ['drainTimeout', { drainTimeout: 2 ** 31 }],
+    ['maxStreamWindow', { maxStreamWindow: 256 * 1024 - 1 }],
+    ['maxStreamWindow', { maxStreamWindow: 2 ** 32 }],
+    ['maxStreamWindow', { maxStreamWindow: 1.5 * 1024 * 1024 + 0.5 }],
+    ['maxStreamWindow', { maxStreamWindow: Number.NaN }],
+    ['maxStreamWindow', { maxStreamWindow: '4194304' }]
   ]
   for (const [field, options] of bad) {
     it(`rejects ${JSON.stringify(options)} with a ConfigError naming ${field}`, () => {
       expect(() => swarmConfig(options)).to.throw(ConfigError).with.property('field', field)
     })
   }
+
+  it('accepts a Yamux stream window from 256 KiB to 2^32 - 1 bytes', () => {
+    expect(swarmConfig({ maxStreamWindow: 256 * 1024 }).maxStreamWindow).to.equal(256 * 1024)
+    expect(swarmConfig({ maxStreamWindow: 2 ** 32 - 1 }).maxStreamWindow).to.equal(2 ** 32 - 1)
+  })
+
+  it('makes build() reject an invalid Yamux stream window', async () => {
+    const building = SwarmBuilder.withNewIdentity().withMemoryTransport().withBehaviour(() => dummy())
+      .withSwarmConfig({ maxStreamWindow: 16 * 1024 }).build()
+    await building.then(() => { throw new Error('built') }, (err: unknown) => {
+      expect(err).to.be.instanceOf(ConfigError).with.property('field', 'maxStreamWindow')
+    })
+  })
 
   it('makes build() reject an invalid swarm config', async () => {
     const building = SwarmBuilder.withNewIdentity().withMemoryTransport().withBehaviour(() => dummy())
