@@ -942,20 +942,70 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
   }
 }
 
-/** Dijkstra from `source` through `relays` only (O(n²): fine for thousands of peers). */
-function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number, relays: Uint8Array): Float64Array {
+/**
+ * @internal Dijkstra from `source` over link latencies, forwarding only through `relays` (and
+ * the source): a peer that is not a relay is reached but passes nothing on. A binary heap
+ * with stale entries skipped, O(E log E): the O(n²) scan it replaces took minutes per
+ * publisher at 10,000 peers.
+ */
+export function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number, relays: Uint8Array): Float64Array {
   const d = new Float64Array(n).fill(Infinity)
   const done = new Uint8Array(n)
   d[source] = 0
-  for (let round = 0; round < n; round++) {
-    let u = -1
-    for (let v = 0; v < n; v++) if (done[v] === 0 && (u === -1 || d[v] < d[u])) u = v
-    if (u === -1 || d[u] === Infinity) break
+  // The heap: parallel arrays of (distance, peer), smallest distance at 0.
+  let keys = new Float64Array(64)
+  let peers = new Int32Array(64)
+  let size = 0
+  const push = (key: number, peer: number): void => {
+    if (size === keys.length) {
+      const k = new Float64Array(size * 2)
+      k.set(keys)
+      keys = k
+      const p = new Int32Array(size * 2)
+      p.set(peers)
+      peers = p
+    }
+    let i = size++
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (keys[parent] <= key) break
+      keys[i] = keys[parent]
+      peers[i] = peers[parent]
+      i = parent
+    }
+    keys[i] = key
+    peers[i] = peer
+  }
+  const pop = (): number => {
+    const top = peers[0]
+    const key = keys[--size]
+    const peer = peers[size]
+    let i = 0
+    for (;;) {
+      let child = 2 * i + 1
+      if (child >= size) break
+      if (child + 1 < size && keys[child + 1] < keys[child]) child++
+      if (keys[child] >= key) break
+      keys[i] = keys[child]
+      peers[i] = peers[child]
+      i = child
+    }
+    keys[i] = key
+    peers[i] = peer
+    return top
+  }
+  push(0, source)
+  while (size > 0) {
+    const u = pop()
+    if (done[u] === 1) continue
     done[u] = 1
     if (u !== source && relays[u] === 0) continue
     for (const w of neighbours[u]) {
       const via = d[u] + latency(u, w)
-      if (via < d[w]) d[w] = via
+      if (via < d[w]) {
+        d[w] = via
+        push(via, w)
+      }
     }
   }
   return d
