@@ -70,6 +70,8 @@
  * `BENCH_UPLINK=socket`: 20 Mbit/s links, 50 to 400 messages per second); `BENCH_NODES`,
  * `BENCH_MBPS` and `BENCH_RATE` replace those lists.
  * `BENCH_MESSAGES=n` overrides the message count of every case (for a quick try);
+ * `BENCH_PACE=n` paces the publishers of every case at n messages per second in all (both
+ * implementations at the same rate, e.g. to compare memory that follows the rate);
  * `BENCH_CASES=10n-256B-1pub,…` runs only the cases named.
  *
  * Run: npm run bench:gossipsub (about 15 minutes on a 2-core machine)
@@ -737,10 +739,14 @@ if (child != null) {
   console.log(JSON.stringify({ bench: 'gossipsub-idontwant', node: process.version, repeat: REPEAT, results }))
 } else {
   const override = messagesOverride()
+  // BENCH_PACE=n: both implementations publish n messages per second instead of as fast as
+  // they can, so that what they hold (the message cache: five heartbeats of the stream) is
+  // compared at the same rate.
+  const pace = envNumbers('BENCH_PACE')?.[0]
   const cases: Case[] = []
   for (const nodes of [10, 30]) {
     for (const size of [256, 16 * 1024]) {
-      for (const publishers of [1, 5]) cases.push({ nodes, size, publishers, messages: override ?? (nodes === 10 ? 1_000 : 500) })
+      for (const publishers of [1, 5]) cases.push({ nodes, size, publishers, messages: override ?? (nodes === 10 ? 1_000 : 500), rate: pace })
     }
   }
   // BENCH_CASES=10n-256B-1pub,30n-16384B-5pub runs only those.
