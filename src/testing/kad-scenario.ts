@@ -143,7 +143,7 @@ export function standardKadScenario (peers: number, seed: number | string): KadS
     seed,
     link: { latency: { min: 20, max: 80 }, loss: 0.01 },
     // 20 at a time up to 400 peers, then N / 20: the join lasts about the same virtual time
-    // (~20 rounds of ~13 s) at any N, within the 5-minute periodic bootstrap.
+    // (~20 rounds of ~13 s) at any N, near the 5-minute periodic bootstrap, not far past it.
     joinConcurrency: Math.max(20, Math.ceil(peers / 20)),
     lookups: 200,
     records: 200,
