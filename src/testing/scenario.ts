@@ -25,6 +25,7 @@ import * as gossipsub from '../protocols/gossipsub/index.js'
 import * as identify from '../protocols/identify/index.js'
 import { SimulatedNetwork } from './network.js'
 import { Random } from './random.js'
+import { TimerHeap } from './heap.js'
 import { VirtualClock } from './virtual-time.js'
 import { degrees, topologyLinks } from './topology.js'
 import { deliveriesPerPeer, deliveryReport, deliveryTimeline, ratioHistogram, summariseDegrees } from './report.js'
@@ -944,59 +945,21 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
 
 /**
  * @internal Dijkstra from `source` over link latencies, forwarding only through `relays` (and
- * the source): a peer that is not a relay is reached but passes nothing on. A binary heap
- * with stale entries skipped, O(E log E), where the scan it replaced took n² steps per
+ * the source): a peer that is not a relay is reached but passes nothing on. Over the
+ * simulator's binary heap ({@link TimerHeap}), stale entries skipped, O(E log E), where the
+ * scan it replaced took n² steps per
  * publisher (10⁸ at 10,000 peers, and n² at every larger scale).
  */
 export function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number, relays: Uint8Array): Float64Array {
   const d = new Float64Array(n).fill(Infinity)
   const done = new Uint8Array(n)
   d[source] = 0
-  // The heap: parallel arrays of (distance, peer), smallest distance at 0.
-  let keys = new Float64Array(64)
-  let peers = new Int32Array(64)
-  let size = 0
-  const push = (key: number, peer: number): void => {
-    if (size === keys.length) {
-      const k = new Float64Array(size * 2)
-      k.set(keys)
-      keys = k
-      const p = new Int32Array(size * 2)
-      p.set(peers)
-      peers = p
-    }
-    let i = size++
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (keys[parent] <= key) break
-      keys[i] = keys[parent]
-      peers[i] = peers[parent]
-      i = parent
-    }
-    keys[i] = key
-    peers[i] = peer
-  }
-  const pop = (): number => {
-    const top = peers[0]
-    const key = keys[--size]
-    const peer = peers[size]
-    let i = 0
-    for (;;) {
-      let child = 2 * i + 1
-      if (child >= size) break
-      if (child + 1 < size && keys[child + 1] < keys[child]) child++
-      if (keys[child] >= key) break
-      keys[i] = keys[child]
-      peers[i] = peers[child]
-      i = child
-    }
-    keys[i] = key
-    peers[i] = peer
-    return top
-  }
-  push(0, source)
-  while (size > 0) {
-    const u = pop()
+  // Candidates by distance (`at`); a peer settled by an earlier, shorter entry skips the rest.
+  const candidates = new TimerHeap<{ at: number, seq: number, peer: number }>()
+  let seq = 0
+  candidates.push({ at: 0, seq: seq++, peer: source })
+  for (let next = candidates.pop(); next !== undefined; next = candidates.pop()) {
+    const u = next.peer
     if (done[u] === 1) continue
     done[u] = 1
     if (u !== source && relays[u] === 0) continue
@@ -1004,7 +967,7 @@ export function shortestPaths (n: number, neighbours: ReadonlyArray<readonly num
       const via = d[u] + latency(u, w)
       if (via < d[w]) {
         d[w] = via
-        push(via, w)
+        candidates.push({ at: via, seq: seq++, peer: w })
       }
     }
   }
