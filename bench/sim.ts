@@ -18,9 +18,11 @@
  *   200 records put and got from random peers, then 20% of the peers leave and every record is
  *   got again.
  *
- * Checks: 100% delivery (baseline), ≥ 99.9% (loss), p99 latency ≤ 6 × the mean link latency
- * (in virtual time computing takes no time, so there is no processing term to add), 100% of the
- * later messages after the partition heals; for `kad`, every lookup of each kind succeeds
+ * Checks: 100% delivery (baseline), ≥ 99.9% (loss), p99 latency ≤ 1.5 × the p99 of the same
+ * deliveries' shortest paths (what an ideal router would take on these links; in virtual time
+ * computing takes no time, so there is no processing term to add), mesh degrees after the
+ * warm-up and at the end within [D_lo, D_hi] (baseline, loss), 100% of the later messages
+ * after the partition heals; for `kad`, every lookup of each kind succeeds
  * (records found again after the leave included) and the mean hops stay within log₂ N. RSS per
  * peer is reported (aim: < 2 MB for GossipSub).
  *
@@ -41,6 +43,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gossipsub } from '../src/index.js'
 import { formatReport, runKadScenario, runScenario, standardKadScenario } from '../src/testing/index.js'
 import { formatProgress } from '../src/testing/scenario.js'
 import { renderReportHtml } from '../src/testing/report-html.js'
@@ -53,6 +56,13 @@ const CHILD_TIMEOUT_MS = 60 * 60_000
 /** A second Ctrl-C within this long of the first is the same keypress reaching parent and child: ignored. */
 const SIGNAL_ECHO_MS = 1_000
 
+/**
+ * The p99 check: a scenario's p99 latency at most this many times the p99 of its deliveries'
+ * shortest paths over the links (GossipSub's mesh is a random subgraph of the links, so its
+ * paths are longer than the shortest; 1.24–1.27 measured at 1,000 and 10,000 peers).
+ */
+const PATH_P99_FACTOR = 1.5
+
 /** A figure with its target; `ok` undefined: reported, not checked. */
 interface Check { readonly what: string, readonly value: number, readonly target: string, readonly ok?: boolean }
 
@@ -62,7 +72,22 @@ interface ChildLine { readonly scenario: string, readonly ok: boolean, readonly 
 function checks (name: string, report: ScenarioReport): Check[] {
   const out: Check[] = []
   const check = (what: string, value: number, target: string, ok?: boolean): void => { out.push({ what, value, target, ok }) }
-  const p99Bound = 6 * report.meanLinkLatency
+  // The bound follows the network: a larger one has longer paths (the shortest paths' p99 is
+  // 204 ms at 1,000 peers and 257 at 10,000 on these links), and a bound of a fixed number of
+  // mean link latencies (6: 299 ms) was passed at 1,000 and failed at 10,000 by a mesh whose
+  // latencies stood in the same ratio to the paths (1.24 and 1.27).
+  const p99Check = (what: string, batch: ScenarioReport['total']): void => {
+    const bound = PATH_P99_FACTOR * batch.pathLatency.p99
+    check(what, batch.latency.p99, `≤ ${PATH_P99_FACTOR} × shortest paths' p99 = ${bound.toFixed(0)}`, batch.latency.p99 <= bound)
+  }
+  // The standard scenarios keep GossipSub's D_lo and D_hi (on 8 links a mesh stays below D_hi).
+  const { meshNLow, meshNHigh } = gossipsub.defaultConfig
+  const meshCheck = (ok: boolean): void => {
+    for (const [when, degrees] of [['after the warm-up', report.meshDegree.start], ['at the end', report.meshDegree.end]] as const) {
+      check(`mesh degree ${when}, min–max`, degrees.min, `${degrees.min}–${degrees.max} within [D_lo, D_hi] = [${meshNLow}, ${meshNHigh}]`,
+        ok ? degrees.min >= meshNLow && degrees.max <= meshNHigh : undefined)
+    }
+  }
   const batch = (label: string): ScenarioReport['total'] => {
     const found = report.batches.find(b => b.label === label)
     if (found == null) throw new Error(`no batch ${label}`)
@@ -70,12 +95,14 @@ function checks (name: string, report: ScenarioReport): Check[] {
   }
   if (name === 'baseline') {
     check('delivery ratio', report.total.deliveryRatio, '= 1', report.total.deliveryRatio === 1)
-    check('p99 latency (ms)', report.total.latency.p99, `≤ 6 × mean link latency = ${p99Bound.toFixed(0)}`, report.total.latency.p99 <= p99Bound)
+    p99Check('p99 latency (ms)', report.total)
+    meshCheck(true)
   } else if (name === 'loss') {
     check('delivery ratio', report.total.deliveryRatio, '≥ 0.999', report.total.deliveryRatio >= 0.999)
-    check('p99 latency (ms)', report.total.latency.p99, `≤ 6 × mean link latency = ${p99Bound.toFixed(0)}`, report.total.latency.p99 <= p99Bound)
+    p99Check('p99 latency (ms)', report.total)
     const transmissions = report.network.segments + report.network.lostSegments
     check('segments lost', report.network.lostSegments / transmissions, '≈ 0.01', Math.abs(report.network.lostSegments / transmissions - 0.01) < 0.001)
+    meshCheck(true)
   } else if (name === 'partition') {
     const before = batch('before')
     const during = batch('during')
@@ -87,7 +114,8 @@ function checks (name: string, report: ScenarioReport): Check[] {
     check('delivery in the 10 s after the heal', recovery.deliveryRatio, 'reported')
     check('p99 latency in the 10 s after the heal (ms)', recovery.latency.p99, 'reported')
     check('delivery after (from 10 s after the heal)', after.deliveryRatio, '= 1', after.deliveryRatio === 1)
-    check('p99 latency after (ms)', after.latency.p99, `≤ 6 × mean link latency = ${p99Bound.toFixed(0)}`, after.latency.p99 <= p99Bound)
+    p99Check('p99 latency after (ms)', after)
+    meshCheck(false)
   }
   if (name === 'kad' && report.kad != null) {
     const kad = report.kad
