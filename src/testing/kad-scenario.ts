@@ -27,7 +27,7 @@ import * as kad from '../protocols/kad/index.js'
 import { compareDistance, keyOf, keyOfPeer } from '../protocols/kad/kbucket.js'
 import { SimulatedNetwork } from './network.js'
 import { Random } from './random.js'
-import { summarise, summariseDegrees } from './report.js'
+import { formatDuration, summarise, summariseDegrees } from './report.js'
 import { VirtualClock } from './virtual-time.js'
 import type { LinkOptions } from './network.js'
 import type { DeliveryReport, KadLookupKind, KadLookups, RangeSummary, ScenarioReport } from './report.js'
@@ -173,11 +173,23 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
   const signal = scenario.signal
   const aborted = (): boolean => signal?.aborted === true
   let lastProgress = realNow()
-  const progress = (line: () => string): void => {
+  // The phase's (real ms, items done) at its last progress lines: what is left is estimated at
+  // the pace of the last minute or so, since a join costs more as the network grows.
+  let phase = ''
+  let marks: Array<readonly [number, number]> = []
+  const progress = (what: string, done: number, total: number, unit = ''): void => {
     const now = realNow()
+    if (what !== phase) {
+      phase = what
+      marks = [[now, done]]
+    }
     if (now - lastProgress < progressInterval) return
     lastProgress = now
-    log(`${line()}; real ${((now - realStart) / 1000).toFixed(0)} s`)
+    marks.push([now, done])
+    while (marks.length > 2 && now - marks[1][0] >= 60_000) marks.shift()
+    const [since, doneThen] = marks[0]
+    const left = done > doneThen && done >= 0.05 * total && done < total ? `, ~${formatDuration((total - done) * (now - since) / (done - doneThen))} left in this phase at the recent pace` : ''
+    log(`${what}: ${done}/${total}${unit}, t=${(performance.now() / 1000).toFixed(1)} s virtual; real ${formatDuration(now - realStart)}${left}`)
   }
   const measureMemory = (): { rss: number, heapUsed: number } | undefined => {
     if (scenario.memoryUsage == null) return undefined
@@ -199,7 +211,7 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
       .withBehaviour(k => makeBehaviour(k, scenario))
       .withSwarmConfig({ connectionTimeout: 30_000, ...scenario.swarm })
       .build())
-    progress(() => `building: ${i + 1}/${n} peers`)
+    progress('building', i + 1, n, ' peers')
   }
   const ids = swarms.map(s => s.localPeerId)
   const k = swarms[0].behaviour.kad.config.replicationFactor
@@ -250,7 +262,7 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
         const j = next++
         out[j] = await task(j)
         done++
-        progress(() => `${what}: ${done}/${count}`)
+        progress(what, done, count)
       }
     }))
     return out.slice(0, done)
@@ -284,7 +296,7 @@ async function run (scenario: KadScenario, realNow: () => number): Promise<Scena
           running--
           if (!outcome.ok) joinFailures++
           ready.push(i)
-          progress(() => `joining: ${ready.length}/${n} peers`)
+          progress('joining', ready.length, n, ' peers')
           startJoin()
         }, reject)
       }

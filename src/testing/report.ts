@@ -404,6 +404,11 @@ function round3 (x: number): number {
   return Math.round(x * 1000) / 1000
 }
 
+/** @internal A real duration for progress lines: `42 s`, or `3 min 5 s` from two minutes up. */
+export function formatDuration (ms: number): string {
+  return ms >= 120_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 1000).toFixed(0)} s`
+}
+
 /** A human-readable summary of `report`, a few lines. */
 export function formatReport (report: ScenarioReport): string {
   const ms = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)

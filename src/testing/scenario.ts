@@ -28,7 +28,7 @@ import { Random } from './random.js'
 import { TimerHeap } from './heap.js'
 import { VirtualClock } from './virtual-time.js'
 import { degrees, topologyLinks } from './topology.js'
-import { deliveriesPerPeer, deliveryReport, deliveryTimeline, ratioHistogram, summariseDegrees } from './report.js'
+import { deliveriesPerPeer, deliveryReport, deliveryTimeline, formatDuration, ratioHistogram, summariseDegrees } from './report.js'
 import type { LinkOptions, NetworkStats, SimulatedNetworkOptions } from './network.js'
 import type { DegreeSummary, PartialRun, PublishedMessage, Recorded, ScenarioReport } from './report.js'
 import type { Topology, TopologyLink } from './topology.js'
@@ -179,7 +179,7 @@ export interface ScenarioProgress {
 
 /** One line for `progress`: where the run is, the real time it took and what the current phase still needs. */
 export function formatProgress (p: ScenarioProgress): string {
-  const s = (ms: number): string => ms >= 120_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 1000).toFixed(0)} s`
+  const s = formatDuration
   const n = (x: number): string => x.toLocaleString('en')
   const where = p.phase === 'building'
     ? `${n(p.built)}/${n(p.peers)} peers set up`

@@ -84,10 +84,21 @@ describe('simulation: a Kademlia network', function () {
 
     // Stopped after 3 lookups: those 3 are reported, no record is put, nobody leaves.
     const measuring = new AbortController()
+    const lines: string[] = []
     const late = await runKadScenario({
       peers: 20, seed: 1, kad: { replicationFactor: 4 }, lookups: 8, records: 5, concurrency: 1, signal: measuring.signal,
-      log: line => { if (line.startsWith('getClosestPeers: 3/')) measuring.abort(new Error('stop')) }, progressInterval: 0
+      log: line => {
+        lines.push(line)
+        if (line.startsWith('getClosestPeers: 3/')) measuring.abort(new Error('stop'))
+      },
+      progressInterval: 0
     })
+    // Progress lines say how far, the virtual time run, the real time spent and (once the phase
+    // is under way) the real time left at its recent pace.
+    for (const line of [/^joining: \d+\/20 peers, t=[\d.]+ s virtual; real \d+ s, ~\d+ s left in this phase at the recent pace$/,
+      /^getClosestPeers: 2\/8, t=[\d.]+ s virtual; real \d+ s, ~\d+ s left in this phase at the recent pace$/]) {
+      expect(lines.some(l => line.test(l)), `a line like ${String(line)} in:\n${lines.join('\n')}`).to.equal(true)
+    }
     expect(late.partial).to.include({ phase: 'measurement', published: 3, messages: 8 + 15, unit: 'lookups done' })
     expect(late.kad?.kinds?.map(k => k.lookups)).to.deep.equal([3, 0, 0, 0])
     expect(late.kad?.succeeded).to.equal(3)
