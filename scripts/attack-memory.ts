@@ -1,6 +1,6 @@
 /**
  * Memory under attack: one GossipSub node (StrictSign, the attack tests' scoring, heartbeat
- * 200 ms) in a child process of its own, over TCP on 127.0.0.1, meets the twenty attack kinds
+ * 200 ms) in a child process of its own, over TCP on 127.0.0.1, meets the twenty-one attack kinds
  * of `test/fixtures/under-attack.ts` (`ATTACKS`) one after the other, while two honest peers
  * publish through it throughout. The same sequence then runs against js-libp2p's
  * `@libp2p/gossipsub` (same options where both have them) in another child process, so the two

@@ -1,7 +1,7 @@
 /**
  * Memory under attack, the retained part (docs/limits.md, "Memory under attack"): a GossipSub
  * node `a` (StrictSign) meshed with an honest node `b` that publishes throughout, over TCP on
- * 127.0.0.1, meets a shortened run of the twenty attack kinds of `scripts/attack-memory.ts`
+ * 127.0.0.1, meets a shortened run of the twenty-one attack kinds of `scripts/attack-memory.ts`
  * (`ATTACKS` in test/fixtures/under-attack.ts, every count at a tenth, and 20,000 distinct valid
  * messages of an attacker's), twice. Every honest message must arrive, nothing bad; and once the
  * attackers of the second pass are gone and the message cache has turned over, the JS heap in

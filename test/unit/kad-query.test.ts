@@ -491,6 +491,24 @@ describe('kad: the behaviour against fake peers', function () {
     expect(stored).to.deep.equal([true, false, false])
   })
 
+  it('a full store refuses a remote PUT_VALUE: its stream is reset, nothing is stored', () => {
+    network(10, 3, { store: new kad.MemoryStore(randomPeerId(), { maxRecords: 1 }) })
+    const [peer] = [...h.peers.values()]
+    const connectionId = h.connect(peer)
+    const put = (key: string): string => {
+      let outcome = 'pending'
+      const channel = new kad.InboundChannel(m => { outcome = m === undefined ? 'reset' : 'echoed' })
+      h.behaviour.onConnectionHandlerEvent(peer.peerId, connectionId, {
+        type: 'InboundRequest', request: { type: 'PUT_VALUE', key: bytes(key), record: { key: bytes(key), value: bytes('v') }, closerPeers: [], providerPeers: [] }, channel
+      })
+      return outcome
+    }
+    expect(put('first')).to.equal('echoed')
+    expect(put('second'), 'over maxRecords').to.equal('reset')
+    expect(h.behaviour.store.get(bytes('second'))).to.equal(undefined)
+    expect(h.behaviour.store.get(bytes('first'))?.value).to.deep.equal(bytes('v'))
+  })
+
   it('switches to server mode when an external address is confirmed, and back; setMode fixes it', () => {
     h = new KadHarness({ mode: undefined })
     const [peer] = h.addPeers(1)
