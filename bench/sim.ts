@@ -35,14 +35,18 @@
  *      npm run sim -- baseline partition  some of them
  *      npm run sim -- --report sim.html   also a page of charts (self-contained HTML)
  *      npm run sim -- --shadow <dir>      write the scenarios as Shadow simulations, run nothing
- *      SIM_PEERS=200 npm run sim          fewer peers;  SIM_SEED=n: another seed
+ *      npm run sim -- --peers 200         fewer peers (or SIM_PEERS=200);  --seed n (SIM_SEED): another seed
+ *      npm run sim -- baseline --peers 10000   ten thousand (the child's heap limit is raised to fit)
+ *      npm run sim -- kad --timeout 120   stop after two hours as Ctrl-C would, with a partial report
  *      npm run sim -- --help              this usage
  */
 import '../src/compat.js'
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { getHeapStatistics } from 'node:v8'
 import { gossipsub } from '../src/index.js'
 import { formatReport, runKadScenario, runScenario, standardKadScenario } from '../src/testing/index.js'
 import { formatProgress } from '../src/testing/scenario.js'
@@ -52,7 +56,13 @@ import { standardScenarios } from '../src/testing/standard-scenarios.js'
 import { bundlePeerProgram } from '../scripts/peer-bundle.js'
 import type { Scenario, ScenarioReport } from '../src/testing/index.js'
 
-const CHILD_TIMEOUT_MS = 60 * 60_000
+/** After `--timeout` and a Ctrl-C to the child (so that it reports), how long it has to report before it is killed. */
+const REPORT_GRACE_MS = 5 * 60_000
+/**
+ * Heap a child may need per peer, in MB: the largest measured here plus room (GossipSub: 0.45 MB
+ * of heap per peer at 10,000 peers; Kademlia: 4.5–6.3 MB of RSS per peer at 500–541 peers).
+ */
+const HEAP_MB_PER_PEER: Readonly<Record<string, number>> = { kad: 10, default: 1 }
 /** A second Ctrl-C within this long of the first is the same keypress reaching parent and child: ignored. */
 const SIGNAL_ECHO_MS = 1_000
 
@@ -184,9 +194,9 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
 }
 
 /** Run one scenario in a child; undefined if it printed no report (killed). */
-async function runChild (name: string, peers: number, seed: number, track: (proc: ReturnType<typeof spawn>) => void): Promise<{ line: string, parsed: ChildLine } | undefined> {
+async function runChild (name: string, peers: number, seed: number, timeoutMs: number | undefined, track: (proc: ReturnType<typeof spawn>) => void): Promise<{ line: string, parsed: ChildLine } | undefined> {
   const file = fileURLToPath(import.meta.url)
-  const proc = spawn(process.execPath, [...process.execArgv, '--expose-gc', file], {
+  const proc = spawn(process.execPath, [...process.execArgv, ...heapFlags(name, peers), '--expose-gc', file], {
     env: { ...process.env, SIM_CHILD: JSON.stringify({ name, peers, seed }) },
     stdio: ['ignore', 'pipe', 'inherit']
   })
@@ -194,9 +204,18 @@ async function runChild (name: string, peers: number, seed: number, track: (proc
   let out = ''
   proc.stdout.setEncoding('utf8')
   proc.stdout.on('data', (chunk: string) => { out += chunk })
-  const timer = setTimeout(() => { proc.kill('SIGKILL') }, CHILD_TIMEOUT_MS)
+  // At the timeout the child is stopped as by Ctrl-C, so that it still reports what it measured.
+  let kill: ReturnType<typeof setTimeout> | undefined
+  const timer = timeoutMs == null
+    ? undefined
+    : setTimeout(() => {
+      process.stderr.write(`scenario ${name}: --timeout reached, stopping it (partial report)\n`)
+      proc.kill('SIGINT')
+      kill = setTimeout(() => { proc.kill('SIGKILL') }, REPORT_GRACE_MS)
+    }, timeoutMs)
   const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
   clearTimeout(timer)
+  clearTimeout(kill)
   const line = out.trim().split('\n').pop() ?? ''
   if (!line.startsWith('{')) {
     if (code === 130 || code == null) return undefined
@@ -205,9 +224,24 @@ async function runChild (name: string, peers: number, seed: number, track: (proc
   return { line, parsed: JSON.parse(line) as ChildLine }
 }
 
+/**
+ * `--max-old-space-size` for a child whose peers need more heap than V8's default limit gives
+ * (about 4 GB on a 64-bit machine with 16 GB or more), up to three quarters of the machine's
+ * memory; none when the user set a limit (in `NODE_OPTIONS` or node's own flags).
+ */
+function heapFlags (name: string, peers: number): string[] {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some(a => a.includes('--max-old-space-size'))
+  if (given) return []
+  const neededMb = peers * (HEAP_MB_PER_PEER[name] ?? HEAP_MB_PER_PEER.default)
+  const defaultMb = getHeapStatistics().heap_size_limit / 2 ** 20
+  if (neededMb <= defaultMb) return []
+  const limitMb = Math.floor(Math.min(neededMb, 0.75 * totalmem() / 2 ** 20))
+  return limitMb > defaultMb ? [`--max-old-space-size=${limitMb}`] : []
+}
+
 /** `--name value` options and the rest. */
 function parseArgs (argv: readonly string[]): { options: Map<string, string | true>, names: string[] } {
-  const withValue = new Set(['--report', '--shadow', '--from'])
+  const withValue = new Set(['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'])
   const options = new Map<string, string | true>()
   const names: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -230,8 +264,11 @@ const USAGE = 'npm run sim [-- [options] [scenario…]]: GossipSub and Kademlia 
   '  --report <file.html>  also write the reports as a page of charts (self-contained HTML)\n' +
   '  --from <file>         with --report: draw the JSON lines of an earlier run (its stdout) instead of running\n' +
   '  --shadow <dir>        write the scenarios as Shadow simulations (<dir>/<scenario>/shadow.yaml, …); run nothing\n' +
-  '  SIM_PEERS=n  peers per scenario (default 1000; 50 runs in seconds)\n' +
-  '  SIM_SEED=n   seed (default 1)\n' +
+  '  --peers n             peers per scenario (default 1000, or SIM_PEERS; 50 runs in seconds)\n' +
+  '  --seed n              seed (default 1, or SIM_SEED)\n' +
+  '  --timeout <minutes>   stop each scenario after this long as Ctrl-C would (it reports what it measured); default: none\n' +
+  '  A scenario runs in a child node whose heap limit is raised to what its peers need (up to 3/4 of the memory),\n' +
+  '  unless --max-old-space-size is given (NODE_OPTIONS).\n' +
   '  SIM_PROGRESS_MS=n  real ms between progress lines (default 5000)\n' +
   '  Output: progress and each report on stderr; one JSON line per scenario, then a summary line, on stdout.\n' +
   '  Ctrl-C: the scenario under way reports what it measured (partial), the others do not run; exit code 130.\n'
@@ -272,16 +309,26 @@ async function writeShadow (dir: string, names: readonly string[], all: Record<s
 }
 
 async function main (): Promise<void> {
-  const peers = Number(process.env.SIM_PEERS ?? 1_000)
-  const seed = Number(process.env.SIM_SEED ?? 1)
+  const { options, names: wanted } = parseArgs(process.argv.slice(2))
+  const count = (option: string, fallback: string | undefined, dflt: number, min: number): number => {
+    const given = options.get(option) ?? fallback
+    if (given == null) return dflt
+    const value = Number(given)
+    if (!Number.isInteger(value) || value < min) throw new Error(`${option} must be an integer of at least ${min}, got ${String(given)} (npm run sim -- --help)`)
+    return value
+  }
+  const peers = count('--peers', process.env.SIM_PEERS, 1_000, 4)
+  const seed = count('--seed', process.env.SIM_SEED, 1, 0)
+  const timeout = options.get('--timeout')
+  const timeoutMin = typeof timeout === 'string' ? Number(timeout) : undefined
+  if (timeoutMin != null && !(timeoutMin > 0)) throw new Error(`--timeout must be a positive number of minutes, got ${String(timeout)} (npm run sim -- --help)`)
   const all: Record<string, Scenario> = standardScenarios(peers, seed)
   const known = [...Object.keys(all), 'kad']
-  const { options, names: wanted } = parseArgs(process.argv.slice(2))
   if (options.has('--help') || options.has('-h')) {
     process.stdout.write(USAGE.replace('%s', known.join(', ')))
     return
   }
-  const unknownOptions = [...options.keys()].filter(o => !['--report', '--shadow', '--from'].includes(o))
+  const unknownOptions = [...options.keys()].filter(o => !['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'].includes(o))
   if (unknownOptions.length > 0) throw new Error(`unknown options: ${unknownOptions.join(' ')} (npm run sim -- --help)`)
   const unknown = wanted.filter(w => !known.includes(w))
   if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')} (known: ${known.join(', ')})`)
@@ -326,7 +373,7 @@ async function main (): Promise<void> {
   for (const name of names) {
     if (interrupted) break
     process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}\n`)
-    const result = await runChild(name, peers, seed, proc => { current = proc })
+    const result = await runChild(name, peers, seed, timeoutMin == null ? undefined : timeoutMin * 60_000, proc => { current = proc })
     current = undefined
     if (result == null) break
     process.stdout.write(`${result.line}\n`)
