@@ -7,9 +7,11 @@
  * the machine's.
  *
  * Everything between two timers runs as usual: promises, `queueMicrotask`,
- * `process.nextTick`. The driver lets the real event loop turn between callbacks (one real
- * `setImmediate` each), so microtasks and any real I/O settle before the clock moves. Like
- * Node, a `setTimeout` of less than 1 ms waits 1 ms.
+ * `process.nextTick`. The driver runs each callback in a real `setImmediate` of its own, so
+ * the microtasks of one settle before the next runs, as in Node; the real event loop turns
+ * (and real I/O, a thread-pool job, settles) every 32 callbacks and whenever nothing virtual
+ * is left before the clock would stand idle. Like Node, a `setTimeout` of less than 1 ms
+ * waits 1 ms.
  *
  * Only one virtual clock can be installed at a time, and nothing else should run in the
  * process meanwhile: it takes over the globals.
@@ -43,6 +45,10 @@ export class SimulationTimeLimitError extends PeerswarmError {
 }
 
 const noop = (): void => {}
+/** Callbacks run per turn of the real event loop (see `runBatch`). */
+const PASS_BATCH = 32
+/** Why the driver stopped running callbacks: see `advance` and `runBatch`. */
+type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit'
 /** Where a signal of `AbortSignal.timeout` keeps its controller. */
 const CONTROLLER = Symbol('controller')
 
@@ -139,6 +145,9 @@ export class VirtualClock {
   private readonly timeLimit: number
   /** Timer and immediate callbacks run so far. */
   callbacks = 0
+  /** The immediates of the pass under way (queued before it began), and the next of them to run. */
+  private passImmediates?: VirtualTimer[]
+  private passNext = 0
 
   constructor (options: VirtualClockOptions = {}) {
     this.start = Date.now()
@@ -176,32 +185,56 @@ export class VirtualClock {
     try {
       body().then(value => { outcome = { ok: true, value } }, (error: unknown) => { outcome = { ok: false, error } })
       // Node's loop, in virtual time: the timers that are due, then the immediates queued so
-      // far; a real turn after each callback lets microtasks (and real I/O) settle. The clock
-      // moves to the next timer only when no immediate waits.
-      // Browsers have no setImmediate: a zero timeout turns the loop there (more slowly).
+      // far (see `advance`); microtasks settle between two callbacks, real I/O between batches
+      // of them (see `runBatch`). The clock moves to the next timer only when no immediate waits.
       const realTurn: (resolve: () => void) => void = typeof saved.setImmediate === 'function'
         ? (resolve) => { saved.setImmediate(resolve) }
         : (resolve) => { saved.setTimeout(resolve, 0) }
       const turn = async (): Promise<void> => { await new Promise<void>(resolve => { realTurn(resolve) }) }
+      const settled = (): boolean => outcome != null
+      const batch = async (): Promise<Halt> => await new Promise<Halt>(resolve => { this.runBatch(saved.setImmediate, settled, resolve) })
       let idleSince: number | undefined
       while (outcome == null) {
-        await turn()
-        if (outcome != null) break
-        if (this.immediates.length === 0) {
-          const next = this.peek()
-          if (next == null) {
-            // Nothing scheduled: something real (a thread-pool job) may still be under way.
-            const realNow = saved.dateNow.call(Date)
-            idleSince ??= realNow
-            if (realNow - idleSince > this.stallTimeout) throw new SimulationStalledError(realNow - idleSince)
-            await new Promise<void>(resolve => { saved.setTimeout(resolve, 1) })
-            continue
-          }
-          if (next.at > this.timeLimit) throw new SimulationTimeLimitError(this.timeLimit)
-          if (next.at > this.current) this.current = next.at
+        // Browsers have no setImmediate: one callback per zero timeout there.
+        const halt = typeof saved.setImmediate === 'function' ? await batch() : this.advance(settled)
+        if (halt === 'ran') {
+          if (typeof saved.setImmediate !== 'function') await turn()
+          idleSince = undefined
+          continue
         }
-        idleSince = undefined
-        for (let timer = this.peek(); timer != null && timer.at <= this.current; timer = this.peek()) {
+        if (halt === 'settled') break
+        if (halt === 'limit') throw new SimulationTimeLimitError(this.timeLimit)
+        if (halt === 'batch') {
+          idleSince = undefined
+          continue
+        }
+        // Nothing scheduled: something real (a thread-pool job) may still be under way.
+        const realNow = saved.dateNow.call(Date)
+        idleSince ??= realNow
+        if (realNow - idleSince > this.stallTimeout) throw new SimulationStalledError(realNow - idleSince)
+        await new Promise<void>(resolve => { saved.setTimeout(resolve, 1) })
+      }
+    } finally {
+      this.uninstall()
+    }
+    const result = outcome as { ok: true, value: T } | { ok: false, error: unknown }
+    if (!result.ok) throw result.error
+    return result.value
+  }
+
+  /**
+   * Run the next callback in Node's order, moving the clock when nothing is left at this
+   * instant: the timers due now, one popped at a time (so that a callback's `clearTimeout` or
+   * `refresh()` of a later one counts), then the immediates queued before them; the clock moves
+   * to the next timer only when no immediate waits. `'ran'` after one callback; otherwise why
+   * nothing ran: the body `settled`, nothing is scheduled (`'idle'`), or the next timer is past
+   * the time limit.
+   */
+  private advance (settled: () => boolean): Exclude<Halt, 'batch'> {
+    for (;;) {
+      if (this.passImmediates == null) {
+        const timer = this.peek()
+        if (timer != null && timer.at <= this.current) {
           this.timers.pop()
           if (timer.repeat) {
             this.schedule(timer, timer.delay)
@@ -209,21 +242,47 @@ export class VirtualClock {
             this.byId.delete(timer.id)
           }
           this.call(timer)
-          await turn()
+          return 'ran'
         }
-        const immediates = this.immediates
+        this.passImmediates = this.immediates
+        this.passNext = 0
         this.immediates = []
-        for (const immediate of immediates) {
-          if (immediate.cancelled) continue
-          this.call(immediate)
-          await turn()
-        }
       }
-    } finally {
-      this.uninstall()
+      const immediates = this.passImmediates
+      while (this.passNext < immediates.length) {
+        const immediate = immediates[this.passNext++]
+        if (immediate.cancelled) continue
+        this.call(immediate)
+        return 'ran'
+      }
+      // The pass is over: the next begins with the timers, at the next instant if no immediate waits.
+      this.passImmediates = undefined
+      if (settled()) return 'settled'
+      if (this.immediates.length === 0) {
+        const next = this.peek()
+        if (next == null) return 'idle'
+        if (next.at > this.timeLimit) return 'limit'
+        if (next.at > this.current) this.current = next.at
+      }
     }
-    if (!outcome.ok) throw outcome.error
-    return outcome.value
+  }
+
+  /**
+   * Up to `PASS_BATCH` callbacks (`advance`), each in a real immediate of its own, all queued
+   * at once: Node runs the microtasks and `process.nextTick`s between two immediates, as
+   * between two timers, so each callback sees everything before it settled; the real event loop
+   * (timers, I/O polling) turns once a batch instead of once a callback (~10 µs each). `done`
+   * gets `'batch'` when the batch ran in full, or why it stopped early.
+   */
+  private runBatch (setImmediate: typeof globalThis.setImmediate, settled: () => boolean, done: (halt: Halt) => void): void {
+    let halt: Halt = 'batch'
+    const one = (): void => {
+      if (halt !== 'batch') return
+      const result = this.advance(settled)
+      if (result !== 'ran') halt = result
+    }
+    for (let i = 0; i < PASS_BATCH; i++) setImmediate(one)
+    setImmediate(() => { done(halt) })
   }
 
   /** The next live timer (stale and cancelled entries are dropped on the way). */
