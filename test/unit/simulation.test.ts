@@ -59,6 +59,32 @@ describe('simulation: virtual time', () => {
     expect(Date.now() - realStart, 'a virtual minute takes no real minute').to.be.lessThan(5_000)
   })
 
+  it('settles each callback\'s microtasks and nextTicks before the next callback, across batches; real I/O still completes while timers keep coming', async () => {
+    const clock = new VirtualClock()
+    const order: string[] = []
+    await clock.run(async () => {
+      // 100 timers due at the same instant (more than one batch of callbacks per real turn): each
+      // starts a chain of promises and a nextTick; the next timer must see the chain finished.
+      for (let i = 0; i < 100; i++) {
+        setTimeout(() => {
+          order.push(`timer ${i}`)
+          void Promise.resolve().then(async () => { await null; await null }).then(() => { order.push(`chain ${i}`) })
+          process.nextTick(() => { order.push(`tick ${i}`) })
+        }, 5)
+      }
+      await new Promise(resolve => setTimeout(resolve, 10))
+      // A real file read (the thread pool) while an interval keeps the clock busy: it completes.
+      let ticks = 0
+      const interval = setInterval(() => { ticks++ }, 1)
+      const { readFile } = await import('node:fs/promises')
+      const text = await readFile(new URL(import.meta.url), 'utf8')
+      clearInterval(interval)
+      expect(text).to.include('settles each callback')
+      expect(ticks, 'virtual time went on meanwhile').to.be.greaterThan(0)
+    })
+    expect(order).to.deep.equal(Array.from({ length: 100 }, (_, i) => [`timer ${i}`, `tick ${i}`, `chain ${i}`]).flat())
+  })
+
   it('seeds Math.random and restores every global afterwards, also when the body throws', async () => {
     const draws = async (seed: number): Promise<number[]> => await new VirtualClock({ seed }).run(async () => [Math.random(), Math.random()])
     expect(await draws(1)).to.deep.equal(await draws(1))
