@@ -6,9 +6,12 @@ import { EventLog } from '../fixtures/event-log.js'
 import type { Server, Socket } from 'node:net'
 
 async function tcpNode (connectionTimeout = 10_000) {
+  // Ping keeps no connection alive, and its next ping is a minute away: a long idle timeout, so
+  // that an honest connection that closes during a test was closed by the attack, not by a
+  // machine slow enough to take 10 s over it.
   const swarm = await SwarmBuilder.withNewIdentity().withTcp()
     .withBehaviour(() => new ping.Behaviour({ interval: 60_000 }))
-    .withSwarmConfig({ connectionTimeout })
+    .withSwarmConfig({ connectionTimeout, idleConnectionTimeout: 300_000 })
     .build()
   return new EventLog(swarm)
 }
