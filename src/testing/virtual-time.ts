@@ -46,9 +46,9 @@ export class SimulationTimeLimitError extends PeerswarmError {
 
 const noop = (): void => {}
 /** Callbacks run per turn of the real event loop (see `runBatch`). */
-const PASS_BATCH = 32
+const CALLBACKS_PER_TURN = 32
 /** Why the driver stopped running callbacks: see `advance` and `runBatch`. */
-type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit'
+type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit' | 'failed'
 /** Where a signal of `AbortSignal.timeout` keeps its controller. */
 const CONTROLLER = Symbol('controller')
 
@@ -192,7 +192,9 @@ export class VirtualClock {
         : (resolve) => { saved.setTimeout(resolve, 0) }
       const turn = async (): Promise<void> => { await new Promise<void>(resolve => { realTurn(resolve) }) }
       const settled = (): boolean => outcome != null
-      const batch = async (): Promise<Halt> => await new Promise<Halt>(resolve => { this.runBatch(saved.setImmediate, settled, resolve) })
+      const batch = async (): Promise<Halt> => await new Promise<Halt>((resolve, reject) => {
+        this.runBatch(saved.setImmediate, settled, (halt, error) => { if (halt === 'failed') reject(error); else resolve(halt) })
+      })
       let idleSince: number | undefined
       while (outcome == null) {
         // Browsers have no setImmediate: one callback per zero timeout there.
@@ -230,7 +232,7 @@ export class VirtualClock {
    * nothing ran: the body `settled`, nothing is scheduled (`'idle'`), or the next timer is past
    * the time limit.
    */
-  private advance (settled: () => boolean): Exclude<Halt, 'batch'> {
+  private advance (settled: () => boolean): Exclude<Halt, 'batch' | 'failed'> {
     for (;;) {
       if (this.passImmediates == null) {
         const timer = this.peek()
@@ -268,21 +270,28 @@ export class VirtualClock {
   }
 
   /**
-   * Up to `PASS_BATCH` callbacks (`advance`), each in a real immediate of its own, all queued
+   * Up to `CALLBACKS_PER_TURN` callbacks (`advance`), each in a real immediate of its own, all queued
    * at once: Node runs the microtasks and `process.nextTick`s between two immediates, as
    * between two timers, so each callback sees everything before it settled; the real event loop
    * (timers, I/O polling) turns once a batch instead of once a callback (~10 µs each). `done`
    * gets `'batch'` when the batch ran in full, or why it stopped early.
    */
-  private runBatch (setImmediate: typeof globalThis.setImmediate, settled: () => boolean, done: (halt: Halt) => void): void {
+  private runBatch (setImmediate: typeof globalThis.setImmediate, settled: () => boolean, done: (halt: Halt, error?: unknown) => void): void {
     let halt: Halt = 'batch'
+    let error: unknown
     const one = (): void => {
       if (halt !== 'batch') return
-      const result = this.advance(settled)
-      if (result !== 'ran') halt = result
+      try {
+        const result = this.advance(settled)
+        if (result !== 'ran') halt = result
+      } catch (err) {
+        // The driver's own failure (a callback's is reported by `call`): the run rejects with it.
+        halt = 'failed'
+        error = err
+      }
     }
-    for (let i = 0; i < PASS_BATCH; i++) setImmediate(one)
-    setImmediate(() => { done(halt) })
+    for (let i = 0; i < CALLBACKS_PER_TURN; i++) setImmediate(one)
+    setImmediate(() => { done(halt, error) })
   }
 
   /** The next live timer (stale and cancelled entries are dropped on the way). */
