@@ -239,9 +239,12 @@ function heapFlags (name: string, peers: number): string[] {
   return limitMb > defaultMb ? [`--max-old-space-size=${limitMb}`] : []
 }
 
+/** The options of the command line, each with a value (`--help` aside). */
+const OPTIONS = ['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'] as const
+
 /** `--name value` options and the rest. */
 function parseArgs (argv: readonly string[]): { options: Map<string, string | true>, names: string[] } {
-  const withValue = new Set(['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'])
+  const withValue = new Set<string>(OPTIONS)
   const options = new Map<string, string | true>()
   const names: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -328,7 +331,7 @@ async function main (): Promise<void> {
     process.stdout.write(USAGE.replace('%s', known.join(', ')))
     return
   }
-  const unknownOptions = [...options.keys()].filter(o => !['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'].includes(o))
+  const unknownOptions = [...options.keys()].filter(o => !(OPTIONS as readonly string[]).includes(o))
   if (unknownOptions.length > 0) throw new Error(`unknown options: ${unknownOptions.join(' ')} (npm run sim -- --help)`)
   const unknown = wanted.filter(w => !known.includes(w))
   if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')} (known: ${known.join(', ')})`)
