@@ -165,6 +165,9 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
       process.exit(130)
     }
   })
+  // Tell the parent that a Ctrl-C now stops the run with a report (its --timeout starts here),
+  // and close the channel, which would otherwise keep this process alive.
+  process.send?.('ready', () => { process.disconnect?.() })
   const gc = (globalThis as { gc?: () => void }).gc
   const report = name === 'kad'
     ? await runKadScenario({
@@ -198,21 +201,23 @@ async function runChild (name: string, peers: number, seed: number, timeoutMs: n
   const file = fileURLToPath(import.meta.url)
   const proc = spawn(process.execPath, [...process.execArgv, ...heapFlags(name, peers), '--expose-gc', file], {
     env: { ...process.env, SIM_CHILD: JSON.stringify({ name, peers, seed }) },
-    stdio: ['ignore', 'pipe', 'inherit']
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc']
   })
   track(proc)
   let out = ''
-  proc.stdout.setEncoding('utf8')
-  proc.stdout.on('data', (chunk: string) => { out += chunk })
-  // At the timeout the child is stopped as by Ctrl-C, so that it still reports what it measured.
+  proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  // At the timeout the child is stopped as by Ctrl-C, so that it still reports what it measured;
+  // the time counts from when it can (it says 'ready' once its handler is in place).
   let kill: ReturnType<typeof setTimeout> | undefined
-  const timer = timeoutMs == null
-    ? undefined
-    : setTimeout(() => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  proc.on('message', (message) => {
+    if (message !== 'ready' || timeoutMs == null || timer != null) return
+    timer = setTimeout(() => {
       process.stderr.write(`scenario ${name}: --timeout reached, stopping it (partial report)\n`)
       proc.kill('SIGINT')
       kill = setTimeout(() => { proc.kill('SIGKILL') }, REPORT_GRACE_MS)
     }, timeoutMs)
+  })
   const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
   clearTimeout(timer)
   clearTimeout(kill)
