@@ -467,18 +467,21 @@ describe('kad: the behaviour against fake peers', function () {
     expect(events).to.deep.equal(['FindNode', 'GetRecord', 'GetProvider', 'AddProvider'])
   })
 
+  /** A remote's `PUT_VALUE` of `key` (value `v`) handed to the behaviour: `'echoed'` or `'reset'`. */
+  function remotePut (peerId: PeerId, connectionId: ReturnType<KadHarness['connect']>, key: string): string {
+    let outcome = 'pending'
+    const channel = new kad.InboundChannel(m => { outcome = m === undefined ? 'reset' : 'echoed' })
+    h.behaviour.onConnectionHandlerEvent(peerId, connectionId, {
+      type: 'InboundRequest', request: { type: 'PUT_VALUE', key: bytes(key), record: { key: bytes(key), value: bytes('v') }, closerPeers: [], providerPeers: [] }, channel
+    })
+    return outcome
+  }
+
   it('the filter refuses records and provider records (the PUT_VALUE stream is reset)', () => {
     network(10, 3, { filter: (request) => request.type === 'PutRecord' ? new TextDecoder().decode(request.record.key).startsWith('/ok/') : false })
     const [peer] = [...h.peers.values()]
     const connectionId = h.connect(peer)
-    const put = (key: string): string => {
-      let outcome = 'pending'
-      const channel = new kad.InboundChannel(m => { outcome = m === undefined ? 'reset' : 'echoed' })
-      h.behaviour.onConnectionHandlerEvent(peer.peerId, connectionId, {
-        type: 'InboundRequest', request: { type: 'PUT_VALUE', key: bytes(key), record: { key: bytes(key), value: bytes('v') }, closerPeers: [], providerPeers: [] }, channel
-      })
-      return outcome
-    }
+    const put = (key: string): string => remotePut(peer.peerId, connectionId, key)
     expect(put('/ok/a')).to.equal('echoed')
     expect(put('/no/a')).to.equal('reset')
     expect(h.behaviour.store.get(bytes('/no/a'))).to.equal(undefined)
@@ -495,14 +498,7 @@ describe('kad: the behaviour against fake peers', function () {
     network(10, 3, { store: new kad.MemoryStore(randomPeerId(), { maxRecords: 1 }) })
     const [peer] = [...h.peers.values()]
     const connectionId = h.connect(peer)
-    const put = (key: string): string => {
-      let outcome = 'pending'
-      const channel = new kad.InboundChannel(m => { outcome = m === undefined ? 'reset' : 'echoed' })
-      h.behaviour.onConnectionHandlerEvent(peer.peerId, connectionId, {
-        type: 'InboundRequest', request: { type: 'PUT_VALUE', key: bytes(key), record: { key: bytes(key), value: bytes('v') }, closerPeers: [], providerPeers: [] }, channel
-      })
-      return outcome
-    }
+    const put = (key: string): string => remotePut(peer.peerId, connectionId, key)
     expect(put('first')).to.equal('echoed')
     expect(put('second'), 'over maxRecords').to.equal('reset')
     expect(h.behaviour.store.get(bytes('second'))).to.equal(undefined)
