@@ -179,7 +179,6 @@ export interface ScenarioProgress {
 
 /** One line for `progress`: where the run is, the real time it took and what the current phase still needs. */
 export function formatProgress (p: ScenarioProgress): string {
-  const s = formatDuration
   const n = (x: number): string => x.toLocaleString('en')
   const where = p.phase === 'building'
     ? `${n(p.built)}/${n(p.peers)} peers set up`
@@ -188,8 +187,8 @@ export function formatProgress (p: ScenarioProgress): string {
       : p.phase === 'measuring' || p.phase === 'settling'
         ? `t=${(p.measuredMs / 1000).toFixed(1)} s of ${(p.scheduleMs / 1000).toFixed(1)} s virtual, ${n(p.published)}/${n(p.messages)} published, ${n(p.deliveries)} deliveries`
         : `${n(p.peers)} peers`
-  const left = p.realLeftMs == null ? '' : `, ~${s(p.realLeftMs)} left in this phase`
-  return `${p.phase}: ${where}; real ${s(p.realMs)}${left}`
+  const left = p.realLeftMs == null ? '' : `, ~${formatDuration(p.realLeftMs)} left in this phase`
+  return `${p.phase}: ${where}; real ${formatDuration(p.realMs)}${left}`
 }
 
 type SimBehaviour = ReturnType<typeof makeBehaviour>
@@ -946,9 +945,8 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
 /**
  * @internal Dijkstra from `source` over link latencies, forwarding only through `relays` (and
  * the source): a peer that is not a relay is reached but passes nothing on. Over the
- * simulator's binary heap ({@link TimerHeap}), stale entries skipped, O(E log E), where the
- * scan it replaced took n² steps per
- * publisher (10⁸ at 10,000 peers, and n² at every larger scale).
+ * simulator's binary heap ({@link TimerHeap}), stale entries skipped: O(E log E) per
+ * publisher, where the scan it replaced took n² steps.
  */
 export function shortestPaths (n: number, neighbours: ReadonlyArray<readonly number[]>, latency: (a: number, b: number) => number, source: number, relays: Uint8Array): Float64Array {
   const d = new Float64Array(n).fill(Infinity)
