@@ -7,6 +7,9 @@
 import type { ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol } from './connection-handler.js'
 import type { NetworkBehaviour, ToSwarm } from './network-behaviour.js'
 
+/** What the dummy handler listens on: nothing. */
+const NOTHING: SubstreamProtocol = { protocols: [] }
+
 /**
  * A handler with no protocol, no events and no keep-alive.
  *
@@ -14,7 +17,7 @@ import type { NetworkBehaviour, ToSwarm } from './network-behaviour.js'
  */
 export class DummyHandler implements ConnectionHandler<never, never> {
   listenProtocol (): SubstreamProtocol {
-    return { protocols: [] }
+    return NOTHING
   }
 
   connectionKeepAlive (): boolean {

@@ -50,6 +50,9 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private closed = false
   private readonly streams = new Set<Stream>()
 
+  /** What `listenProtocol` answers, made once (the connection asks on every turn of its loop). */
+  private listen?: SubstreamProtocol
+
   constructor (
     private readonly config: Config,
     private readonly remotePeer: PeerId,
@@ -58,7 +61,8 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   ) {}
 
   listenProtocol (): SubstreamProtocol {
-    return { protocols: [PROTOCOL, PUSH_PROTOCOL], timeout: this.config.timeout }
+    this.listen ??= { protocols: [PROTOCOL, PUSH_PROTOCOL], timeout: this.config.timeout }
+    return this.listen
   }
 
   connectionKeepAlive (): boolean {

@@ -123,6 +123,9 @@ interface Inbound {
   readonly controller: AbortController
 }
 
+/** What a client-mode handler listens on: nothing. */
+const NOTHING: SubstreamProtocol = { protocols: [] }
+
 /** The Kademlia handler of one connection. */
 export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private mode: Mode
@@ -141,6 +144,8 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private readonly remoteProtocols = new Set<string>()
   private waker?: Waker
   private closed = false
+  /** What `listenProtocol` answers in server mode, made once (asked on every turn of the connection's loop). */
+  private serverListen?: SubstreamProtocol
 
   constructor (init: HandlerInit) {
     this.config = init.config
@@ -149,7 +154,9 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   }
 
   listenProtocol (): SubstreamProtocol {
-    return { protocols: this.mode === 'server' ? this.config.protocolNames : [] }
+    if (this.mode !== 'server') return NOTHING
+    this.serverListen ??= { protocols: this.config.protocolNames }
+    return this.serverListen
   }
 
   /** Kept alive while requests of ours wait for a stream or an answer. */

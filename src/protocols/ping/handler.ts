@@ -17,6 +17,9 @@ import type { Stream } from '@libp2p/interface'
 
 const log = logger('peerswarm:ping')
 
+/** What the handler listens on: the connection asks on every turn of its loop. */
+const LISTEN: SubstreamProtocol = { protocols: [PROTOCOL] }
+
 /** Why a ping failed. */
 export type FailureKind = 'Timeout' | 'Unsupported' | 'Other'
 
@@ -63,7 +66,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   constructor (private readonly config: Config) {}
 
   listenProtocol (): SubstreamProtocol {
-    return { protocols: [PROTOCOL] }
+    return LISTEN
   }
 
   /**

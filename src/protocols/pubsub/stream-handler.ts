@@ -156,13 +156,17 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
   /** Called whenever a round of writing ends (see `drain`). */
   private readonly writeWaiters: Array<() => void> = []
 
+  /** What `listenProtocol` answers, made once (the connection asks on every turn of its loop). */
+  private listen?: SubstreamProtocol
+
   constructor (private readonly config: StreamHandlerConfig) {
     this.queue = new WriteQueue(config, () => { this.waker?.wake() })
     this.maxReceivedBytes = config.maxReceivedBytes ?? MAX_RECEIVED_BYTES
   }
 
   listenProtocol (): SubstreamProtocol {
-    return { protocols: this.config.protocols, timeout: this.config.timeout }
+    this.listen ??= { protocols: this.config.protocols, timeout: this.config.timeout }
+    return this.listen
   }
 
   /**

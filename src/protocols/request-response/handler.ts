@@ -113,10 +113,14 @@ export class Handler<TRequest, TResponse> implements ConnectionHandler<FromBehav
   private waker?: Waker
   private closed = false
 
+  /** What `listenProtocol` answers, made once (the connection asks on every turn of its loop). */
+  private listen?: SubstreamProtocol
+
   constructor (private readonly init: HandlerInit<TRequest, TResponse>) {}
 
   listenProtocol (): SubstreamProtocol {
-    return { protocols: this.init.protocols.inbound }
+    this.listen ??= { protocols: this.init.protocols.inbound }
+    return this.listen
   }
 
   /**
