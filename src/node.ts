@@ -28,7 +28,7 @@
  * @module
  */
 import { NodeWebSocket } from './compat.js'
-import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { logger } from '@libp2p/logger'
 import { asCrypto, defaultCrypto, nodeCrypto } from '@chainsafe/libp2p-noise/crypto'
@@ -84,14 +84,25 @@ export function jwkX25519Works (): boolean {
 }
 
 /**
- * The key objects of the X25519 private keys made here (Noise's static key, and each
- * handshake's ephemeral key, which takes part in two of its three agreements): importing a key
- * is most of an agreement's cost, and these need none.
+ * The key objects of X25519 private keys, imported at their first agreement and kept for the
+ * next ones (Noise's static key takes part in every handshake, each ephemeral key in two of its
+ * three agreements): importing a key is most of an agreement's cost.
+ *
+ * They are imported, never the objects `generateKeyPairSync` returns: exporting one of those
+ * can hang Node for good. The export holds the key's mutex while it allocates; a garbage
+ * collection then may run the weak callback that destroys the generation's job, whose
+ * destructor takes the same mutex (seen on Node 20.20: the main thread waiting on it forever,
+ * in `ExportJWKEdKey` under `~KeyGenJob`, during a 1,000-peer relay test). So keys are made as
+ * the dependency makes them, encoded by the generation itself.
  */
 const privateKeyObjects = new WeakMap<Bytes, KeyObject>()
 
 function jwkSharedKey (privateKey: Bytes, publicKey: Bytes): Buffer {
-  const ours = privateKeyObjects.get(privateKey) ?? okpKey('X25519', { d: privateKey })
+  let ours = privateKeyObjects.get(privateKey)
+  if (ours == null) {
+    ours = okpKey('X25519', { d: privateKey })
+    privateKeyObjects.set(privateKey, ours)
+  }
   return diffieHellman({ privateKey: ours, publicKey: okpKey('X25519', { x: publicKey }) })
 }
 
@@ -118,17 +129,6 @@ const noiseCrypto: ICryptoInterface = {
     // Noise's HKDF(ck, ikm) with three outputs is RFC 5869's with salt ck, no info, 96 bytes.
     const okm = new Uint8Array(hkdfSync('sha256', ikm, ck, EMPTY, 96))
     return [okm.subarray(0, 32), okm.subarray(32, 64), okm.subarray(64, 96)]
-  },
-  generateX25519KeyPair () {
-    if (!jwkX25519Works()) return defaultCrypto.generateX25519KeyPair()
-    const keyObject = generateKeyPairSync('x25519').privateKey
-    const { x, d } = keyObject.export({ format: 'jwk' })
-    if (x == null || d == null) return defaultCrypto.generateX25519KeyPair()
-    // Arrays of their own: a small `Buffer.from` is a view into Node's shared pool, which a
-    // private key should not share with unrelated bytes.
-    const privateKey = new Uint8Array(Buffer.from(d, 'base64url'))
-    privateKeyObjects.set(privateKey, keyObject)
-    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), privateKey }
   },
   generateX25519SharedKey (privateKey, publicKey) {
     return jwkX25519Works() ? jwkSharedKey(privateKey, publicKey) : defaultCrypto.generateX25519SharedKey(privateKey, publicKey)
