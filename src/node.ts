@@ -28,7 +28,7 @@
  * @module
  */
 import { NodeWebSocket } from './compat.js'
-import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { logger } from '@libp2p/logger'
 import { asCrypto, defaultCrypto, nodeCrypto } from '@chainsafe/libp2p-noise/crypto'
@@ -39,7 +39,7 @@ import { tcp } from './transport/tcp.js'
 import { useWebSocketClass } from './transport/websockets.js'
 import type { Ed25519Keys } from './platform.js'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
-import type { KeyObject } from 'node:crypto'
+import type { JsonWebKey as NodeJwk, KeyObject } from 'node:crypto'
 
 /** From this many bytes up, ChaCha20-Poly1305 is node's; below, the wasm one. */
 const CHACHA_NODE_FROM = 512
@@ -84,16 +84,17 @@ export function jwkX25519Works (): boolean {
 }
 
 /**
- * The key objects of X25519 private keys, imported at their first agreement and kept for the
- * next ones (Noise's static key takes part in every handshake, each ephemeral key in two of its
- * three agreements): importing a key is most of an agreement's cost.
+ * The key objects of X25519 private keys, kept for their next agreements (Noise's static key
+ * takes part in every handshake, each ephemeral key in two of its three agreements): importing
+ * a key is most of an agreement's cost. A key made here is imported as it is made; another one
+ * at its first agreement.
  *
  * They are imported, never the objects `generateKeyPairSync` returns: exporting one of those
  * can hang Node for good. The export holds the key's mutex while it allocates; a garbage
  * collection then may run the weak callback that destroys the generation's job, whose
  * destructor takes the same mutex (seen on Node 20.20: the main thread waiting on it forever,
- * in `ExportJWKEdKey` under `~KeyGenJob`, during a 1,000-peer relay test). So keys are made as
- * the dependency makes them, encoded by the generation itself.
+ * in `ExportJWKEdKey` under `~KeyGenJob`, during a 1,000-peer relay test). So a key pair comes
+ * out of its generation already encoded (as JWK), while the job is still alive.
  */
 const privateKeyObjects = new WeakMap<Bytes, KeyObject>()
 
@@ -130,12 +131,26 @@ const noiseCrypto: ICryptoInterface = {
     const okm = new Uint8Array(hkdfSync('sha256', ikm, ck, EMPTY, 96))
     return [okm.subarray(0, 32), okm.subarray(32, 64), okm.subarray(64, 96)]
   },
+  generateX25519KeyPair () {
+    if (!jwkX25519Works()) return defaultCrypto.generateX25519KeyPair()
+    const { privateKey: jwk } = generateJwkPair('x25519', { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } })
+    const { x, d } = jwk
+    if (x == null || d == null) return defaultCrypto.generateX25519KeyPair()
+    // Arrays of their own: a small `Buffer.from` is a view into Node's shared pool, which a
+    // private key should not share with unrelated bytes.
+    const privateKey = new Uint8Array(Buffer.from(d, 'base64url'))
+    privateKeyObjects.set(privateKey, createPrivateKey({ key: jwk, format: 'jwk' }))
+    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), privateKey }
+  },
   generateX25519SharedKey (privateKey, publicKey) {
     return jwkX25519Works() ? jwkSharedKey(privateKey, publicKey) : defaultCrypto.generateX25519SharedKey(privateKey, publicKey)
   }
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** `generateKeyPairSync` with both halves encoded as JWK (Node has it since 15.12; its types lack it). */
+const generateJwkPair = generateKeyPairSync as unknown as (type: 'x25519', options: { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }) => { publicKey: NodeJwk, privateKey: NodeJwk }
 
 /** A list that Noise's own code can take in. */
 type NoiseList = ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
