@@ -149,7 +149,7 @@ const noiseCrypto: ICryptoInterface = {
 
 const EMPTY = new Uint8Array(0)
 
-/** `generateKeyPairSync` with both halves encoded as JWK (Node has it since 15.12; its types lack it). */
+/** `generateKeyPairSync` with both halves encoded as JWK, which Node supports and its types lack (`@libp2p/crypto` generates Ed25519 keys so too). */
 const generateJwkPair = generateKeyPairSync as unknown as (type: 'x25519', options: { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } }) => { publicKey: NodeJwk, privateKey: NodeJwk }
 
 /** A list that Noise's own code can take in. */
