@@ -231,8 +231,8 @@ async function runChild (name: string, peers: number, seed: number, timeoutMs: n
  * quarters of the machine's memory. `--max-semi-space-size=64` (MB; Node's default is 16 or
  * 32): in virtual time an object that lives a few simulated seconds outlives many young-generation
  * GCs and dies in the old generation; a larger young generation lets more of them die young
- * (the 1,000-peer baseline: 17–32% less CPU, the same highest RSS; docs/simulation.md). A flag
- * the user gave (in `NODE_OPTIONS` or node's own flags) is left alone.
+ * (docs/simulation.md has the figures). A flag the user gave (in `NODE_OPTIONS` or node's own
+ * flags) is left alone.
  */
 function heapFlags (name: string, peers: number): string[] {
   const given = (flag: string): boolean => [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some(a => a.includes(flag))

@@ -84,26 +84,21 @@ export function jwkX25519Works (): boolean {
 }
 
 /**
- * The key objects of X25519 private keys, kept for their next agreements (Noise's static key
- * takes part in every handshake, each ephemeral key in two of its three agreements): importing
- * a key is most of an agreement's cost. A key made here is imported as it is made; another one
- * at its first agreement.
+ * The key objects of the X25519 private keys made here (Noise's static key, and each
+ * handshake's ephemeral key, which takes part in two of its three agreements), imported as they
+ * are made: importing a key is most of an agreement's cost.
  *
  * They are imported, never the objects `generateKeyPairSync` returns: exporting one of those
  * can hang Node for good. The export holds the key's mutex while it allocates; a garbage
  * collection then may run the weak callback that destroys the generation's job, whose
  * destructor takes the same mutex (seen on Node 20.20: the main thread waiting on it forever,
- * in `ExportJWKEdKey` under `~KeyGenJob`, during a 1,000-peer relay test). So a key pair comes
- * out of its generation already encoded (as JWK), while the job is still alive.
+ * in `ExportJWKEdKey` under `~KeyGenJob`). So a key pair comes out of its generation already
+ * encoded (as JWK), while the job is still alive.
  */
 const privateKeyObjects = new WeakMap<Bytes, KeyObject>()
 
 function jwkSharedKey (privateKey: Bytes, publicKey: Bytes): Buffer {
-  let ours = privateKeyObjects.get(privateKey)
-  if (ours == null) {
-    ours = okpKey('X25519', { d: privateKey })
-    privateKeyObjects.set(privateKey, ours)
-  }
+  const ours = privateKeyObjects.get(privateKey) ?? okpKey('X25519', { d: privateKey })
   return diffieHellman({ privateKey: ours, publicKey: okpKey('X25519', { x: publicKey }) })
 }
 
