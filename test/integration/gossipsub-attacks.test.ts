@@ -75,6 +75,34 @@ describe('gossipsub under attack (127.0.0.1)', function () {
     expect(invalid).to.be.at.least(1).and.below(50)
   })
 
+  it('a graylisted peer is not read until its score is back: what it sends meanwhile (a subscription) is handled only then', async () => {
+    const { a, b, m } = await victimAndHonest()
+    const mId = m.swarm.localPeerId
+    a.swarm.behaviour.gossipsub.setApplicationScore(mId, -1_000)
+    expect(a.swarm.behaviour.gossipsub.peerScore(mId)).to.be.below(-80)
+    const honestRound = async (label: string): Promise<void> => {
+      await new Promise(resolve => setTimeout(resolve, 500))
+      b.swarm.behaviour.gossipsub.publish(TOPIC, new TextEncoder().encode(label))
+      await until(() => delivered(a).includes(label), 5_000, `the honest message "${label}"`)
+    }
+    const sees = (topic: string): boolean => a.swarm.behaviour.gossipsub.subscribers(topic).some(p => p.equals(mId))
+    // The first RPC it sends while graylisted: its subscriptions are still heard, the rest is
+    // ignored, and its stream is paused from then on.
+    m.swarm.behaviour.send(a.swarm.localPeerId, { subscriptions: [{ subscribe: true, topicid: 'first' }] })
+    await until(() => sees('first'), 5_000, 'the first subscription')
+    await honestRound('after the first RPC')
+    m.swarm.behaviour.send(a.swarm.localPeerId, { subscriptions: [{ subscribe: true, topicid: 'later' }] })
+    // Honest traffic still flows through a for a second and a half (heartbeats of 200 ms), and
+    // the later subscription is not heard: before, a graylisted peer's were heard at once.
+    for (let i = 0; i < 3; i++) {
+      await honestRound(`while held ${i}`)
+      expect(sees('later')).to.equal(false)
+    }
+    // Its score back above the threshold, a heartbeat reads it again.
+    a.swarm.behaviour.gossipsub.setApplicationScore(mId, 0)
+    await until(() => sees('later'), 5_000, 'the later subscription, once the peer is read again')
+  })
+
   it('a peer asking again and again for one message gets it at most gossipRetransmission times', async () => {
     const { a, b, m } = await victimAndHonest()
     b.swarm.behaviour.gossipsub.publish(TOPIC, new TextEncoder().encode('wanted'))

@@ -11,7 +11,9 @@ import { expect } from 'chai'
 import { ConfigError, gossipsub } from '../../src/index.js'
 import { peerScoreParams } from '../../src/protocols/gossipsub/score/params.js'
 import { PeerScore } from '../../src/protocols/gossipsub/score/peer-score.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { collect, Harness, keyOf } from '../fixtures/gossipsub-harness.js'
+import type { ConnectionId } from '../../src/index.js'
 import type { PeerScoreOptions, TopicScoreParams } from '../../src/protocols/gossipsub/score/params.js'
 
 const T = 'topic'
@@ -304,6 +306,35 @@ describe('gossipsub scoring in the router', () => {
     h.drain()
     expect(h.events.filter(e => e.type === 'Message')).to.deep.equal([])
     expect(h.events.some(e => e.type === 'Subscribed' && e.topic === 'more')).to.equal(true)
+  })
+
+  it('holds a graylisted peer\'s inbound streams (also on a further connection) and reads them again at the heartbeat after its score is back', async () => {
+    h = Harness.create(scoring())
+    h.behaviour.subscribe(T)
+    const peer = await h.connect({ topics: [T] })
+    const id = peer.peerId.toString()
+    h.behaviour.setApplicationScore(peer.peerId, -100)
+    h.drain()
+    // Nothing until it sends an RPC while graylisted; then once, however many it sends.
+    expect(h.holdSent).to.deep.equal([])
+    h.inject(peer, { publish: [{ topic: T, data: new Uint8Array([1]) }] })
+    h.inject(peer, { publish: [{ topic: T, data: new Uint8Array([2]) }] })
+    h.drain()
+    expect(h.holdSent).to.deep.equal([{ peer: id, value: true }])
+    // A further connection of the peer is held from the start.
+    const connectionId = 9_999 as ConnectionId
+    h.behaviour.handleEstablishedOutboundConnection({ connectionId, peerId: peer.peerId, address: multiaddr('/memory/1'), roleOverride: 'Dialer' })
+    h.behaviour.onSwarmEvent({ type: 'ConnectionEstablished', peerId: peer.peerId, connectionId, endpoint: { type: 'Dialer', address: multiaddr('/memory/1') }, failedAddresses: [], otherEstablished: 1 })
+    h.drain()
+    expect(h.holdSent).to.deep.equal([{ peer: id, value: true }, { peer: id, value: true }])
+    // Still graylisted at the heartbeat: still held.
+    await h.heartbeats(1)
+    expect(h.holdSent).to.have.length(2)
+    h.behaviour.setApplicationScore(peer.peerId, 0)
+    await h.heartbeats(1)
+    expect(h.holdSent.slice(2)).to.deep.equal([{ peer: id, value: false }, { peer: id, value: false }])
+    await h.heartbeats(1)
+    expect(h.holdSent).to.have.length(4)
   })
 
   it('validator reject costs the sender (P4), ignore does not (38)', async () => {

@@ -2,8 +2,9 @@
  * The pubsub handler's inbound side: RPCs read but not yet taken by the behaviour are bounded
  * in count (`maxReceivedRpcs`) and in the bytes of their frames (`maxReceivedBytes`, 1 MiB by
  * default); at either bound the inbound stream is paused, and it is resumed once the behaviour
- * has taken the queue below half of both. First with a fake inbound stream, then between two
- * GossipSub swarms over the memory transport.
+ * has taken the queue below half of both. The behaviour may also hold the stream
+ * (`HoldInbound`: GossipSub's graylisted peers). First with a fake inbound stream, then between
+ * two GossipSub swarms over the memory transport.
  */
 import { expect } from 'chai'
 import { encodeFrame } from '../../src/behaviour/framing.js'
@@ -108,6 +109,43 @@ describe('pubsub inbound queue', () => {
     expect(stream.paused).to.equal(false)
     for (let i = 0; i < 4; i++) taken.push(takeRpc())
     expect(taken).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, undefined])
+  })
+
+  it('HoldInbound pauses the stream and a new inbound stream of the peer at once; RPCs read before still reach the behaviour; released, the stream is read again', () => {
+    const { handler, stream, takeRpc } = open()
+    stream.deliver(messageFrame(1, 10))
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: true })
+    expect(stream.paused).to.equal(true)
+    // The RPC read before the hold is still handed over (the behaviour ignores it).
+    expect(takeRpc()).to.equal(1)
+    expect(stream.paused).to.equal(true)
+    // A stream that replaces it is paused as it arrives.
+    const second = new FakeInbound()
+    handler.onConnectionEvent({ type: 'FullyNegotiatedInbound', stream: second as unknown as Stream, protocol: '/meshsub/1.1.0', info: undefined })
+    expect(second.paused).to.equal(true)
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: false })
+    expect(second.paused).to.equal(false)
+    expect(second.resumes).to.equal(1)
+    second.deliver(messageFrame(2, 10))
+    expect(takeRpc()).to.equal(2)
+  })
+
+  it('a release does not resume a stream paused by a full queue; taking the queue below half does, once nothing holds it', () => {
+    const { handler, stream, takeRpc } = open(4)
+    const chunk = new Uint8Array(Array.from({ length: 4 }, (_, i) => [...messageFrame(i, 10)]).flat())
+    stream.deliver(chunk)
+    expect(stream.paused).to.equal(true)
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: true })
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: false })
+    expect(stream.paused).to.equal(true)
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: true })
+    for (let i = 0; i < 4; i++) expect(takeRpc()).to.equal(i)
+    // The queue is empty, but the hold remains.
+    expect(stream.paused).to.equal(true)
+    handler.onBehaviourEvent({ type: 'HoldInbound', value: false })
+    expect(stream.paused).to.equal(false)
+    expect(stream.pauses).to.equal(1)
+    expect(stream.resumes).to.equal(1)
   })
 })
 

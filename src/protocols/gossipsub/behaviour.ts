@@ -456,6 +456,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
           this.router.sendOn(peer, connection, frame)
         }
         // A further connection of a peer we keep is kept too; an explicit peer from the start.
+        if (peer.held) this.router.sendHold(peer, connection)
         if (peer.keepAlive) this.router.sendKeepAlive(peer, connection)
         else if (this.router.explicit.has(peer.key)) this.router.recheckKeepAlive(peer.key)
         this.router.updateKeepAlive()
@@ -540,6 +541,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       this.heartbeatTimer = setTimeout(tick, this.config.heartbeatInterval)
       try {
         heartbeat(this.router)
+        this.router.releaseInbound()
         // The heartbeat may have changed fanouts (expired, topped up): once a heartbeat, every
         // peer's keep-alive answer is checked (handlers hear only of changes).
         this.router.recheckAllKeepAlive()
@@ -610,7 +612,10 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       }
     }
     // Below the graylist threshold the rest of the RPC is ignored (explicit peers excepted).
-    if (this.router.score(peer.key) < this.router.thresholds.graylist && !this.router.explicit.has(peer.key)) return
+    if (this.router.score(peer.key) < this.router.thresholds.graylist && !this.router.explicit.has(peer.key)) {
+      this.router.holdInbound(peer)
+      return
+    }
     for (const raw of rpc.publish ?? []) {
       // As go-libp2p-pubsub: messages of topics we do not subscribe to are dropped unread.
       if (raw.topic == null || !this.router.mesh.has(raw.topic)) continue
@@ -770,7 +775,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const key = peerId.toString()
     let peer = this.router.peers.get(key)
     if (peer == null) {
-      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, iaskedBytes: 0, idontwantIds: 0, idontwantBytes: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds(), keepAlive: false }
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, iaskedBytes: 0, idontwantIds: 0, idontwantBytes: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds(), keepAlive: false, held: false }
       this.router.peers.set(key, peer)
     }
     return peer

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { logger } from '@libp2p/logger'
 import { ActionQueue } from '../../behaviour/action-queue.js'
 import { encodeFrame } from '../../behaviour/framing.js'
 import { encodeRpc } from '../pubsub/rpc.js'
@@ -33,6 +34,8 @@ import type { TopicHash } from '../pubsub/topic.js'
 import type { ToSwarm } from '../../behaviour/network-behaviour.js'
 import type { ConnectionId } from '../../core/ids.js'
 import type { PeerId } from '@libp2p/interface'
+
+const log = logger('peerswarm:gossipsub')
 
 /** A peer id's string form, the key of every per-peer map. */
 export type PeerKey = string
@@ -78,6 +81,12 @@ export interface PeerState {
   readonly heard: RecentIds
   /** What its handlers were last told (`KeepAlive`): it shares a topic with us (see `sharesTopic`). */
   keepAlive: boolean
+  /**
+   * What its handlers were last told (`HoldInbound`): its score fell below `graylistThreshold`
+   * as it sent an RPC, so its inbound streams are not read until the score is back (see
+   * `holdInbound`, `releaseInbound`).
+   */
+  held: boolean
 }
 
 /** The PRUNE we owe a peer on a topic. */
@@ -177,6 +186,8 @@ export class Router<TEvent> {
   private readonly pending = new Map<PeerKey, PendingControl>()
   /** Peers whose keep-alive answer may have changed; checked at the next `flush`. */
   private readonly keepAliveDirty = new Set<PeerKey>()
+  /** Peers whose inbound streams are held (`holdInbound`), connected or not. */
+  private readonly held = new Set<PeerKey>()
   /** What the behaviour's `poll` hands the swarm, with the swarm's waker. */
   readonly actions = new ActionQueue<TEvent, FromBehaviour>()
 
@@ -294,6 +305,38 @@ export class Router<TEvent> {
       for (const connection of peer.connections) this.sendKeepAlive(peer, connection)
     }
     this.keepAliveDirty.clear()
+  }
+
+  /**
+   * `peer` is graylisted as it sends us an RPC: its handlers stop reading its inbound streams
+   * (what they already read is still handed over, and ignored), so that what it sends costs no
+   * reads, decryption or buffers past Yamux's window. The heartbeat reads them again once its
+   * score is back to the threshold (`releaseInbound`).
+   */
+  holdInbound (peer: PeerState): void {
+    if (peer.held) return
+    peer.held = true
+    this.held.add(peer.key)
+    log('%p is graylisted: its inbound streams are paused', peer.peerId)
+    for (const connection of peer.connections) this.sendHold(peer, connection)
+  }
+
+  /** At the heartbeat: held peers whose score is back to `graylistThreshold` are read again. */
+  releaseInbound (): void {
+    for (const key of this.held) {
+      const peer = this.peers.get(key)
+      if (peer != null && this.score(key) < this.thresholds.graylist) continue
+      this.held.delete(key)
+      if (peer == null) continue
+      peer.held = false
+      log('%p is no longer graylisted: its inbound streams are read again', peer.peerId)
+      for (const connection of peer.connections) this.sendHold(peer, connection)
+    }
+  }
+
+  /** Tell one connection's handler whether the peer's inbound streams are held. */
+  sendHold (peer: PeerState, connection: PeerConnection): void {
+    this.queue({ type: 'NotifyHandler', peerId: peer.peerId, handler: connection.id, event: { type: 'HoldInbound', value: peer.held } })
   }
 
   /** Tell one connection's handler the peer's keep-alive answer. */

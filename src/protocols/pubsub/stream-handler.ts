@@ -25,6 +25,9 @@
  *   default): once either is reached the inbound stream is paused, which stops Yamux's window
  *   towards the remote, and it is resumed when the behaviour has taken the queue below half of
  *   both. (Counted alone, 64 RPCs of up to 1 MiB each let one peer make us hold 64 MiB.)
+ *   It is also paused while the behaviour holds it (`HoldInbound`: GossipSub ignores a
+ *   graylisted peer), so that a peer whose RPCs would be dropped unread costs no more reads,
+ *   decryption or buffers than one window of Yamux.
  * - A frame over the size limit or an undecodable RPC ends the inbound stream and is reported.
  * - Keep-alive: the two long-lived streams do not keep the connection open
  *   (`ignoreForKeepAlive`; they never close while the peer is connected, so every connection
@@ -66,6 +69,14 @@ export type FromBehaviour =
    * changes, and to a new connection of a peer for which it is already true.
    */
   | { readonly type: 'KeepAlive', readonly value: boolean }
+  /**
+   * Stop reading the remote's stream (`value: true`) because the behaviour ignores what the
+   * peer sends (GossipSub: its score is below `graylistThreshold`), or read it again. While
+   * held, the stream stays paused (Yamux stops the remote's window once what is in flight has
+   * arrived), a new inbound stream of the peer is paused as it arrives, and RPCs already read
+   * are still handed over. Sent when the answer changes, and to a new connection of a held peer.
+   */
+  | { readonly type: 'HoldInbound', readonly value: boolean }
 
 /** What a pubsub handler reports to its behaviour. */
 export type ToBehaviour =
@@ -147,6 +158,11 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
   /** Set from the queueing of a low-priority frame until the end of that turn. */
   private lowHold?: Promise<void>
   private inbound?: Stream
+  /** Paused because the RPCs read wait for the behaviour (`maxReceivedRpcs`, `maxReceivedBytes`). */
+  private queueFull = false
+  /** Paused because the behaviour said so (`HoldInbound`). */
+  private held = false
+  /** Whether `inbound` is paused now: `queueFull || held`. */
   private inboundPaused = false
   private waker?: Waker
   private closed = false
@@ -183,6 +199,11 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     if (event.type === 'KeepAlive') {
       // The connection re-reads connectionKeepAlive once it has delivered the event.
       this.keepAlive = event.value
+      return
+    }
+    if (event.type === 'HoldInbound') {
+      this.held = event.value
+      this.applyPause()
       return
     }
     // A remote without our protocol, or whose stream could not be reopened, gets nothing.
@@ -245,9 +266,9 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     const rpc = this.received.shift()
     if (rpc != null) {
       this.receivedBytes -= this.receivedSizes.shift() ?? 0
-      if (this.inboundPaused && this.received.length < this.config.maxReceivedRpcs / 2 && this.receivedBytes < this.maxReceivedBytes / 2) {
-        this.inboundPaused = false
-        this.inbound?.resume()
+      if (this.queueFull && this.received.length < this.config.maxReceivedRpcs / 2 && this.receivedBytes < this.maxReceivedBytes / 2) {
+        this.queueFull = false
+        this.applyPause()
       }
       return { type: 'NotifyBehaviour', event: { type: 'Rpc', rpc } }
     }
@@ -296,6 +317,7 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     this.inbound?.abort(new Error('replaced by a new inbound stream'))
     this.inbound = stream
     this.inboundPaused = false
+    this.applyPause()
     const decoder = new FrameDecoder(this.config.maxFrameSize)
     stream.addEventListener('message', (evt) => {
       if (this.inbound !== stream) return
@@ -311,16 +333,25 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
         this.inbound = undefined
         stream.abort(toError(err))
       }
-      const full = this.received.length >= this.config.maxReceivedRpcs || this.receivedBytes >= this.maxReceivedBytes
-      if (full && !this.inboundPaused && this.inbound === stream) {
-        this.inboundPaused = true
-        stream.pause()
+      if (!this.queueFull && this.inbound === stream && (this.received.length >= this.config.maxReceivedRpcs || this.receivedBytes >= this.maxReceivedBytes)) {
+        this.queueFull = true
+        this.applyPause()
       }
       this.waker?.wake()
     })
     stream.addEventListener('close', () => {
       if (this.inbound === stream) this.inbound = undefined
     })
+  }
+
+  /** Pause or resume the inbound stream as `queueFull` and `held` say. */
+  private applyPause (): void {
+    const stream = this.inbound
+    const pause = this.queueFull || this.held
+    if (stream == null || pause === this.inboundPaused) return
+    this.inboundPaused = pause
+    if (pause) stream.pause()
+    else stream.resume()
   }
 
   /** Write what is queued, coalesced, honouring back-pressure. One writer at a time. */
