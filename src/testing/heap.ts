@@ -46,25 +46,41 @@ export class TimerHeap<E extends Timed> {
     if (top == null) return undefined
     const last = heap.pop() as E
     if (heap.length > 0) {
-      let i = 0
-      for (;;) {
-        const left = 2 * i + 1
-        const right = left + 1
-        let smallest = -1
-        let best = last
-        if (left < heap.length && earlier(heap[left], best)) { smallest = left; best = heap[left] }
-        if (right < heap.length && earlier(heap[right], best)) { smallest = right; best = heap[right] }
-        if (smallest === -1) break
-        heap[i] = best
-        i = smallest
-      }
-      heap[i] = last
+      heap[0] = last
+      this.siftDown(0)
     }
     return top
   }
 
   clear (): void {
     this.heap.length = 0
+  }
+
+  /** Keep only the entries `keep` accepts, in heap order again (O(n)). */
+  retain (keep: (entry: E) => boolean): void {
+    const heap = this.heap
+    let n = 0
+    for (const entry of heap) if (keep(entry)) heap[n++] = entry
+    heap.length = n
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i)
+  }
+
+  private siftDown (start: number): void {
+    const heap = this.heap
+    const entry = heap[start]
+    let i = start
+    for (;;) {
+      const left = 2 * i + 1
+      const right = left + 1
+      let smallest = -1
+      let best = entry
+      if (left < heap.length && earlier(heap[left], best)) { smallest = left; best = heap[left] }
+      if (right < heap.length && earlier(heap[right], best)) { smallest = right; best = heap[right] }
+      if (smallest === -1) break
+      heap[i] = best
+      i = smallest
+    }
+    heap[i] = entry
   }
 }
 

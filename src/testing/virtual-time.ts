@@ -49,6 +49,8 @@ const noop = (): void => {}
 const CALLBACKS_PER_TURN = 32
 /** Why the driver stopped running callbacks: see `advance` and `runBatch`. */
 type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit' | 'failed'
+/** Dead timer entries below which the heap is never compacted (see `entryDied`). */
+const COMPACT_MIN = 1_024
 /** Where a signal of `AbortSignal.timeout` keeps its controller. */
 const CONTROLLER = Symbol('controller')
 
@@ -57,6 +59,8 @@ class VirtualTimer {
   at = 0
   seq = 0
   cancelled = false
+  /** It has a live entry in the clock's heap (scheduled, not yet fired nor cancelled). */
+  queued = false
 
   constructor (
     private readonly clock: VirtualClock,
@@ -88,6 +92,10 @@ class VirtualTimer {
     this.cancelled = true
     this.callback = noop
     this.args = []
+    if (this.queued) {
+      this.queued = false
+      this.clock.entryDied()
+    }
   }
 
   [Symbol.toPrimitive] (): number {
@@ -135,6 +143,8 @@ export class VirtualClock {
   private current: number
   private readonly start: number
   private readonly timers = new TimerHeap<Entry>()
+  /** Entries of the heap that will never fire (their timer cancelled or rescheduled). */
+  private deadEntries = 0
   private readonly byId = new Map<number, VirtualTimer>()
   private immediates: VirtualTimer[] = []
   private nextId = 1
@@ -168,6 +178,7 @@ export class VirtualClock {
     this.byId.set(timer.id, timer)
     timer.at = Math.max(at, this.current)
     timer.seq = this.seq++
+    timer.queued = true
     this.timers.push({ at: timer.at, seq: timer.seq, timer })
     return { cancel: () => { this.clear(timer) } }
   }
@@ -238,6 +249,7 @@ export class VirtualClock {
         const timer = this.peek()
         if (timer != null && timer.at <= this.current) {
           this.timers.pop()
+          timer.queued = false
           if (timer.repeat) {
             this.schedule(timer, timer.delay)
           } else {
@@ -301,7 +313,27 @@ export class VirtualClock {
       if (entry == null) return undefined
       if (!entry.timer.cancelled && entry.seq === entry.timer.seq) return entry.timer
       this.timers.pop()
+      this.deadEntries--
     }
+  }
+
+  /**
+   * @internal An entry of the heap will never fire. Dead entries are dropped as they come to
+   * the top, or all at once when they are more than half of the heap (and over
+   * `COMPACT_MIN`): a simulation's connections cancel most of their timers long before they are
+   * due (idle and request timeouts), and each dead entry keeps its timer object.
+   */
+  entryDied (): void {
+    this.deadEntries++
+    if (this.deadEntries > COMPACT_MIN && this.deadEntries * 2 > this.timers.size) {
+      this.timers.retain(entry => !entry.timer.cancelled && entry.seq === entry.timer.seq)
+      this.deadEntries = 0
+    }
+  }
+
+  /** @internal Entries in the timer heap, live and dead (for tests of its bound). */
+  get heapEntries (): number {
+    return this.timers.size
   }
 
   private call (timer: VirtualTimer): void {
@@ -324,6 +356,9 @@ export class VirtualClock {
     timer.at = this.current + delay
     timer.seq = this.seq++
     this.timers.push({ at: timer.at, seq: timer.seq, timer })
+    // A rescheduled timer's older entry goes stale (counted once the new one is in).
+    if (timer.queued) this.entryDied()
+    timer.queued = true
   }
 
   private add (callback: (...args: unknown[]) => void, delay: unknown, args: unknown[], repeat: boolean): VirtualTimer {
@@ -409,6 +444,7 @@ export class VirtualClock {
     Math.random = saved.random
     this.saved = undefined
     this.timers.clear()
+    this.deadEntries = 0
     this.immediates = []
     this.byId.clear()
     installed = undefined

@@ -95,6 +95,23 @@ describe('simulation: virtual time', () => {
     expect([setTimeout, clearTimeout, setInterval, setImmediate, Date.now, performance.now, AbortSignal.timeout, Math.random]).to.deep.equal(originals)
   })
 
+  it('drops cancelled and rescheduled timers\' entries from its queue long before they are due, and still fires the rest in order', async () => {
+    const clock = new VirtualClock({ timeLimit: 4_000_000 })
+    const fired: string[] = []
+    await clock.run(async () => {
+      // 20,000 timeouts an hour ahead, as idle timeouts of connections that close early; every
+      // tenth kept, every hundredth of those refreshed (its older entry goes stale).
+      const timers = Array.from({ length: 20_000 }, (_, i) => setTimeout(() => { fired.push(`t${i}`) }, 3_600_000 - i))
+      for (let i = 0; i < timers.length; i++) if (i % 10 !== 0) clearTimeout(timers[i])
+      for (let i = 0; i < timers.length; i += 1_000) timers[i].refresh()
+      // Entries of the 2,000 live timers, plus at most half as many dead ones again.
+      expect(clock.heapEntries).to.be.at.most(2 * 2_000 + 20)
+      await new Promise(resolve => setTimeout(resolve, 3_700_000))
+    })
+    // Refreshed at virtual 0, the refreshed ones are due when they were.
+    expect(fired).to.deep.equal(Array.from({ length: 2_000 }, (_, j) => `t${(1_999 - j) * 10}`))
+  })
+
   it('reports a body that can never finish as stalled, and one that runs past its time limit', async () => {
     const stuck = new VirtualClock({ stallTimeout: 50 }).run(async () => { await new Promise(() => {}) })
     expect(await rejection(stuck)).to.be.instanceOf(SimulationStalledError)
