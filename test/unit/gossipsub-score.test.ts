@@ -337,6 +337,20 @@ describe('gossipsub scoring in the router', () => {
     expect(h.holdSent).to.have.length(4)
   })
 
+  it('holds a peer at once when a rejected message of its takes it below the graylist, not only at its next RPC', async () => {
+    h = Harness.create(scoring({ invalidMessageDeliveriesWeight: -100, invalidMessageDeliveriesDecay: 0.9 }))
+    h.behaviour.subscribe(T)
+    const [bad, good] = await h.connectMany(2, { topics: [T] })
+    h.behaviour.setValidator(T, message => message.data[0] === 1 ? 'reject' : 'accept')
+    h.inject(good, { publish: [{ topic: T, data: new Uint8Array([2]) }] })
+    h.drain()
+    expect(h.holdSent).to.deep.equal([])
+    h.inject(bad, { publish: [{ topic: T, data: new Uint8Array([1]) }] })
+    h.drain()
+    expect(h.behaviour.peerScore(bad.peerId)).to.equal(-100)
+    expect(h.holdSent).to.deep.equal([{ peer: bad.peerId.toString(), value: true }])
+  })
+
   it('validator reject costs the sender (P4), ignore does not (38)', async () => {
     h = Harness.create(scoring({ invalidMessageDeliveriesWeight: -1, invalidMessageDeliveriesDecay: 0.5 }))
     h.behaviour.subscribe(T)

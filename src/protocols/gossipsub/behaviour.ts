@@ -356,6 +356,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     } else if (result === 'reject') {
       log('the application rejected a message from %p', propagationSource)
       this.router.scoring?.reject(key, held.topic, source)
+      this.router.holdIfGraylisted(source)
     } else {
       this.router.scoring?.ignore(key)
     }
@@ -655,6 +656,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
         const topic = outcome.raw.topic
         if (outcome.idKey != null && topic != null) this.router.scoring?.reject(outcome.idKey, topic, outcome.source.toString())
         else this.router.scoring?.rejectUnrecorded(topic, outcome.source.toString())
+        this.router.holdIfGraylisted(outcome.source.toString())
         this.router.count('messages_invalid', 1, { reason: outcome.reason })
         this.router.emit({ type: 'InvalidMessage', peerId: outcome.source, reason: outcome.reason, error: outcome.error })
         break

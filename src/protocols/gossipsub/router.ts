@@ -82,9 +82,9 @@ export interface PeerState {
   /** What its handlers were last told (`KeepAlive`): it shares a topic with us (see `sharesTopic`). */
   keepAlive: boolean
   /**
-   * What its handlers were last told (`HoldInbound`): its score fell below `graylistThreshold`
-   * as it sent an RPC, so its inbound streams are not read until the score is back (see
-   * `holdInbound`, `releaseInbound`).
+   * What its handlers were last told (`HoldInbound`): its score was found below
+   * `graylistThreshold` (at an RPC of it, or a rejected message), so its inbound streams are
+   * not read until the score is back (see `holdInbound`, `releaseInbound`).
    */
   held: boolean
 }
@@ -308,10 +308,10 @@ export class Router<TEvent> {
   }
 
   /**
-   * `peer` is graylisted as it sends us an RPC: its handlers stop reading its inbound streams
-   * (what they already read is still handed over, and ignored), so that what it sends costs no
-   * reads, decryption or buffers past Yamux's window. The heartbeat reads them again once its
-   * score is back to the threshold (`releaseInbound`).
+   * `peer` is found graylisted (at an RPC of it, or a penalty): its handlers stop reading its
+   * inbound streams (what they already read is still handed over, and ignored), so that what
+   * it sends costs no reads, decryption or buffers past Yamux's window. The heartbeat reads
+   * them again once its score is back to the threshold (`releaseInbound`).
    */
   holdInbound (peer: PeerState): void {
     if (peer.held) return
@@ -319,6 +319,16 @@ export class Router<TEvent> {
     this.held.add(peer.key)
     log('%p is graylisted: its inbound streams are paused', peer.peerId)
     for (const connection of peer.connections) this.sendHold(peer, connection)
+  }
+
+  /**
+   * A penalty may have taken `key` below `graylistThreshold` (a message of it rejected): held at
+   * once, rather than at its next RPC, which may already have been read.
+   */
+  holdIfGraylisted (key: PeerKey): void {
+    const peer = this.peers.get(key)
+    if (peer == null || peer.held || this.explicit.has(key) || this.score(key) >= this.thresholds.graylist) return
+    this.holdInbound(peer)
   }
 
   /** At the heartbeat: held peers whose score is back to `graylistThreshold` are read again. */
