@@ -330,3 +330,46 @@ describe('interop: GossipSub with @libp2p/gossipsub 17 (5 of ours, 5 of js, bipa
     })
   }
 })
+
+describe('interop: a js-libp2p peer that ours graylists is held, then read again', function () {
+  this.timeout(60_000)
+  let ours: Awaited<ReturnType<typeof ourMember>>
+  let js: Awaited<ReturnType<typeof jsMember>>
+
+  before(async () => {
+    ours = await ourMember('ours', 'StrictSign')
+    js = await jsMember('js', 'StrictSign')
+    ours.subscribe()
+    js.subscribe()
+    await js.dial(await ours.address())
+    await until('each side knows the other\'s subscription', () => ours.subscribers().includes(js.peerId) && js.subscribers().includes(ours.peerId))
+  })
+
+  after(async () => {
+    await Promise.all([ours, js].map(async m => { await m.close() }))
+  })
+
+  it('delivers nothing of it while its score is below the graylist; once the score is back, what it sent meanwhile and after arrives, over the same connection', async () => {
+    // js keeps its stream to ours while ours does not read it (its writes wait), and carries on
+    // once ours reads again: nothing is reset, no connection closes.
+    const pubsub = ours.node.swarm.behaviour.gossipsub
+    const jsId = peerIdFromString(js.peerId)
+    js.publish(text('before'))
+    await until('the first message', () => ours.received().includes('before'))
+    pubsub.setApplicationScore(jsId, -100)
+    expect(pubsub.peerScore(jsId)).to.be.below(-80)
+    // The first message while graylisted is ignored, and holds js's stream. (It may still
+    // come back later by gossip, once ours reads js's IHAVEs again.)
+    js.publish(text('ignored'))
+    await new Promise(resolve => setTimeout(resolve, 5 * HEARTBEAT_MS))
+    for (let i = 0; i < 20; i++) js.publish(text(`held ${i}`))
+    await new Promise(resolve => setTimeout(resolve, 5 * HEARTBEAT_MS))
+    expect(ours.received().filter(t => t !== 'before')).to.deep.equal([])
+    pubsub.setApplicationScore(jsId, 0)
+    js.publish(text('after'))
+    await until('the message after the release', () => ours.received().includes('after'))
+    await until('what js sent while held', () => ours.received().filter(t => t.startsWith('held ')).length === 20)
+    expect(new Set(ours.received()).size, 'each message once').to.equal(ours.received().length)
+    expect(ours.node.swarm.connectedPeers().map(p => p.toString())).to.include(js.peerId)
+  })
+})
