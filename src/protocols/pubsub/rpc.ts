@@ -130,8 +130,8 @@ const utf8 = new TextEncoder()
 
 /**
  * Topics encoded for `encodeMessageAfter`, which runs for every signature checked: a node
- * checks messages of the few topics it subscribes to (1% of a 10,000-peer simulation's
- * profile went to encoding them again). Forgotten all at once past `TOPIC_CACHE_SIZE`.
+ * checks messages of the few topics it subscribes to, and encoding them again each time showed
+ * in profiles (bench/README.md). Forgotten all at once past `TOPIC_CACHE_SIZE`.
  */
 const topicBytes = new Map<string, Uint8Array>()
 const TOPIC_CACHE_SIZE = 256
