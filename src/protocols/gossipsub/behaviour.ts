@@ -613,7 +613,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
       }
     }
     // Below the graylist threshold the rest of the RPC is ignored (explicit peers excepted).
-    if (this.router.score(peer.key) < this.router.thresholds.graylist && !this.router.explicit.has(peer.key)) {
+    if (this.router.graylisted(peer.key)) {
       this.router.holdInbound(peer)
       return
     }

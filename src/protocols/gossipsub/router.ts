@@ -327,15 +327,19 @@ export class Router<TEvent> {
    */
   holdIfGraylisted (key: PeerKey): void {
     const peer = this.peers.get(key)
-    if (peer == null || peer.held || this.explicit.has(key) || this.score(key) >= this.thresholds.graylist) return
-    this.holdInbound(peer)
+    if (peer != null && this.graylisted(key)) this.holdInbound(peer)
+  }
+
+  /** Whether `key`'s score is below `graylistThreshold` (never an explicit peer's): its RPCs are ignored. */
+  graylisted (key: PeerKey): boolean {
+    return this.score(key) < this.thresholds.graylist && !this.explicit.has(key)
   }
 
   /** At the heartbeat: held peers whose score is back to `graylistThreshold` are read again. */
   releaseInbound (): void {
     for (const key of this.held) {
       const peer = this.peers.get(key)
-      if (peer != null && this.score(key) < this.thresholds.graylist) continue
+      if (peer != null && this.graylisted(key)) continue
       this.held.delete(key)
       if (peer == null) continue
       peer.held = false
