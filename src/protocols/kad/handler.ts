@@ -25,8 +25,10 @@
 import { logger } from '@libp2p/logger'
 import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, PeerswarmError, toError } from '../../core/errors.js'
+import { deadline } from '../../core/timers.js'
 import { decodeMessage, encodeMessage, MAX_PEERS_PER_LIST } from './message.js'
 import type { Config, Mode } from './config.js'
+import type { Deadline } from '../../core/timers.js'
 import type { Message } from './message.js'
 import type { QueryId } from './query.js'
 import type { Context, Waker } from '../../behaviour/context.js'
@@ -382,9 +384,13 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private async serveStream (entry: Inbound): Promise<void> {
     const { stream } = entry
     const maxSize = this.config.maxPacketSize
+    let step: Deadline | undefined
     try {
       for (;;) {
-        const signal = AbortSignal.any([entry.controller.signal, AbortSignal.timeout(this.config.substreamsTimeout)])
+        // One deadline per request: its read, the behaviour's answer and the write.
+        step?.clear()
+        step = deadline(this.config.substreamsTimeout, entry.controller.signal)
+        const signal = step.signal
         let bytes: Uint8Array
         try {
           bytes = await readFrame(stream, { maxSize, signal })
@@ -430,6 +436,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
       log('inbound stream of %p failed: %s', this.peerId, describe(err))
       this.report({ type: 'InboundError', error: toError(err) })
     } finally {
+      step?.clear()
       this.inbound.delete(entry)
     }
   }

@@ -9,6 +9,7 @@
 import { logger } from '@libp2p/logger'
 import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, toError } from '../../core/errors.js'
+import { deadline } from '../../core/timers.js'
 import { HOP_PROTOCOL, MAX_PENDING_STREAMS, STOP_PROTOCOL } from './config.js'
 import { MAX_MESSAGE_SIZE, decodeHopMessage, decodeStopMessage, encodeHopMessage, encodeStopMessage, signVoucher } from './message.js'
 import { CircuitIOError, splice } from './splice.js'
@@ -228,7 +229,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, St
   private async readRequest (stream: Stream): Promise<void> {
     this.pending.add(stream)
     stream.addEventListener('close', () => { this.pending.delete(stream) })
-    const timeout = timeoutSignal(this.config.streamTimeout)
+    const timeout = deadline(this.config.streamTimeout)
     let message: HopMessage
     try {
       message = decodeHopMessage(await readFrame(stream, { maxSize: MAX_MESSAGE_SIZE, signal: timeout.signal }))
@@ -285,7 +286,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, St
   private async connect (stream: Stream, info: StopInfo): Promise<void> {
     this.pendingStops--
     this.pending.add(stream)
-    const timeout = timeoutSignal(this.config.streamTimeout)
+    const timeout = deadline(this.config.streamTimeout)
     const limit: Limit = { duration: this.config.maxCircuitDuration, data: this.config.maxCircuitBytes }
     try {
       const options = { maxSize: MAX_MESSAGE_SIZE, signal: timeout.signal }
@@ -347,7 +348,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, St
   private async answer (request: HopRequest, message: HopMessage, close = true): Promise<boolean> {
     const { stream } = request
     this.pending.add(stream)
-    const timeout = timeoutSignal(this.config.streamTimeout)
+    const timeout = deadline(this.config.streamTimeout)
     try {
       await writeFrame(stream, encodeHopMessage(message), { maxSize: MAX_MESSAGE_SIZE, signal: timeout.signal })
       if (close) await stream.close({ signal: timeout.signal })
@@ -379,14 +380,4 @@ function circuitOf (info: StopInfo): { circuitId: CircuitId, srcPeerId: PeerId, 
 
 function stopFailure (info: StopInfo): { type: 'OutboundConnectNegotiationFailed', circuitId: CircuitId, srcPeerId: PeerId, srcConnectionId: ConnectionId, request: HopRequest } {
   return { type: 'OutboundConnectNegotiationFailed', ...circuitOf(info) }
-}
-
-/**
- * @internal An abort signal that fires after `ms`, on `setTimeout` (so that fake clocks drive
- * it, unlike `AbortSignal.timeout`), and a `clear` to call when the step is done.
- */
-export function timeoutSignal (ms: number): { readonly signal: AbortSignal, readonly clear: () => void } {
-  const controller = new AbortController()
-  const timer = setTimeout(() => { controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')) }, ms)
-  return { signal: controller.signal, clear: () => { clearTimeout(timer) } }
 }

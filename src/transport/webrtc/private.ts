@@ -34,6 +34,7 @@ import { select, handle } from '@libp2p/multistream-select'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PeerswarmError } from '../../core/errors.js'
+import { deadline } from '../../core/timers.js'
 import { lpStream } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -405,7 +406,8 @@ export class WebRTCTransport implements Transport {
     const RTC = await loadRTCPeerConnection()
     const relayed = dialUpgraded(await this.relay.dial(target.circuit, options))
     const session = new Session(address, 'outbound', this.options)
-    const signal = AbortSignal.any([options.signal, AbortSignal.timeout(this.options.signalingTimeout ?? DEFAULTS.signalingTimeout)])
+    const timeout = deadline(this.options.signalingTimeout ?? DEFAULTS.signalingTimeout, options.signal)
+    const signal = timeout.signal
     let stream: Stream | undefined
     try {
       if (!relayed.remotePeer.equals(target.peerId)) throw new WebRTCSignalingError(`the relayed connection reached ${relayed.remotePeer.toString()}, not ${target.peerId.toString()}`)
@@ -417,6 +419,8 @@ export class WebRTCTransport implements Transport {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       void closeRelayed(relayed, DEFAULTS.closeTimeout)
       throw err
+    } finally {
+      timeout.clear()
     }
     log('dialed %s directly, %d remote candidates', address, session.candidates)
     const signalingStream = stream
@@ -494,7 +498,8 @@ class WebRTCListener extends TypedEventEmitter<ListenerEvents> implements Listen
     const session = new Session(multiaddr(`/webrtc/p2p/${source.toString()}`), 'inbound', this.options)
     const maConn = markPreUpgraded(session.maConn, async (gateSignal) => {
       this.pending++
-      const signal = AbortSignal.any([gateSignal, AbortSignal.timeout(this.options.signalingTimeout ?? DEFAULTS.signalingTimeout)])
+      const timeout = deadline(this.options.signalingTimeout ?? DEFAULTS.signalingTimeout, gateSignal)
+      const signal = timeout.signal
       let relayed: UpgradedConnection | undefined
       let stream: Stream | undefined
       try {
@@ -508,6 +513,7 @@ class WebRTCListener extends TypedEventEmitter<ListenerEvents> implements Listen
         if (relayed != null) abortUpgraded(relayed, err instanceof Error ? err : new Error(String(err)))
         throw err
       } finally {
+        timeout.clear()
         this.pending--
       }
       log('accepted %p directly, %d remote candidates', source, session.candidates)

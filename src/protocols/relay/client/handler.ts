@@ -8,9 +8,8 @@
 import { logger } from '@libp2p/logger'
 import { readFrame, writeFrame } from '../../../behaviour/framing.js'
 import { describe, toError } from '../../../core/errors.js'
-import { MAX_TIMER_DELAY } from '../../../core/timers.js'
+import { MAX_TIMER_DELAY, deadline } from '../../../core/timers.js'
 import { HOP_PROTOCOL, MAX_PENDING_STREAMS, STOP_PROTOCOL, defaultConfig } from '../config.js'
-import { timeoutSignal } from '../handler.js'
 import { MAX_MESSAGE_SIZE, decodeHopMessage, decodeStopMessage, encodeHopMessage, encodeStopMessage } from '../message.js'
 import { ConnectError, ReserveError, connectErrorOf, reserveErrorOf } from './errors.js'
 import type { PendingCircuit, ReservationSink } from './channel.js'
@@ -173,7 +172,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
   /** Send RESERVE on `stream` and take the relay's answer. */
   private async reserve (stream: Stream, sink: ReservationSink, renewal: boolean): Promise<void> {
     this.inflight.add(stream)
-    const timeout = timeoutSignal(STREAM_TIMEOUT)
+    const timeout = deadline(STREAM_TIMEOUT)
     const options = { maxSize: MAX_MESSAGE_SIZE, signal: timeout.signal }
     let answer
     try {
@@ -219,8 +218,8 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
   /** Send CONNECT on `stream`; on OK the stream is the circuit. */
   private async connect (stream: Stream, request: PendingCircuit): Promise<void> {
     this.inflight.add(stream)
-    const timeout = timeoutSignal(STREAM_TIMEOUT)
-    const signal = AbortSignal.any([timeout.signal, request.signal])
+    const timeout = deadline(STREAM_TIMEOUT, request.signal)
+    const signal = timeout.signal
     const options = { maxSize: MAX_MESSAGE_SIZE, signal }
     try {
       await writeFrame(stream, encodeHopMessage({ type: 'CONNECT', peer: { id: request.dstPeerId, addrs: [] } }), options)
@@ -246,7 +245,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour, In
   private async acceptStop (stream: Stream): Promise<void> {
     this.inboundStops++
     this.inflight.add(stream)
-    const timeout = timeoutSignal(STREAM_TIMEOUT)
+    const timeout = deadline(STREAM_TIMEOUT)
     const options = { maxSize: MAX_MESSAGE_SIZE, signal: timeout.signal }
     const answer = async (message: StopMessage): Promise<void> => { await writeFrame(stream, encodeStopMessage(message), options) }
     try {
