@@ -73,6 +73,9 @@ export interface SubstreamProtocol<TInfo = unknown> {
   readonly timeout?: number
 }
 
+/** @internal The listen protocol of a handler that accepts no inbound stream (shared: never changed). */
+export const NO_PROTOCOLS: SubstreamProtocol = Object.freeze({ protocols: Object.freeze([]) })
+
 /**
  * Protocols a side of a connection started or stopped supporting.
  *

@@ -4,11 +4,9 @@
  *
  * @module
  */
+import { NO_PROTOCOLS } from './connection-handler.js'
 import type { ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol } from './connection-handler.js'
 import type { NetworkBehaviour, ToSwarm } from './network-behaviour.js'
-
-/** What the dummy handler listens on: nothing. */
-const NOTHING: SubstreamProtocol = { protocols: [] }
 
 /**
  * A handler with no protocol, no events and no keep-alive.
@@ -17,7 +15,7 @@ const NOTHING: SubstreamProtocol = { protocols: [] }
  */
 export class DummyHandler implements ConnectionHandler<never, never> {
   listenProtocol (): SubstreamProtocol {
-    return NOTHING
+    return NO_PROTOCOLS
   }
 
   connectionKeepAlive (): boolean {

@@ -23,6 +23,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
+import { NO_PROTOCOLS } from '../../behaviour/connection-handler.js'
 import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, PeerswarmError, toError } from '../../core/errors.js'
 import { deadline } from '../../core/timers.js'
@@ -125,9 +126,6 @@ interface Inbound {
   readonly controller: AbortController
 }
 
-/** What a client-mode handler listens on: nothing. */
-const NOTHING: SubstreamProtocol = { protocols: [] }
-
 /** The Kademlia handler of one connection. */
 export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private mode: Mode
@@ -156,7 +154,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   }
 
   listenProtocol (): SubstreamProtocol {
-    if (this.mode !== 'server') return NOTHING
+    if (this.mode !== 'server') return NO_PROTOCOLS
     this.serverListen ??= { protocols: this.config.protocolNames }
     return this.serverListen
   }
