@@ -18,7 +18,9 @@
  * one JSON line per phase. Then, 30 s after the sequence ends (honest traffic going on), RSS
  * without a GC and after one. At the end: every honest message must have reached the victim
  * and the other honest peer, nothing bad anywhere (`valid:` messages of the attackers are
- * legitimate, once); a table of the growth per kind, ours against js, and a JSON summary.
+ * legitimate, once; the summary gives, for ours, the bytes of forwards the victim dropped, so
+ * that valid messages the honest peers lack can be told from lost ones); a table of the growth
+ * per kind, ours against js, and a JSON summary.
  *
  * Growth during the sequence is the highest RSS sampled during any attack minus RSS at the
  * start (after a GC, with the honest traffic running); "after 30 s" is RSS then minus the same
@@ -82,6 +84,12 @@ interface Deliveries {
   validDuplicates: number
   bad: number
   badSamples: string[]
+  /**
+   * Ours as the victim: bytes of forwards it dropped from its queues (`totals().droppedBytes`:
+   * not written within `forwardDeadline` to a peer that reads slowly, or no room), which is
+   * where the attacker's valid messages go missing when the driver's honest peers read late.
+   */
+  forwardBytesDropped?: number
 }
 
 type Request =
@@ -103,6 +111,8 @@ interface VictimNode {
   address: string
   peerId: string
   meshSize: () => number
+  /** Bytes of forwards dropped from the outbound queues (ours only). */
+  forwardBytesDropped?: () => number
   close: () => Promise<void>
 }
 
@@ -149,6 +159,7 @@ async function oursVictim (counter: DeliveryCounter): Promise<VictimNode> {
     address,
     peerId: swarm.localPeerId.toString(),
     meshSize: () => swarm.behaviour.gossipsub.meshPeers(TOPIC).length,
+    forwardBytesDropped: () => swarm.behaviour.gossipsub.totals().droppedBytes,
     close: async () => {
       clearInterval(forget)
       await node.close()
@@ -261,7 +272,7 @@ async function victimMain (impl: 'ours' | 'js', options: { profile: boolean }): 
           answer({ ...peak })
           break
         case 'deliveries':
-          answer(counter.counts)
+          answer({ ...counter.counts, forwardBytesDropped: node.forwardBytesDropped?.() })
           break
         case 'cpu': {
           // The share of one core used since the last ask.
