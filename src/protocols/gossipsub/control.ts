@@ -14,12 +14,12 @@
  *   the mesh is full, inbound peers (with PX);
  * - PRUNE: ignored for topics we have no mesh of; otherwise the peer leaves the mesh and is
  *   backed off for its announced backoff (or ours); its PX peers are dialed if its score allows;
+ * - all of them: a peer whose control messages carry more than `maxControlEntries` entries
+ *   (ids, topics, PX records) in one heartbeat is not read until the next one (`holdInbound`);
  * - IDONTWANT (v1.2): up to `maxIDontWantIds` ids (`maxIDontWantBytes` of ids) per peer per
  *   heartbeat; those ids are not sent to that peer for `idontwantTtlHeartbeats`: not
  *   forwarded nor given on IWANT from now on, and copies already queued for it are dropped
- *   by its connection's handler when their turn to be written comes (see `UnwantedIds`);
- * - all of them: a peer whose control messages carry more than `maxControlEntries` entries
- *   (ids, topics, PX records) in one heartbeat is not read until the next one (`holdInbound`).
+ *   by its connection's handler when their turn to be written comes (see `UnwantedIds`).
  *
  * @module
  */
