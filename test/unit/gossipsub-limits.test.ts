@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { expect } from 'chai'
-import { ConfigError, gossipsub } from '../../src/index.js'
+import { gossipsub } from '../../src/index.js'
 import { collect, Harness, keyOf } from '../fixtures/gossipsub-harness.js'
 import { MessageAuthor } from '../../src/protocols/pubsub/authenticity.js'
 
@@ -61,32 +61,6 @@ describe('GossipSub limits', () => {
     h.clearSent()
     for (const raw of raws.slice(8)) h.inject(source, { publish: [raw] })
     expect(collect.messages(h.takeSent(peer)).map(m => m.data?.[0])).to.deep.equal([11])
-  })
-
-  it('maxControlEntries: a peer whose control messages carry more entries in one heartbeat is not read until the next one; the others are untouched', async () => {
-    h = Harness.create({ maxControlEntries: 100 })
-    h.behaviour.subscribe(T)
-    const [flooder, quiet] = await h.connectMany(2, { topics: [T] })
-    const id = flooder.peerId.toString()
-    const ids = (n: number, from: number): Uint8Array[] => Array.from({ length: n }, (_, i) => Uint8Array.from([from + i, 1, 2]))
-    // Each IHAVE, IWANT, IDONTWANT and PRUNE, and each id and PX record in them, add up:
-    // 41 + 39 + 20 = 100 entries is the bound, not past it.
-    h.inject(flooder, { control: { ihave: [{ topicID: T, messageIDs: ids(40, 0) }], iwant: [{ messageIDs: ids(38, 40) }] } })
-    h.inject(flooder, { control: { idontwant: [{ messageIDs: ids(19, 80) }] } })
-    h.drain()
-    expect(h.holdSent).to.deep.equal([])
-    h.inject(flooder, { control: { prune: [{ topicID: 'other', peers: [] }] } })
-    h.inject(quiet, { control: { idontwant: [{ messageIDs: ids(99, 0) }] } })
-    h.drain()
-    expect(h.holdSent).to.deep.equal([{ peer: id, value: true }])
-    // The next heartbeat reads it again, and its count starts over.
-    await h.heartbeats(1)
-    expect(h.holdSent).to.deep.equal([{ peer: id, value: true }, { peer: id, value: false }])
-    h.inject(flooder, { control: { idontwant: [{ messageIDs: ids(99, 0) }] } })
-    h.drain()
-    expect(h.holdSent).to.have.length(2)
-    expect(() => new gossipsub.Behaviour({ authenticity: gossipsub.MessageAuthenticity.anonymous(), maxControlEntries: 0 }))
-      .to.throw(ConfigError).with.property('field', 'maxControlEntries')
   })
 
   it('maxIHaveBytes: ids asked by IWANT per heartbeat stay within the byte budget; a long id is never asked for', async () => {

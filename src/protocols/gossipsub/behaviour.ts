@@ -777,7 +777,7 @@ export class Behaviour implements NetworkBehaviour<Event, FromBehaviour, ToBehav
     const key = peerId.toString()
     let peer = this.router.peers.get(key)
     if (peer == null) {
-      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, controlEntries: 0, iasked: 0, iaskedBytes: 0, idontwantIds: 0, idontwantBytes: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds(), keepAlive: false, held: false }
+      peer = { peerId, key, connections: [], topics: new Set(), controlRpcs: 0, iasked: 0, iaskedBytes: 0, idontwantIds: 0, idontwantBytes: 0, subscribeOffers: 0, dontSend: new Map(), heard: new RecentIds(), keepAlive: false, held: false }
       this.router.peers.set(key, peer)
     }
     return peer

@@ -122,14 +122,6 @@ export interface Config {
   readonly maxIDontWantBytes: number
   /** Heartbeats an IDONTWANT is honoured (default: 3, as go). */
   readonly idontwantTtlHeartbeats: number
-  /**
-   * Entries of control messages (IHAVE, IWANT and IDONTWANT ids, GRAFT and PRUNE topics, PX
-   * records) a peer may send per heartbeat before its inbound streams are paused until the
-   * next heartbeat (default: 50 000, ten times what the budgets above take of an honest peer).
-   * What goes past the budgets is ignored anyway; pausing makes a flood of it cost no reads,
-   * decryption or buffers either. An addition of ours: go, js and rust read and drop it.
-   */
-  readonly maxControlEntries: number
   /** Every this many heartbeats, disconnected explicit peers are dialed again (default: 300). */
   readonly directConnectTicks: number
   /** Every this many heartbeats, opportunistic grafting may run (default: 60). */
@@ -218,7 +210,6 @@ export const defaultConfig = Object.freeze({
   maxIDontWantIds: 1_000,
   maxIDontWantBytes: 64 * 1024,
   idontwantTtlHeartbeats: 3,
-  maxControlEntries: 50_000,
   directConnectTicks: 300,
   opportunisticGraftTicks: 60,
   opportunisticGraftPeers: 2,
@@ -246,8 +237,7 @@ const COUNTS: readonly NumberField[] = [
 const POSITIVE: readonly NumberField[] = [
   'heartbeatInterval', 'fanoutTtl', 'historyLength', 'historyGossip', 'seenTtl', 'seenMaxEntries', 'pruneBackoff',
   'unsubscribeBackoff', 'iwantFollowupTime', 'idontwantTtlHeartbeats', 'directConnectTicks',
-  'opportunisticGraftTicks', 'maxPendingValidations', 'maxTransmitSize', 'maxQueuedBytes', 'forwardDeadline', 'maxTopicsPerPeer',
-  'maxControlEntries'
+  'opportunisticGraftTicks', 'maxPendingValidations', 'maxTransmitSize', 'maxQueuedBytes', 'forwardDeadline', 'maxTopicsPerPeer'
 ]
 
 /** Validate `options` over the defaults; throws `ConfigError` naming the bad field. */

@@ -14,8 +14,6 @@
  *   the mesh is full, inbound peers (with PX);
  * - PRUNE: ignored for topics we have no mesh of; otherwise the peer leaves the mesh and is
  *   backed off for its announced backoff (or ours); its PX peers are dialed if its score allows;
- * - all of them: a peer whose control messages carry more than `maxControlEntries` entries
- *   (ids, topics, PX records) in one heartbeat is not read until the next one (`holdInbound`);
  * - IDONTWANT (v1.2): up to `maxIDontWantIds` ids (`maxIDontWantBytes` of ids) per peer per
  *   heartbeat; those ids are not sent to that peer for `idontwantTtlHeartbeats`: not
  *   forwarded nor given on IWANT from now on, and copies already queued for it are dropped
@@ -40,24 +38,11 @@ const MAX_BACKOFF = 24 * 60 * 60 * 1000
 /** Handle the control part of an RPC from `peer`. */
 export function handleControl<T> (r: Router<T>, peer: PeerState, control: ControlRecord, pxDials: Set<ConnectionId>): void {
   peer.controlRpcs++
-  peer.controlEntries += controlEntries(control)
-  if (peer.controlEntries > r.config.maxControlEntries) r.holdInbound(peer, `sent ${peer.controlEntries} control entries this heartbeat`)
   for (const ihave of control.ihave ?? []) handleIHave(r, peer, ihave.topicID, ihave.messageIDs ?? [])
   for (const iwant of control.iwant ?? []) handleIWant(r, peer, iwant.messageIDs ?? [])
   for (const graft of control.graft ?? []) handleGraft(r, peer, graft.topicID)
   for (const prune of control.prune ?? []) handlePrune(r, peer, prune, pxDials)
   for (const idontwant of control.idontwant ?? []) handleIDontWant(r, peer, idontwant.messageIDs ?? [])
-}
-
-/** Ids, topics and PX records in `control`: what `maxControlEntries` counts. */
-function controlEntries (control: ControlRecord): number {
-  let n = 0
-  for (const ihave of control.ihave ?? []) n += 1 + (ihave.messageIDs?.length ?? 0)
-  for (const iwant of control.iwant ?? []) n += 1 + (iwant.messageIDs?.length ?? 0)
-  for (const idontwant of control.idontwant ?? []) n += 1 + (idontwant.messageIDs?.length ?? 0)
-  n += control.graft?.length ?? 0
-  for (const prune of control.prune ?? []) n += 1 + (prune.peers?.length ?? 0)
-  return n
 }
 
 function handleIHave<T> (r: Router<T>, peer: PeerState, topic: string | undefined, ids: readonly MessageId[]): void {

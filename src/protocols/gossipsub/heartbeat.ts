@@ -35,7 +35,6 @@ export function heartbeat<T> (r: Router<T>): void {
 
   for (const peer of r.peers.values()) {
     peer.controlRpcs = 0
-    peer.controlEntries = 0
     peer.iasked = 0
     peer.iaskedBytes = 0
     peer.idontwantIds = 0

@@ -73,8 +73,6 @@ export interface PeerState {
   idontwantIds: number
   /** Bytes of those ids. */
   idontwantBytes: number
-  /** Entries of its control messages this heartbeat (ids, topics, PX records; see `maxControlEntries`). */
-  controlEntries: number
   /** IHAVEs offered to it this heartbeat because it subscribed (`gossipOnSubscribe`). */
   subscribeOffers: number
   /** Message id keys it asked us not to send, with the heartbeat at which that ends. */
@@ -85,9 +83,8 @@ export interface PeerState {
   keepAlive: boolean
   /**
    * What its handlers were last told (`HoldInbound`): its score was found below
-   * `graylistThreshold` (at an RPC of it, or a rejected message), or it sent more than
-   * `maxControlEntries` this heartbeat, so its inbound streams are not read until a heartbeat
-   * finds it neither (see `holdInbound`, `releaseInbound`).
+   * `graylistThreshold` (at an RPC of it, or a rejected message), so its inbound streams are
+   * not read until the score is back (see `holdInbound`, `releaseInbound`).
    */
   held: boolean
 }
@@ -311,17 +308,16 @@ export class Router<TEvent> {
   }
 
   /**
-   * `peer` is found graylisted (at an RPC of it, or a penalty), or flooding control messages
-   * (`maxControlEntries`): its handlers stop reading its inbound streams (what they already
-   * read is still handed over), so that what it sends costs no reads, decryption or buffers
-   * past Yamux's window. A heartbeat reads them again once its score is back to the threshold
-   * (`releaseInbound`); the control count starts again at every heartbeat.
+   * `peer` is found graylisted (at an RPC of it, or a penalty): its handlers stop reading its
+   * inbound streams (what they already read is still handed over, and ignored), so that what
+   * it sends costs no reads, decryption or buffers past Yamux's window. The heartbeat reads
+   * them again once its score is back to the threshold (`releaseInbound`).
    */
-  holdInbound (peer: PeerState, why = 'is graylisted'): void {
+  holdInbound (peer: PeerState): void {
     if (peer.held) return
     peer.held = true
     this.held.add(peer.key)
-    log('%p %s: its inbound streams are paused', peer.peerId, why)
+    log('%p is graylisted: its inbound streams are paused', peer.peerId)
     for (const connection of peer.connections) this.sendHold(peer, connection)
   }
 
@@ -339,10 +335,7 @@ export class Router<TEvent> {
     return this.score(key) < this.thresholds.graylist && !this.explicit.has(key)
   }
 
-  /**
-   * At the heartbeat (after the control counts were reset): held peers whose score is back to
-   * `graylistThreshold` are read again.
-   */
+  /** At the heartbeat: held peers whose score is back to `graylistThreshold` are read again. */
   releaseInbound (): void {
     for (const key of this.held) {
       const peer = this.peers.get(key)
@@ -350,7 +343,7 @@ export class Router<TEvent> {
       this.held.delete(key)
       if (peer == null) continue
       peer.held = false
-      log('%p is read again', peer.peerId)
+      log('%p is no longer graylisted: its inbound streams are read again', peer.peerId)
       for (const connection of peer.connections) this.sendHold(peer, connection)
     }
   }
