@@ -47,11 +47,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
-import { EventLog, addressOf, until } from '../test/fixtures/event-log.js'
+import { EventLog, until } from '../test/fixtures/event-log.js'
 import { ATTACKS, Attacker, VALID_PREFIX, attackScoring } from '../test/fixtures/under-attack.js'
 import type { ChildProcess } from 'node:child_process'
 import type { Session } from 'node:inspector'
 import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 const TOPIC = 'attack'
 const PAYLOAD = 1024
@@ -149,20 +150,25 @@ async function oursVictim (counter: DeliveryCounter): Promise<VictimNode> {
     .build()
   swarm.behaviour.gossipsub.subscribe(TOPIC)
   swarm.listenOn('/ip4/127.0.0.1/tcp/0')
-  const node = new EventLog(swarm, (event) => {
-    if (event.type === 'Behaviour' && event.event.behaviour === 'gossipsub' && event.event.event.type === 'Message') counter.add(event.event.event.message.data)
-  })
-  const address = (await addressOf(node)).toString()
-  // The log keeps every event: only the listen address is wanted from it.
-  const forget = setInterval(() => { node.clear() }, 1_000)
+  // The application, as js's victim has it: each message counted and let go at once (a log
+  // of the events would keep a second of them, and the frames their data are views of).
+  let listening: (address: Multiaddr) => void = () => {}
+  const bound = new Promise<Multiaddr>(resolve => { listening = resolve })
+  const running = (async () => {
+    for await (const event of swarm) {
+      if (event.type === 'NewListenAddr') listening(event.address)
+      else if (event.type === 'Behaviour' && event.event.behaviour === 'gossipsub' && event.event.event.type === 'Message') counter.add(event.event.event.message.data)
+    }
+  })()
+  const address = (await bound).encapsulate(`/p2p/${swarm.localPeerId.toString()}`).toString()
   return {
     address,
     peerId: swarm.localPeerId.toString(),
     meshSize: () => swarm.behaviour.gossipsub.meshPeers(TOPIC).length,
     forwardBytesDropped: () => swarm.behaviour.gossipsub.totals().droppedBytes,
     close: async () => {
-      clearInterval(forget)
-      await node.close()
+      await swarm.close()
+      await running
     }
   }
 }
