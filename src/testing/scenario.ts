@@ -18,6 +18,7 @@
 import '../compat.js'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { ConfigError } from '../core/errors.js'
+import { deadline } from '../core/timers.js'
 import { SwarmBuilder } from '../swarm/builder.js'
 import { combine } from '../behaviour/combine.js'
 import { toggle } from '../behaviour/toggle.js'
@@ -265,7 +266,19 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
       await sleep(schedule.end, scenario.signal)
       // Everything is published: wait for the last deliveries, at most `settle`.
       progress.enter('settling')
-      if (sim.expectedRemaining > 0 && !settings.aborted()) await Promise.race([new Promise<void>(resolve => { sim.allDelivered = resolve }), sleep(settings.settle, scenario.signal)])
+      if (sim.expectedRemaining > 0 && !settings.aborted()) {
+        // The settle timer is let go once everything arrived: in real time it would hold the
+        // process open up to `settle` after the run.
+        const settle = deadline(settings.settle, scenario.signal)
+        await Promise.race([
+          new Promise<void>(resolve => { sim.allDelivered = resolve }),
+          new Promise<void>(resolve => {
+            if (settle.signal.aborted) resolve()
+            settle.signal.addEventListener('abort', () => { resolve() }, { once: true })
+          })
+        ])
+        settle.clear()
+      }
     } finally {
       schedule.stop()
     }
@@ -992,9 +1005,9 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Poll `condition` every 50 ms until it holds; throw after `timeout` ms with `describe()`. */
 async function until (condition: () => boolean, timeout: number, what: string, describe: () => string = () => ''): Promise<void> {
-  const deadline = performance.now() + timeout
+  const end = performance.now() + timeout
   while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`simulation: ${what} did not complete within ${timeout} ms. ${describe()}`)
+    if (performance.now() > end) throw new Error(`simulation: ${what} did not complete within ${timeout} ms. ${describe()}`)
     await sleep(50)
   }
 }
