@@ -7,6 +7,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { toError } from '../core/errors.js'
+import { deadline } from '../core/timers.js'
 import { Connection } from './connection.js'
 import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPeerIdError, ListenTransportError, LocalPeerIdError, WrongPeerIdError } from '../core/connection-errors.js'
 import { abortUpgraded, dialUpgraded } from '../upgrade/upgrader.js'
@@ -301,15 +302,10 @@ function listenError (err: unknown, pending: PendingIncoming): ListenError {
  * `AbortSignal.timeout` would kill established connections.
  */
 async function withTimeout<T> (ms: number, parent: AbortSignal, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController()
-  const onParentAbort = (): void => { controller.abort(parent.reason) }
-  if (parent.aborted) onParentAbort()
-  else parent.addEventListener('abort', onParentAbort, { once: true })
-  const timer = setTimeout(() => { controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')) }, ms)
+  const timeout = deadline(ms, parent)
   try {
-    return await task(controller.signal)
+    return await task(timeout.signal)
   } finally {
-    clearTimeout(timer)
-    parent.removeEventListener('abort', onParentAbort)
+    timeout.clear()
   }
 }
