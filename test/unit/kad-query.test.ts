@@ -84,6 +84,22 @@ describe('kad: the iterative lookup (ClosestPeersIter)', () => {
   })
 })
 
+/** Peers of our routing table closer to `key` than we are. */
+function closerInTable (h: KadHarness, key: Uint8Array): number {
+  const target = keyOf(key).hash
+  const local = keyOfPeer(h.local).hash
+  return h.behaviour.closestLocalPeers(key, 10_000).filter(p => compareDistance(target, keyOfPeer(p.peerId).hash, local) < 0).length
+}
+
+/** The first key `/v/<i>` for which `accept(peers of our table closer to it than we are)` holds. */
+function keyWhere (h: KadHarness, accept: (closer: number) => boolean): Uint8Array {
+  for (let i = 0; i < 100_000; i++) {
+    const key = bytes(`/v/${i}`)
+    if (accept(closerInTable(h, key))) return key
+  }
+  throw new Error('no such key among 100,000')
+}
+
 describe('kad: the behaviour against fake peers', function () {
   this.timeout(60_000)
   let clock: ReturnType<typeof FakeTimers.install>
@@ -351,28 +367,30 @@ describe('kad: the behaviour against fake peers', function () {
     h.behaviour.putRecord({ key: own, value: bytes('mine') }, 'one')
     h.behaviour.startProviding(bytes('provided'))
     h.settle()
-    // A record a peer put at us.
+    // A record a peer put at us, under a key we are among the k closest to: a record far from
+    // us would expire sooner than the two hours this test runs (see the next test).
+    const theirs = keyWhere(h, closer => closer < 20)
     const peer = [...h.peers.values()][0]
     const connectionId = h.connections.get(peer.peerId.toString()) ?? h.connect(peer)
     let echoed: kad.Message | undefined
     const channel = new kad.InboundChannel(m => { echoed = m })
     h.behaviour.onConnectionHandlerEvent(peer.peerId, connectionId, {
       type: 'InboundRequest',
-      request: { type: 'PUT_VALUE', key: bytes('/v/theirs'), record: { key: bytes('/v/theirs'), value: bytes('yours') }, closerPeers: [], providerPeers: [] },
+      request: { type: 'PUT_VALUE', key: theirs, record: { key: theirs, value: bytes('yours') }, closerPeers: [], providerPeers: [] },
       channel
     })
     expect(echoed?.record?.value).to.deep.equal(bytes('yours'))
-    expect(h.behaviour.store.get(bytes('/v/theirs'))?.expires).to.be.a('number')
+    expect(h.behaviour.store.get(theirs)?.expires).to.equal(Date.now() + 48 * 3_600_000)
     h.events.length = 0
     const puts = (key: Uint8Array): number => [...h.peers.values()].reduce((n, p) => n + (p.records.has(Buffer.from(key).toString('hex')) ? 1 : 0), 0)
-    expect(puts(bytes('/v/theirs'))).to.equal(0)
+    expect(puts(theirs)).to.equal(0)
     // The record received just now is skipped by the first run (its sender replicated it).
     clock.tick(3_600_000)
     h.settle()
-    expect(puts(bytes('/v/theirs'))).to.equal(0)
+    expect(puts(theirs)).to.equal(0)
     clock.tick(3_600_000)
     h.settle()
-    expect(puts(bytes('/v/theirs'))).to.equal(20)
+    expect(puts(theirs)).to.equal(20)
     // Replication reports nothing; our own record waits for its publication.
     expect(h.events.filter(e => e.type === 'OutboundQueryProgressed' && e.result.type === 'RepublishRecord')).to.have.length(0)
     for (let hour = 2; hour < 22; hour++) {
@@ -382,6 +400,41 @@ describe('kad: the behaviour against fake peers', function () {
     const types = h.events.flatMap(e => e.type === 'OutboundQueryProgressed' ? [e.result.type] : [])
     expect(types.filter(t => t === 'RepublishRecord')).to.have.length(1)
     expect(types.filter(t => t === 'RepublishProvider')).to.have.length(1)
+  })
+
+  it('a record received far from us (n peers of our table beyond the k closer than us) expires after TTL / 2^n', () => {
+    h = new KadHarness()
+    // 200 peers offered to our table: its buckets near us fill up, far ones keep k each.
+    for (const p of h.addPeers(200)) h.behaviour.addAddress(p.peerId, p.address)
+    const peer = [...h.peers.values()][0]
+    const connectionId = h.connections.get(peer.peerId.toString()) ?? h.connect(peer)
+    const put = (key: Uint8Array): number | undefined => {
+      h.behaviour.onConnectionHandlerEvent(peer.peerId, connectionId, {
+        type: 'InboundRequest',
+        request: { type: 'PUT_VALUE', key, record: { key, value: bytes('v') }, closerPeers: [], providerPeers: [] },
+        channel: new kad.InboundChannel(() => {})
+      })
+      return h.behaviour.store.get(key)?.expires
+    }
+    const ttl = 48 * 3_600_000
+    const near = keyWhere(h, closer => closer <= 20)
+    expect(put(near)).to.equal(Date.now() + ttl)
+    // Keys 1 to 10 peers beyond the k closest (which distances exist depends on the random ids).
+    const beyondK = new Map<number, Uint8Array>()
+    for (let i = 0; i < 2_000; i++) {
+      const key = bytes(`/far/${i}`)
+      const beyond = closerInTable(h, key) - 20
+      if (beyond > 0 && beyond <= 10 && !beyondK.has(beyond)) beyondK.set(beyond, key)
+    }
+    expect(beyondK.size).to.be.greaterThan(1)
+    for (const [beyond, key] of beyondK) expect(put(key)).to.equal(Date.now() + Math.floor(ttl / 2 ** beyond), `${beyond} beyond k`)
+    // Expired, the farthest is gone: the store no longer answers with it.
+    const farthest = Math.max(...beyondK.keys())
+    const far = beyondK.get(farthest) as Uint8Array
+    clock.tick(Math.floor(ttl / 2 ** farthest) - 1)
+    expect(h.behaviour.store.get(far)).to.not.equal(undefined)
+    clock.tick(1)
+    expect(h.behaviour.store.get(far)).to.equal(undefined)
   })
 
   it('its jobs start at most 10 queries per poll and have at most 100 running: 250 records to replicate wait their turn', () => {
