@@ -149,6 +149,59 @@ describe('pubsub inbound queue', () => {
   })
 })
 
+describe('pubsub inbound frames are decoded as the behaviour takes them', () => {
+  /** An IHAVE of 5,000 ids of 40 bytes: ~215 KB on the wire, several times that decoded. */
+  function ihaveFrame (tag: number): Uint8Array {
+    const ids = Array.from({ length: 5_000 }, (_, i) => { const id = new Uint8Array(40); id[0] = tag; id[1] = i & 0xff; return id })
+    return encodeFrame(encodeRpc({ control: { ihave: [{ topicID: 't', messageIDs: ids }] } }))
+  }
+
+  it('what a resumed stream hands over at once (its whole Yamux window) waits as bytes, not as decoded RPCs', () => {
+    const { handler, stream } = open()
+    // 4 MiB in one read, as a paused stream's buffer arrives on resume.
+    const frames = Array.from({ length: 19 }, (_, i) => ihaveFrame(i))
+    const burst = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0))
+    frames.reduce((at, f) => { burst.set(f, at); return at + f.byteLength }, 0)
+    expect(burst.byteLength).to.be.within(3.9e6, 4.2e6)
+    const gc = globalThis.gc as () => void
+    gc()
+    const before = process.memoryUsage().heapUsed
+    stream.deliver(burst)
+    gc()
+    // Decoded at once, the 19 RPCs would be ~95,000 id arrays, over 8 MB of heap.
+    expect(process.memoryUsage().heapUsed - before).to.be.below(1_000_000)
+    expect(stream.paused).to.equal(true)
+    // Taken one at a time, in order, every id there.
+    const taken: number[] = []
+    for (let i = 0; i < 25; i++) {
+      const event = handler.poll({ waker: { wake: () => {} } })
+      if (event?.type !== 'NotifyBehaviour' || event.event.type !== 'Rpc') break
+      const ihave = event.event.rpc.control?.ihave?.[0]
+      expect(ihave?.messageIDs).to.have.length(5_000)
+      taken.push(ihave?.messageIDs?.[0]?.[0] ?? -1)
+    }
+    expect(taken).to.deep.equal(Array.from({ length: 19 }, (_, i) => i))
+    expect(stream.paused).to.equal(false)
+  })
+
+  it('the RPCs before an undecodable frame reach the behaviour first; the stream ends there, and what followed on it is dropped', () => {
+    const { handler, stream } = open()
+    let aborted = 0
+    stream.abort = () => { aborted++ }
+    // A frame whose RPC is a field 1 (subscriptions) of wire type 7: no protobuf.
+    const bad = encodeFrame(new Uint8Array([0x0f, 0x00]))
+    stream.deliver(new Uint8Array([...messageFrame(1, 10), ...messageFrame(2, 10), ...bad, ...messageFrame(3, 10)]))
+    const events: string[] = []
+    for (let i = 0; i < 6; i++) {
+      const event = handler.poll({ waker: { wake: () => {} } })
+      if (event?.type !== 'NotifyBehaviour') break
+      events.push(event.event.type === 'Rpc' ? `rpc ${String(event.event.rpc.publish?.[0]?.data?.[0])}` : event.event.type)
+    }
+    expect(events).to.deep.equal(['rpc 1', 'rpc 2', 'InvalidFrame'])
+    expect(aborted).to.equal(1)
+  })
+})
+
 describe('pubsub inbound queue over the memory transport', function () {
   this.timeout(30_000)
   const nodes: Array<Swarm<ReturnType<typeof behaviour>>> = []

@@ -20,11 +20,13 @@
  *   `send` in the same turn would not do.
  * - Our outbound stream is reopened when it dies, with doubling delays, a few times before we
  *   give up; a remote that speaks none of our protocols is reported and gets nothing.
- * - Reads are parsed into RPCs and handed to the behaviour through a queue bounded in RPCs
- *   (`maxReceivedRpcs`) and in the bytes of their frames (`maxReceivedBytes`, 1 MiB by
- *   default): once either is reached the inbound stream is paused, which stops Yamux's window
- *   towards the remote, and it is resumed when the behaviour has taken the queue below half of
- *   both. (Counted alone, 64 RPCs of up to 1 MiB each let one peer make us hold 64 MiB.)
+ * - Reads are cut into frames and handed to the behaviour through a queue bounded in frames
+ *   (`maxReceivedRpcs`) and in their bytes (`maxReceivedBytes`, 1 MiB by default): once either
+ *   is reached the inbound stream is paused, which stops Yamux's window towards the remote,
+ *   and it is resumed when the behaviour has taken the queue below half of both. (Counted
+ *   alone, 64 RPCs of up to 1 MiB each let one peer make us hold 64 MiB.) A frame is decoded
+ *   into an RPC only as the behaviour takes it: a paused stream hands over what Yamux buffered
+ *   for it (up to its window) in one read on resume, and that waits as bytes, not as objects.
  *   It is also paused while the behaviour holds it (`HoldInbound`: GossipSub ignores a
  *   graylisted peer), so that a peer whose RPCs would be dropped unread costs no more reads,
  *   decryption or buffers than one window of Yamux.
@@ -142,9 +144,13 @@ const REOPEN_DELAYS = [100, 200, 400, 800]
 /** The pubsub handler of one connection. */
 export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private readonly reports: ToBehaviour[] = []
-  private readonly received: Rpc[] = []
-  /** The frame size of each RPC in `received`, and their sum. */
-  private readonly receivedSizes: number[] = []
+  /**
+   * Frames read but not yet taken by the behaviour, with the stream they came from: each is
+   * decoded as it is taken, so that what is read in one event (a paused stream's buffer, up to
+   * its Yamux window, arrives at once on resume) waits as bytes, not as decoded RPCs.
+   */
+  private readonly received: Array<{ readonly frame: Uint8Array, readonly stream: Stream }> = []
+  /** The bytes of the frames in `received`. */
   private receivedBytes = 0
   private readonly maxReceivedBytes: number
   /** Frames waiting to be written. */
@@ -263,12 +269,18 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     }
     const report = this.reports.shift()
     if (report != null) return { type: 'NotifyBehaviour', event: report }
-    const rpc = this.received.shift()
-    if (rpc != null) {
-      this.receivedBytes -= this.receivedSizes.shift() ?? 0
+    const next = this.received.shift()
+    if (next != null) {
+      this.receivedBytes -= next.frame.byteLength
       if (this.queueFull && this.received.length < this.config.maxReceivedRpcs / 2 && this.receivedBytes < this.maxReceivedBytes / 2) {
         this.queueFull = false
         this.applyPause()
+      }
+      let rpc: Rpc
+      try {
+        rpc = decodeRpc(next.frame)
+      } catch (err) {
+        return { type: 'NotifyBehaviour', event: this.invalidFrame(next.stream, err) }
       }
       return { type: 'NotifyBehaviour', event: { type: 'Rpc', rpc } }
     }
@@ -323,15 +335,11 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
       if (this.inbound !== stream) return
       try {
         for (const frame of decoder.decode(evt.data)) {
-          this.received.push(decodeRpc(frame))
-          this.receivedSizes.push(frame.byteLength)
+          this.received.push({ frame, stream })
           this.receivedBytes += frame.byteLength
         }
       } catch (err) {
-        log('invalid frame from the remote: %s', describe(err))
-        this.reports.push({ type: 'InvalidFrame', error: toError(err) })
-        this.inbound = undefined
-        stream.abort(toError(err))
+        this.reports.push(this.invalidFrame(stream, err))
       }
       if (!this.queueFull && this.inbound === stream && (this.received.length >= this.config.maxReceivedRpcs || this.receivedBytes >= this.maxReceivedBytes)) {
         this.queueFull = true
@@ -342,6 +350,22 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     stream.addEventListener('close', () => {
       if (this.inbound === stream) this.inbound = undefined
     })
+  }
+
+  /**
+   * A frame of `stream` over the size limit, or one that is no RPC: the stream ends, and the
+   * frames read after it on that stream go with it (those before it were taken already).
+   */
+  private invalidFrame (stream: Stream, err: unknown): ToBehaviour {
+    log('invalid frame from the remote: %s', describe(err))
+    if (this.inbound === stream) this.inbound = undefined
+    stream.abort(toError(err))
+    for (let i = this.received.length - 1; i >= 0; i--) {
+      if (this.received[i].stream !== stream) continue
+      this.receivedBytes -= this.received[i].frame.byteLength
+      this.received.splice(i, 1)
+    }
+    return { type: 'InvalidFrame', error: toError(err) }
   }
 
   /** Pause or resume the inbound stream as `queueFull` and `held` say. */
