@@ -13,6 +13,7 @@
  */
 import type { TcpOptions, TransportFactory } from './transport/transport.js'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
+import type { PrivateKey, PublicKey } from '@libp2p/interface'
 
 /** A signature function over one imported key. */
 type Sign = (bytes: Uint8Array) => Uint8Array
@@ -49,4 +50,30 @@ export function platform (): Platform {
 /** Replace the platform (the Node entry point does, once, when it loads). */
 export function installPlatform (next: Platform): void {
   current = next
+}
+
+/**
+ * A signer for `key`: Ed25519 through the platform's implementation, the key imported once,
+ * where it has one (on Node, libsodium or a `node:crypto` KeyObject: `@libp2p/crypto`'s keys
+ * import themselves from JWK on every call, which for a private key costs more than the
+ * signature); other keys, and Ed25519 elsewhere, sign themselves. Pubsub signs with it, and
+ * so does the Noise handshake (`upgrade/noise-yamux.ts`).
+ */
+export function signerOf (key: PrivateKey): (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array> {
+  const keys = current.ed25519
+  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength >= 32) {
+    const sign = keys.signer(key.raw.subarray(0, 32))
+    if (sign != null) return sign
+  }
+  return (bytes) => key.sign(bytes)
+}
+
+/** A verifier for `key`, as {@link signerOf}. */
+export function verifierOf (key: PublicKey): (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> {
+  const keys = current.ed25519
+  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength === 32) {
+    const verify = keys.verifier(key.raw)
+    if (verify != null) return verify
+  }
+  return (bytes, signature) => key.verify(bytes, signature)
 }

@@ -11,7 +11,8 @@ import { ed25519Implementation, ed25519Route, jwkX25519Works, nodeEd25519, sodiu
 import { requireCapability } from '../fixtures/capabilities.js'
 import type { Ed25519Keys } from '../../src/platform.js'
 import { generateKeypair } from '../../src/index.js'
-import { platform } from '../../src/platform.js'
+import { platform, signerOf, verifierOf } from '../../src/platform.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 
 const random = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
 const hex = (bytes: { subarray: () => Uint8Array }): string => Buffer.from(bytes.subarray()).toString('hex')
@@ -131,6 +132,16 @@ function ed25519Checks (keys: () => Ed25519Keys): void {
     expect(verify(data, withNonCanonicalS(signature))).to.equal(false)
     expect(ed25519.verifier(random(31))).to.equal(undefined)
     expect(ed25519.signer(random(33))).to.equal(undefined)
+  })
+
+  it('signerOf and verifierOf (what pubsub and the Noise handshake sign with) agree with the keys themselves, Ed25519 and other types', async () => {
+    for (const key of [await generateKeypair(), await generateKeyPair('secp256k1')]) {
+      const data = random(200)
+      const signature = await signerOf(key)(data)
+      expect(await key.publicKey.verify(data, signature), key.type).to.equal(true)
+      expect(await verifierOf(key.publicKey)(data, await key.sign(data)), key.type).to.equal(true)
+      expect(await verifierOf(key.publicKey)(random(200), signature), key.type).to.equal(false)
+    }
   })
 
   it('decides as node:crypto (OpenSSL, which js-libp2p uses on Node) does, even on a crafted signature over small-order points', () => {

@@ -8,7 +8,7 @@
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { PeerswarmError } from '../../core/errors.js'
-import { platform } from '../../platform.js'
+import { signerOf, verifierOf } from '../../platform.js'
 import { readAuthor, readSeqno, seqnoBytes } from './message.js'
 import { encodeMessageAfter } from './rpc.js'
 import type { RawMessage } from './rpc.js'
@@ -111,30 +111,6 @@ function withSignedBytes<R> (message: RawMessage, check: (bytes: Uint8Array) => 
 /** Return the scratch, or keep `used` instead if it was larger (an array of its own, made for it). */
 function release (held: Uint8Array, used: Uint8Array): void {
   scratch = used.buffer !== held.buffer && used.byteLength <= MAX_SCRATCH ? used : held
-}
-
-/**
- * A signer for `key`: Ed25519 through the platform's keys imported once where it has them
- * (`node:crypto` KeyObjects on Node; @libp2p/crypto re-imports the key from JWK on every call);
- * other keys, and Ed25519 elsewhere, sign themselves.
- */
-function signerOf (key: PrivateKey): (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array> {
-  const keys = platform().ed25519
-  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength >= 32) {
-    const sign = keys.signer(key.raw.subarray(0, 32))
-    if (sign != null) return sign
-  }
-  return (bytes) => key.sign(bytes)
-}
-
-/** A verifier for `key`, as {@link signerOf}. */
-function verifierOf (key: PublicKey): (bytes: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean> {
-  const keys = platform().ed25519
-  if (keys != null && key.type === 'Ed25519' && key.raw.byteLength === 32) {
-    const verify = keys.verifier(key.raw)
-    if (verify != null) return verify
-  }
-  return (bytes, signature) => key.verify(bytes, signature)
 }
 
 /**
