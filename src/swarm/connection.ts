@@ -14,7 +14,7 @@ import { handle, select } from '@libp2p/multistream-select'
 import { toError } from '../core/errors.js'
 import { StreamUpgradeError, isIgnoredForKeepAlive } from '../behaviour/connection-handler.js'
 import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from '../core/connection-errors.js'
-import { MAX_TIMER_DELAY } from '../core/timers.js'
+import { MAX_TIMER_DELAY, deadline } from '../core/timers.js'
 import type { SwarmConfig } from './config.js'
 import type { ConnectionError } from '../core/connection-errors.js'
 import type { ConnectedPoint, ConnectionId } from '../core/ids.js'
@@ -167,7 +167,7 @@ export class Connection {
       if (this.state !== 'draining') return
       this.state = 'closing'
       this.stopServing()
-      const signal = AbortSignal.timeout(this.config.connectionTimeout)
+      const { signal, clear } = deadline(this.config.connectionTimeout)
       try {
         await muxer.close({ signal })
         await secured.close({ signal })
@@ -176,6 +176,7 @@ export class Connection {
         log('closing %s failed, aborting: %s', this.id, err)
         abortUpgraded(this.upgraded, toError(err))
       } finally {
+        clear()
         this.markClosed()
       }
     })()
@@ -301,7 +302,9 @@ export class Connection {
     this.negotiatingInbound++
     // multistream-select answers "na" to protocols we do not speak, so every remote (js-libp2p's
     // ping and identify included) gets an answer rather than a timeout.
-    handle(stream, [...listen.protocols], { signal: AbortSignal.timeout(this.timeoutOf(listen)) }).then((protocol) => {
+    const { signal, clear } = deadline(this.timeoutOf(listen))
+    handle(stream, [...listen.protocols], { signal }).then((protocol) => {
+      clear()
       this.negotiatingInbound--
       if (this.state !== 'open') {
         stream.abort(new Error('connection closing'))
@@ -311,6 +314,7 @@ export class Connection {
       this.streamEvents.push({ type: 'FullyNegotiatedInbound', stream, protocol, info: listen.info })
       this.wake()
     }, (err: unknown) => {
+      clear()
       this.negotiatingInbound--
       // As in rust-libp2p, an inbound stream that fails to negotiate is only logged: the remote
       // sees the reset and we never knew which protocol it wanted.
@@ -322,7 +326,7 @@ export class Connection {
 
   private openOutbound (protocol: SubstreamProtocol): void {
     this.negotiatingOutbound++
-    const signal = AbortSignal.timeout(this.timeoutOf(protocol))
+    const { signal, clear } = deadline(this.timeoutOf(protocol))
     const { muxer } = this.upgraded
     void (async () => {
       let stream: Stream | undefined
@@ -336,6 +340,7 @@ export class Connection {
         stream?.abort(toError(err))
         this.streamEvents.push({ type: 'DialUpgradeError', info: protocol.info, error: outboundError(err, signal) })
       } finally {
+        clear()
         this.negotiatingOutbound--
         this.wake()
       }
