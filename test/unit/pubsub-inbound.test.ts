@@ -200,6 +200,23 @@ describe('pubsub inbound frames are decoded as the behaviour takes them', () => 
     expect(events).to.deep.equal(['rpc 1', 'rpc 2', 'InvalidFrame'])
     expect(aborted).to.equal(1)
   })
+
+  it('a frame over the size limit ends the stream as it is read; the RPCs read before it still come first', () => {
+    const { handler, stream } = open()
+    let aborted = 0
+    stream.abort = () => { aborted++ }
+    // A prefix announcing 2 MiB (the limit here is 1 MiB): 0x80 0x80 0x80 0x01.
+    stream.deliver(new Uint8Array([...messageFrame(1, 10), ...messageFrame(2, 10), 0x80, 0x80, 0x80, 0x01, 1, 2, 3]))
+    expect(aborted).to.equal(1)
+    stream.deliver(messageFrame(3, 10))
+    const events: string[] = []
+    for (let i = 0; i < 6; i++) {
+      const event = handler.poll({ waker: { wake: () => {} } })
+      if (event?.type !== 'NotifyBehaviour') break
+      events.push(event.event.type === 'Rpc' ? `rpc ${String(event.event.rpc.publish?.[0]?.data?.[0])}` : event.event.type)
+    }
+    expect(events).to.deep.equal(['rpc 1', 'rpc 2', 'InvalidFrame'])
+  })
 })
 
 describe('pubsub inbound queue over the memory transport', function () {

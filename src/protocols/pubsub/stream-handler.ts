@@ -141,15 +141,21 @@ export const MAX_RECEIVED_BYTES = 1024 * 1024
 /** Re-open attempts after our outbound stream dies, with doubling delays (as go-libp2p-pubsub). */
 const REOPEN_DELAYS = [100, 200, 400, 800]
 
+/** A frame read and not yet taken, or, in its place, the error that refused it. */
+type Received =
+  | { readonly frame: Uint8Array, readonly error?: undefined, readonly stream: Stream }
+  | { readonly frame?: undefined, readonly error: Error, readonly stream: Stream }
+
 /** The pubsub handler of one connection. */
 export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
   private readonly reports: ToBehaviour[] = []
   /**
    * Frames read but not yet taken by the behaviour, with the stream they came from: each is
    * decoded as it is taken, so that what is read in one event (a paused stream's buffer, up to
-   * its Yamux window, arrives at once on resume) waits as bytes, not as decoded RPCs.
+   * its Yamux window, arrives at once on resume) waits as bytes, not as decoded RPCs. A frame
+   * refused as it was read (over the size limit) waits in its place as its error.
    */
-  private readonly received: Array<{ readonly frame: Uint8Array, readonly stream: Stream }> = []
+  private readonly received: Received[] = []
   /** The bytes of the frames in `received`. */
   private receivedBytes = 0
   private readonly maxReceivedBytes: number
@@ -271,16 +277,25 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     if (report != null) return { type: 'NotifyBehaviour', event: report }
     const next = this.received.shift()
     if (next != null) {
-      this.receivedBytes -= next.frame.byteLength
+      if (next.frame != null) this.receivedBytes -= next.frame.byteLength
       if (this.queueFull && this.received.length < this.config.maxReceivedRpcs / 2 && this.receivedBytes < this.maxReceivedBytes / 2) {
         this.queueFull = false
         this.applyPause()
       }
+      if (next.frame == null) return { type: 'NotifyBehaviour', event: { type: 'InvalidFrame', error: next.error } }
       let rpc: Rpc
       try {
         rpc = decodeRpc(next.frame)
       } catch (err) {
-        return { type: 'NotifyBehaviour', event: this.invalidFrame(next.stream, err) }
+        // The stream ends here: what it sent after this frame goes with it.
+        this.endInbound(next.stream, err)
+        for (let i = this.received.length - 1; i >= 0; i--) {
+          const later = this.received[i]
+          if (later.stream !== next.stream) continue
+          if (later.frame != null) this.receivedBytes -= later.frame.byteLength
+          this.received.splice(i, 1)
+        }
+        return { type: 'NotifyBehaviour', event: { type: 'InvalidFrame', error: toError(err) } }
       }
       return { type: 'NotifyBehaviour', event: { type: 'Rpc', rpc } }
     }
@@ -339,7 +354,9 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
           this.receivedBytes += frame.byteLength
         }
       } catch (err) {
-        this.reports.push(this.invalidFrame(stream, err))
+        // Reported after the frames read before it, which still reach the behaviour.
+        this.endInbound(stream, err)
+        this.received.push({ error: toError(err), stream })
       }
       if (!this.queueFull && this.inbound === stream && (this.received.length >= this.config.maxReceivedRpcs || this.receivedBytes >= this.maxReceivedBytes)) {
         this.queueFull = true
@@ -352,20 +369,11 @@ export class StreamHandler implements ConnectionHandler<FromBehaviour, ToBehavio
     })
   }
 
-  /**
-   * A frame of `stream` over the size limit, or one that is no RPC: the stream ends, and the
-   * frames read after it on that stream go with it (those before it were taken already).
-   */
-  private invalidFrame (stream: Stream, err: unknown): ToBehaviour {
+  /** A frame of `stream` over the size limit, or one that is no RPC: the stream ends. */
+  private endInbound (stream: Stream, err: unknown): void {
     log('invalid frame from the remote: %s', describe(err))
     if (this.inbound === stream) this.inbound = undefined
     stream.abort(toError(err))
-    for (let i = this.received.length - 1; i >= 0; i--) {
-      if (this.received[i].stream !== stream) continue
-      this.receivedBytes -= this.received[i].frame.byteLength
-      this.received.splice(i, 1)
-    }
-    return { type: 'InvalidFrame', error: toError(err) }
   }
 
   /** Pause or resume the inbound stream as `queueFull` and `held` say. */
