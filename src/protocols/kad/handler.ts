@@ -427,7 +427,8 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
         await writeFrame(stream, encodeMessage(answer), { maxSize, signal })
         entry.idle = true
       }
-      await stream.close({ signal: AbortSignal.timeout(this.config.substreamsTimeout) }).catch(() => { stream.abort(new Error('close timed out')) })
+      const closing = deadline(this.config.substreamsTimeout)
+      await stream.close({ signal: closing.signal }).catch(() => { stream.abort(new Error('close timed out')) }).finally(closing.clear)
     } catch (err) {
       stream.abort(toError(err))
       if (this.closed || entry.controller.signal.aborted) return
