@@ -271,9 +271,9 @@ export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
    * @group Called by the connection
    */
   listenProtocol (): SubstreamProtocol {
-    const listens = this.handlers.map(([, handler]) => handler.listenProtocol())
     const last = this.lastListen
-    if (last != null && listens.every((listen, i) => sameListen(listen, last.children[i]))) return last.combined
+    if (last != null && this.listensUnchanged(last.children)) return last.combined
+    const listens = this.handlers.map(([, handler]) => handler.listenProtocol())
     const routes = new Map<string, { key: string, info: unknown }>()
     let timeout: number | undefined
     listens.forEach((listen, i) => {
@@ -286,6 +286,14 @@ export class CombinedHandler implements ConnectionHandler<Tagged, Tagged> {
     const combined = { protocols: [...routes.keys()], info: new InboundRoutes(routes), timeout }
     this.lastListen = { children: listens, combined }
     return combined
+  }
+
+  /** Whether every child answers `listenProtocol` as in `children`; allocates nothing (it runs on every turn). */
+  private listensUnchanged (children: readonly SubstreamProtocol[]): boolean {
+    for (let i = 0; i < this.handlers.length; i++) {
+      if (!sameListen(this.handlers[i][1].listenProtocol(), children[i])) return false
+    }
+    return true
   }
 
   connectionKeepAlive (): boolean {
