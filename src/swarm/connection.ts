@@ -67,6 +67,8 @@ export class Connection {
   private readonly waitingInbound: Stream[] = []
   /** The protocols last told to the handler with `LocalProtocolsChange`. */
   private localProtocols: readonly string[] = []
+  /** The array the handler last answered with: the same array again needs no comparison (combined handlers keep theirs while nothing changes). */
+  private checkedProtocols?: readonly string[]
   private negotiatingInbound = 0
   private negotiatingOutbound = 0
   private idleTimer?: ReturnType<typeof setTimeout>
@@ -269,6 +271,8 @@ export class Connection {
   /** Tell the handler when the protocols it listens on change (identify advertises them). */
   private checkLocalProtocols (handler: ConnectionHandler): boolean {
     const now = handler.listenProtocol().protocols
+    if (now === this.checkedProtocols) return false
+    this.checkedProtocols = now
     const before = this.localProtocols
     if (now.length === before.length && now.every((p, i) => p === before[i])) return false
     this.localProtocols = [...now]
