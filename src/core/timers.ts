@@ -52,3 +52,16 @@ export function deadline (ms: number, parent?: AbortSignal): Deadline {
   }
   return { signal: controller.signal, clear: finish }
 }
+
+/**
+ * @internal Run `task` with a {@link deadline}'s signal (after `ms`, or when `parent` aborts),
+ * and let the deadline go as soon as `task` settles: nothing of it outlives the step.
+ */
+export async function withDeadline<T> (ms: number, task: (signal: AbortSignal) => Promise<T>, parent?: AbortSignal): Promise<T> {
+  const timeout = deadline(ms, parent)
+  try {
+    return await task(timeout.signal)
+  } finally {
+    timeout.clear()
+  }
+}

@@ -14,7 +14,7 @@ import { handle, select } from '@libp2p/multistream-select'
 import { toError } from '../core/errors.js'
 import { StreamUpgradeError, isIgnoredForKeepAlive } from '../behaviour/connection-handler.js'
 import { ConnectionIOError, HandlerClosedError, KeepAliveTimeoutError } from '../core/connection-errors.js'
-import { MAX_TIMER_DELAY, deadline } from '../core/timers.js'
+import { MAX_TIMER_DELAY, deadline, withDeadline } from '../core/timers.js'
 import type { SwarmConfig } from './config.js'
 import type { ConnectionError } from '../core/connection-errors.js'
 import type { ConnectedPoint, ConnectionId } from '../core/ids.js'
@@ -169,16 +169,16 @@ export class Connection {
       if (this.state !== 'draining') return
       this.state = 'closing'
       this.stopServing()
-      const { signal, clear } = deadline(this.config.connectionTimeout)
       try {
-        await muxer.close({ signal })
-        await secured.close({ signal })
-        await maConn.close({ signal })
+        await withDeadline(this.config.connectionTimeout, async signal => {
+          await muxer.close({ signal })
+          await secured.close({ signal })
+          await maConn.close({ signal })
+        })
       } catch (err) {
         log('closing %s failed, aborting: %s', this.id, err)
         abortUpgraded(this.upgraded, toError(err))
       } finally {
-        clear()
         this.markClosed()
       }
     })()
@@ -306,9 +306,7 @@ export class Connection {
     this.negotiatingInbound++
     // multistream-select answers "na" to protocols we do not speak, so every remote (js-libp2p's
     // ping and identify included) gets an answer rather than a timeout.
-    const { signal, clear } = deadline(this.timeoutOf(listen))
-    handle(stream, [...listen.protocols], { signal }).then((protocol) => {
-      clear()
+    withDeadline(this.timeoutOf(listen), async signal => await handle(stream, [...listen.protocols], { signal })).then((protocol) => {
       this.negotiatingInbound--
       if (this.state !== 'open') {
         stream.abort(new Error('connection closing'))
@@ -318,7 +316,6 @@ export class Connection {
       this.streamEvents.push({ type: 'FullyNegotiatedInbound', stream, protocol, info: listen.info })
       this.wake()
     }, (err: unknown) => {
-      clear()
       this.negotiatingInbound--
       // As in rust-libp2p, an inbound stream that fails to negotiate is only logged: the remote
       // sees the reset and we never knew which protocol it wanted.

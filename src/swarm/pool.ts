@@ -7,7 +7,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { toError } from '../core/errors.js'
-import { deadline } from '../core/timers.js'
+import { withDeadline } from '../core/timers.js'
 import { Connection } from './connection.js'
 import { DialAbortedError, DialTransportError, ListenAbortedError, ListenLocalPeerIdError, ListenTransportError, LocalPeerIdError, WrongPeerIdError } from '../core/connection-errors.js'
 import { abortUpgraded, dialUpgraded } from '../upgrade/upgrader.js'
@@ -98,8 +98,8 @@ export class Pool {
     this.pending.set(pending.connectionId, pending)
     let event: PoolEvent
     try {
-      const upgraded = await withTimeout(this.config.connectionTimeout, pending.abort.signal,
-        async signal => this.upgrader.upgrade(maConn, 'inbound', signal))
+      const upgraded = await withDeadline(this.config.connectionTimeout,
+        async signal => await this.upgrader.upgrade(maConn, 'inbound', signal), pending.abort.signal)
       event = { type: 'IncomingSucceeded', pending, upgraded }
     } catch (err) {
       maConn.abort(toError(err))
@@ -282,11 +282,12 @@ export class Pool {
     const transport = transports.find(t => t.dialFilter([address]).length > 0)
     if (transport == null) throw new Error(`no transport can dial ${address.toString()}`)
     log('dialing %a', address)
-    return withTimeout(this.config.connectionTimeout, attempt,
-      async (signal) => {
-        const options: SwarmDialOptions = { upgrader, signal, portUse }
-        return dialUpgraded(await transport.dial(address, options))
-      })
+    // A deadline, never `AbortSignal.timeout`: transports tie their sockets to the dial signal
+    // for the socket's whole life, and this one is let go once the dial settles.
+    return await withDeadline(this.config.connectionTimeout, async (signal) => {
+      const options: SwarmDialOptions = { upgrader, signal, portUse }
+      return dialUpgraded(await transport.dial(address, options))
+    }, attempt)
   }
 }
 
@@ -294,18 +295,4 @@ function listenError (err: unknown, pending: PendingIncoming): ListenError {
   if (err instanceof LocalPeerIdError) return new ListenLocalPeerIdError(pending.sendBackAddr)
   if (pending.abort.signal.aborted) return new ListenAbortedError()
   return new ListenTransportError(toError(err))
-}
-
-/**
- * Run `task` with a signal that aborts when `parent` does or after `ms`, and never after `task`
- * settles: transports tie their sockets to the dial signal for the socket's whole life, so
- * `AbortSignal.timeout` would kill established connections.
- */
-async function withTimeout<T> (ms: number, parent: AbortSignal, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const timeout = deadline(ms, parent)
-  try {
-    return await task(timeout.signal)
-  } finally {
-    timeout.clear()
-  }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { deadline } from '../../core/timers.js'
+import { withDeadline } from '../../core/timers.js'
 import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, toError } from '../../core/errors.js'
 import { PROTOCOL, PUSH_PROTOCOL } from './config.js'
@@ -140,30 +140,28 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
 
   private async send (stream: Stream, done: 'Sent' | 'Pushed'): Promise<void> {
     const info = this.localInfo()
-    const { signal, clear } = deadline(this.config.timeout)
     try {
-      await writeFrame(stream, encodeInfo(info), { maxSize: this.config.maxMessageSize, signal })
-      await stream.close({ signal })
+      await withDeadline(this.config.timeout, async signal => {
+        await writeFrame(stream, encodeInfo(info), { maxSize: this.config.maxMessageSize, signal })
+        await stream.close({ signal })
+      })
       this.report(done === 'Sent' ? { type: 'Sent' } : { type: 'Pushed', info })
     } catch (err) {
       this.fail(stream, err)
-    } finally {
-      clear()
     }
   }
 
   private async receive (stream: Stream): Promise<void> {
-    const { signal, clear } = deadline(this.config.timeout)
     try {
-      const bytes = await readFrame(stream, { maxSize: this.config.maxMessageSize, signal })
-      const info = decodeInfo(bytes, this.remotePeer)
-      await stream.close({ signal }).catch(() => {})
+      const info = await withDeadline(this.config.timeout, async signal => {
+        const received = decodeInfo(await readFrame(stream, { maxSize: this.config.maxMessageSize, signal }), this.remotePeer)
+        await stream.close({ signal }).catch(() => {})
+        return received
+      })
       this.updateRemoteProtocols(info.protocols)
       this.report({ type: 'Received', info })
     } catch (err) {
       this.fail(stream, err)
-    } finally {
-      clear()
     }
   }
 

@@ -26,7 +26,7 @@ import { logger } from '@libp2p/logger'
 import { NO_PROTOCOLS } from '../../behaviour/connection-handler.js'
 import { readFrame, writeFrame } from '../../behaviour/framing.js'
 import { describe, PeerswarmError, toError } from '../../core/errors.js'
-import { deadline } from '../../core/timers.js'
+import { deadline, withDeadline } from '../../core/timers.js'
 import { decodeMessage, encodeMessage, MAX_PEERS_PER_LIST } from './message.js'
 import type { Config, Mode } from './config.js'
 import type { Deadline } from '../../core/timers.js'
@@ -427,8 +427,7 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
         await writeFrame(stream, encodeMessage(answer), { maxSize, signal })
         entry.idle = true
       }
-      const closing = deadline(this.config.substreamsTimeout)
-      await stream.close({ signal: closing.signal }).catch(() => { stream.abort(new Error('close timed out')) }).finally(closing.clear)
+      await withDeadline(this.config.substreamsTimeout, async signal => { await stream.close({ signal }) }).catch(() => { stream.abort(new Error('close timed out')) })
     } catch (err) {
       stream.abort(toError(err))
       if (this.closed || entry.controller.signal.aborted) return

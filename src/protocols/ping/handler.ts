@@ -6,7 +6,7 @@
  * @module
  */
 import { logger } from '@libp2p/logger'
-import { deadline } from '../../core/timers.js'
+import { withDeadline } from '../../core/timers.js'
 import { byteStream } from '@libp2p/utils'
 import { PeerswarmError, describe, toError } from '../../core/errors.js'
 import { ignoreForKeepAlive } from '../../behaviour/connection-handler.js'
@@ -138,14 +138,10 @@ export class Handler implements ConnectionHandler<FromBehaviour, ToBehaviour> {
       while (!this.closed) {
         const payload = crypto.getRandomValues(new Uint8Array(PING_SIZE))
         const started = performance.now()
-        const { signal, clear } = deadline(this.config.timeout)
-        let echo
-        try {
+        const echo = await withDeadline(this.config.timeout, async signal => {
           await bytes.write(payload, { signal })
-          echo = await bytes.read({ bytes: PING_SIZE, signal })
-        } finally {
-          clear()
-        }
+          return await bytes.read({ bytes: PING_SIZE, signal })
+        })
         if (!equal(echo.subarray(), payload)) throw new PingFailure('Other', 'the echo does not match the ping')
         this.report({ type: 'Success', rtt: performance.now() - started })
         if (!await this.sleep(this.config.interval)) return
