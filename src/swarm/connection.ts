@@ -65,10 +65,12 @@ export class Connection {
   private readonly streamEvents: ConnectionEvent[] = []
   /** Inbound streams waiting for a negotiation slot (or for the handler to exist). */
   private readonly waitingInbound: Stream[] = []
-  /** The protocols last told to the handler with `LocalProtocolsChange`. */
+  /**
+   * The protocols last told to the handler with `LocalProtocolsChange`: the array the handler
+   * answered with (the same array again needs no comparison; combined handlers keep theirs
+   * while nothing changes).
+   */
   private localProtocols: readonly string[] = []
-  /** The array the handler last answered with: the same array again needs no comparison (combined handlers keep theirs while nothing changes). */
-  private checkedProtocols?: readonly string[]
   private negotiatingInbound = 0
   private negotiatingOutbound = 0
   private idleTimer?: ReturnType<typeof setTimeout>
@@ -271,11 +273,10 @@ export class Connection {
   /** Tell the handler when the protocols it listens on change (identify advertises them). */
   private checkLocalProtocols (handler: ConnectionHandler): boolean {
     const now = handler.listenProtocol().protocols
-    if (now === this.checkedProtocols) return false
-    this.checkedProtocols = now
     const before = this.localProtocols
+    if (now === before) return false
+    this.localProtocols = now
     if (now.length === before.length && now.every((p, i) => p === before[i])) return false
-    this.localProtocols = [...now]
     const added = now.filter(p => !before.includes(p))
     const removed = before.filter(p => !now.includes(p))
     if (added.length > 0) this.streamEvents.push({ type: 'LocalProtocolsChange', change: { type: 'Added', protocols: added } })
