@@ -48,12 +48,14 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
 import { gossipsub } from '../src/index.js'
-import { formatReport, runKadScenario, runScenario, standardKadScenario } from '../src/testing/index.js'
+import { availableParallelism } from 'node:os'
+import { formatReport, runKadScenario, runScenario, runScenarioInShards, standardKadScenario } from '../src/testing/index.js'
 import { formatProgress } from '../src/testing/scenario.js'
 import { renderReportHtml } from '../src/testing/report-html.js'
 import { shadowConfig } from '../src/testing/processes.js'
 import { standardScenarios } from '../src/testing/standard-scenarios.js'
 import { bundlePeerProgram } from '../scripts/peer-bundle.js'
+import { spawnShard } from './sim-shard.js'
 import type { Scenario, ScenarioReport } from '../src/testing/index.js'
 
 /** After `--timeout` and a Ctrl-C to the child (so that it reports), how long it has to report before it is killed. */
@@ -62,6 +64,10 @@ const REPORT_GRACE_MS = 5 * 60_000
 const HEAP_MB_PER_PEER: Readonly<Record<string, number>> = { kad: 10, default: 1 }
 /** The young generation's semi-space of a scenario's child, MB (see `heapFlags`). */
 const SEMI_SPACE_MB = 64
+/** From this many peers, a GossipSub scenario runs over several threads by default (see `defaultThreads`). */
+const THREADS_FROM = 5_000
+/** The most threads a scenario takes by default. */
+const MAX_THREADS = 4
 /** A second Ctrl-C within this long of the first is the same keypress reaching parent and child: ignored. */
 const SIGNAL_ECHO_MS = 1_000
 
@@ -146,7 +152,7 @@ function checks (name: string, report: ScenarioReport): Check[] {
  * stdout. Ctrl-C (SIGINT) stops it and it reports what it measured; a second one (after the
  * echo of the first) exits at once.
  */
-async function child (name: string, peers: number, seed: number): Promise<void> {
+async function child (name: string, peers: number, seed: number, threads: number): Promise<void> {
   const scenario = (standardScenarios(peers, seed) as Record<string, Scenario>)[name]
   if (scenario == null && name !== 'kad') throw new Error(`unknown scenario ${name}`)
   const stop = new AbortController()
@@ -174,15 +180,15 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
       progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000),
       signal: stop.signal
     })
-    : await runScenario({
-    ...scenario,
-    memoryUsage: () => process.memoryUsage(),
-    gc: gc == null ? undefined : () => { gc(); gc() },
-    log: line => { process.stderr.write(`  [${name}] ${line}\n`) },
-    progress: p => { process.stderr.write(`  [${name}] ${formatProgress(p)}\n`) },
-    progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000),
-    signal: stop.signal
-  })
+    : await runGossipSub({
+      ...scenario,
+      memoryUsage: () => process.memoryUsage(),
+      gc: gc == null ? undefined : () => { gc(); gc() },
+      log: line => { process.stderr.write(`  [${name}] ${line}\n`) },
+      progress: p => { process.stderr.write(`  [${name}] ${formatProgress(p)}\n`) },
+      progressInterval: Number(process.env.SIM_PROGRESS_MS ?? 5_000),
+      signal: stop.signal
+    }, threads)
   process.stderr.write(`${formatReport(report)}\n`)
   // A partial report cannot pass the scenario's checks: they are not made, and it is not ok.
   const results = report.partial == null ? checks(name, report) : []
@@ -192,11 +198,27 @@ async function child (name: string, peers: number, seed: number): Promise<void> 
   process.stdout.write(`${JSON.stringify(line)}\n`)
 }
 
+/** A GossipSub scenario, in this thread or (`threads` > 1) over that many worker threads. */
+async function runGossipSub (scenario: Scenario, threads: number): Promise<ScenarioReport> {
+  if (threads <= 1) return await runScenario(scenario)
+  scenario.log?.(`over ${threads} threads (each runs every ${threads === 2 ? 'other' : `${threads}th`} peer on its own virtual clock)`)
+  return await runScenarioInShards(scenario, { threads, spawn: spawnShard })
+}
+
+/**
+ * Threads a GossipSub scenario runs on by default: one below {@link THREADS_FROM} peers (the
+ * figures of docs/simulation.md), else the machine's cores, at most {@link MAX_THREADS}.
+ * Kademlia runs on one.
+ */
+function defaultThreads (name: string, peers: number): number {
+  return name === 'kad' || peers < THREADS_FROM ? 1 : Math.max(1, Math.min(MAX_THREADS, availableParallelism()))
+}
+
 /** Run one scenario in a child; undefined if it printed no report (killed). */
-async function runChild (name: string, peers: number, seed: number, timeoutMs: number | undefined, track: (proc: ReturnType<typeof spawn>) => void): Promise<{ line: string, parsed: ChildLine } | undefined> {
+async function runChild (name: string, peers: number, seed: number, threads: number, timeoutMs: number | undefined, track: (proc: ReturnType<typeof spawn>) => void): Promise<{ line: string, parsed: ChildLine } | undefined> {
   const file = fileURLToPath(import.meta.url)
-  const proc = spawn(process.execPath, [...process.execArgv, ...heapFlags(name, peers), '--expose-gc', file], {
-    env: { ...process.env, SIM_CHILD: JSON.stringify({ name, peers, seed }) },
+  const proc = spawn(process.execPath, [...process.execArgv, ...heapFlags(name, peers, threads), '--expose-gc', file], {
+    env: { ...process.env, SIM_CHILD: JSON.stringify({ name, peers, seed, threads }) },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc']
   })
   track(proc)
@@ -234,11 +256,12 @@ async function runChild (name: string, peers: number, seed: number, timeoutMs: n
  * (docs/simulation.md has the figures). A flag the user gave (in `NODE_OPTIONS` or node's own
  * flags) is left alone.
  */
-function heapFlags (name: string, peers: number): string[] {
+function heapFlags (name: string, peers: number, threads: number): string[] {
   const given = (flag: string): boolean => [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some(a => a.includes(flag))
   const flags = given('--max-semi-space-size') ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`]
   if (given('--max-old-space-size')) return flags
-  const neededMb = peers * (HEAP_MB_PER_PEER[name] ?? HEAP_MB_PER_PEER.default)
+  // The limit is each thread's: with threads, each holds its share of the peers.
+  const neededMb = Math.ceil(peers / threads) * (HEAP_MB_PER_PEER[name] ?? HEAP_MB_PER_PEER.default)
   const defaultMb = getHeapStatistics().heap_size_limit / 2 ** 20
   if (neededMb <= defaultMb) return flags
   const limitMb = Math.floor(Math.min(neededMb, 0.75 * totalmem() / 2 ** 20))
@@ -246,7 +269,7 @@ function heapFlags (name: string, peers: number): string[] {
 }
 
 /** The options of the command line, each with a value (`--help` aside). */
-const OPTIONS = ['--report', '--shadow', '--from', '--peers', '--seed', '--timeout'] as const
+const OPTIONS = ['--report', '--shadow', '--from', '--peers', '--seed', '--timeout', '--threads'] as const
 
 /** `--name value` options and the rest. */
 function parseArgs (argv: readonly string[]): { options: Map<string, string | true>, names: string[] } {
@@ -276,6 +299,7 @@ const USAGE = 'npm run sim [-- [options] [scenario…]]: GossipSub and Kademlia 
   '  --peers n             peers per scenario (default 1000, or SIM_PEERS; 50 runs in seconds)\n' +
   '  --seed n              seed (default 1, or SIM_SEED)\n' +
   '  --timeout <minutes>   stop each scenario after this long as Ctrl-C would (it reports what it measured); default: none\n' +
+  `  --threads n           run a GossipSub scenario over n worker threads (default: 1 below ${THREADS_FROM.toLocaleString('en')} peers, else the cores, at most ${MAX_THREADS})\n` +
   '  A scenario runs in a child node whose heap limit is raised to what its peers need (up to 3/4 of the memory),\n' +
   '  with --max-semi-space-size=64, unless --max-old-space-size or --max-semi-space-size is given (NODE_OPTIONS).\n' +
   '  SIM_PROGRESS_MS=n  real ms between progress lines (default 5000)\n' +
@@ -328,6 +352,7 @@ async function main (): Promise<void> {
   }
   const peers = count('--peers', process.env.SIM_PEERS, 1_000, 4)
   const seed = count('--seed', process.env.SIM_SEED, 1, 0)
+  const threadsGiven = options.has('--threads') ? count('--threads', undefined, 1, 1) : undefined
   const timeout = options.get('--timeout')
   const timeoutMin = typeof timeout === 'string' ? Number(timeout) : undefined
   if (timeoutMin != null && !(timeoutMin > 0)) throw new Error(`--timeout must be a positive number of minutes, got ${String(timeout)} (npm run sim -- --help)`)
@@ -381,8 +406,9 @@ async function main (): Promise<void> {
   const reports: ScenarioReport[] = []
   for (const name of names) {
     if (interrupted) break
-    process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}\n`)
-    const result = await runChild(name, peers, seed, timeoutMin == null ? undefined : timeoutMin * 60_000, proc => { current = proc })
+    const threads = threadsGiven ?? defaultThreads(name, peers)
+    process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}${threads > 1 ? `, ${threads} threads` : ''}\n`)
+    const result = await runChild(name, peers, seed, threads, timeoutMin == null ? undefined : timeoutMin * 60_000, proc => { current = proc })
     current = undefined
     if (result == null) break
     process.stdout.write(`${result.line}\n`)
@@ -397,8 +423,8 @@ async function main (): Promise<void> {
 
 const childSpec = process.env.SIM_CHILD
 if (childSpec != null) {
-  const { name, peers, seed } = JSON.parse(childSpec) as { name: string, peers: number, seed: number }
-  await child(name, peers, seed)
+  const { name, peers, seed, threads } = JSON.parse(childSpec) as { name: string, peers: number, seed: number, threads?: number }
+  await child(name, peers, seed, threads ?? 1)
 } else {
   await main()
 }

@@ -98,7 +98,35 @@ export interface SimulatedNetworkOptions {
    * connection's own bytes waiting to leave, as a socket's send buffer does. A finite number > 0.
    */
   readonly uplinkMbps?: number
+  /**
+   * @internal Run only some of the hosts here, the others in other threads (see
+   * `testing/shards.ts`): connections between a host here and one elsewhere cross through
+   * `shard.post`. Hosts are then made with the ids given to {@link SimulatedNetwork.host}, and a
+   * host's first `/memory/0` listener gets port `id + 1`, so every shard knows every address.
+   */
+  readonly shard?: NetworkShard
 }
+
+/** @internal The hosts a network runs, and the way to the shards that run the others. */
+export interface NetworkShard {
+  /** Whether host `id` runs here. */
+  readonly local: (host: number) => boolean
+  /**
+   * Hand `message` to the shard that runs host `message.to`, where {@link SimulatedNetwork.deliver}
+   * schedules it at `message.at`, at least the smallest link latency from now.
+   */
+  readonly post: (message: CrossMessage) => void
+}
+
+/**
+ * @internal What crosses from a host here to a host in another shard: the dialer's SYN (one
+ * latency after the dial), the listener's answer (one more), and each connection's
+ * transmissions, whose arrival the sender computes as for a connection within one network.
+ */
+export type CrossMessage =
+  | { readonly type: 'syn', readonly to: number, readonly at: number, readonly pair: string, readonly dialer: number, readonly port: string, readonly from: string }
+  | { readonly type: 'synack', readonly to: number, readonly at: number, readonly pair: string, readonly refused?: 'refused' | 'unreachable' }
+  | { readonly type: 'transmission', readonly to: number, readonly at: number, readonly pair: string, readonly side: 0 | 1, readonly kind: Transmission['kind'], readonly bytes?: Uint8Array }
 
 /** What crossed the network, counted since it was made (or since {@link SimulatedNetwork.resetStats}). */
 export interface NetworkStats {
@@ -172,7 +200,7 @@ export class LinkUnreachableError extends PeerswarmError {
 }
 
 /** What a chunk, a close or a reset is, while it crosses or waits. */
-interface Transmission {
+export interface Transmission {
   readonly kind: 'data' | 'close' | 'reset'
   readonly bytes?: Uint8Array
   readonly sentAt: number
@@ -248,20 +276,28 @@ class SimulatedConnection extends AbstractMultiaddrConnection {
   }
 }
 
-/** The two ends of a connection and the link it crosses. */
+/**
+ * The two ends of a connection and the link it crosses. With shards, a connection between a
+ * host here and one elsewhere has only the end of the host here; `id` names it in both shards.
+ */
 class ConnectionPair {
-  readonly ends: [SimulatedConnection, SimulatedConnection]
+  readonly ends: [SimulatedConnection | undefined, SimulatedConnection | undefined]
   /** Host id of each end. */
   readonly hosts: readonly [number, number]
   dead = false
 
-  constructor (readonly network: SimulatedNetwork, readonly link: Link, dialer: number, listener: number, addresses: readonly [string, string]) {
+  constructor (readonly network: SimulatedNetwork, readonly link: Link, dialer: number, listener: number, addresses: readonly [string, string], here: readonly [boolean, boolean] = [true, true], readonly id?: string) {
     this.hosts = [dialer, listener]
     this.ends = [
-      new SimulatedConnection(this, 0, { remoteAddr: multiaddr(addresses[0]), direction: 'outbound' }),
-      new SimulatedConnection(this, 1, { remoteAddr: multiaddr(addresses[1]), direction: 'inbound' })
+      here[0] ? new SimulatedConnection(this, 0, { remoteAddr: multiaddr(addresses[0]), direction: 'outbound' }) : undefined,
+      here[1] ? new SimulatedConnection(this, 1, { remoteAddr: multiaddr(addresses[1]), direction: 'inbound' }) : undefined
     ]
-    for (const end of this.ends) end.addEventListener('close', () => { if (this.closed) network.forget(this) })
+    for (const end of this.ends) end?.addEventListener('close', () => { if (this.closed) network.forget(this) })
+  }
+
+  /** The end at `side`, which the caller knows is here. */
+  end (side: 0 | 1): SimulatedConnection {
+    return this.ends[side] as SimulatedConnection
   }
 
   /** The link direction from end `side` to the other. */
@@ -270,7 +306,7 @@ class ConnectionPair {
   }
 
   get closed (): boolean {
-    return this.ends.every(end => end.status !== 'open' && end.status !== 'closing')
+    return this.ends.every(end => end == null || (end.status !== 'open' && end.status !== 'closing'))
   }
 }
 
@@ -310,11 +346,18 @@ export class SimulatedNetwork {
   private readonly uplinkBytesPerMs?: number
   /** Each host's uplink (made on first use), with `uplinkMbps`. */
   private readonly uplinks = new Map<number, { busyUntil: number }>()
+  private readonly shard?: NetworkShard
+  /** With shards: connections with an end elsewhere, by id. */
+  private readonly crossing = new Map<string, ConnectionPair>()
+  /** With shards: dials to hosts elsewhere waiting for their answer, by connection id. */
+  private readonly answers = new Map<string, (answer: CrossMessage & { type: 'synack' }) => void>()
+  private lastPair = 0
 
   constructor (options: SimulatedNetworkOptions = {}) {
     this.random = new Random(options.seed ?? 0)
     this.linkOptions = { ...defaultLinkOptions, ...options.link }
     this.linkOverrides = options.links
+    this.shard = options.shard
     validateLink(this.linkOptions)
     if (options.uplinkMbps != null) {
       if (!(options.uplinkMbps > 0) || !Number.isFinite(options.uplinkMbps)) throw new ConfigError('uplinkMbps', 'must be a finite number > 0')
@@ -322,14 +365,20 @@ export class SimulatedNetwork {
     }
   }
 
-  /** A new host. Its transport listens on `/memory/<n>` addresses of this network only. */
-  host (): SimulatedHost {
-    const id = this.hosts++
-    const hub = this.hub(id)
-    return { id, transport: memory(hub), hub }
+  /**
+   * A new host. Its transport listens on `/memory/<n>` addresses of this network only. With
+   * shards, `id` (required) is the host's id across them.
+   */
+  host (id?: number): SimulatedHost {
+    if ((id == null) !== (this.shard == null)) throw new ConfigError('host', this.shard == null ? 'takes no id without shards' : 'needs its id with shards')
+    if (id != null && !(this.shard?.local(id) ?? false)) throw new ConfigError('host', `host ${id} runs in another shard`)
+    const host = id ?? this.hosts
+    this.hosts++
+    const hub = this.hub(host)
+    return { id: host, transport: memory(hub), hub }
   }
 
-  /** Hosts made so far. */
+  /** Hosts made so far (here, with shards). */
   get size (): number {
     return this.hosts
   }
@@ -357,7 +406,8 @@ export class SimulatedNetwork {
   /** Connections open now (both ends not yet closed). */
   get openConnections (): number {
     let n = 0
-    for (const pair of this.pairs) if (!pair.closed) n++
+    // With shards, a connection is counted where it was dialed.
+    for (const pair of this.pairs) if (!pair.closed && pair.ends[0] != null) n++
     return n
   }
 
@@ -405,7 +455,7 @@ export class SimulatedNetwork {
     if (pair.dead) return true
     const now = this.scheduler.now()
     const sent: Transmission = { ...transmission, sentAt: now }
-    const from = pair.ends[side]
+    const from = pair.end(side)
     const size = sent.bytes?.byteLength ?? 0
     if (sent.kind === 'data') {
       this.counters.bytes += size
@@ -437,13 +487,31 @@ export class SimulatedNetwork {
   /** @internal A pair whose ends are both closed. */
   forget (pair: ConnectionPair): void {
     this.pairs.delete(pair)
+    if (pair.id != null) this.crossing.delete(pair.id)
+  }
+
+  /**
+   * @internal With shards: what another shard sent a host here, scheduled at its arrival.
+   * Called between two windows of the virtual clock, so `message.at` is still to come.
+   */
+  deliver (message: CrossMessage): void {
+    this.scheduler.at(message.at, () => {
+      if (message.type === 'syn') {
+        this.accepted(message)
+      } else if (message.type === 'synack') {
+        this.answers.get(message.pair)?.(message)
+      } else {
+        const pair = this.crossing.get(message.pair)
+        if (pair != null && !pair.dead) pair.ends[message.side]?.receive({ kind: message.kind, bytes: message.bytes, sentAt: 0 })
+      }
+    })
   }
 
   /** Put `transmission` on the link at `start` (ms); returns when its last byte has left. */
   private send (pair: ConnectionPair, side: 0 | 1, transmission: Transmission, start: number): number {
     const { link } = pair
     const direction = pair.direction(side)
-    const from = pair.ends[side]
+    const from = pair.end(side)
     const size = transmission.bytes?.byteLength ?? 0
     const serialised = Number.isFinite(link.bytesPerMs) ? size / link.bytesPerMs : 0
     let departed: number
@@ -479,12 +547,17 @@ export class SimulatedNetwork {
     } else if (transmission.kind === 'data') {
       this.counters.segments += Math.max(1, Math.ceil(size / link.options.mss))
     }
-    const to = pair.ends[side === 0 ? 1 : 0]
+    const other = side === 0 ? 1 : 0
+    const to = pair.ends[other]
     const arrival = Math.max(departed + delay, from.lastArrival)
     from.lastArrival = arrival
-    this.scheduler.at(arrival, () => {
-      if (!pair.dead) to.receive(transmission)
-    })
+    if (to == null) {
+      this.shard?.post({ type: 'transmission', to: pair.hosts[other], at: arrival, pair: pair.id as string, side: other, kind: transmission.kind, bytes: transmission.bytes })
+    } else {
+      this.scheduler.at(arrival, () => {
+        if (!pair.dead) to.receive(transmission)
+      })
+    }
     return departed
   }
 
@@ -495,7 +568,7 @@ export class SimulatedNetwork {
       if (pair.dead || this.blocked(pair.hosts[0], pair.hosts[1])) continue
       for (const side of [0, 1] as const) {
         const from = pair.ends[side]
-        if (from.held.length === 0) continue
+        if (from == null || from.held.length === 0) continue
         const resume = nextRetransmission(from.held[0].sentAt, now, pair.link.rto)
         if (this.uplinkBytesPerMs != null && resume > now) {
           // Held until TCP would send them again: taking the uplink now, for a time to come,
@@ -532,7 +605,8 @@ export class SimulatedNetwork {
       pair.dead = true
       this.pairs.delete(pair)
       this.counters.resets++
-      for (const end of pair.ends) end.abort(new LinkTimeoutError())
+      if (pair.id != null) this.crossing.delete(pair.id)
+      for (const end of pair.ends) end?.abort(new LinkTimeoutError())
     }
   }
 
@@ -572,7 +646,7 @@ export class SimulatedNetwork {
   private hub (host: number): MemoryHub {
     return {
       bind: (port, accept) => {
-        const bound = port === '0' ? String(++this.lastPort) : port
+        const bound = port !== '0' ? port : this.shard == null ? String(++this.lastPort) : String(host + 1)
         if (this.listeners.has(bound)) throw new PeerswarmError('ERR_ADDRESS_IN_USE', `/memory/${bound} is in use`)
         this.listeners.set(bound, { host, accept })
         if (!this.hostPorts.has(host)) this.hostPorts.set(host, bound)
@@ -587,6 +661,8 @@ export class SimulatedNetwork {
   }
 
   private async connect (dialer: number, port: string, signal: AbortSignal): Promise<MultiaddrConnection> {
+    const elsewhere = this.shard == null ? undefined : Number(port) - 1
+    if (elsewhere != null && Number.isInteger(elsewhere) && elsewhere >= 0 && !(this.shard?.local(elsewhere) ?? true)) return await this.connectAcross(dialer, elsewhere, port, signal)
     const target = this.listeners.get(port)
     if (target == null) throw new MemoryConnectionRefusedError(multiaddr(`/memory/${port}`))
     const link = this.linkOf(dialer, target.host)
@@ -600,9 +676,73 @@ export class SimulatedNetwork {
     const pair = new ConnectionPair(this, link, dialer, target.host, [`/memory/${port}`, `/memory/${this.hostPorts.get(dialer) ?? '0'}`])
     this.pairs.add(pair)
     this.counters.connections++
-    listener.accept(pair.ends[1])
-    return pair.ends[0]
+    listener.accept(pair.end(1))
+    return pair.end(0)
   }
+
+  /**
+   * A dial to a host in another shard: the SYN reaches it one latency later, where it is
+   * accepted (or refused, or found unreachable), and the answer comes back one more later, as
+   * TCP's handshake takes a round trip. A dial given up meanwhile resets what the listener
+   * accepted.
+   */
+  private async connectAcross (dialer: number, listener: number, port: string, signal: AbortSignal): Promise<MultiaddrConnection> {
+    const shard = this.shard as NetworkShard
+    const link = this.linkOf(dialer, listener)
+    const id = `${dialer}/${++this.lastPair}`
+    const address = `/memory/${port}`
+    const from = `/memory/${this.hostPorts.get(dialer) ?? '0'}`
+    shard.post({ type: 'syn', to: listener, at: this.scheduler.now() + link.latency, pair: id, dialer, port, from })
+    const answer = await answerTo(this.answers, id, signal, (late) => {
+      if (late.refused == null) shard.post({ type: 'transmission', to: listener, at: this.scheduler.now() + link.latency, pair: id, side: 1, kind: 'reset' })
+    })
+    if (answer.refused === 'unreachable') {
+      this.counters.unreachableDials++
+      throw new LinkUnreachableError(multiaddr(address))
+    }
+    if (answer.refused === 'refused') throw new MemoryConnectionRefusedError(multiaddr(address))
+    const pair = new ConnectionPair(this, link, dialer, listener, [address, from], [true, false], id)
+    this.pairs.add(pair)
+    this.crossing.set(id, pair)
+    this.counters.connections++
+    return pair.end(0)
+  }
+
+  /** A SYN from a host in another shard has arrived: accept it (or not), and answer. */
+  private accepted (syn: CrossMessage & { type: 'syn' }): void {
+    const listener = this.listeners.get(syn.port)
+    const link = this.linkOf(syn.dialer, syn.to)
+    const answer = (refused?: 'refused' | 'unreachable'): void => {
+      this.shard?.post({ type: 'synack', to: syn.dialer, at: this.scheduler.now() + link.latency, pair: syn.pair, refused })
+    }
+    if (this.blocked(syn.dialer, syn.to)) return answer('unreachable')
+    if (listener == null || listener.host !== syn.to) return answer('refused')
+    const pair = new ConnectionPair(this, link, syn.dialer, syn.to, [`/memory/${syn.port}`, syn.from], [false, true], syn.pair)
+    this.pairs.add(pair)
+    this.crossing.set(syn.pair, pair)
+    listener.accept(pair.end(1))
+    answer()
+  }
+}
+
+/** Resolve with what `answers` gets for `id`, or reject with the signal's reason if it aborts first (then `abandoned` gets the answer). */
+async function answerTo (answers: Map<string, (answer: CrossMessage & { type: 'synack' }) => void>, id: string, signal: AbortSignal, abandoned: (answer: CrossMessage & { type: 'synack' }) => void): Promise<CrossMessage & { type: 'synack' }> {
+  signal.throwIfAborted()
+  return await new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      answers.set(id, answer => {
+        answers.delete(id)
+        abandoned(answer)
+      })
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    answers.set(id, answer => {
+      answers.delete(id)
+      signal.removeEventListener('abort', onAbort)
+      resolve(answer)
+    })
+  })
 }
 
 /** The bytes of connection end `end` still waiting to leave at `now` (with host uplinks); forgets those that have left. */

@@ -17,6 +17,8 @@
  */
 import '../compat.js'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from '../core/errors.js'
 import { deadline } from '../core/timers.js'
 import { SwarmBuilder } from '../swarm/builder.js'
@@ -30,11 +32,12 @@ import { TimerHeap } from './heap.js'
 import { VirtualClock } from './virtual-time.js'
 import { degrees, topologyLinks } from './topology.js'
 import { deliveriesPerPeer, deliveryReport, deliveryTimeline, formatDuration, ratioHistogram, summariseDegrees } from './report.js'
-import type { LinkOptions, NetworkStats, SimulatedNetworkOptions } from './network.js'
+import type { LinkOptions, NetworkShard, NetworkStats, SimulatedNetworkOptions } from './network.js'
 import type { DegreeSummary, PartialRun, PublishedMessage, Recorded, ScenarioReport } from './report.js'
 import type { Topology, TopologyLink } from './topology.js'
 import type { SwarmConfig } from '../swarm/config.js'
 import type { Swarm } from '../swarm/swarm.js'
+import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** A batch of messages: `messages` of `size` bytes, one every `interval` ms from `at`, publishers in turn. */
@@ -205,43 +208,88 @@ function makeBehaviour (key: Parameters<typeof gossipsub.MessageAuthenticity.sig
   })
 }
 
-/**
- * Run `scenario` and report. The swarms, Noise, Yamux and GossipSub are the production code;
- * the wire is simulated ({@link SimulatedNetwork}). By default the run is in virtual time
- * ({@link VirtualClock}): computing takes no simulated time, waiting takes no real time, and
- * with everything random drawn from the seed a run is reproducible. With `time: 'real'` it runs
- * on the real clock: latencies then include the queueing of every peer's work on the one
- * process, and figures vary with the machine's load.
- */
 export async function runScenario (scenario: Scenario): Promise<ScenarioReport> {
-  if (scenario.time === 'real') return await run(scenario, () => Date.now())
-  const clock = new VirtualClock({ seed: `${String(scenario.seed ?? 0)}/clock` })
-  return await clock.run(async () => await run(scenario, () => clock.realNow()))
+  const settings = settingsOf(scenario)
+  const plan = planScenario(scenario, settings)
+  const clock = scenario.time === 'real' ? undefined : new VirtualClock({ seed: `${settings.seed}/clock` })
+  const measured = clock == null
+    ? await run(scenario, settings, plan, () => Date.now())
+    : await clock.run(async () => await run(scenario, settings, plan, () => clock.realNow()))
+  return buildReport(scenario, settings, plan, measured.latency, measured.data)
 }
 
 /**
- * One run, in phases: the plan (`planScenario`), building the network (`buildSwarms`,
- * `ScenarioRun`), set-up (`listen`, `connect`, `warmUp`), measurement (`startMeasurement`, then
- * the wait for the last deliveries here), and the report (`buildReport`). The measurement's
- * waits stay in this function: the counters are read in the same turn as the last delivery
- * that ends it, with no turn of other code in between.
+ * @internal One shard of a run split over threads (`testing/shards.ts`): the peers it runs
+ * (`index`, `index + count`, …), its way to the others' hosts, and how it waits for a
+ * condition over every shard's peers.
  */
-async function run (scenario: Scenario, realNow: () => number): Promise<ScenarioReport> {
+export interface ScenarioShard {
+  readonly index: number
+  readonly count: number
+  readonly network: NetworkShard
+  /** Called with the shard's network once it is made: what other shards send arrives through it. */
+  readonly attach: (net: SimulatedNetwork) => void
+  /**
+   * Resolve once `remaining()`, summed over the shards, is 0 (each shard's sum is taken between
+   * two windows of the clocks); all shards resolve at the same virtual time. After `timeout`
+   * ms, reject with `error()` (`soft`: resolve).
+   */
+  readonly until: (name: string, remaining: () => number, timeout: number, error: () => Error, soft?: boolean) => Promise<void>
+}
+
+/** @internal Whether peer `i` runs in `shard` (every peer does without shards). */
+export function runsIn (shard: ScenarioShard | undefined, i: number): boolean {
+  return shard == null || i % shard.count === shard.index
+}
+
+/** @internal What {@link run} measured for the report, as plain data (a shard's share of it, with shards). */
+export interface RunData {
+  readonly setupMs: number
+  readonly realSetupMs: number
+  readonly durationMs: number
+  readonly realMs: number
+  readonly network: NetworkStats
+  readonly gossip: Readonly<Record<string, number>>
+  /** Mesh degrees of the subscribers after the warm-up and at the end. */
+  readonly meshStart: readonly number[]
+  readonly meshEnd: readonly number[]
+  /** Before the swarms were made, after the warm-up, at the end. */
+  readonly memory: readonly [Memory | undefined, Memory | undefined, Memory | undefined]
+  readonly publishErrors: readonly number[]
+  readonly faults: readonly FaultEntry[]
+  /** When the measurement started (`performance.now()`); undefined if it never did. */
+  readonly t0?: number
+  readonly partial?: PartialRun
+  readonly published: ReadonlyArray<PublishedMessage | undefined>
+  readonly deliveredAt: Float64Array
+  readonly duplicates: Uint32Array
+  readonly redials: number
+}
+
+/**
+ * One run, in phases: building the network (`buildSwarms`, `ScenarioRun`), set-up (`listen`,
+ * `connect`, `warmUp`), measurement (`startMeasurement`, then the wait for the last
+ * deliveries here); `buildReport` makes the report of what it returns. The measurement's
+ * waits stay in this function: the counters are read in the same turn as the last delivery
+ * that ends it, with no turn of other code in between. With `shard`, only that shard's peers
+ * run here and what is returned is their share.
+ */
+export async function run (scenario: Scenario, settings: Settings, plan: Plan, realNow: () => number, shard?: ScenarioShard): Promise<{ data: RunData, latency: (a: number, b: number) => number }> {
   const realStart = realNow()
-  const settings = settingsOf(scenario)
   const { n, seed, log } = settings
-  const plan = planScenario(scenario, settings)
   const progress = new Progress(scenario, plan, () => realNow() - realStart)
 
   // Building the network: the simulated wire, the metrics, the swarms and their event loops.
-  const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links, uplinkMbps: scenario.uplinkMbps })
+  const net = new SimulatedNetwork({ seed, link: scenario.link, links: scenario.links, uplinkMbps: scenario.uplinkMbps, shard: shard?.network })
+  shard?.attach(net)
+  const latency = (a: number, b: number): number => net.link(a, b).latency
   const counters = new Map<string, number>()
   const duplicates = new Uint32Array(n)
   const memoryBefore = settings.measureMemory()
   const setupStart = performance.now()
   log(`${scenario.name ?? 'scenario'}: ${n} peers, ${plan.links.length} links, seed ${seed}`)
-  const swarms = await buildSwarms(scenario, settings, net, countingSink(counters), duplicates, progress)
-  const sim = new ScenarioRun(settings, plan, net, counters, duplicates, swarms)
+  const built = await buildSwarms(scenario, settings, net, countingSink(counters), duplicates, progress, shard)
+  const sim = new ScenarioRun(settings, plan, net, counters, duplicates, built, shard)
   progress.sim = sim
   sim.start()
   // A stop ends the set-up dials waiting for their outcome (the waits and the schedule check it).
@@ -250,15 +298,16 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
 
   try {
     // Set-up: listen, connect the topology, warm up.
+    if (shard != null) await sim.until('built', () => 0, 60_000, 'building')
     if (!settings.aborted()) await listen(sim, progress)
     if (!settings.aborted()) await connect(sim, scenario.dialConcurrency ?? 64, progress)
     if (!settings.aborted()) await warmUp(sim, scenario, progress)
     const setupMs = performance.now() - setupStart
     const realSetupMs = realNow() - realStart
-    if (settings.aborted()) return stoppedInSetUp(scenario, sim, { setupMs, realSetupMs, realMs: realNow() - realStart, memoryBefore })
+    if (settings.aborted()) return { data: stoppedInSetUp(sim, { setupMs, realSetupMs, realMs: realNow() - realStart, memoryBefore }), latency }
     log(`set up in ${(setupMs / 1000).toFixed(1)} s (${net.stats().connections} connections), ${(realSetupMs / 1000).toFixed(1)} s of real time`)
     const memoryIdle = settings.measureMemory()
-    const meshStart = summariseDegrees(sim.meshDegrees())
+    const meshStart = sim.meshDegrees()
 
     // Measurement: publishes and faults on their schedule.
     const schedule = startMeasurement(sim, progress)
@@ -266,7 +315,10 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
       await sleep(schedule.end, scenario.signal)
       // Everything is published: wait for the last deliveries, at most `settle`.
       progress.enter('settling')
-      if (sim.expectedRemaining > 0 && !settings.aborted()) {
+      if (shard != null) {
+        // Deliveries here of messages published elsewhere count down here: the sum is what is left.
+        if (!settings.aborted()) await shard.until('delivered', () => settings.aborted() ? 0 : sim.expectedRemaining, settings.settle, () => new Error('settled'), true)
+      } else if (sim.expectedRemaining > 0 && !settings.aborted()) {
         // The settle timer is let go once everything arrived: in real time it would hold the
         // process open up to `settle` after the run.
         const settle = deadline(settings.settle, scenario.signal)
@@ -287,36 +339,40 @@ async function run (scenario: Scenario, realNow: () => number): Promise<Scenario
     sim.measuring = false
     const network = net.stats()
     const gossip = sortedCounters(counters)
-    const meshEnd = summariseDegrees(sim.meshDegrees())
+    const meshEnd = sim.meshDegrees()
     const memoryEnd = settings.measureMemory()
     const published = sim.published.filter(p => p != null).length
 
-    return buildReport(scenario, sim, {
-      setupMs,
-      realSetupMs,
-      durationMs,
-      realMs,
-      network,
-      gossip,
-      meshStart,
-      meshEnd,
-      memory: [memoryBefore, memoryIdle, memoryEnd],
-      publishErrors: schedule.publishErrors,
-      faults: schedule.faults,
-      t0: schedule.t0,
-      partial: settings.aborted() ? { phase: 'measurement', measuredMs: durationMs, published, messages: plan.totalMessages, reason: settings.abortReason() } : undefined
-    })
+    return {
+      latency,
+      data: {
+        setupMs,
+        realSetupMs,
+        durationMs,
+        realMs,
+        network,
+        gossip,
+        meshStart,
+        meshEnd,
+        memory: [memoryBefore, memoryIdle, memoryEnd],
+        publishErrors: schedule.publishErrors,
+        faults: schedule.faults,
+        t0: schedule.t0,
+        partial: settings.aborted() ? { phase: 'measurement', measuredMs: durationMs, published, messages: plan.totalMessages, reason: settings.abortReason() } : undefined,
+        ...sim.recorded()
+      }
+    }
   } finally {
     scenario.signal?.removeEventListener('abort', onAbort)
     await sim.close()
   }
 }
 
-/** The report of a run stopped during its set-up: what the set-up measured, no deliveries. */
-function stoppedInSetUp (scenario: Scenario, sim: ScenarioRun, m: { setupMs: number, realSetupMs: number, realMs: number, memoryBefore: Memory | undefined }): ScenarioReport {
-  const mesh = summariseDegrees(sim.meshDegrees())
+/** What a run stopped during its set-up measured: the set-up, no deliveries. */
+function stoppedInSetUp (sim: ScenarioRun, m: { setupMs: number, realSetupMs: number, realMs: number, memoryBefore: Memory | undefined }): RunData {
+  const mesh = sim.meshDegrees()
   const memory = sim.settings.measureMemory()
-  return buildReport(scenario, sim, {
+  return {
     setupMs: m.setupMs,
     realSetupMs: m.realSetupMs,
     durationMs: 0,
@@ -328,8 +384,9 @@ function stoppedInSetUp (scenario: Scenario, sim: ScenarioRun, m: { setupMs: num
     memory: [m.memoryBefore, memory, memory],
     publishErrors: sim.plan.batches.map(() => 0),
     faults: [],
-    partial: { phase: 'set-up', measuredMs: 0, published: 0, messages: sim.plan.totalMessages, reason: sim.settings.abortReason() }
-  })
+    partial: { phase: 'set-up', measuredMs: 0, published: 0, messages: sim.plan.totalMessages, reason: sim.settings.abortReason() },
+    ...sim.recorded()
+  }
 }
 
 function sortedCounters (counters: ReadonlyMap<string, number>): Record<string, number> {
@@ -394,11 +451,11 @@ class Progress {
   }
 }
 
-/** Memory of the process at one point (after a GC). */
-interface Memory { readonly rss: number, readonly heapUsed: number }
+/** @internal Memory of the process at one point (after a GC). */
+export interface Memory { readonly rss: number, readonly heapUsed: number }
 
-/** A scenario's options with their defaults applied. */
-interface Settings {
+/** @internal A scenario's options with their defaults applied. */
+export interface Settings {
   readonly n: number
   readonly seed: string
   /** The root of every seeded draw (forked by label). */
@@ -414,7 +471,8 @@ interface Settings {
   readonly abortReason: () => string
 }
 
-function settingsOf (scenario: Scenario): Settings {
+/** @internal A scenario's settings: its options with their defaults. */
+export function settingsOf (scenario: Scenario): Settings {
   const n = scenario.peers
   if (!Number.isInteger(n) || n < 2) throw new ConfigError('peers', `must be an integer ≥ 2, got ${n}`)
   const seed = String(scenario.seed ?? 0)
@@ -443,8 +501,8 @@ function settingsOf (scenario: Scenario): Settings {
   }
 }
 
-/** A publish batch with its defaults applied and its publishers drawn. */
-interface BatchPlan {
+/** @internal A publish batch with its defaults applied and its publishers drawn. */
+export interface BatchPlan {
   readonly label: string
   readonly at: number
   readonly messages: number
@@ -453,11 +511,11 @@ interface BatchPlan {
   readonly publishers: readonly number[]
 }
 
-/** A fault with its groups drawn. */
-type FaultPlan = Fault & { readonly groups: ReadonlyArray<readonly number[]> }
+/** @internal A fault with its groups drawn. */
+export type FaultPlan = Fault & { readonly groups: ReadonlyArray<readonly number[]> }
 
-/** The plan: topology, subscribers, publishers, faults: all drawn before anything runs. */
-interface Plan {
+/** @internal The plan: topology, subscribers, publishers, faults: all drawn before anything runs. */
+export interface Plan {
   readonly links: readonly TopologyLink[]
   /** Each peer's number of topology links. */
   readonly degree: readonly number[]
@@ -471,6 +529,8 @@ interface Plan {
   readonly batches: readonly BatchPlan[]
   readonly faults: readonly FaultPlan[]
   readonly totalMessages: number
+  /** The publisher of each message, by index. */
+  readonly publisherOf: Uint32Array
 }
 
 /**
@@ -483,7 +543,8 @@ export function scenarioPlan (scenario: Scenario): Plan & { readonly seed: strin
   return { ...planScenario(scenario, settings), seed: settings.seed, topic: settings.topic, settle: settings.settle }
 }
 
-function planScenario (scenario: Scenario, settings: Settings): Plan {
+/** @internal Draw the plan of `scenario`. */
+export function planScenario (scenario: Scenario, settings: Settings): Plan {
   const { n, random } = settings
   const publish = (Array.isArray(scenario.publish) ? scenario.publish : [scenario.publish]) as readonly PublishBatch[]
   const links = topologyLinks(scenario.topology ?? { type: 'random-regular', degree: 8 }, n, random.fork('topology'))
@@ -524,7 +585,8 @@ function planScenario (scenario: Scenario, settings: Settings): Plan {
     return { ...fault, groups }
   })
   const totalMessages = batches.reduce((sum, batch) => sum + batch.messages, 0)
-  return { links, degree, subscribed, subscriberCount, neighbours, dialsOf: dials.map(targets => new Set(targets)), batches, faults, totalMessages }
+  const publisherOf = new Uint32Array(batches.flatMap(batch => Array.from({ length: batch.messages }, (_, m) => batch.publishers[m % batch.publishers.length])))
+  return { links, degree, subscribed, subscriberCount, neighbours, dialsOf: dials.map(targets => new Set(targets)), batches, faults, totalMessages, publisherOf }
 }
 
 /** A GossipSub metrics sink that sums every counter into `counters` (control and unwanted split by type and stage). */
@@ -552,19 +614,33 @@ function peerSink (sink: gossipsub.MetricsSink, duplicates: Uint32Array, i: numb
 }
 
 /** The swarms, with seeded identities, each on a host of `net` (fewer if the run is stopped meanwhile). */
-async function buildSwarms (scenario: Scenario, settings: Settings, net: SimulatedNetwork, sink: gossipsub.MetricsSink, duplicates: Uint32Array, progress: Progress): Promise<Array<Swarm<SimBehaviour>>> {
-  const swarms: Array<Swarm<SimBehaviour>> = []
+/** The peers' swarms (with shards, only those of the shard; `undefined` for the others) and every peer's id. */
+interface Built {
+  readonly swarms: ReadonlyArray<Swarm<SimBehaviour> | undefined>
+  readonly peerIds: readonly PeerId[]
+}
+
+async function buildSwarms (scenario: Scenario, settings: Settings, net: SimulatedNetwork, sink: gossipsub.MetricsSink, duplicates: Uint32Array, progress: Progress, shard?: ScenarioShard): Promise<Built> {
+  const swarms: Array<Swarm<SimBehaviour> | undefined> = []
+  const peerIds: PeerId[] = []
   for (let i = 0; i < settings.n && !settings.aborted(); i++) {
     const key = await generateKeyPairFromSeed('Ed25519', settings.random.fork(`key/${i}`).bytes(32))
-    const host = net.host()
-    swarms.push(await SwarmBuilder.withExistingIdentity(key).withTransport(host.transport)
+    if (!runsIn(shard, i)) {
+      swarms.push(undefined)
+      peerIds.push(peerIdFromPrivateKey(key))
+      continue
+    }
+    const host = shard == null ? net.host() : net.host(i)
+    const swarm = await SwarmBuilder.withExistingIdentity(key).withTransport(host.transport)
       .withBehaviour(k => makeBehaviour(k, scenario, peerSink(sink, duplicates, i)))
       .withSwarmConfig({ connectionTimeout: 30_000, ...scenario.swarm })
-      .build())
+      .build()
+    swarms.push(swarm)
+    peerIds.push(swarm.localPeerId)
     progress.built++
     progress.tick()
   }
-  return swarms
+  return { swarms, peerIds }
 }
 
 /**
@@ -592,6 +668,11 @@ class ScenarioRun {
   private stopping = false
   private loops: Array<Promise<void>> = []
 
+  /** The swarms of the peers that run here (`undefined` for those of other shards). */
+  readonly swarms: ReadonlyArray<Swarm<SimBehaviour> | undefined>
+  /** Every peer's id. */
+  readonly peerIds: readonly PeerId[]
+
   constructor (
     readonly settings: Settings,
     readonly plan: Plan,
@@ -599,22 +680,57 @@ class ScenarioRun {
     readonly counters: Map<string, number>,
     /** Duplicates received per peer (GossipSub's `messages_duplicate`), since the measurement started. */
     readonly duplicates: Uint32Array,
-    readonly swarms: ReadonlyArray<Swarm<SimBehaviour>>
+    built: Built,
+    readonly shard?: ScenarioShard
   ) {
     const n = settings.n
-    this.indexOf = new Map<string, number>(swarms.map((swarm, i) => [swarm.localPeerId.toString(), i]))
-    this.addresses = new Array<Multiaddr | undefined>(n).fill(undefined)
+    this.swarms = built.swarms
+    this.peerIds = built.peerIds
+    this.indexOf = new Map<string, number>(built.peerIds.map((id, i) => [id.toString(), i]))
+    // With shards, a host's first listener is on port id + 1 (see `SimulatedNetwork`).
+    this.addresses = Array.from({ length: n }, (_, i) => shard == null || runsIn(shard, i) ? undefined : multiaddr(`/memory/${i + 1}`))
     this.published = new Array(plan.totalMessages)
     this.deliveredAt = new Float64Array(plan.totalMessages * n).fill(NaN)
+  }
+
+  /** The swarm of peer `i`, which the caller knows runs here. */
+  swarm (i: number): Swarm<SimBehaviour> {
+    return this.swarms[i] as Swarm<SimBehaviour>
+  }
+
+  /** The swarms that run here, with their peers' indexes. */
+  local (): Array<[number, Swarm<SimBehaviour>]> {
+    return this.swarms.flatMap((swarm, i) => swarm == null ? [] : [[i, swarm]])
+  }
+
+  /**
+   * Wait until `remaining()` is 0 (over every shard), polled every 50 ms (with shards: between
+   * the clocks' windows); throw after `timeout` ms with `describe()`.
+   */
+  async until (name: string, remaining: () => number, timeout: number, what: string, describe: () => string = () => ''): Promise<void> {
+    const condition = (): number => this.settings.aborted() ? 0 : remaining()
+    const error = (): Error => new Error(`simulation: ${what} did not complete within ${timeout} ms. ${describe()}`)
+    if (this.shard != null) return await this.shard.until(name, condition, timeout, error)
+    const end = performance.now() + timeout
+    while (condition() !== 0) {
+      if (performance.now() > end) throw error()
+      await sleep(50)
+    }
+  }
+
+  /** The deliveries, publishes and duplicates recorded here, for the report. */
+  recorded (): Pick<RunData, 'published' | 'deliveredAt' | 'duplicates' | 'redials'> {
+    return { published: this.published, deliveredAt: this.deliveredAt, duplicates: this.duplicates, redials: this.redials }
   }
 
   dial (from: number, to: number): void {
     const target = this.addresses[to]
     if (target == null || this.stopping) return
+    const swarm = this.swarm(from)
     try {
-      this.swarms[from].dial({ peerId: this.swarms[to].localPeerId, addresses: [target], condition: 'disconnected' })
+      swarm.dial({ peerId: this.peerIds[to], addresses: [target], condition: 'disconnected' })
     } catch {
-      this.pending.get(`${from}>${to}`)?.(this.swarms[from].isConnected(this.swarms[to].localPeerId))
+      this.pending.get(`${from}>${to}`)?.(swarm.isConnected(this.peerIds[to]))
     }
   }
 
@@ -626,7 +742,7 @@ class ScenarioRun {
     this.backoff.set(key, Math.min(delay * 2, redialDelay * 8))
     const timer = setTimeout(() => {
       this.redialTimers.delete(timer)
-      if (!this.swarms[from].isConnected(this.swarms[to].localPeerId)) {
+      if (!this.swarm(from).isConnected(this.peerIds[to])) {
         if (this.measuring) this.redials++
         this.dial(from, to)
       }
@@ -638,8 +754,9 @@ class ScenarioRun {
   start (): void {
     const { n } = this.settings
     const { dialsOf } = this.plan
-    const { swarms, indexOf, addresses, pending, published, deliveredAt } = this
-    this.loops = swarms.map(async (swarm, i) => {
+    const { indexOf, addresses, pending, published, deliveredAt, peerIds, shard } = this
+    const { publisherOf } = this.plan
+    this.loops = this.local().map(async ([i, swarm]) => {
       for await (const event of swarm) {
         switch (event.type) {
           case 'NewListenAddr':
@@ -656,7 +773,7 @@ class ScenarioRun {
             const j = event.peerId == null ? undefined : indexOf.get(event.peerId.toString())
             if (j == null) break
             pending.get(`${i}>${j}`)?.(false)
-            if (dialsOf[i].has(j) && !swarm.isConnected(swarms[j].localPeerId)) this.scheduleRedial(i, j)
+            if (dialsOf[i].has(j) && !swarm.isConnected(peerIds[j])) this.scheduleRedial(i, j)
             break
           }
           case 'ConnectionClosed': {
@@ -668,8 +785,9 @@ class ScenarioRun {
             if (event.event.behaviour !== 'gossipsub' || event.event.event.type !== 'Message') break
             const data = event.event.event.message.data
             const index = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
-            const message = published[index]
-            if (message == null || message.publisher === i) break
+            // With shards, messages published elsewhere are not in `published` here.
+            const publisher = shard == null ? published[index]?.publisher : publisherOf[index]
+            if (publisher == null || publisher === i) break
             const slot = index * n + i
             if (!Number.isNaN(deliveredAt[slot])) break
             deliveredAt[slot] = performance.now()
@@ -703,7 +821,7 @@ class ScenarioRun {
 
   /** The subscribers' mesh degrees now. */
   meshDegrees (): number[] {
-    return this.swarms.filter((_, i) => this.plan.subscribed[i] === 1).map(s => s.behaviour.gossipsub.meshPeers(this.settings.topic).length)
+    return this.local().filter(([i]) => this.plan.subscribed[i] === 1).map(([, s]) => s.behaviour.gossipsub.meshPeers(this.settings.topic).length)
   }
 
   /** Stop dialing, stop the network, close the swarms and wait for their event loops. */
@@ -712,7 +830,7 @@ class ScenarioRun {
     for (const timer of this.redialTimers) clearTimeout(timer)
     for (const resolve of this.pending.values()) resolve(false)
     this.net.stop()
-    await Promise.all(this.swarms.map(async swarm => { await swarm.close() }))
+    await Promise.all(this.local().map(async ([, swarm]) => { await swarm.close() }))
     await Promise.allSettled(this.loops)
   }
 }
@@ -724,19 +842,26 @@ class ScenarioRun {
 /** Subscribe the subscribers, listen, and wait until every swarm has an address. */
 function listen (sim: ScenarioRun, progress: Progress): Promise<void> {
   progress.enter('listening')
-  for (const [i, swarm] of sim.swarms.entries()) {
+  const local = sim.local()
+  for (const [i, swarm] of local) {
     if (sim.plan.subscribed[i] === 1) swarm.behaviour.gossipsub.subscribe(sim.settings.topic)
     swarm.listenOn('/memory/0')
   }
-  return until(() => sim.settings.aborted() || sim.addresses.every(a => a != null), 10_000, 'listening')
+  return sim.until('listening', () => local.filter(([i]) => sim.addresses[i] == null).length, 10_000, 'listening')
 }
 
-/** Connect the topology, `concurrency` dials at a time, each waiting for its outcome. */
-function connect (sim: ScenarioRun, concurrency: number, progress: Progress): Promise<void[]> {
+/**
+ * Connect the topology, `concurrency` dials at a time, each waiting for its outcome (with
+ * shards, each shard dials its peers' links, `concurrency` shared out among them, and the
+ * phase ends when every shard is done).
+ */
+function connect (sim: ScenarioRun, concurrency: number, progress: Progress): Promise<unknown> {
   progress.enter('connecting')
   let next = 0
-  const work = sim.plan.links.map(([a, b]) => [a, b] as const)
-  return Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, async () => {
+  const { shard } = sim
+  const work = sim.plan.links.filter(([a]) => runsIn(shard, a)).map(([a, b]) => [a, b] as const)
+  const share = shard == null ? concurrency : Math.max(1, Math.ceil(concurrency / shard.count))
+  const dialed = Promise.all(Array.from({ length: Math.min(share, work.length) }, async () => {
     while (next < work.length && !sim.settings.aborted()) {
       const [a, b] = work[next++]
       const key = `${a}>${b}`
@@ -751,6 +876,7 @@ function connect (sim: ScenarioRun, concurrency: number, progress: Progress): Pr
       })
     }
   }))
+  return shard == null ? dialed : dialed.then(async () => { await sim.until('connected', () => 0, Infinity, 'connecting') })
 }
 
 /**
@@ -761,28 +887,30 @@ function warmUp (sim: ScenarioRun, scenario: Scenario, progress: Progress): Prom
   progress.enter('warm-up')
   const { n, topic } = sim.settings
   const { neighbours, subscribed, degree } = sim.plan
-  const swarms = sim.swarms
+  const { peerIds } = sim
+  const local = sim.local()
   const warmupTimeout = scenario.warmupTimeout ?? 60_000 + 100 * n
   const meshLow = scenario.gossipsub?.meshNLow ?? gossipsub.defaultConfig.meshNLow
-  const ready = (i: number): boolean => {
-    const g = swarms[i].behaviour.gossipsub
+  const ready = (i: number, swarm: Swarm<SimBehaviour>): boolean => {
+    const g = swarm.behaviour.gossipsub
     const subscribedNeighbours = neighbours[i].reduce((sum, j) => sum + subscribed[j], 0)
-    return neighbours[i].every(j => swarms[i].isConnected(swarms[j].localPeerId)) &&
+    return neighbours[i].every(j => swarm.isConnected(peerIds[j])) &&
       g.subscribers(topic).length >= subscribedNeighbours &&
       (subscribed[i] === 0 || g.meshPeers(topic).length >= Math.min(meshLow, subscribedNeighbours))
   }
-  const done = (): boolean => {
+  const late = (): Array<[number, Swarm<SimBehaviour>]> => local.filter(([i, swarm]) => !ready(i, swarm))
+  const remaining = (): number => {
     progress.tick()
-    return sim.settings.aborted() || swarms.every((_, i) => ready(i))
+    return local.some(([i, swarm]) => !ready(i, swarm)) ? 1 : 0
   }
-  return until(done, warmupTimeout, 'warm-up', () => {
-    const late = swarms.map((_, i) => i).filter(i => !ready(i))
-    return `${late.length} peers not ready, e.g. ${late.slice(0, 5).map(i => `#${i}: ${swarms[i].connectedPeers().length}/${degree[i]} connected, ${swarms[i].behaviour.gossipsub.subscribers(topic).length} subscribers, mesh ${swarms[i].behaviour.gossipsub.meshPeers(topic).length}`).join('; ')}`
+  return sim.until('warm-up', remaining, warmupTimeout, 'warm-up', () => {
+    const peers = late()
+    return `${peers.length} peers not ready, e.g. ${peers.slice(0, 5).map(([i, swarm]) => `#${i}: ${swarm.connectedPeers().length}/${degree[i]} connected, ${swarm.behaviour.gossipsub.subscribers(topic).length} subscribers, mesh ${swarm.behaviour.gossipsub.meshPeers(topic).length}`).join('; ')}`
   })
 }
 
-/** A fault as it happened (see `ScenarioReport.faults`). */
-interface FaultEntry { type: string, at: number, healedAt?: number, peers: number }
+/** @internal A fault as it happened (see `ScenarioReport.faults`). */
+export interface FaultEntry { type: string, at: number, healedAt?: number, peers: number }
 
 /** The measurement under way: its start, when its last publish or fault is due, what it logged so far. */
 interface MeasurementSchedule {
@@ -804,7 +932,7 @@ interface MeasurementSchedule {
 function startMeasurement (sim: ScenarioRun, progress: Progress): MeasurementSchedule {
   const { random, topic, log } = sim.settings
   const { batches, faults, subscriberCount, subscribed } = sim.plan
-  const { net, swarms, published } = sim
+  const { net, published } = sim
   net.resetStats()
   sim.counters.clear()
   sim.duplicates.fill(0)
@@ -825,12 +953,14 @@ function startMeasurement (sim: ScenarioRun, progress: Progress): MeasurementSch
       const payload = random.fork(`payload/${id}`).bytes(batch.size)
       new DataView(payload.buffer).setUint32(0, id)
       new DataView(payload.buffer).setUint32(4, b)
+      // With shards, each publishes its own peers' messages.
+      if (!runsIn(sim.shard, publisher)) continue
       timers.push(setTimeout(() => {
         published[id] = { batch: b, publisher, at: performance.now(), reachable: sim.reachableFrom(publisher) }
         const receivers = subscriberCount - subscribed[publisher]
         sim.expectedRemaining += receivers
         try {
-          swarms[publisher].behaviour.gossipsub.publish(topic, payload)
+          sim.swarm(publisher).behaviour.gossipsub.publish(topic, payload)
         } catch (err) {
           published[id] = undefined
           sim.expectedRemaining -= receivers
@@ -873,31 +1003,12 @@ function startMeasurement (sim: ScenarioRun, progress: Progress): MeasurementSch
   }
 }
 
-/** What the set-up and the measurement measured, for the report. */
-interface Measured {
-  readonly setupMs: number
-  readonly realSetupMs: number
-  readonly durationMs: number
-  readonly realMs: number
-  readonly network: NetworkStats
-  readonly gossip: Readonly<Record<string, number>>
-  readonly meshStart: DegreeSummary
-  readonly meshEnd: DegreeSummary
-  /** Before the swarms were made, after the warm-up, at the end. */
-  readonly memory: readonly [Memory | undefined, Memory | undefined, Memory | undefined]
-  readonly publishErrors: readonly number[]
-  readonly faults: readonly FaultEntry[]
-  /** When the measurement started (`performance.now()`); undefined if it never did. */
-  readonly t0?: number
-  readonly partial?: PartialRun
-}
-
 /** The report: delivery per batch and in all (against the shortest paths), and what was measured. */
-function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): ScenarioReport {
-  const { n, seed } = sim.settings
-  const { links, degree, neighbours, subscribed, batches, totalMessages } = sim.plan
+/** @internal The report of what `run` measured (with shards: of their shares, merged). */
+export function buildReport (scenario: Scenario, settings: Settings, plan: Plan, latencyOf: (a: number, b: number) => number, m: RunData): ScenarioReport {
+  const { n, seed } = settings
+  const { links, degree, neighbours, subscribed, batches, totalMessages } = plan
   // Shortest paths over link latencies from each publisher (Dijkstra), for the lower bound.
-  const latencyOf = (a: number, b: number): number => sim.net.link(a, b).latency
   const distances = new Map<number, Float64Array>()
   const pathFrom = (source: number): Float64Array => {
     let d = distances.get(source)
@@ -907,7 +1018,7 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
     }
     return d
   }
-  const rec: Recorded = { peers: n, subscribed, published: sim.published, deliveredAt: sim.deliveredAt }
+  const rec: Recorded = { peers: n, subscribed, published: m.published, deliveredAt: m.deliveredAt }
   let first = 0
   const batchReports = batches.map((batch, b) => {
     const ids = Array.from({ length: batch.messages }, (_, m) => first + m)
@@ -929,12 +1040,12 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
     real: { setupMs: m.realSetupMs, totalMs: m.realMs },
     batches: batchReports,
     total,
-    duplicatesPerDelivery: total.delivered === 0 ? NaN : (sim.counters.get('messages_duplicate') ?? 0) / total.delivered,
+    duplicatesPerDelivery: total.delivered === 0 ? NaN : (m.gossip.messages_duplicate ?? 0) / total.delivered,
     bytesPerDelivery: total.delivered === 0 ? NaN : m.network.bytes / total.delivered,
     gossip: m.gossip,
     network: m.network,
-    meshDegree: { start: m.meshStart, end: m.meshEnd },
-    redials: sim.redials,
+    meshDegree: { start: summariseDegrees(m.meshStart), end: summariseDegrees(m.meshEnd) },
+    redials: m.redials,
     memory: memoryBefore == null || memoryIdle == null || memoryEnd == null
       ? undefined
       : {
@@ -948,7 +1059,7 @@ function buildReport (scenario: Scenario, sim: ScenarioRun, m: Measured): Scenar
       ? {}
       : {
           timeline: deliveryTimeline(rec, m.t0, m.durationMs),
-          duplicates: ratioHistogram(sim.duplicates, deliveriesPerPeer(rec), p => subscribed[p] === 1)
+          duplicates: ratioHistogram(m.duplicates, deliveriesPerPeer(rec), p => subscribed[p] === 1)
         }),
     ...(m.partial == null ? {} : { partial: m.partial }),
     runner: 'simulator'
@@ -1001,13 +1112,4 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done)
     if (signal.aborted) done()
   })
-}
-
-/** Poll `condition` every 50 ms until it holds; throw after `timeout` ms with `describe()`. */
-async function until (condition: () => boolean, timeout: number, what: string, describe: () => string = () => ''): Promise<void> {
-  const end = performance.now() + timeout
-  while (!condition()) {
-    if (performance.now() > end) throw new Error(`simulation: ${what} did not complete within ${timeout} ms. ${describe()}`)
-    await sleep(50)
-  }
 }

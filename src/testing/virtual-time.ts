@@ -48,7 +48,7 @@ const noop = (): void => {}
 /** Callbacks run per turn of the real event loop (see `runBatch`). */
 const CALLBACKS_PER_TURN = 32
 /** Why the driver stopped running callbacks: see `advance` and `runBatch`. */
-type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit' | 'failed'
+type Halt = 'ran' | 'batch' | 'settled' | 'idle' | 'limit' | 'horizon' | 'failed'
 /** Dead timer entries below which the heap is never compacted (see `entryDied`). */
 const COMPACT_MIN = 1_024
 /** Where a signal of `AbortSignal.timeout` keeps its controller. */
@@ -126,6 +126,14 @@ export interface VirtualClockOptions {
   readonly stallTimeout?: number
   /** Give up when the body has not settled after this much virtual time, in ms (default: one hour). */
   readonly timeLimit?: number
+  /**
+   * @internal Run in step with other clocks (one simulation split over threads, see
+   * `testing/shards.ts`): the clock never reaches `horizon` (virtual ms) by itself. Once
+   * nothing is left before it, the clock calls `barrier` with the horizon and the time of its
+   * next timer (`Infinity`: none), and goes on up to the horizon `barrier` returns, after
+   * scheduling (with exact timers) what the other clocks sent meanwhile.
+   */
+  readonly window?: { readonly horizon: number, readonly barrier: (horizon: number, next: number) => Promise<number> }
 }
 
 /**
@@ -153,6 +161,9 @@ export class VirtualClock {
   private readonly random: Random
   private readonly stallTimeout: number
   private readonly timeLimit: number
+  /** With `window`: the clock stays below this until `barrier` moves it. */
+  private horizon: number
+  private readonly barrier?: (horizon: number, next: number) => Promise<number>
   /** Timer and immediate callbacks run so far. */
   callbacks = 0
   /** The immediates of the pass under way (queued before it began), and the next of them to run. */
@@ -165,6 +176,8 @@ export class VirtualClock {
     this.random = new Random(options.seed ?? 0).fork('Math.random')
     this.stallTimeout = options.stallTimeout ?? 30_000
     this.timeLimit = options.timeLimit ?? 3_600_000
+    this.horizon = options.window?.horizon ?? Infinity
+    this.barrier = options.window?.barrier
   }
 
   /** Virtual ms since the clock was made (what `performance.now()` returns while installed). */
@@ -217,6 +230,12 @@ export class VirtualClock {
         }
         if (halt === 'settled') break
         if (halt === 'limit') throw new SimulationTimeLimitError(this.timeLimit)
+        if (halt === 'horizon' && this.barrier != null) {
+          // The other clocks decide how long a wait with nothing scheduled may last.
+          this.horizon = await this.barrier(this.horizon, this.peek()?.at ?? Infinity)
+          idleSince = undefined
+          continue
+        }
         if (halt === 'batch') {
           idleSince = undefined
           continue
@@ -240,10 +259,11 @@ export class VirtualClock {
    * instant: the timers due now, one popped at a time (so that a callback's `clearTimeout` or
    * `refresh()` of a later one counts), then the immediates queued before them; the clock moves
    * to the next timer only when no immediate waits. `'ran'` after one callback; otherwise why
-   * nothing ran: the body `settled`, nothing is scheduled (`'idle'`), or the next timer is past
-   * the time limit.
+   * nothing ran: the body `settled`, nothing is scheduled (`'idle'`), the next timer is past
+   * the time limit, or (with `window`) nothing is left before the horizon.
    */
   private advance (settled: () => boolean): Exclude<Halt, 'batch' | 'failed'> {
+    const horizon = this.horizon
     for (;;) {
       if (this.passImmediates == null) {
         const timer = this.peek()
@@ -274,6 +294,7 @@ export class VirtualClock {
       if (settled()) return 'settled'
       if (this.immediates.length === 0) {
         const next = this.peek()
+        if (horizon !== Infinity && (next == null || next.at >= horizon)) return 'horizon'
         if (next == null) return 'idle'
         if (next.at > this.timeLimit) return 'limit'
         if (next.at > this.current) this.current = next.at

@@ -1,0 +1,58 @@
+/**
+ * The Node side of a simulation over threads (`src/testing/shards.ts`): `spawnShard` starts a
+ * worker thread running this module, which runs its shard of the scenario with `runShard`.
+ * The worker inherits the process's flags (`--import tsx`, the heap limits, `--expose-gc`).
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { runShard } from '../src/testing/shards.js'
+import type { FromShard, ShardChannel, ShardInit, ToShard } from '../src/testing/shards.js'
+
+/** Start shard `init.index` in a worker thread. */
+export function spawnShard (init: ShardInit): ShardChannel {
+  // Run from TypeScript (`npm run sim`, tests), the worker registers tsx first: a worker
+  // thread does not inherit the loader hooks of `--import tsx` on Node 20.
+  const url = import.meta.url
+  const worker = url.endsWith('.ts')
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}) })`, { eval: true, workerData: { shard: init } })
+    : new Worker(new URL(url), { workerData: { shard: init } })
+  let finished = false
+  return {
+    send: (message: ToShard, transfer: ArrayBuffer[]) => { worker.postMessage(message, transfer) },
+    listen: (receive, failed) => {
+      worker.on('message', (message: FromShard) => {
+        if (message.type !== 'barrier') finished = true
+        receive(message)
+      })
+      worker.on('error', failed)
+      worker.on('exit', code => { if (!finished) failed(new Error(`shard ${init.index} exited with ${code} before reporting`)) })
+    },
+    terminate: async () => {
+      finished = true
+      await worker.terminate()
+    }
+  }
+}
+
+const init = (workerData as { shard?: ShardInit } | null)?.shard
+if (!isMainThread && init != null && parentPort != null) {
+  const port = parentPort
+  const queue: ToShard[] = []
+  let waiting: ((message: ToShard) => void) | undefined
+  port.on('message', (message: ToShard) => {
+    if (waiting == null) {
+      queue.push(message)
+    } else {
+      waiting(message)
+      waiting = undefined
+    }
+  })
+  const gc = (globalThis as { gc?: () => void }).gc
+  await runShard(init, {
+    send: (message, transfer) => { port.postMessage(message, transfer) },
+    receive: async () => queue.shift() ?? await new Promise<ToShard>(resolve => { waiting = resolve })
+  }, {
+    memoryUsage: () => process.memoryUsage(),
+    gc: gc == null ? undefined : () => { gc(); gc() }
+  })
+  port.close()
+}
