@@ -237,8 +237,8 @@ export interface ScenarioShard {
   readonly until: (name: string, remaining: () => number, timeout: number, error: () => Error, soft?: boolean) => Promise<void>
 }
 
-/** @internal Whether peer `i` runs in `shard` (every peer does without shards). */
-export function runsIn (shard: ScenarioShard | undefined, i: number): boolean {
+/** Whether peer `i` runs in `shard` (every peer does without shards). */
+function runsIn (shard: ScenarioShard | undefined, i: number): boolean {
   return shard == null || i % shard.count === shard.index
 }
 
@@ -501,8 +501,8 @@ export function settingsOf (scenario: Scenario): Settings {
   }
 }
 
-/** @internal A publish batch with its defaults applied and its publishers drawn. */
-export interface BatchPlan {
+/** A publish batch with its defaults applied and its publishers drawn. */
+interface BatchPlan {
   readonly label: string
   readonly at: number
   readonly messages: number
@@ -511,8 +511,8 @@ export interface BatchPlan {
   readonly publishers: readonly number[]
 }
 
-/** @internal A fault with its groups drawn. */
-export type FaultPlan = Fault & { readonly groups: ReadonlyArray<readonly number[]> }
+/** A fault with its groups drawn. */
+type FaultPlan = Fault & { readonly groups: ReadonlyArray<readonly number[]> }
 
 /** @internal The plan: topology, subscribers, publishers, faults: all drawn before anything runs. */
 export interface Plan {
@@ -909,8 +909,8 @@ function warmUp (sim: ScenarioRun, scenario: Scenario, progress: Progress): Prom
   })
 }
 
-/** @internal A fault as it happened (see `ScenarioReport.faults`). */
-export interface FaultEntry { type: string, at: number, healedAt?: number, peers: number }
+/** A fault as it happened (see `ScenarioReport.faults`). */
+interface FaultEntry { type: string, at: number, healedAt?: number, peers: number }
 
 /** The measurement under way: its start, when its last publish or fault is due, what it logged so far. */
 interface MeasurementSchedule {
