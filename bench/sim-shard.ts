@@ -4,8 +4,10 @@
  * The worker inherits the process's flags (`--import tsx`, the heap limits, `--expose-gc`).
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import { runShard } from '../src/testing/shards.js'
-import type { FromShard, ShardChannel, ShardInit, ToShard } from '../src/testing/shards.js'
+// Through the testing entry point: it installs the Node platform (node:crypto's keys and
+// ciphers), which a thread that imported only the simulator would go without.
+import { runShard } from '../src/testing/index.js'
+import type { FromShard, ShardChannel, ShardInit, ToShard } from '../src/testing/index.js'
 
 /** Start shard `init.index` in a worker thread. */
 export function spawnShard (init: ShardInit): ShardChannel {

@@ -36,7 +36,8 @@
  *      npm run sim -- --report sim.html   also a page of charts (self-contained HTML)
  *      npm run sim -- --shadow <dir>      write the scenarios as Shadow simulations, run nothing
  *      npm run sim -- --peers 200         fewer peers (or SIM_PEERS=200);  --seed n (SIM_SEED): another seed
- *      npm run sim -- baseline --peers 10000   ten thousand (the child's heap limit is raised to fit)
+ *      npm run sim -- baseline --peers 10000   ten thousand (over the cores' threads; the heap limit raised to fit)
+ *      npm run sim -- baseline --threads 2     over two worker threads (docs/simulation.md, "Over threads")
  *      npm run sim -- kad --timeout 120   stop after two hours as Ctrl-C would, with a partial report
  *      npm run sim -- --help              this usage
  */

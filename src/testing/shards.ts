@@ -23,12 +23,15 @@
  *
  * @module
  */
+import { logger } from '@libp2p/logger'
 import { ConfigError, PeerswarmError } from '../core/errors.js'
 import { SimulatedNetwork } from './network.js'
 import { buildReport, planScenario, run, settingsOf } from './scenario.js'
 import { SimulationStalledError, VirtualClock, timerAt } from './virtual-time.js'
 import type { CrossMessage, NetworkStats } from './network.js'
 import type { Memory, RunData, Scenario, ScenarioProgress, ScenarioReport, ScenarioShard } from './scenario.js'
+
+const log = logger('peerswarm:sim:shards')
 
 /** What a shard is started with. */
 export interface ShardInit {
@@ -230,13 +233,22 @@ class Coordinator {
     let horizon = this.lookahead
     let idleSince: number | undefined
     let stopSent = false
+    /** Each shard's latest progress (a shard sends it at most once a second). */
+    const latest: Array<ShardProgress | undefined> = this.shards.map(() => undefined)
+    const started = Date.now()
+    let windows = 0
+    let crossed = 0
+    let waited = 0
     for (;;) {
+      const waitStart = Date.now()
       const active = this.shards.filter(shard => shard.done == null)
       const messages = await Promise.all(active.map(async shard => await shard.next()))
+      waited += Date.now() - waitStart
+      windows++
       const inbound: Packed[][] = this.shards.map(() => [])
       const waits: Array<Readonly<Record<string, number>>> = []
-      const progress: ShardProgress[] = []
       let next = Infinity
+      let progressed = false
       messages.forEach((message, i) => {
         if (message.type === 'failed') throw new PeerswarmError('ERR_SHARD_FAILED', `a shard of the simulation failed: ${message.error}`)
         hooks.log(message.log)
@@ -246,15 +258,23 @@ class Coordinator {
         }
         next = Math.min(next, message.next)
         waits.push(message.waits)
-        if (message.progress != null) progress.push(message.progress)
+        if (message.progress != null) {
+          latest[this.shards.indexOf(active[i])] = message.progress
+          progressed = true
+        }
         message.outbound.forEach((packed, to) => {
           if (packed.messages.length === 0 || this.shards[to].done != null) return
           inbound[to].push(packed)
+          crossed += packed.messages.length
           for (const m of packed.messages) next = Math.min(next, m.at)
         })
       })
-      if (this.shards.every(shard => shard.done != null)) return this.shards.map(shard => shard.done as RunData)
-      if (progress.length > 0) hooks.progress(progress)
+      if (this.shards.every(shard => shard.done != null)) {
+        log('%d windows in %d ms of real time, %d messages across', windows, Date.now() - started, crossed)
+        return this.shards.map(shard => shard.done as RunData)
+      }
+      if (windows % 1000 === 0) log('%d windows, virtual %d ms, real %d ms (%d ms waiting for shards), %d messages across', windows, horizon, Date.now() - started, waited, crossed)
+      if (progressed) hooks.progress(latest.filter(p => p != null))
       // A condition ends once every shard still running reports it, with nothing left in all.
       const release = waits.length === 0
         ? []
@@ -306,6 +326,9 @@ export async function runShard (init: ShardInit, channel: CoordinatorChannel, pl
     const waits = new Map<string, { remaining: () => number, release: () => void }>()
     let net: SimulatedNetwork | undefined
     let horizon = init.lookahead
+    let barriers = 0
+    let blocked = 0
+    const started = Date.now()
     const shard: ScenarioShard = {
       index,
       count,
@@ -341,7 +364,11 @@ export async function runShard (init: ShardInit, channel: CoordinatorChannel, pl
       for (const [name, wait] of waits) report[name] = wait.remaining()
       channel.send({ type: 'barrier', next, outbound: packed, waits: report, progress, log: logs.splice(0) }, packed.map(p => p.buffer))
       progress = undefined
+      // The clock is installed: `Date.now` is virtual, its `realNow` is not.
+      const waitStart = clock.realNow()
       const window = await channel.receive()
+      blocked += clock.realNow() - waitStart
+      if (++barriers % 1000 === 0) log('shard %d: %d barriers, %d of %d ms of real time waiting for the others', index, barriers, blocked, clock.realNow() - started)
       for (const p of window.inbound) for (const message of unpack(p)) net?.deliver(message)
       for (const name of window.release) {
         const wait = waits.get(name)
