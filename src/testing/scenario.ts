@@ -208,6 +208,15 @@ function makeBehaviour (key: Parameters<typeof gossipsub.MessageAuthenticity.sig
   })
 }
 
+/**
+ * Run `scenario` and report. The swarms, Noise, Yamux and GossipSub are the production code;
+ * the wire is simulated ({@link SimulatedNetwork}). By default the run is in virtual time
+ * ({@link VirtualClock}): computing takes no simulated time, waiting takes no real time, and
+ * with everything random drawn from the seed a run is reproducible. With `time: 'real'` it runs
+ * on the real clock: latencies then include the queueing of every peer's work on the one
+ * process, and figures vary with the machine's load. `runScenarioInShards` runs it over
+ * several threads.
+ */
 export async function runScenario (scenario: Scenario): Promise<ScenarioReport> {
   const settings = settingsOf(scenario)
   const plan = planScenario(scenario, settings)
@@ -305,7 +314,7 @@ export async function run (scenario: Scenario, settings: Settings, plan: Plan, r
     const setupMs = performance.now() - setupStart
     const realSetupMs = realNow() - realStart
     if (settings.aborted()) return { data: stoppedInSetUp(sim, { setupMs, realSetupMs, realMs: realNow() - realStart, memoryBefore }), latency }
-    log(`set up in ${(setupMs / 1000).toFixed(1)} s (${net.stats().connections} connections), ${(realSetupMs / 1000).toFixed(1)} s of real time`)
+    log(`set up in ${(setupMs / 1000).toFixed(1)} s (${net.stats().connections} connections${shard == null ? '' : ' dialed by this thread\'s peers'}), ${(realSetupMs / 1000).toFixed(1)} s of real time`)
     const memoryIdle = settings.measureMemory()
     const meshStart = sim.meshDegrees()
 
@@ -613,13 +622,16 @@ function peerSink (sink: gossipsub.MetricsSink, duplicates: Uint32Array, i: numb
   }
 }
 
-/** The swarms, with seeded identities, each on a host of `net` (fewer if the run is stopped meanwhile). */
 /** The peers' swarms (with shards, only those of the shard; `undefined` for the others) and every peer's id. */
 interface Built {
   readonly swarms: ReadonlyArray<Swarm<SimBehaviour> | undefined>
   readonly peerIds: readonly PeerId[]
 }
 
+/**
+ * The swarms, with seeded identities, each on a host of `net` (fewer if the run is stopped
+ * meanwhile; with shards, the shard's, and every peer's id).
+ */
 async function buildSwarms (scenario: Scenario, settings: Settings, net: SimulatedNetwork, sink: gossipsub.MetricsSink, duplicates: Uint32Array, progress: Progress, shard?: ScenarioShard): Promise<Built> {
   const swarms: Array<Swarm<SimBehaviour> | undefined> = []
   const peerIds: PeerId[] = []
@@ -1003,8 +1015,10 @@ function startMeasurement (sim: ScenarioRun, progress: Progress): MeasurementSch
   }
 }
 
-/** The report: delivery per batch and in all (against the shortest paths), and what was measured. */
-/** @internal The report of what `run` measured (with shards: of their shares, merged). */
+/**
+ * @internal The report of what `run` measured (with shards: their shares, merged): delivery per
+ * batch and in all (against the shortest paths), and what was measured.
+ */
 export function buildReport (scenario: Scenario, settings: Settings, plan: Plan, latencyOf: (a: number, b: number) => number, m: RunData): ScenarioReport {
   const { n, seed } = settings
   const { links, degree, neighbours, subscribed, batches, totalMessages } = plan

@@ -29,6 +29,7 @@ import { SimulatedNetwork } from './network.js'
 import { buildReport, planScenario, run, settingsOf } from './scenario.js'
 import { SimulationStalledError, VirtualClock, timerAt } from './virtual-time.js'
 import type { CrossMessage, NetworkStats } from './network.js'
+import type { Distribution } from './random.js'
 import type { Memory, RunData, Scenario, ScenarioProgress, ScenarioReport, ScenarioShard } from './scenario.js'
 
 const log = logger('peerswarm:sim:shards')
@@ -120,8 +121,11 @@ export async function runScenarioInShards (scenario: Scenario, options: ShardOpt
   const plan = planScenario(scenario, settings)
   const latencies = new SimulatedNetwork({ seed: settings.seed, link: scenario.link })
   const latency = (a: number, b: number): number => latencies.link(a, b).latency
-  const lookahead = plan.links.reduce((min, [a, b]) => Math.min(min, latency(a, b)), Infinity)
-  if (!(lookahead > 0)) throw new ConfigError('link.latency', 'must be above 0 on every link for a run over threads (it is how far ahead a thread may run)')
+  // The latency distribution's floor bounds every link, dialed in the plan or not (a peer
+  // exchange may dial others); without one, the plan's links' smallest latency.
+  const floor = latencyFloor(scenario.link?.latency ?? 0)
+  const lookahead = floor > 0 ? floor : plan.links.reduce((min, [a, b]) => Math.min(min, latency(a, b)), Infinity)
+  if (!(lookahead > 0) || lookahead === Infinity) throw new ConfigError('link.latency', 'must be above 0 on every link for a run over threads (it is how far ahead a thread may run)')
   const memoryBefore = settings.measureMemory()
   const realStart = Date.now()
   const { log, progress, memoryUsage, gc, signal, ...plain } = scenario
@@ -147,6 +151,13 @@ export async function runScenarioInShards (scenario: Scenario, options: ShardOpt
   } finally {
     await Promise.all(shards.map(async shard => { await shard.channel.terminate() }))
   }
+}
+
+/** The smallest latency `distribution` can draw (0 when it cannot be told: a function, a normal without `min`). */
+function latencyFloor (distribution: Distribution): number {
+  if (typeof distribution === 'number') return distribution
+  if (typeof distribution === 'function') return 0
+  return 'max' in distribution ? distribution.min : distribution.min ?? 0
 }
 
 /** The shards' shares of a run, as one run's: sums, and each peer's entries from its shard. */
