@@ -36,7 +36,9 @@ const log = logger('peerswarm:sim:shards')
 
 /** What a shard is started with. */
 export interface ShardInit {
+  /** This shard's index: it runs the peers `i` with `i mod count = index`. */
   readonly index: number
+  /** The number of shards. */
   readonly count: number
   /** The scenario without its functions (`log`, `progress`, `memoryUsage`, `gc`, `signal`). */
   readonly scenario: Scenario
@@ -84,14 +86,17 @@ export type FromShard =
 
 /** The coordinator's end of a shard (in Node, a worker thread and its port). */
 export interface ShardChannel {
+  /** Send the shard `message`, handing over the buffers of `transfer` (they are the shard's after). */
   readonly send: (message: ToShard, transfer: ArrayBuffer[]) => void
   /** Call `receive` with each message of the shard, and `failed` if the shard dies. */
   readonly listen: (receive: (message: FromShard) => void, failed: (error: Error) => void) => void
+  /** Stop the shard (its work is over, or the run failed). */
   readonly terminate: () => void | Promise<void>
 }
 
 /** The shard's end: what the coordinator sends, and the way back. */
 export interface CoordinatorChannel {
+  /** Send the coordinator `message`, handing over the buffers of `transfer`. */
   readonly send: (message: FromShard, transfer: ArrayBuffer[]) => void
   /** The coordinator's next message. */
   readonly receive: () => Promise<ToShard>
