@@ -2,21 +2,12 @@ import { expect } from 'chai'
 import { LinkUnreachableError, SimulatedNetwork, VirtualClock, runScenario, runScenarioInShards } from '../../src/testing/index.js'
 import { MemoryConnectionRefusedError } from '../../src/transport/memory.js'
 import { spawnShard } from '../../bench/sim-shard.js'
+import { rejection } from '../fixtures/promises.js'
 import type { Scenario, ScenarioReport, SimulatedNetworkOptions } from '../../src/testing/index.js'
 import type { MultiaddrConnection } from '@libp2p/interface'
 
 async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
-}
-
-/** What `promise` rejects with (fails if it resolves). */
-async function rejection (promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 /**

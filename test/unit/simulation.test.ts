@@ -5,6 +5,7 @@ import {
   randomRegular, runScenario, scaleFree
 } from '../../src/testing/index.js'
 import { randomDials } from '../../src/testing/topology.js'
+import { rejection } from '../fixtures/promises.js'
 import type { Swarm } from '../../src/index.js'
 import type { ScenarioReport, SimulatedHost } from '../../src/testing/index.js'
 import type { MultiaddrConnection } from '@libp2p/interface'
@@ -18,16 +19,6 @@ async function rawPair (a: SimulatedHost, b: SimulatedHost): Promise<{ out: Mult
   const arrivals: Array<{ at: number, bytes: number }> = []
   inbound.addEventListener('message', (evt) => { arrivals.push({ at: performance.now(), bytes: evt.data.byteLength }) })
   return { out, in: inbound, arrivals }
-}
-
-/** What `promise` rejects with (fails if it resolves). */
-async function rejection (promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 async function sleep (ms: number): Promise<void> {
