@@ -150,6 +150,19 @@ describe('simulation over threads: scenarios', function () {
     expect(withoutRealTimes(second)).to.deep.equal(withoutRealTimes(first))
   })
 
+  it('stops on its signal and reports what the threads measured, marked partial; a thread that fails fails the run with its error', async () => {
+    const stop = new AbortController()
+    // The first thread's log of the set-up's end reaches the coordinator at the next barrier;
+    // the stop reaches the threads one window later, early in the measurement (0.8 s of publishes).
+    const report = await runScenarioInShards({ ...scenario, signal: stop.signal, log: line => { if (line.startsWith('set up in')) stop.abort(new Error('enough')) } }, { threads: 2, spawn: spawnShard })
+    expect(report.partial).to.include({ phase: 'measurement', reason: 'enough' })
+    expect(report.total.delivered).to.be.lessThan(report.total.expected)
+
+    const failed = await rejection(runScenarioInShards({ ...scenario, warmupTimeout: 1 }, { threads: 2, spawn: spawnShard }))
+    expect(failed).to.have.property('code', 'ERR_SHARD_FAILED')
+    expect(String((failed as Error).message)).to.include('warm-up did not complete within 1 ms')
+  })
+
   it('refuses what cannot cross to threads or run ahead: a links function, the real clock, links without latency', async () => {
     const options = { threads: 2, spawn: spawnShard }
     expect(await rejection(runScenarioInShards({ ...scenario, links: () => undefined }, options))).to.have.property('code', 'ERR_CONFIG')
