@@ -46,6 +46,7 @@ export { runScenario, formatReport, summarise, formatProgress } from './scenario
 export type { Scenario, PublishBatch, Fault, ScenarioReport, DeliveryReport, LatencySummary, DegreeSummary, ScenarioProgress } from './scenario.js'
 export type { DeliveryTimeline, RatioHistogram, PartialRun } from './report.js'
 export { runScenarioInShards, runShard } from './shards.js'
+export { spawnShard } from './node-shard.js'
 export type { ShardOptions, ShardInit, ShardChannel, CoordinatorChannel, ToShard, FromShard, Packed } from './shards.js'
 export { runKadScenario, standardKadScenario } from './kad-scenario.js'
 export type { KadScenario } from './kad-scenario.js'

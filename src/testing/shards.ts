@@ -19,7 +19,7 @@
  *   shard's), not across numbers of threads.
  *
  * The module imports nothing of Node: `spawn` (a worker thread in Node, see
- * `bench/sim-shard.ts`) and `runShard` on the other side are the platform's.
+ * `node-shard.ts`) and `runShard` on the other side are the platform's.
  *
  * @module
  */

@@ -1,7 +1,6 @@
 import { expect } from 'chai'
-import { LinkUnreachableError, SimulatedNetwork, VirtualClock, runScenario, runScenarioInShards } from '../../src/testing/index.js'
+import { LinkUnreachableError, SimulatedNetwork, VirtualClock, runScenario, runScenarioInShards, spawnShard } from '../../src/testing/index.js'
 import { MemoryConnectionRefusedError } from '../../src/transport/memory.js'
-import { spawnShard } from '../../bench/sim-shard.js'
 import { rejection } from '../fixtures/promises.js'
 import type { Scenario, ScenarioReport, SimulatedNetworkOptions } from '../../src/testing/index.js'
 import type { MultiaddrConnection } from '@libp2p/interface'
