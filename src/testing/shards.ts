@@ -245,7 +245,6 @@ class Coordinator {
   constructor (private readonly shards: readonly ShardHandle[], private readonly lookahead: number, private readonly stallTimeout: number) {}
 
   async run (hooks: CoordinatorHooks): Promise<RunData[]> {
-    const count = this.shards.length
     let horizon = this.lookahead
     let idleSince: number | undefined
     let stopSent = false
@@ -254,12 +253,9 @@ class Coordinator {
     const started = Date.now()
     let windows = 0
     let crossed = 0
-    let waited = 0
     for (;;) {
-      const waitStart = Date.now()
       const active = this.shards.filter(shard => shard.done == null)
       const messages = await Promise.all(active.map(async shard => await shard.next()))
-      waited += Date.now() - waitStart
       windows++
       const inbound: Packed[][] = this.shards.map(() => [])
       const waits: Array<Readonly<Record<string, number>>> = []
@@ -289,7 +285,7 @@ class Coordinator {
         log('%d windows in %d ms of real time, %d messages across', windows, Date.now() - started, crossed)
         return this.shards.map(shard => shard.done as RunData)
       }
-      if (windows % 1000 === 0) log('%d windows, virtual %d ms, real %d ms (%d ms waiting for shards), %d messages across', windows, horizon, Date.now() - started, waited, crossed)
+      if (windows % 1000 === 0) log('%d windows, virtual %d ms, real %d ms, %d messages across', windows, horizon, Date.now() - started, crossed)
       if (progressed) hooks.progress(latest.filter(p => p != null))
       // A condition ends once every shard still running reports it, with nothing left in all.
       const release = waits.length === 0
@@ -309,7 +305,7 @@ class Coordinator {
       const stop = stopSent ? undefined : hooks.stop()
       if (stop != null) stopSent = true
       this.shards.forEach((shard, index) => {
-        if (shard.done != null || index >= count) return
+        if (shard.done != null) return
         const transfer = inbound[index].map(p => p.buffer)
         shard.channel.send({ type: 'window', horizon, inbound: inbound[index], release, stop }, transfer)
       })
@@ -344,6 +340,8 @@ export async function runShard (init: ShardInit, channel: CoordinatorChannel, pl
     let horizon = init.lookahead
     let barriers = 0
     let blocked = 0
+    /** A message that would have arrived inside the window it left in: the run fails at the barrier. */
+    let tooSoon: PeerswarmError | undefined
     const started = Date.now()
     const shard: ScenarioShard = {
       index,
@@ -351,8 +349,8 @@ export async function runShard (init: ShardInit, channel: CoordinatorChannel, pl
       network: {
         local: host => host % count === index,
         post: message => {
-          if (message.at < horizon) throw new PeerswarmError('ERR_LOOKAHEAD', `a message across threads would arrive at ${message.at} ms, before the window's end (${horizon} ms)`)
-          outbound[message.to % count].push(message)
+          if (message.at >= horizon) outbound[message.to % count].push(message)
+          else tooSoon ??= new PeerswarmError('ERR_LOOKAHEAD', `a message across threads would arrive at ${message.at} ms, before the window's end (${horizon} ms): a link shorter than the lookahead`)
         }
       },
       attach: network => { net = network },
@@ -374,6 +372,7 @@ export async function runShard (init: ShardInit, channel: CoordinatorChannel, pl
       })
     }
     const barrier = async (at: number, next: number): Promise<number> => {
+      if (tooSoon != null) throw tooSoon
       const packed = outbound.map(pack)
       for (const list of outbound) list.length = 0
       const report: Record<string, number> = {}
