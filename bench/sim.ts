@@ -406,7 +406,9 @@ async function main (): Promise<void> {
   const reports: ScenarioReport[] = []
   for (const name of names) {
     if (interrupted) break
-    const threads = threadsGiven ?? defaultThreads(name, peers)
+    // The Kademlia runner has steps over the whole network: it runs on one thread.
+    if (name === 'kad' && (threadsGiven ?? 1) > 1) process.stderr.write('kad: runs on one thread (--threads is for the GossipSub scenarios)\n')
+    const threads = name === 'kad' ? 1 : threadsGiven ?? defaultThreads(name, peers)
     process.stderr.write(`\n== ${name}: ${peers} peers, seed ${seed}${threads > 1 ? `, ${threads} threads` : ''}\n`)
     const result = await runChild(name, peers, seed, threads, timeoutMin == null ? undefined : timeoutMin * 60_000, proc => { current = proc })
     current = undefined
