@@ -294,6 +294,9 @@ export async function run (scenario: Scenario, settings: Settings, plan: Plan, r
   const latency = (a: number, b: number): number => net.link(a, b).latency
   const counters = new Map<string, number>()
   const duplicates = new Uint32Array(n)
+  // With shards, memory is read once every thread has loaded, as one thread reads it in a process
+  // that has: a thread's own code is not its peers'.
+  if (shard != null) await shard.until('loaded', () => 0, Infinity, () => new Error('loading'))
   const memoryBefore = settings.measureMemory()
   const setupStart = performance.now()
   log(`${scenario.name ?? 'scenario'}: ${n} peers, ${plan.links.length} links, seed ${seed}`)

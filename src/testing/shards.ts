@@ -131,7 +131,6 @@ export async function runScenarioInShards (scenario: Scenario, options: ShardOpt
   const floor = latencyFloor(scenario.link?.latency ?? 0)
   const lookahead = floor > 0 ? floor : plan.links.reduce((min, [a, b]) => Math.min(min, latency(a, b)), Infinity)
   if (!(lookahead > 0) || lookahead === Infinity) throw new ConfigError('link.latency', 'must be above 0 on every link for a run over threads (it is how far ahead a thread may run)')
-  const memoryBefore = settings.measureMemory()
   const realStart = Date.now()
   const { log, progress, memoryUsage, gc, signal, ...plain } = scenario
   const shards = Array.from({ length: threads }, (_, index) => new ShardHandle(options.spawn({ index, count: threads, scenario: plain, lookahead })))
@@ -152,7 +151,7 @@ export async function runScenarioInShards (scenario: Scenario, options: ShardOpt
       }
     })
     const memoryEnd = settings.measureMemory()
-    return buildReport(scenario, settings, plan, latency, merge(results, memoryBefore, memoryEnd, Date.now() - realStart))
+    return buildReport(scenario, settings, plan, latency, merge(results, memoryEnd, Date.now() - realStart))
   } finally {
     await Promise.all(shards.map(async shard => { await shard.channel.terminate() }))
   }
@@ -166,7 +165,7 @@ function latencyFloor (distribution: Distribution): number {
 }
 
 /** The shards' shares of a run, as one run's: sums, and each peer's entries from its shard. */
-function merge (parts: readonly RunData[], before: Memory | undefined, coordinator: Memory | undefined, realMs: number): RunData {
+function merge (parts: readonly RunData[], coordinator: Memory | undefined, realMs: number): RunData {
   const [first] = parts
   const sumOf = (field: (part: RunData) => number): number => parts.reduce((s, part) => s + field(part), 0)
   const network = Object.fromEntries(Object.keys(first.network).map(key => [key, sumOf(p => p.network[key as keyof NetworkStats])])) as unknown as NetworkStats
@@ -176,8 +175,9 @@ function merge (parts: readonly RunData[], before: Memory | undefined, coordinat
   const published = Array.from({ length: first.published.length }, (_, id) => parts.find(p => p.published[id] != null)?.published[id])
   const deliveredAt = first.deliveredAt.map((at, slot) => Number.isNaN(at) ? parts.find(p => !Number.isNaN(p.deliveredAt[slot]))?.deliveredAt[slot] ?? NaN : at)
   const duplicates = first.duplicates.map((_, peer) => sumOf(p => p.duplicates[peer]))
-  // RSS is the process's (every shard reads the same, at about the same time); heaps are per thread.
-  const memoryAt = (i: 1 | 2): Memory | undefined => parts.some(p => p.memory[i] == null) || before == null
+  // RSS is the process's (every shard reads it at the same barrier, the others waiting or about
+  // to); heaps are per thread. Before: once every thread has loaded, none has built a peer.
+  const memoryAt = (i: 0 | 1 | 2): Memory | undefined => parts.some(p => p.memory[i] == null)
     ? undefined
     : { rss: Math.max(...parts.map(p => p.memory[i]?.rss ?? 0)), heapUsed: sumOf(p => p.memory[i]?.heapUsed ?? 0) + (coordinator?.heapUsed ?? 0) }
   const partial = parts.find(p => p.partial != null)?.partial
@@ -190,7 +190,7 @@ function merge (parts: readonly RunData[], before: Memory | undefined, coordinat
     gossip: Object.fromEntries(Object.entries(gossip).sort(([a], [b]) => a.localeCompare(b))),
     meshStart: parts.flatMap(p => p.meshStart),
     meshEnd: parts.flatMap(p => p.meshEnd),
-    memory: [before, memoryAt(1), memoryAt(2)],
+    memory: [memoryAt(0), memoryAt(1), memoryAt(2)],
     publishErrors: first.publishErrors.map((_, b) => sumOf(p => p.publishErrors[b])),
     faults: first.faults,
     t0: first.t0,

@@ -1,7 +1,7 @@
 /**
  * `npm run sim`'s command line (bench/sim.ts): `--peers` and `--seed` choose the network,
- * `--timeout` stops a scenario as Ctrl-C would (it still reports what it measured), and bad
- * values are refused before anything runs.
+ * `--timeout` stops a scenario as Ctrl-C would (it still reports what it measured), `--threads`
+ * runs a GossipSub scenario over worker threads, and bad values are refused before anything runs.
  */
 import { spawn } from 'node:child_process'
 import { expect } from 'chai'
@@ -36,6 +36,21 @@ describe('npm run sim: the command line', function () {
     expect(scenario.report.partial?.phase).to.equal('set-up')
     expect(summary).to.include({ scenarios: 1, failed: 1, peers: 100, seed: 7 })
     expect(code, 'checks not made count as a failure').to.equal(1)
+  })
+
+  it('--threads runs a GossipSub scenario over worker threads, with its checks; Kademlia stays on one', async () => {
+    const { code, stdout, stderr } = await sim(['baseline', '--peers', '30', '--threads', '2'])
+    expect(stderr).to.include('== baseline: 30 peers, seed 1, 2 threads')
+    const [scenario, summary] = stdout.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>) as [{ ok: boolean, checks: Array<{ what: string, ok?: boolean }>, report: { total: { deliveryRatio: number } } }, Record<string, unknown>]
+    expect(scenario.ok, stderr).to.equal(true)
+    expect(scenario.report.total.deliveryRatio).to.equal(1)
+    expect(scenario.checks.filter(c => c.ok === false)).to.deep.equal([])
+    expect(summary).to.include({ scenarios: 1, failed: 0, peers: 30 })
+    expect(code).to.equal(0)
+
+    const kad = await sim(['kad', '--peers', '20', '--threads', '2', '--timeout', '0.02'])
+    expect(kad.stderr).to.include('kad: runs on one thread')
+    expect(kad.stderr).to.include('== kad: 20 peers, seed 1\n')
   })
 
   it('refuses a bad --peers, --seed or --timeout before running anything', async () => {
