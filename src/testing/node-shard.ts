@@ -15,7 +15,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 // The Node platform (node:crypto's keys and ciphers), which a thread that imported only the
 // simulator would go without: it would sign, verify and agree keys the slow portable way.
 import '../node.js'
-import { runShard } from './shards.js'
+import { Inbox, runShard } from './shards.js'
 import type { FromShard, ShardChannel, ShardInit, ToShard } from './shards.js'
 
 /** Start shard `init.index` of a run over threads in a worker thread of this process (for `runScenarioInShards`'s `spawn`). */
@@ -47,20 +47,12 @@ export function spawnShard (init: ShardInit): ShardChannel {
 const init = (workerData as { shard?: ShardInit } | null)?.shard
 if (!isMainThread && init != null && parentPort != null) {
   const port = parentPort
-  const queue: ToShard[] = []
-  let waiting: ((message: ToShard) => void) | undefined
-  port.on('message', (message: ToShard) => {
-    if (waiting == null) {
-      queue.push(message)
-    } else {
-      waiting(message)
-      waiting = undefined
-    }
-  })
+  const inbox = new Inbox<ToShard>()
+  port.on('message', inbox.put)
   const gc = (globalThis as { gc?: () => void }).gc
   await runShard(init, {
     send: (message, transfer) => { port.postMessage(message, transfer) },
-    receive: async () => queue.shift() ?? await new Promise<ToShard>(resolve => { waiting = resolve })
+    receive: async () => await inbox.take()
   }, {
     memoryUsage: () => process.memoryUsage(),
     gc: gc == null ? undefined : () => { gc(); gc() }

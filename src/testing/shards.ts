@@ -202,33 +202,48 @@ function merge (parts: readonly RunData[], coordinator: Memory | undefined, real
   }
 }
 
-/** A shard as the coordinator sees it: its channel and the messages it sent not yet taken. */
-class ShardHandle {
-  private readonly queue: FromShard[] = []
-  private waiting?: { resolve: (message: FromShard) => void, reject: (error: Error) => void }
+/**
+ * @internal Messages from another thread, taken one at a time in order: those that came before
+ * they were asked for wait here; once the channel failed, the next take rejects.
+ */
+export class Inbox<T> {
+  private readonly queue: T[] = []
+  private waiting?: { resolve: (message: T) => void, reject: (error: Error) => void }
   private error?: Error
-  done?: RunData
 
-  constructor (readonly channel: ShardChannel) {
-    channel.listen(message => {
-      if (this.waiting == null) {
-        this.queue.push(message)
-      } else {
-        this.waiting.resolve(message)
-        this.waiting = undefined
-      }
-    }, error => {
-      this.error = error
-      this.waiting?.reject(error)
+  /** A message arrived. */
+  readonly put = (message: T): void => {
+    if (this.waiting == null) {
+      this.queue.push(message)
+    } else {
+      this.waiting.resolve(message)
       this.waiting = undefined
-    })
+    }
   }
 
-  async next (): Promise<FromShard> {
+  /** The channel failed: a take waiting now, and every later one, rejects with `error`. */
+  readonly fail = (error: Error): void => {
+    this.error = error
+    this.waiting?.reject(error)
+    this.waiting = undefined
+  }
+
+  /** The next message, in order of arrival. */
+  async take (): Promise<T> {
     const queued = this.queue.shift()
     if (queued != null) return queued
     if (this.error != null) throw this.error
     return await new Promise((resolve, reject) => { this.waiting = { resolve, reject } })
+  }
+}
+
+/** A shard as the coordinator sees it: its channel and the messages it sent not yet taken. */
+class ShardHandle {
+  readonly inbox = new Inbox<FromShard>()
+  done?: RunData
+
+  constructor (readonly channel: ShardChannel) {
+    channel.listen(this.inbox.put, this.inbox.fail)
   }
 }
 
@@ -255,7 +270,7 @@ class Coordinator {
     let crossed = 0
     for (;;) {
       const active = this.shards.filter(shard => shard.done == null)
-      const messages = await Promise.all(active.map(async shard => await shard.next()))
+      const messages = await Promise.all(active.map(async shard => await shard.inbox.take()))
       windows++
       const inbound: Packed[][] = this.shards.map(() => [])
       const waits: Array<Readonly<Record<string, number>>> = []
