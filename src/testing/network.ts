@@ -603,9 +603,8 @@ export class SimulatedNetwork {
       const [a, b] = pair.hosts
       if (pair.dead || (partition.groupOf.get(a) ?? -1) === (partition.groupOf.get(b) ?? -1)) continue
       pair.dead = true
-      this.pairs.delete(pair)
+      this.forget(pair)
       this.counters.resets++
-      if (pair.id != null) this.crossing.delete(pair.id)
       for (const end of pair.ends) end?.abort(new LinkTimeoutError())
     }
   }
