@@ -23,8 +23,15 @@
  * per kind, ours against js, and a JSON summary.
  *
  * Growth during the sequence is the highest RSS sampled during any attack minus RSS at the
- * start (after a GC, with the honest traffic running); "after 30 s" is RSS then minus the same
- * start.
+ * start (after a GC, with the honest traffic running, and once the victim has written through
+ * its young generation: see `warmYoungGeneration`); "after 30 s" is RSS then minus the same
+ * start. The last row of the table, and `growthParts` in the summary, split the growth at the
+ * highest RSS into the young generation's resident pages, the rest of V8's heap that is
+ * resident, external memory, and native memory outside these (anonymous RSS, from `/proc`).
+ * V8 sizes the young generation by the allocation rate (up to two semi-spaces of 16 MB on Node
+ * 20), so a victim that allocates little at rest starts with a small one, and the first flood
+ * grows it to its largest: both victims run with it held there (`YOUNG_GENERATION_PINNED`),
+ * which leaves out of the growth what V8 reserves anyway.
  *
  * Options: `--only ours|js`, `--kinds a,b` (a subset, by kind), `--scale x` (every count
  * scaled, default 1), `--rate n`, `--settle s` (the wait after the sequence, default 30),
@@ -36,16 +43,18 @@
  * use: its highest value is `liveArrayBuffers` in the `during` line; slows the victims),
  * `--compiled` (both victims run compiled JavaScript from `.bench-build/`, as users run the
  * package; the default runs them through tsx, like the tests, which adds ~40 MB to both
- * victims' RSS at rest).
+ * victims' RSS at rest), `--cold` (V8's own sizing of the young generation, and the start
+ * without writing through it: how this script measured before 2026-12-07).
  *
- * Run: npm run attack:memory (about nine minutes on a 2-core machine; both victims).
+ * Run: npm run attack:memory (both victims: about four and a half minutes with `--compiled` on
+ * an idle 2-core machine, up to nine on a busy one).
  */
 import '../src/compat.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import { SwarmBuilder, combine, gossipsub, identify } from '../src/index.js'
 import { EventLog, until } from '../test/fixtures/event-log.js'
 import { ATTACKS, Attacker, VALID_PREFIX, attackScoring } from '../test/fixtures/under-attack.js'
@@ -63,18 +72,63 @@ const HONEST_PREFIX = 'honest:'
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Memory figures, in MB: `process.memoryUsage()`, and of V8's reserved heap (`heapTotal`) the
- * part that is the young generation (`young`: new space and new large-object space, committed),
- * which V8 grows with the allocation rate and shrinks only slowly.
+ * Memory figures, in MB: `process.memoryUsage()`; of V8's reserved heap (`heapTotal`) the part
+ * that is the young generation (`young`: new space and new large-object space, committed),
+ * which V8 grows with the allocation rate and shrinks only slowly; what of V8's heap is
+ * resident (`heapResident`; `youngResident` of the young generation: committed pages count in
+ * RSS only once they are written); and, where `/proc/self/status` tells, the anonymous part of
+ * RSS (`anon`: RSS without the pages of the node binary and libraries, which do not move here).
+ * `anon − heapResident − external` is native memory outside V8's heap and its buffers.
  */
-interface Memory { rss: number, heapUsed: number, heapTotal: number, young: number, external: number, arrayBuffers: number }
-const FIGURES = ['rss', 'heapUsed', 'heapTotal', 'young', 'external', 'arrayBuffers'] as const
+interface Memory { rss: number, heapUsed: number, heapTotal: number, young: number, heapResident: number, youngResident: number, external: number, arrayBuffers: number, anon?: number }
+const FIGURES = ['rss', 'heapUsed', 'heapTotal', 'young', 'heapResident', 'youngResident', 'external', 'arrayBuffers'] as const
 
 const mb = (bytes: number): number => Math.round(bytes / 1024 / 10.24) / 100
+const YOUNG_SPACES = new Set(['new_space', 'new_large_object_space'])
 function memoryNow (): Memory {
   const m = process.memoryUsage()
-  const young = getHeapSpaceStatistics().filter(s => s.space_name === 'new_space' || s.space_name === 'new_large_object_space').reduce((sum, s) => sum + s.space_size, 0)
-  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), young: mb(young), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) }
+  const young = getHeapSpaceStatistics().filter(s => YOUNG_SPACES.has(s.space_name))
+  const sum = (key: 'space_size' | 'physical_space_size'): number => young.reduce((total, s) => total + s[key], 0)
+  return {
+    rss: mb(m.rss),
+    heapUsed: mb(m.heapUsed),
+    heapTotal: mb(m.heapTotal),
+    young: mb(sum('space_size')),
+    heapResident: mb(getHeapStatistics().total_physical_size),
+    youngResident: mb(sum('physical_space_size')),
+    external: mb(m.external),
+    arrayBuffers: mb(m.arrayBuffers),
+    anon: anonymousRss()
+  }
+}
+
+/** RssAnon of `/proc/self/status`, MB (undefined where there is none). */
+function anonymousRss (): number | undefined {
+  try {
+    const kb = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]
+    return kb == null ? undefined : mb(Number(kb) * 1024)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Write through the young generation once: allocate short-lived objects until the pages V8
+ * has committed for it are resident (at most 4 × its size, in steps). Until then, how much of
+ * it is resident depends on how much garbage the node made before, and an attack that fills it
+ * adds the rest to the growth: the victim that made less garbage at rest looked worse.
+ */
+function warmYoungGeneration (): void {
+  const target = (): boolean => {
+    const young = getHeapSpaceStatistics().find(s => s.space_name === 'new_space')
+    return young == null || young.physical_space_size >= young.space_size
+  }
+  const committed = getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+  let sink: unknown
+  // ~48 bytes per object: a step is ~1 MB.
+  for (let allocated = 0; allocated < 4 * committed && !target(); allocated += 20_000 * 48) {
+    for (let i = 0; i < 20_000; i++) sink = { i, next: sink === undefined ? null : i }
+  }
 }
 
 /** What the victim counted of what it delivered. */
@@ -97,6 +151,7 @@ type Request =
   | { cmd: 'memory', gc: boolean }
   | { cmd: 'peak-reset' }
   | { cmd: 'peak' }
+  | { cmd: 'warm' }
   | { cmd: 'deliveries' }
   | { cmd: 'cpu' }
   | { cmd: 'mesh' }
@@ -239,7 +294,10 @@ async function victimMain (impl: 'ours' | 'js', options: { profile: boolean }): 
   if (gc == null) throw new Error('the victim needs --expose-gc')
   const counter = new DeliveryCounter()
   const node = impl === 'ours' ? await oursVictim(counter) : await jsVictim(counter)
-  let peak: Memory & { liveArrayBuffers?: number } = memoryNow()
+  // The highest value of each figure, and the whole sample at the highest RSS (`atHighestRss`):
+  // what that RSS was made of.
+  let peak: Memory & { liveArrayBuffers?: number, atHighestRss?: Memory } = memoryNow()
+  let highest = memoryNow()
   // `--live`: every 10th sample follows a full GC, and the highest array-buffer memory then is
   // reported as `liveArrayBuffers`: what the attack made us hold, not garbage not yet collected.
   const live = process.env.ATTACK_MEMORY_LIVE === '1'
@@ -251,6 +309,8 @@ async function victimMain (impl: 'ours' | 'js', options: { profile: boolean }): 
     }
     const now = memoryNow()
     for (const figure of FIGURES) peak[figure] = Math.max(peak[figure], now[figure])
+    if (now.anon !== undefined) peak.anon = Math.max(peak.anon ?? 0, now.anon)
+    if (now.rss > highest.rss) highest = now
   }, 20)
   let session: Session | undefined
   if (options.profile) {
@@ -272,10 +332,15 @@ async function victimMain (impl: 'ours' | 'js', options: { profile: boolean }): 
           break
         case 'peak-reset':
           peak = memoryNow()
+          highest = peak
           answer(null)
           break
         case 'peak':
-          answer({ ...peak })
+          answer({ ...peak, atHighestRss: highest })
+          break
+        case 'warm':
+          warmYoungGeneration()
+          answer(null)
           break
         case 'deliveries':
           answer({ ...counter.counts, forwardBytesDropped: node.forwardBytesDropped?.() })
@@ -392,7 +457,7 @@ async function honestPeer (counter: DeliveryCounter) {
 }
 
 /** One phase's figures, as printed. */
-interface PhaseLine { impl: string, kind: string, phase: 'before' | 'during' | 'after' | 'start' | 'end' | 'settled' | 'settled-gc', memory: Memory }
+interface PhaseLine { impl: string, kind: string, phase: 'before' | 'during' | 'after' | 'start' | 'end' | 'settled' | 'settled-gc', memory: Memory & { atHighestRss?: Memory } }
 
 interface SequenceResult {
   impl: 'ours' | 'js'
@@ -401,6 +466,8 @@ interface SequenceResult {
   end: Memory
   settled: Memory
   settledGc: Memory
+  /** The sample at the highest RSS during the sequence (the start if none was higher). */
+  highest: Memory
   /** Highest RSS sampled during the sequence − RSS at the start. */
   rssGrowth: number
   rssAfterSettle: number
@@ -417,13 +484,30 @@ interface DriverOptions {
   readonly snapshots?: string
   readonly flags: string[]
   readonly compiled: boolean
+  /** V8 sizes the young generation itself, and the start is measured without writing through it. */
+  readonly cold: boolean
   /** Called with each phase's line. */
   readonly print: (line: PhaseLine) => void
 }
 
+/**
+ * The victims' young generation, held at Node 20's largest (two semi-spaces of 16 MB) unless
+ * `--cold`: V8 sizes it by the allocation rate, so a node that allocates little at rest has a
+ * small one, which the first flood grows by up to 30 MB in both implementations. That is V8's
+ * reserve, not what the attack makes the node hold, and it would charge the growth to the
+ * victim that made less garbage before the start. Flags given with `--node-flags` come after,
+ * and win.
+ */
+const YOUNG_GENERATION_PINNED = ['--min-semi-space-size=16', '--max-semi-space-size=16']
+
+/** The V8 flags both victims run with. */
+function victimFlags (options: DriverOptions): string[] {
+  return options.cold ? options.flags : [...YOUNG_GENERATION_PINNED, ...options.flags]
+}
+
 /** Run the whole sequence against one implementation's victim. */
 async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promise<SequenceResult> {
-  const victim = await Victim.start(impl, options.flags, options.profile, options.compiled)
+  const victim = await Victim.start(impl, victimFlags(options), options.profile, options.compiled)
   const counters = [new DeliveryCounter(), new DeliveryCounter()]
   const honest = await Promise.all(counters.map(async c => honestPeer(c)))
   const published: [number, number] = [0, 0]
@@ -459,12 +543,15 @@ async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promis
     }, 20)
     // Warm-up: the message cache and the score's counters reach their steady state.
     await pause(5_000)
-    const line = (kind: string, phase: PhaseLine['phase'], memory: Memory): Memory => {
+    const line = <M extends PhaseLine['memory']>(kind: string, phase: PhaseLine['phase'], memory: M): M => {
       options.print({ impl, kind, phase, memory })
       return memory
     }
     // The start: the median RSS of three samples after a GC, a second apart (RSS after a GC
-    // still moves by a few MB as V8 gives pages back).
+    // still moves by a few MB as V8 gives pages back), once the young generation has been
+    // written through (`warmYoungGeneration`; neither this nor the pinned young generation
+    // with `--cold`).
+    if (!options.cold) await victim.ask({ cmd: 'warm' })
     const starts: Memory[] = []
     for (let i = 0; i < 3; i++) {
       if (i > 0) await pause(1_000)
@@ -472,7 +559,7 @@ async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promis
     }
     const start = line('sequence', 'start', starts.sort((a, b) => a.rss - b.rss)[1])
     const perKind: SequenceResult['perKind'] = []
-    let highest = start.rss
+    let highest = start
     for (const attack of ATTACKS) {
       if (options.kinds != null && !options.kinds.includes(attack.kind)) continue
       const before = line(attack.kind, 'before', await victim.ask<Memory>({ cmd: 'memory', gc: true }))
@@ -502,8 +589,8 @@ async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promis
       const duringSnapshot = await snapshot('during')
       await attacker.close()
       await pause(500)
-      const during = line(attack.kind, 'during', await victim.ask<Memory>({ cmd: 'peak' }))
-      highest = Math.max(highest, during.rss)
+      const during = line(attack.kind, 'during', await victim.ask<Memory & { atHighestRss?: Memory }>({ cmd: 'peak' }))
+      if (during.rss > highest.rss) highest = during.atHighestRss ?? during
       const after = line(attack.kind, 'after', await victim.ask<Memory>({ cmd: 'memory', gc: true }))
       const snapshotDiff = beforeSnapshot != null && duringSnapshot != null ? diffSnapshots(beforeSnapshot, duringSnapshot) : undefined
       if (profile != null) console.log(JSON.stringify({ impl, kind: attack.kind, liveAllocations: profile }))
@@ -533,7 +620,8 @@ async function runSequence (impl: 'ours' | 'js', options: DriverOptions): Promis
       end,
       settled,
       settledGc,
-      rssGrowth: round(highest - start.rss),
+      highest,
+      rssGrowth: round(highest.rss - start.rss),
       rssAfterSettle: round(settled.rss - start.rss),
       deliveries: { victim: atVictim, honest: [counters[0].counts, counters[1].counts], published },
       ok
@@ -604,6 +692,25 @@ function byConstructor (path: string): Map<string, { size: number, count: number
   return out
 }
 
+/**
+ * What the growth is made of: at the highest RSS of the sequence, minus at the start, MB: the
+ * young generation's resident pages, the rest of V8's heap that is resident, external memory
+ * (array buffers and other memory V8 is told of), and native memory outside these (from the
+ * anonymous RSS, where `/proc` tells).
+ */
+function growthParts (r: SequenceResult): { young: number, restOfHeap: number, external: number, native?: number } {
+  const d = (f: (m: Memory) => number): number => round(f(r.highest) - f(r.start))
+  const native = r.highest.anon !== undefined && r.start.anon !== undefined
+    ? d(m => (m.anon ?? 0) - m.heapResident - m.external)
+    : undefined
+  return {
+    young: d(m => m.youngResident),
+    restOfHeap: d(m => m.heapResident - m.youngResident),
+    external: d(m => m.external),
+    ...(native === undefined ? {} : { native })
+  }
+}
+
 /** The table: growth during (peak − before) and retained (after − before) per kind, MB of RSS and heap. */
 function table (results: SequenceResult[]): string {
   const ours = results.find(r => r.impl === 'ours')
@@ -628,6 +735,12 @@ function table (results: SequenceResult[]): string {
     `${whole(ours, r => Math.max(...r.perKind.map(k => k.during.heapUsed)) - r.start.heapUsed)} / ${whole(js, r => Math.max(...r.perKind.map(k => k.during.heapUsed)) - r.start.heapUsed)} | ` +
     `${whole(ours, r => r.end.rss - r.start.rss)} / ${whole(js, r => r.end.rss - r.start.rss)} | ${whole(ours, r => r.end.heapUsed - r.start.heapUsed)} / ${whole(js, r => r.end.heapUsed - r.start.heapUsed)} |`)
   rows.push(`| **${results[0]?.settled != null ? 'RSS' : ''} settled** (no GC; after a GC) − start | ${whole(ours, r => r.rssAfterSettle)} / ${whole(js, r => r.rssAfterSettle)} | | ${whole(ours, r => r.settledGc.rss - r.start.rss)} / ${whole(js, r => r.settledGc.rss - r.start.rss)} | ${whole(ours, r => r.settledGc.heapUsed - r.start.heapUsed)} / ${whole(js, r => r.settledGc.heapUsed - r.start.heapUsed)} |`)
+  const parts = (r: SequenceResult | undefined): string => {
+    if (r == null) return '—'
+    const p = growthParts(r)
+    return `${p.young.toFixed(1)} + ${p.restOfHeap.toFixed(1)} + ${p.external.toFixed(1)} + ${p.native?.toFixed(1) ?? '?'}`
+  }
+  rows.push(`| **the growth, at the highest RSS**: young generation resident + rest of V8's heap resident + external + native | ${parts(ours)} / ${parts(js)} | | | |`)
   return rows.join('\n')
 }
 
@@ -636,7 +749,7 @@ async function driverMain (): Promise<void> {
   const argv = process.argv.slice(2)
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
-    if (['profile', 'compiled', 'live'].includes(name)) args.set(name, 'true')
+    if (['profile', 'compiled', 'live', 'cold'].includes(name)) args.set(name, 'true')
     else args.set(name, argv[++i] ?? '')
   }
   const { multiaddr: parse } = await import('@multiformats/multiaddr')
@@ -655,6 +768,7 @@ async function driverMain (): Promise<void> {
     snapshots,
     flags: (args.get('node-flags') ?? '').split(' ').filter(f => f !== ''),
     compiled: args.has('compiled'),
+    cold: args.has('cold'),
     print: (line) => { console.log(JSON.stringify(line)) }
   }
   if (options.compiled) compile()
@@ -665,12 +779,15 @@ async function driverMain (): Promise<void> {
     bench: 'attack-memory',
     node: process.version,
     scale: options.scale,
-    flags: options.flags,
+    flags: victimFlags(options),
     compiled: options.compiled,
+    cold: options.cold,
     results: Object.fromEntries(results.map(r => [r.impl, {
       ok: r.ok,
       rssStartMB: r.start.rss,
       rssGrowthMB: r.rssGrowth,
+      youngResidentStartMB: r.start.youngResident,
+      growthParts: growthParts(r),
       rssEndAfterGcMB: round(r.end.rss - r.start.rss),
       rssAfterSettleMB: r.rssAfterSettle,
       heapUsedEndMB: round(r.end.heapUsed - r.start.heapUsed),
