@@ -67,6 +67,49 @@ describe('node platform crypto', () => {
     }
   })
 
+  describe('large messages opened by libsodium (sodium-native)', function () {
+    before(function () { requireCapability(this, 'sodium') })
+
+    /** A sealed message of `size` bytes at `offset` in a larger buffer, as received bytes are. */
+    const received = (size: number, offset: number): { message: Uint8Array, plaintext: Uint8Array, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array } => {
+      const [plaintext, nonce, ad, k] = [random(size), random(12), random(32), random(32)]
+      const sealed = pureJsCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k).subarray()
+      const chunk = new Uint8Array(offset + sealed.byteLength + 7)
+      chunk.set(sealed, offset)
+      return { message: chunk.subarray(offset, offset + sealed.byteLength), plaintext, nonce, ad, k }
+    }
+
+    it('opens in place, into the bytes the message arrived in, when asked to (no new buffer)', () => {
+      for (const size of [512, 16_384, 65_519]) {
+        const { message, plaintext, nonce, ad, k } = received(size, 3)
+        const opened = noise.chaCha20Poly1305Decrypt(message, nonce, ad, k, message.subarray(0, size))
+        expect(opened.subarray().buffer, `${size} B`).to.equal(message.buffer)
+        expect(opened.subarray().byteOffset).to.equal(message.byteOffset)
+        expect(hex(opened)).to.equal(hex(plaintext))
+      }
+    })
+
+    it('refuses a changed byte and writes no plaintext where it was asked to', () => {
+      const { message, plaintext, nonce, ad, k } = received(16_384, 3)
+      for (const at of [0, 9_000, message.byteLength - 1]) {
+        const forged = message.slice()
+        forged[at] ^= 1
+        expect(() => noise.chaCha20Poly1305Decrypt(forged, nonce, ad, k, forged.subarray(0, plaintext.byteLength)), `byte ${at}`).to.throw()
+        expect(hex(forged.subarray(0, 64))).to.not.equal(hex(plaintext.subarray(0, 64)))
+      }
+    })
+
+    it('opens into a new array when the destination would overlap the message elsewhere, or has the wrong length', () => {
+      const { message, plaintext, nonce, ad, k } = received(4_096, 16)
+      const chunk = new Uint8Array(message.buffer)
+      for (const dst of [chunk.subarray(8, 8 + 4_096), message.subarray(0, 4_000)]) {
+        const opened = noise.chaCha20Poly1305Decrypt(message, nonce, ad, k, dst).subarray()
+        expect(opened.buffer).to.not.equal(message.buffer)
+        expect(hex(opened)).to.equal(hex(plaintext))
+      }
+    })
+  })
+
   it('imports X25519 keys as JWK here (the fallback to the dependency is not in use)', () => {
     expect(jwkX25519Works()).to.equal(true)
   })
