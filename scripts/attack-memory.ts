@@ -493,7 +493,7 @@ interface DriverOptions {
 /**
  * The victims' young generation, held at Node 20's largest (two semi-spaces of 16 MB) unless
  * `--cold`: V8 sizes it by the allocation rate, so a node that allocates little at rest has a
- * small one, which the first flood grows by up to 30 MB in both implementations. That is V8's
+ * small one, which the first flood grows by up to 30 MB (in either implementation). That is V8's
  * reserve, not what the attack makes the node hold, and it would charge the growth to the
  * victim that made less garbage before the start. Flags given with `--node-flags` come after,
  * and win.
