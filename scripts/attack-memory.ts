@@ -119,14 +119,15 @@ function anonymousRss (): number | undefined {
  * adds the rest to the growth: the victim that made less garbage at rest looked worse.
  */
 function warmYoungGeneration (): void {
-  const target = (): boolean => {
-    const young = getHeapSpaceStatistics().find(s => s.space_name === 'new_space')
+  const newSpace = (): { space_size: number, physical_space_size: number } | undefined => getHeapSpaceStatistics().find(s => s.space_name === 'new_space')
+  const resident = (): boolean => {
+    const young = newSpace()
     return young == null || young.physical_space_size >= young.space_size
   }
-  const committed = getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+  const committed = newSpace()?.space_size ?? 0
   let sink: unknown
   // ~48 bytes per object: a step is ~1 MB.
-  for (let allocated = 0; allocated < 4 * committed && !target(); allocated += 20_000 * 48) {
+  for (let allocated = 0; allocated < 4 * committed && !resident(); allocated += 20_000 * 48) {
     for (let i = 0; i < 20_000; i++) sink = { i, next: sink === undefined ? null : i }
   }
 }
